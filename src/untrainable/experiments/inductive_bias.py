@@ -1,0 +1,109 @@
+"""Chapter 01: the same data, three architectures of about the same size, three inductive biases.
+
+On CIFAR-10 without augmentation a fully connected net (FCN), a small CNN and a deep, narrow
+FCN, each with about 0.63M parameters, are trained by the same loop with the same optimiser.
+The question is how each generalises: the FCN fits the training set and stalls on the test set,
+the deep plain FCN trains badly, and the CNN, whose convolutions build in locality and weight
+sharing, generalises best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from untrainable.data import load_cifar10
+from untrainable.models import FCN, SmallCNN, count_parameters
+from untrainable.profiles import check_profile
+from untrainable.results import run_or_load
+from untrainable.runtime import seed_everything
+from untrainable.train import FitSettings, fit
+
+EXPERIMENT = "inductive_bias"
+MODELS = ("fcn", "cnn", "deep_fcn")
+LABELS = {"fcn": "FCN (2 x 192)", "cnn": "small CNN", "deep_fcn": "deep FCN (16 x 128)"}
+DEFAULT_SEEDS = {"quick": (0, 1), "full": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines one run apart from the seed."""
+
+    model: str
+    n_train: int | None  # None: all 50,000 training images
+    n_test: int | None  # None: all 10,000 test images
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    data_seed: int = 0  # which subset; fixed so that seeds vary only initialisation and order
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"n_train": 2000, "n_test": 1000, "epochs": 5},
+    "full": {"n_train": None, "n_test": None, "epochs": 15},
+    "paper": {"n_train": None, "n_test": None, "epochs": 100},
+}
+SMOKE = {"n_train": 256, "n_test": 256, "epochs": 1}
+
+
+def configs(profile: str, smoke: bool = False) -> list[Config]:
+    """The runs of a profile, one per model; ``smoke`` shrinks them to a tiny slice for tests."""
+    preset = dict(PRESETS[check_profile(profile)])
+    if smoke:
+        preset.update(SMOKE)
+    return [Config(model=m, **preset) for m in MODELS]
+
+
+def build_model(name: str) -> nn.Module:
+    """The three architectures, each with about 0.63M parameters."""
+    if name == "fcn":
+        return FCN(width=192, depth=2)
+    if name == "cnn":
+        return SmallCNN(channels=(32, 64, 128), hidden=256)
+    if name == "deep_fcn":
+        return FCN(width=128, depth=16)
+    raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+
+
+def _data(config: Config) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    train = load_cifar10(train=True).subset(config.n_train, seed=config.data_seed)
+    test = load_cifar10(train=False).subset(config.n_test, seed=config.data_seed)
+    return (train.normalized(), train.labels), (test.normalized(), test.labels)
+
+
+def train_one(config: Config, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+    """Train one model from seed ``seed``; return its final metrics and per-epoch history."""
+    generator = seed_everything(seed)
+    model = build_model(config.model)
+    train, test = _data(config)
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                           weight_decay=config.weight_decay, optimizer=config.optimizer)
+    history = fit(model, train, test, settings, generator=generator, device=device,
+                  checkpoint=checkpoint, desc=f"{config.model} seed {seed}")
+    last = history[-1]
+    metrics = {k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    metrics["best_test_acc"] = max(h["test_acc"] for h in history)
+    metrics["generalization_gap"] = last["train_acc"] - last["test_acc"]
+    metrics["parameters"] = count_parameters(model)
+    return {"metrics": metrics, "history": history}
+
+
+def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
+        force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
+    """Every model of the profile for every seed: stored records are reused, missing ones trained."""
+    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
+    return [run_or_load(EXPERIMENT, profile, c.model, c, s, train_one, device=device, force=force)
+            for c in configs(profile, smoke) for s in seeds]
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """Name, label and parameter count of each architecture, for the chapter's table."""
+    return [{"model": m, "label": LABELS[m], "parameters": count_parameters(build_model(m))} for m in MODELS]
+
+

@@ -1,0 +1,159 @@
+"""The results store: one JSON record per (experiment, profile, config, seed).
+
+A run is one call, config in and record out: :func:`run_or_load` returns the stored record when
+an identical config was already run, and trains otherwise. So "read the book's results" and
+"reproduce them from scratch" are the same code path, and plots are drawn from records only.
+
+Record contract (other chapters and checks rely on it)::
+
+    results/<profile>/<experiment>/<name>-seed<seed>-<key>.json
+    {experiment, profile, seed, name, key, config, metrics, history, git_commit, device,
+     versions, wall_time_s, created}
+
+``key`` is a hash of (experiment, config, seed): change any setting and the run is new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+import untrainable
+from untrainable.paths import cache_root, repo_root, results_root
+from untrainable.profiles import check_profile
+from untrainable.runtime import device_description, resolve_device, set_threads
+
+REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history",
+                 "git_commit", "device", "versions", "wall_time_s")
+
+TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A plain, JSON-ready dict of a dataclass config (or a dict passed through)."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def run_key(experiment: str, config: Any, seed: int) -> str:
+    """A short, stable hash of what defines a run: the experiment, its full config and the seed."""
+    payload = json.dumps({"experiment": experiment, "config": config_dict(config), "seed": seed},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def record_path(profile: str, experiment: str, name: str, seed: int, key: str) -> Path:
+    """Where the record of one run lives."""
+    return results_root() / profile / experiment / f"{name}-seed{seed}-{key}.json"
+
+
+def git_commit() -> str:
+    """The commit the code ran at, with ``-dirty`` when tracked files had uncommitted changes."""
+    try:
+        root = repo_root()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour changes numbers."""
+    import numpy
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+            "untrainable": untrainable.__version__}
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """Write JSON through a temporary file and an atomic rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """Read one record and check it carries every key of the contract."""
+    record = json.loads(path.read_text())
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"{path}: not a valid record, missing keys {missing}")
+    return record
+
+
+def run_or_load(
+    experiment: str,
+    profile: str,
+    name: str,
+    config: Any,
+    seed: int,
+    train_fn: TrainFn,
+    *,
+    device: str = "auto",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Return the record for this run, training it first if no identical run is stored.
+
+    ``train_fn(config, seed, device, checkpoint_path)`` must return ``{"metrics": ...,
+    "history": ...}`` (plus any extra keys to store). The checkpoint lives under the cache and is
+    removed once the record is written; ``force=True`` retrains from scratch.
+    """
+    check_profile(profile)
+    key = run_key(experiment, config, seed)
+    path = record_path(profile, experiment, name, seed, key)
+    if path.is_file() and not force:
+        return load_record(path)
+    checkpoint = cache_root() / "checkpoints" / profile / experiment / f"{path.stem}.pt"
+    if force and checkpoint.exists():
+        checkpoint.unlink()
+    set_threads()
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    out = train_fn(config, seed, dev, checkpoint)
+    record = {
+        "experiment": experiment, "profile": profile, "seed": seed, "name": name, "key": key,
+        "config": config_dict(config), **out,
+        "git_commit": git_commit(), "device": device_description(dev), "versions": versions(),
+        "wall_time_s": time.perf_counter() - t0,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(record, path)
+    checkpoint.unlink(missing_ok=True)
+    return record
+
+
+def history_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Long-form per-epoch history of many records, with ``name``, ``seed`` and ``profile`` columns."""
+    rows = [{"name": r["name"], "seed": r["seed"], "profile": r["profile"], **h}
+            for r in records for h in r["history"]]
+    return pd.DataFrame(rows)
+
+
+def metrics_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: name, seed, profile and the final metrics."""
+    return pd.DataFrame([{"name": r["name"], "seed": r["seed"], "profile": r["profile"], **r["metrics"]}
+                         for r in records])
+
+
+def summarize(records: list[dict[str, Any]], metric: str) -> pd.DataFrame:
+    """Mean, standard deviation and seed count of a final metric, per condition name."""
+    df = metrics_frame(records)
+    out = df.groupby("name", sort=False)[metric].agg(["mean", "std", "count"]).rename(columns={"count": "seeds"})
+    return out.reset_index()
