@@ -1,0 +1,477 @@
+"""Representational similarity: how alike are two sets of activations of the same inputs?
+
+Every measure takes ``x`` of shape ``(n, ...)`` and ``y`` of shape ``(n, ...)``: the responses
+of two layers (or two networks) to the same ``n`` inputs. Each example is flattened, so a conv map
+``(n, c, h, w)`` becomes ``(n, c*h*w)``. All functions are differentiable torch code that runs on
+CPU and CUDA and returns a 0-d tensor.
+
+The measures and what they ignore (``Q`` orthogonal, ``a`` a scalar, ``A`` invertible, ``b`` a
+constant row added to every example):
+
+======================  ==========  =========  ============  ========================
+measure                 X Q         a X        X + b         X A (any linear map)
+======================  ==========  =========  ============  ========================
+linear CKA              invariant   invariant  invariant     not invariant
+RBF CKA                 invariant   invariant  invariant     not invariant
+Procrustes distance     invariant   invariant  invariant     not invariant
+CCA (mean R^2)          invariant   invariant  invariant     invariant
+RSA (correlation RDM)   not         invariant  invariant     not invariant
+======================  ==========  =========  ============  ========================
+
+Being invariant to every invertible linear map is why CCA cannot tell layers apart when the
+number of features approaches the number of examples (Kornblith et al., 2019).
+
+Numerics (the reason this module exists): the authors' code forms the Gram matrix ``K = X Xᵀ`` in
+float32 and centres it afterwards as ``H K H``. Post-ReLU activations share a large common offset,
+so ``K`` holds huge, nearly equal entries and the centring subtracts them from each other:
+catastrophic cancellation. Here the *features* are centred first (the mean taken in float64),
+products run in the input's precision (half precision is upcast to float32), and reductions that
+sum many terms are done in float64. Each measure is computed in feature space (``d x d``
+matrices) or Gram space (``n x n`` matrices), whichever costs fewer operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "linear_cka", "rbf_cka", "procrustes_distance", "cca_similarity", "rsa_similarity",
+    "hsic", "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """``(n, ...)`` to ``(n, d)``; float16/bfloat16 upcast to float32, integers to float32."""
+    if x.dim() == 0:
+        raise ValueError("activations must have shape (n, ...), got a scalar")
+    x = x.reshape(x.shape[0], -1) if x.dim() != 2 else x
+    if x.dtype in (torch.float16, torch.bfloat16) or not x.is_floating_point():
+        x = x.float()
+    return x
+
+
+def center(x: torch.Tensor) -> torch.Tensor:
+    """Subtract each feature's mean over the examples; the mean is accumulated in float64.
+
+    Centring the features first is what keeps float32 exact enough: ``(HX)(HX)ᵀ = H K H``.
+    """
+    mean = x.mean(dim=0, keepdim=True, dtype=torch.float64)
+    return x - mean.to(x.dtype)
+
+
+def _pair(x: torch.Tensor, y: torch.Tensor, min_n: int = 2, what: str = "this measure") -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = flatten(x), flatten(y)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must hold the same examples: x has n={x.shape[0]}, y has n={y.shape[0]} "
+            "(the first dimension is the example index)"
+        )
+    if x.shape[0] < min_n:
+        raise ValueError(f"{what} needs at least n={min_n} examples, got n={x.shape[0]}")
+    if x.device != y.device:
+        raise ValueError(f"x is on {x.device} but y is on {y.device}")
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    return x.to(dtype), y.to(dtype)
+
+
+def use_feature_space(n: int, dx: int, dy: int) -> bool:
+    """True when ``d x d`` products are cheaper than ``n x n`` ones for a CKA-like measure.
+
+    Feature space costs about ``n (dx dy + dx² + dy²)`` multiply-adds (``Xᵀ Y``, ``Xᵀ X``,
+    ``Yᵀ Y``), Gram space ``n² (dx + dy) + n²`` (``X Xᵀ``, ``Y Yᵀ`` and their inner product).
+    """
+    return n * (dx * dy + dx * dx + dy * dy) < n * n * (dx + dy + 1)
+
+
+def _sq_frobenius(m: torch.Tensor) -> torch.Tensor:
+    """``‖M‖_F²`` summed in float64."""
+    m = m.double()
+    return (m * m).sum()
+
+
+def _check_debiased(n: int) -> None:
+    if n < 4:
+        raise ValueError(
+            f"the debiased (unbiased HSIC) estimator divides by n(n-3) and needs n >= 4 examples, got n={n}"
+        )
+
+
+# ----------------------------------------------------------------------------- HSIC
+
+
+def _hsic_biased_gram(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """``tr(K H L H)``; with already centred ``K`` and ``L`` this is ``<K, L>_F`` (no 1/(n-1)²)."""
+    return (k.double() * l.double()).sum()
+
+
+def _hsic_unbiased_gram(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Song et al. (2012), eq. 5, without the ``1/(n(n-3))`` factor, which cancels in CKA.
+
+    ``tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1)/((n-1)(n-2)) - 2/(n-2) · 1ᵀK̃L̃1`` with ``K̃``, ``L̃`` the Gram
+    matrices with their diagonals set to zero. Accumulated in float64.
+    """
+    n = k.shape[0]
+    k, l = k.double(), l.double()
+    k = k - torch.diag_embed(torch.diagonal(k))
+    l = l - torch.diag_embed(torch.diagonal(l))
+    ks, ls = k.sum(1), l.sum(1)
+    return (k * l).sum() + ks.sum() * ls.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ks @ ls)
+
+
+def _hsic_unbiased_features(x: torch.Tensor, y: torch.Tensor, xty: torch.Tensor | None = None) -> torch.Tensor:
+    """The same unbiased HSIC for linear kernels, in ``O(n d²)`` without forming ``n x n`` matrices.
+
+    With ``K = X Xᵀ``: ``<K, L> = ‖Xᵀ Y‖_F²``, ``diag K = ‖x_i‖²``, ``K̃1 = X (Xᵀ1) - diag K``.
+    """
+    n = x.shape[0]
+    if xty is None:
+        xty = x.T @ y
+    kd = (x.double() ** 2).sum(1)
+    ld = (y.double() ** 2).sum(1)
+    ks = (x @ x.sum(0)).double() - kd  # row sums of K̃ (the column sums are in float32 already)
+    ls = (y @ y.sum(0)).double() - ld
+    tr = _sq_frobenius(xty) - (kd * ld).sum()
+    return tr + ks.sum() * ls.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ks @ ls)
+
+
+def hsic(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torch.Tensor:
+    """Linear-kernel HSIC of ``x`` and ``y``, normalised as in Gretton et al. (2005).
+
+    biased:   ``tr(K H L H) / (n-1)²`` with ``K = X Xᵀ``, ``L = Y Yᵀ``, ``H = I - 11ᵀ/n``;
+    debiased: the unbiased estimator of Song et al. (2012), ``(...) / (n(n-3))``.
+    """
+    x, y = _pair(x, y, 4 if debiased else 2, "debiased HSIC" if debiased else "HSIC")
+    n = x.shape[0]
+    if debiased:
+        _check_debiased(n)
+        return _hsic_unbiased_features(x, y) / (n * (n - 3))
+    x, y = center(x), center(y)
+    return _sq_frobenius(x.T @ y) / (n - 1) ** 2
+
+
+# ----------------------------------------------------------------------------- CKA
+
+
+def _linear_cka_features(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> torch.Tensor:
+    """Linear CKA from ``d x d`` products; ``x``, ``y`` already flattened and centred."""
+    xty, xtx, yty = x.T @ y, x.T @ x, y.T @ y
+    if debiased:
+        num = _hsic_unbiased_features(x, y, xty)
+        den = (_hsic_unbiased_features(x, x, xtx) * _hsic_unbiased_features(y, y, yty)).sqrt()
+    else:
+        num = _sq_frobenius(xty)
+        den = (_sq_frobenius(xtx) * _sq_frobenius(yty)).sqrt()
+    return num / den
+
+
+def _linear_cka_gram(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> torch.Tensor:
+    """Linear CKA from ``n x n`` Gram matrices of the centred features."""
+    k, l = x @ x.T, y @ y.T
+    f = _hsic_unbiased_gram if debiased else _hsic_biased_gram
+    return f(k, l) / (f(k, k) * f(l, l)).sqrt()
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torch.Tensor:
+    """Linear centred kernel alignment (Kornblith et al., 2019), in [0, 1].
+
+    ``CKA(X, Y) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` with ``K = X Xᵀ``, ``L = Y Yᵀ``.
+    For centred ``X`` and ``Y`` the biased form is ``‖Yᵀ X‖_F² / (‖Xᵀ X‖_F ‖Yᵀ Y‖_F)``.
+    ``debiased=True`` uses the unbiased HSIC estimator (Song et al., 2012; needs ``n >= 4``), whose
+    expectation does not depend on ``n``; it can be slightly negative for unrelated representations.
+
+    Invariant to orthogonal transforms and isotropic scaling of either argument (and to adding a
+    constant to every example); *not* invariant to general invertible linear maps.
+    Computed in feature or Gram space, whichever is cheaper (:func:`use_feature_space`).
+    """
+    x, y = _pair(x, y, 4 if debiased else 2, "debiased CKA" if debiased else "CKA")
+    if debiased:
+        _check_debiased(x.shape[0])
+    x, y = center(x), center(y)
+    if use_feature_space(x.shape[0], x.shape[1], y.shape[1]):
+        return _linear_cka_features(x, y, debiased)
+    return _linear_cka_gram(x, y, debiased)
+
+
+def _rbf_gram(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``exp(-‖x_i - x_j‖² / (2σ²))`` with ``σ = threshold · median_{i<j} ‖x_i - x_j‖`` (float64)."""
+    g = (x @ x.T).double()  # x centred: the norms are small, so is the cancellation below
+    sq = g.diagonal()
+    d2 = (sq[:, None] + sq[None, :] - 2 * g).clamp_min(0)
+    n = d2.shape[0]
+    iu = torch.triu_indices(n, n, 1, device=d2.device)
+    median = _median(d2[iu[0], iu[1]])
+    if median <= 0:
+        raise ValueError("RBF CKA: the median pairwise distance is 0 (most examples are identical)")
+    sigma2 = threshold**2 * median
+    return torch.exp(-d2 / (2 * sigma2))
+
+
+def _median(v: torch.Tensor) -> torch.Tensor:
+    """The median, averaging the two middle values of an even count (as NumPy does)."""
+    m = v.numel()
+    lo = torch.kthvalue(v, (m + 1) // 2).values
+    return lo if m % 2 else (lo + torch.kthvalue(v, m // 2 + 1).values) / 2
+
+
+def rbf_cka(x: torch.Tensor, y: torch.Tensor, threshold: float = 0.5, debiased: bool = False) -> torch.Tensor:
+    """CKA with Gaussian (RBF) kernels (Kornblith et al., 2019), in [0, 1].
+
+    ``K_ij = exp(-‖x_i - x_j‖² / (2σ²))`` with bandwidth ``σ = threshold × median pairwise
+    distance`` (the median over pairs ``i < j``, the middle two averaged), likewise ``L``; then
+    ``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))``, biased or (``debiased=True``) unbiased.
+    Small thresholds weight local neighbourhoods; large ones approach linear CKA.
+
+    Invariant to orthogonal transforms, isotropic scaling (the bandwidth scales with the data) and
+    translation; not invariant to general linear maps. Always computed in Gram space.
+    """
+    if threshold <= 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    x, y = _pair(x, y, 4 if debiased else 2, "debiased CKA" if debiased else "CKA")
+    if debiased:
+        _check_debiased(x.shape[0])
+    k, l = _rbf_gram(center(x), threshold), _rbf_gram(center(y), threshold)
+    if debiased:
+        f = _hsic_unbiased_gram
+    else:
+        k, l = center(k), center(l)  # H K H: centre columns, then rows (K is symmetric)
+        k, l = center(k.T), center(l.T)
+        f = _hsic_biased_gram
+    return f(k, l) / (f(k, k) * f(l, l)).sqrt()
+
+
+# ----------------------------------------------------------------------------- other measures
+
+
+def gram_basis(x: torch.Tensor) -> torch.Tensor:
+    """An ``(n-1) x d`` matrix ``Eᵀ X`` with ``E`` an orthonormal basis of the vectors orthogonal to 1.
+
+    ``(EᵀX)ᵀ(EᵀY) = Xᵀ H Y``: every centred product is preserved, but the rows are no longer forced
+    to sum to zero, so full-rank decompositions (QR, SVD) stay well defined and differentiable.
+    Built with one Householder reflection in ``O(n d)``.
+    """
+    n = x.shape[0]
+    u = torch.full((n,), 1 / math.sqrt(n), dtype=x.dtype, device=x.device)
+    u[-1] -= 1  # the reflection I - 2vvᵀ/‖v‖² with v = 1/√n - e_n maps 1/√n to e_n
+    u = u / u.norm()
+    rx = x - 2 * u[:, None] * (u @ x)[None, :]
+    return rx[:-1]
+
+
+def procrustes_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Orthogonal Procrustes distance (Ding et al., 2021; Williams et al., 2021), in [0, 2].
+
+    With ``X``, ``Y`` centred and scaled to unit Frobenius norm (zero-padded to equal width),
+    ``min_Q ‖X - Y Q‖_F² = 2 - 2 ‖Xᵀ Y‖_*`` over orthogonal ``Q`` (``‖·‖_*``: the nuclear norm,
+    the sum of singular values). 0 means identical up to rotation; it is a *distance*.
+
+    Invariant to orthogonal transforms, isotropic scaling and translation; not invariant to
+    general linear maps. The nuclear norm is taken of ``Xᵀ Y`` (feature space) or, when ``d ≥ n``,
+    of ``R_X R_Yᵀ`` from QR factorisations ``Xᵀ = Q_X R_X`` of the centred data (Gram space,
+    ``n x n``): ``Xᵀ Y = Q_X R_X R_Yᵀ Q_Yᵀ`` has the singular values of ``R_X R_Yᵀ``.
+    """
+    x, y = _pair(x, y, 2, "Procrustes distance")
+    n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
+    if dx * dy <= n * n:
+        x, y = center(x), center(y)
+        nx, ny = _sq_frobenius(x).sqrt(), _sq_frobenius(y).sqrt()
+        nuc = torch.linalg.svdvals((x.T @ y).double()).sum()
+    else:
+        rx = _r_factor(gram_basis(x))
+        ry = _r_factor(gram_basis(y))
+        nx, ny = _sq_frobenius(rx).sqrt(), _sq_frobenius(ry).sqrt()
+        nuc = torch.linalg.svdvals((rx.T @ ry).double()).sum()
+    return (2 - 2 * nuc / (nx * ny)).clamp_min(0)
+
+
+def _r_factor(x: torch.Tensor) -> torch.Tensor:
+    """An ``m x min(m, d)`` matrix ``A`` with ``X = A Wᵀ``, ``W`` with orthonormal columns.
+
+    ``A = Rᵀ`` from the QR factorisation ``Xᵀ = Q R`` (``X`` itself when ``d <= m``), so that the
+    singular values of ``Xᵀ Y`` are those of ``A_Xᵀ A_Y``.
+    """
+    if x.shape[1] <= x.shape[0]:
+        return x
+    mode = "reduced" if x.requires_grad else "r"  # mode "r" skips Q but has no backward
+    return torch.linalg.qr(x.T, mode=mode).R.T
+
+
+def _left_basis(x: torch.Tensor, keep: float | int | None, rtol: float) -> torch.Tensor:
+    """Orthonormal basis of the centred column space of ``x`` (optionally its top SVD directions)."""
+    xr = gram_basis(x).double()
+    u, s, _ = torch.linalg.svd(xr, full_matrices=False)
+    rank = int((s > rtol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+    if rank == 0:
+        raise ValueError("CCA: a representation is constant over the examples")
+    k = rank
+    if isinstance(keep, int) and not isinstance(keep, bool):
+        k = min(keep, rank)
+    elif keep is not None:
+        if not 0 < keep <= 1:
+            raise ValueError(f"keep must be an int (directions) or a fraction of variance in (0, 1], got {keep}")
+        var = (s[:rank] ** 2).cumsum(0) / (s[:rank] ** 2).sum()
+        k = int((var < keep - 1e-12).sum()) + 1
+    return u[:, :k]
+
+
+def cca_similarity(x: torch.Tensor, y: torch.Tensor, keep: float | int | None = None, rtol: float = 1e-6) -> torch.Tensor:
+    """Mean squared canonical correlation ``R²_CCA`` (Kornblith et al., 2019), in [0, 1]; SVCCA with ``keep``.
+
+    ``R²_CCA = ‖Q_Yᵀ Q_X‖_F² / min(p_X, p_Y)`` with ``Q_X`` an orthonormal basis of the centred
+    ``X``'s column space (``p_X`` its rank): the mean of the squared canonical correlations.
+    ``keep`` first reduces each representation to its top singular directions, as SVCCA does
+    (Raghu et al., 2017): an int keeps that many, a float that fraction of the variance (0.99).
+
+    Invariant to every invertible linear map (and translation). Hence its weakness: when a
+    representation has ``d ≥ n - 1`` independent features its basis spans every centred vector
+    and every correlation is 1, whatever the other representation is. Computed from the thin
+    SVD, which costs ``O(n d min(n, d))``, the cheaper space automatically.
+    """
+    x, y = _pair(x, y, 3, "CCA")
+    qx, qy = _left_basis(x, keep, rtol), _left_basis(y, keep, rtol)
+    return _sq_frobenius(qy.T @ qx) / min(qx.shape[1], qy.shape[1])
+
+
+def _standardize_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each example centred and scaled over its own features: ``z_i · z_j / d`` is their correlation."""
+    x = x - x.mean(dim=1, keepdim=True, dtype=torch.float64).to(x.dtype)
+    norm = (x.double() ** 2).sum(1, keepdim=True).sqrt()
+    if (norm == 0).any():
+        raise ValueError("RSA: an example has the same value in every feature (its correlation is undefined)")
+    return x / norm.to(x.dtype)
+
+
+def rsa_similarity(x: torch.Tensor, y: torch.Tensor, method: str = "pearson") -> torch.Tensor:
+    """Representational similarity analysis (Kriegeskorte et al., 2008), in [-1, 1].
+
+    Each representation gives a representational dissimilarity matrix,
+    ``RDM_ij = 1 - corr(x_i, x_j)`` (correlation across the features of examples ``i`` and
+    ``j``); the similarity is the correlation of the two RDMs' upper triangles (``i < j``):
+    Pearson (``method="pearson"``, differentiable) or Spearman (``"spearman"``, rank-based, not
+    differentiable).
+
+    Invariant to isotropic scaling and to adding a constant to all features; *not* invariant to
+    orthogonal transforms of the features (correlation across features is tied to the basis).
+    Pearson RSA is computed in feature space when ``d < n`` (sums of ``RDM`` entries and of their
+    products follow from ``Zᵀ Z``-type products), otherwise from the ``n x n`` RDMs.
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    x, y = _pair(x, y, 3, "RSA")
+    n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
+    zx, zy = _standardize_rows(x), _standardize_rows(y)
+    m = n * (n - 1) / 2  # number of pairs i < j
+    if method == "pearson" and use_feature_space(n, dx, dy):
+        # C = Z Zᵀ has unit diagonal; sums over i<j from feature-space products.
+        sx = (_sq_frobenius(zx.sum(0)) - n) / 2
+        sy = (_sq_frobenius(zy.sum(0)) - n) / 2
+        sxx = (_sq_frobenius(zx.T @ zx) - n) / 2
+        syy = (_sq_frobenius(zy.T @ zy) - n) / 2
+        sxy = (_sq_frobenius(zx.T @ zy) - n) / 2
+        cov = sxy - sx * sy / m
+        return cov / ((sxx - sx**2 / m) * (syy - sy**2 / m)).sqrt()
+    iu = torch.triu_indices(n, n, 1, device=x.device)
+    a = 1 - (zx @ zx.T).double()[iu[0], iu[1]]
+    b = 1 - (zy @ zy.T).double()[iu[0], iu[1]]
+    if method == "spearman":
+        a, b = _ranks(a), _ranks(b)
+    a, b = a - a.mean(), b - b.mean()
+    return (a * b).sum() / ((a * a).sum() * (b * b).sum()).sqrt()
+
+
+def _ranks(v: torch.Tensor) -> torch.Tensor:
+    """Ranks with ties averaged (for Spearman correlation)."""
+    v = v.detach()
+    uniq, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    mid = ends - (counts.double() - 1) / 2
+    return mid[inv]
+
+
+# ----------------------------------------------------------------------------- minibatch CKA
+
+
+class MinibatchCKA:
+    """Linear CKA of every layer pair of two networks, accumulated over minibatches.
+
+    Nguyen, Raghu and Kornblith (2021): for minibatches ``i = 1..k`` of ``m`` examples,
+    ``CKA = mean_i HSIC₁(K_i, L_i) / sqrt(mean_i HSIC₁(K_i, K_i) · mean_i HSIC₁(L_i, L_i))``
+    with ``HSIC₁`` the unbiased estimator, so the estimate converges to the full-data
+    debiased CKA as batches are added, without ever holding more than one batch.
+
+    Usage::
+
+        acc = MinibatchCKA()
+        for xb in loader:
+            acc.update(acts_of_net_a(xb), acts_of_net_b(xb))  # two lists of (m, ...) tensors
+        heatmap = acc.compute()  # (layers of a, layers of b)
+
+    ``update`` forms each layer's ``m x m`` Gram matrix once (centred features, float64
+    accumulation) and all pairwise HSIC terms at once. Pass ``ys=None`` to compare a network
+    with itself. Batches must have ``m >= 4`` examples.
+    """
+
+    def __init__(self) -> None:
+        self.xy: torch.Tensor | None = None
+        self.xx: torch.Tensor | None = None
+        self.yy: torch.Tensor | None = None
+        self.batches = 0
+        self.examples = 0
+
+    @staticmethod
+    def _grams(acts: Sequence[torch.Tensor]) -> torch.Tensor:
+        mats = []
+        for a in acts:
+            a = center(flatten(a))
+            mats.append((a @ a.T).double())
+        return torch.stack(mats)
+
+    @staticmethod
+    def _hsic_all(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+        """Unbiased HSIC (without 1/(n(n-3)), which is the same in every term) of every pair (a, b)."""
+        n = k.shape[-1]
+        k = k - torch.diag_embed(torch.diagonal(k, dim1=-2, dim2=-1))
+        l = l - torch.diag_embed(torch.diagonal(l, dim1=-2, dim2=-1))
+        ks, ls = k.sum(-1), l.sum(-1)  # (A, n), (B, n)
+        tr = k.flatten(1) @ l.flatten(1).T
+        return tr + ks.sum(1)[:, None] * ls.sum(1)[None, :] / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ks @ ls.T)
+
+    def update(self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor] | None = None) -> None:
+        """Add one minibatch: ``xs`` the layers of network A, ``ys`` those of network B."""
+        xs = list(xs)
+        same = ys is None
+        ys = xs if same else list(ys)
+        if not xs or not ys:
+            raise ValueError("MinibatchCKA.update needs at least one layer per network")
+        m = xs[0].shape[0]
+        if any(a.shape[0] != m for a in xs + ys):
+            raise ValueError(f"every layer must hold the same examples: first dimensions {[a.shape[0] for a in xs + ys]}")
+        _check_debiased(m)
+        with torch.no_grad():
+            kx = self._grams(xs)
+            ky = kx if same else self._grams(ys)
+            xy = self._hsic_all(kx, ky)
+            xx = torch.diagonal(xy) if same else torch.diagonal(self._hsic_all(kx, kx))
+            yy = xx if same else torch.diagonal(self._hsic_all(ky, ky))
+            xy, xx, yy = xy / (m * (m - 3)), xx / (m * (m - 3)), yy / (m * (m - 3))
+        if self.xy is None:
+            self.xy, self.xx, self.yy = xy, xx.clone(), yy.clone()
+        else:
+            if self.xy.shape != xy.shape:
+                raise ValueError(f"layer counts changed between batches: {tuple(self.xy.shape)} then {tuple(xy.shape)}")
+            self.xy += xy
+            self.xx += xx
+            self.yy += yy
+        self.batches += 1
+        self.examples += m
+
+    def compute(self) -> torch.Tensor:
+        """The ``(layers of A, layers of B)`` matrix of minibatch CKA values (float64)."""
+        if self.xy is None:
+            raise ValueError("MinibatchCKA.compute called before any update")
+        return self.xy / (self.xx[:, None] * self.yy[None, :]).sqrt()
