@@ -157,3 +157,17 @@ def summarize(records: list[dict[str, Any]], metric: str) -> pd.DataFrame:
     df = metrics_frame(records)
     out = df.groupby("name", sort=False)[metric].agg(["mean", "std", "count"]).rename(columns={"count": "seeds"})
     return out.reset_index()
+
+
+def summary_table(records: list[dict[str, Any]], metrics: dict[str, str], labels: dict[str, str] | None = None,
+                  scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
+    """A display table: one row per condition, one 'mean ± std' column per metric (scaled, e.g. to %)."""
+    df = metrics_frame(records)
+    rows = []
+    for name, g in df.groupby("name", sort=False):
+        row = {"condition": (labels or {}).get(name, name), "seeds": g["seed"].nunique()}
+        for key, title in metrics.items():
+            v = g[key] * scale
+            row[title] = f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("condition")

@@ -1,0 +1,58 @@
+"""Every chapter notebook runs top to bottom under papermill (quick profile) and the book builds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from untrainable import reproduce
+from untrainable.paths import repo_root
+
+NOTEBOOKS = reproduce.notebooks()
+
+
+def test_there_are_chapter_notebooks_in_reading_order():
+    names = [nb.name for nb in NOTEBOOKS]
+    assert names[:2] == ["00_overview.ipynb", "01_inductive_bias.ipynb"]
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean_with_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    for name in ("profile", "seeds", "device"):
+        assert f"{name} =" in params[0].source
+    assert "untrainable" in nb.cells[1].source and "find_spec" in nb.cells[1].source, "Colab-safe setup cell"
+
+
+def test_unknown_notebook_prefix_is_a_clear_error():
+    with pytest.raises(reproduce.ReproduceError, match="matches no notebook"):
+        reproduce.notebooks(["99"])
+
+
+def test_cli_rejects_an_unknown_profile():
+    proc = subprocess.run([sys.executable, "-m", "untrainable", "reproduce", "--profile", "fast"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "invalid choice: 'fast'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
+    runs = reproduce.reproduce("quick")
+    assert [r.notebook for r in runs] == [nb.name for nb in NOTEBOOKS]
+    html = repo_root() / "_build" / "html"
+    for nb in NOTEBOOKS:
+        executed = nbformat.read(repo_root() / "_build" / "executed" / "quick" / nb.name, as_version=4)
+        errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors
+        page = (html / "notebooks" / f"{nb.stem}.html").read_text()
+        assert "profile quick" in page or nb.stem == "00_overview", f"{nb.stem}: figures must state the profile"
+    chapter = (html / "notebooks" / "01_inductive_bias.html").read_text()
+    assert chapter.count("<img") >= 1 and "Subramaniam" in chapter
