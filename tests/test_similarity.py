@@ -413,3 +413,13 @@ def test_other_errors():
         S.rbf_cka(torch.randn(8, 2), torch.randn(8, 2), threshold=0)
     with pytest.raises(ValueError, match="method"):
         S.rsa_similarity(torch.randn(8, 2), torch.randn(8, 2), method="kendall")
+
+
+def test_compress_preserves_every_rotation_invariant_measure():
+    x, y = pair(20, 50, 70, seed=22)
+    cx, cy = S.compress(x), S.compress(y)
+    assert cx.shape == (20, 20)
+    for f in (S.linear_cka, S.rbf_cka, S.procrustes_distance):
+        assert f(cx, cy).item() == pytest.approx(f(x, y).item(), abs=1e-9), f.__name__
+    assert S.cca_similarity(cx, y, keep=4).item() == pytest.approx(S.cca_similarity(x, y, keep=4).item(), abs=1e-9)
+    assert S.compare_rdms(S.rdm(x), S.rdm(y)).item() == pytest.approx(ref_rsa(x, y), abs=1e-10)

@@ -24,7 +24,7 @@ number of features approaches the number of examples (Kornblith et al., 2019).
 Numerics (the reason this module exists): the authors' code forms the Gram matrix ``K = X Xᵀ`` in
 float32 and centres it afterwards as ``H K H``. Post-ReLU activations share a large common offset,
 so ``K`` holds huge, nearly equal entries and the centring subtracts them from each other:
-catastrophic cancellation. Here the *features* are centred first (the mean taken in float64),
+catastrophic cancellation. Here the *features* are centred first,
 products run in the input's precision (half precision is upcast to float32), and reductions that
 sum many terms are done in float64. Each measure is computed in feature space (``d x d``
 matrices) or Gram space (``n x n`` matrices), whichever costs fewer operations.
@@ -39,7 +39,8 @@ import torch
 
 __all__ = [
     "linear_cka", "rbf_cka", "procrustes_distance", "cca_similarity", "rsa_similarity",
-    "hsic", "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis",
+    "hsic", "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis", "compress",
+    "rdm", "compare_rdms",
 ]
 
 
@@ -57,12 +58,14 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
 
 
 def center(x: torch.Tensor) -> torch.Tensor:
-    """Subtract each feature's mean over the examples; the mean is accumulated in float64.
+    """Subtract each feature's mean over the examples.
 
-    Centring the features first is what keeps float32 exact enough: ``(HX)(HX)ᵀ = H K H``.
+    Centring the features first is what keeps float32 exact enough: ``(HX)(HX)ᵀ = H K H``. The
+    mean is taken in the input's precision (torch sums float32 pairwise, so its error is about
+    float32's resolution of the mean itself); what remains is a common offset of that size, far
+    too small to matter, where the uncentred Gram matrix carries the whole offset squared.
     """
-    mean = x.mean(dim=0, keepdim=True, dtype=torch.float64)
-    return x - mean.to(x.dtype)
+    return x - x.mean(dim=0, keepdim=True)
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor, min_n: int = 2, what: str = "this measure") -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,6 +266,23 @@ def gram_basis(x: torch.Tensor) -> torch.Tensor:
     return rx[:-1]
 
 
+def compress(x: torch.Tensor) -> torch.Tensor:
+    """An ``n x min(n, d)`` float64 matrix with the same centred Gram matrix as ``x``.
+
+    ``H X = U S Vᵀ`` gives ``H X V = U S``: the examples keep their rows, only the feature basis
+    rotates. Every measure invariant to orthogonal transforms and translation (linear and RBF CKA,
+    Procrustes, CCA) gives the same value on ``compress(x)`` as on ``x``, at a fraction of the
+    cost when many comparisons share one wide layer. RSA is *not* invariant; give it ``x``.
+    Computed from the eigendecomposition of the ``n x n`` Gram matrix when ``d > n``.
+    """
+    x = center(flatten(x))
+    n, d = x.shape
+    if d <= n:
+        return x.double()
+    evals, evecs = torch.linalg.eigh((x @ x.T).double())
+    return evecs * evals.clamp_min(0).sqrt()
+
+
 def procrustes_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Orthogonal Procrustes distance (Ding et al., 2021; Williams et al., 2021), in [0, 2].
 
@@ -375,9 +395,22 @@ def rsa_similarity(x: torch.Tensor, y: torch.Tensor, method: str = "pearson") ->
         sxy = (_sq_frobenius(zx.T @ zy) - n) / 2
         cov = sxy - sx * sy / m
         return cov / ((sxx - sx**2 / m) * (syy - sy**2 / m)).sqrt()
-    iu = torch.triu_indices(n, n, 1, device=x.device)
-    a = 1 - (zx @ zx.T).double()[iu[0], iu[1]]
-    b = 1 - (zy @ zy.T).double()[iu[0], iu[1]]
+    return compare_rdms(1 - (zx @ zx.T).double(), 1 - (zy @ zy.T).double(), method)
+
+
+def rdm(x: torch.Tensor) -> torch.Tensor:
+    """The representational dissimilarity matrix ``1 - corr(x_i, x_j)`` (``n x n``, float64)."""
+    z = _standardize_rows(flatten(x))
+    return 1 - (z @ z.T).double()
+
+
+def compare_rdms(a: torch.Tensor, b: torch.Tensor, method: str = "pearson") -> torch.Tensor:
+    """Pearson or Spearman correlation of the upper triangles (``i < j``) of two RDMs."""
+    if a.shape != b.shape or a.dim() != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"RDMs must be square and of the same size, got {tuple(a.shape)} and {tuple(b.shape)}")
+    n = a.shape[0]
+    iu = torch.triu_indices(n, n, 1, device=a.device)
+    a, b = a[iu[0], iu[1]].double(), b[iu[0], iu[1]].double()
     if method == "spearman":
         a, b = _ranks(a), _ranks(b)
     a, b = a - a.mean(), b - b.mean()
