@@ -1,0 +1,506 @@
+"""Guidance: train a target network while aligning its layers with a frozen guide's (Subramaniam et al., 2024).
+
+The loss, for one mini-batch of ``n`` examples::
+
+    L = task_loss(target) + alpha * sum over mapped pairs (g -> t) of (1 - similarity(A_t, A_g))
+
+``A_t`` is the output of target layer ``t`` and ``A_g`` of guide layer ``g`` on the same inputs,
+each flattened per example (a conv map ``(n, C, H, W)`` becomes ``(n, C*H*W)``). The similarity is
+linear CKA (Kornblith et al., 2019) by default; any measure of :mod:`untrainable.similarity`
+can be used (:data:`DISTANCES`). The pair terms are summed, not averaged, as in the authors' code.
+
+What this module guarantees, and tests:
+
+* **one target forward pass.** The target's activations are recorded by forward hooks during the
+  forward pass that computes the task loss; nothing is run twice.
+* **a frozen guide.** :func:`freeze` turns gradients off and puts the guide in eval mode
+  (BatchNorm uses its running statistics, dropout is off); the guide never enters the optimiser
+  and runs under ``torch.no_grad``. Its weights and buffers stay bit-identical through training.
+* **which layers count** (:func:`guidance_layers`): outputs of convolutions, linear layers,
+  adaptive average pooling, RNN/LSTM/GRU (the output sequence), LayerNorm, multi-head attention
+  and Transformer layers, in the order the forward pass runs them; the last one (the logits) is
+  dropped, so guidance never matches outputs and is not distillation.
+* **the mapping** (:func:`even_mapping`): guide layers spread evenly over the target's depth, first
+  to first and last to last; or an explicit list of pairs, checked (:func:`resolve_mapping`).
+* **a schedule**: ``guide_steps=N`` guides the first ``N`` optimiser steps only, then trains on the
+  task loss alone (the paper's "guidance as initialisation").
+
+A frozen guide on un-augmented inputs computes the same representation of an example at every
+epoch, so that work can be done once: :class:`GuideBank` precomputes, over the training set, the
+guide's per-example features (any similarity) or, for linear CKA, the Gram matrix of each guide
+layer, and the loss looks up each batch's rows by index (:class:`IndexedInputs`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from untrainable import similarity as S
+from untrainable.recording import LayerRecorder, record_layers, resolve_layers
+from untrainable.runtime import eval_mode
+
+__all__ = [
+    "RECORDED_KINDS", "guidance_layers", "even_mapping", "resolve_mapping", "MappingError", "freeze",
+    "DISTANCES", "GuideBank", "IndexedInputs", "IndexedBatch", "GuidanceLoss", "SimilarityProbe",
+    "gram_linear_cka",
+]
+
+#: Module kinds whose outputs guidance aligns (the authors' list). BatchNorm, activations,
+#: dropout and embeddings are not recorded.
+RECORDED_KINDS: tuple[type[nn.Module], ...] = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.RNNBase,
+    nn.LayerNorm, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+)
+
+
+class MappingError(ValueError):
+    """A layer mapping that does not fit the two networks; the message says why."""
+
+
+# ----------------------------------------------------------------------------- which layers
+
+
+def _check_batch_first(name: str, module: nn.Module) -> None:
+    inner = getattr(module, "self_attn", None)
+    batch_first = getattr(module, "batch_first", getattr(inner, "batch_first", True))
+    if not batch_first:
+        raise ValueError(
+            f"layer {name!r} ({type(module).__name__}) is sequence-first (batch_first=False): its outputs are "
+            "(T, B, ...), and flattening them per example would mix examples. Build it with batch_first=True."
+        )
+
+
+@torch.no_grad()
+def guidance_layers(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    kinds: tuple[type[nn.Module], ...] = RECORDED_KINDS,
+    drop_last: bool = True,
+) -> list[str]:
+    """Names of the layers guidance records, in the order one forward pass runs them.
+
+    Runs ``model`` once on ``example_input`` (eval mode, no gradients) with a hook on every module
+    of one of ``kinds``; a recorded module's own submodules are not recorded again (a Transformer
+    layer counts once, not also its attention and LayerNorms). Modules defined but never run are
+    left out. The last recorded layer (the logits) is dropped when ``drop_last``. A recorded module
+    that runs twice in one forward pass (a shared layer) is an error: it would have one output too many.
+    """
+    chosen: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        if not name or not isinstance(module, kinds):
+            continue
+        if any(name.startswith(parent + ".") for parent in chosen):
+            continue  # inside a recorded module
+        chosen[name] = module
+    calls: list[str] = []
+    handles = [m.register_forward_hook(lambda mod, args, out, name=name: calls.append(name))
+               for name, m in chosen.items()]
+    try:
+        with eval_mode(model):
+            model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    repeated = sorted({n for n in calls if calls.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"layers {repeated} run more than once per forward pass of {type(model).__name__} (one module "
+            "instance used as several layers); give each layer its own module"
+        )
+    for name in calls:
+        _check_batch_first(name, chosen[name])
+    if drop_last:
+        calls = calls[:-1]
+    if not calls:
+        raise ValueError(f"{type(model).__name__} has no layer of the recorded kinds besides its output")
+    return calls
+
+
+# ----------------------------------------------------------------------------- the mapping
+
+
+def even_mapping(n_guide: int, n_target: int) -> list[tuple[int, int]]:
+    """(guide index, target index) pairs that spread the guide's layers evenly over the target's.
+
+    With ``G`` guide and ``S`` target layers, guide layer ``i`` goes to target layer
+    ``round(i (S-1) / (G-1))``: first to first, last to last. When ``G > S`` several guide layers
+    round to the same target layer and the authors' code keeps one per target layer, so there are
+    ``min(G, S)`` pairs; which one it keeps is not stated, and we keep for target layer ``j`` the
+    guide layer nearest its exact even position, ``round(j (G-1) / (S-1))`` (which also satisfies
+    the rule above), so that first-to-first and last-to-last still hold. Python's ``round``
+    (half to even) is used, as in the authors' code.
+
+    >>> even_mapping(3, 5)
+    [(0, 0), (1, 2), (2, 4)]
+    >>> even_mapping(5, 3)
+    [(0, 0), (2, 1), (4, 2)]
+    """
+    if n_guide < 1 or n_target < 1:
+        raise MappingError(f"both networks need at least one layer to map: guide has {n_guide}, target {n_target}")
+    if n_guide == 1 or n_target == 1:
+        return [(0, 0)]
+    if n_guide <= n_target:
+        return [(i, round(i * (n_target - 1) / (n_guide - 1))) for i in range(n_guide)]
+    return [(round(j * (n_guide - 1) / (n_target - 1)), j) for j in range(n_target)]
+
+
+Pair = tuple[int | str, int | str]
+
+
+def resolve_mapping(
+    guide_layers: Sequence[str],
+    target_layers: Sequence[str],
+    mapping: Sequence[Pair] | None = None,
+    guide: nn.Module | None = None,
+    target: nn.Module | None = None,
+) -> list[tuple[str, str]]:
+    """The (guide layer, target layer) name pairs: the even mapping, or ``mapping`` checked.
+
+    An explicit ``mapping`` holds pairs of indices into the recorded layer lists or module names
+    (any module of the network, when ``guide``/``target`` are given to look names up). Raises
+    :class:`MappingError` for an empty mapping, an index out of range, an unknown name or a
+    repeated pair.
+    """
+    guide_layers, target_layers = list(guide_layers), list(target_layers)
+    if mapping is None:
+        return [(guide_layers[g], target_layers[t]) for g, t in even_mapping(len(guide_layers), len(target_layers))]
+    mapping = [tuple(p) for p in mapping]
+    if not mapping:
+        raise MappingError("the mapping is empty: give at least one (guide layer, target layer) pair, or None")
+
+    def name_of(ref: int | str, layers: list[str], net: nn.Module | None, side: str) -> str:
+        if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+            raise MappingError(f"{side} layer {ref!r}: use an index into the recorded layers or a module name")
+        if isinstance(ref, int):
+            if not -len(layers) <= ref < len(layers):
+                raise MappingError(
+                    f"{side} layer index {ref} is out of range: the {side} has {len(layers)} recorded layers "
+                    f"(0..{len(layers) - 1}): {layers}"
+                )
+            return layers[ref]
+        if ref in layers:
+            return ref
+        if net is None:
+            raise MappingError(f"{side} layer {ref!r} is not one of the {side}'s recorded layers: {layers}")
+        try:
+            resolve_layers(net, [ref])
+        except KeyError as err:
+            raise MappingError(str(err)) from None
+        return ref
+
+    pairs = []
+    for p in mapping:
+        if len(p) != 2:
+            raise MappingError(f"each mapping entry is a (guide layer, target layer) pair, got {p!r}")
+        pairs.append((name_of(p[0], guide_layers, guide, "guide"), name_of(p[1], target_layers, target, "target")))
+    if len(set(pairs)) != len(pairs):
+        raise MappingError(f"a pair is listed twice in the mapping: {pairs}")
+    return pairs
+
+
+# ----------------------------------------------------------------------------- the guide
+
+
+def freeze(guide: nn.Module) -> nn.Module:
+    """Freeze ``guide`` for real: no gradients, eval mode. Returns it (changed in place)."""
+    guide.requires_grad_(False)
+    guide.eval()
+    return guide
+
+
+def _check_frozen(guide: nn.Module, target: nn.Module) -> None:
+    if any(p.requires_grad for p in guide.parameters()):
+        raise ValueError("the guide has parameters that require gradients: call freeze(guide) first")
+    shared = {id(p) for p in guide.parameters()} & {id(p) for p in target.parameters()}
+    if shared:
+        raise ValueError("the guide and the target share parameters: the guide would not stay frozen")
+
+
+# ----------------------------------------------------------------------------- distances
+
+
+def gram_linear_cka(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
+    """Linear CKA of activations ``x`` ``(n, ...)`` with a guide's centred Gram matrix ``L`` ``(n, n)``.
+
+    ``CKA = <K, L> / (‖K‖_F ‖L‖_F)`` with ``K = Xc Xcᵀ`` (``Xc`` the centred features) and ``L``
+    already centred (``H L H``). Computed as ``tr(Xcᵀ L Xc)`` and ``‖Xcᵀ Xc‖_F`` (or ``‖K‖_F`` when
+    ``d > n``), sums in float64. Equal to :func:`untrainable.similarity.linear_cka` of ``x`` and any
+    ``Y`` with ``H Y Yᵀ H = L``.
+    """
+    x = S.center(S.flatten(x))
+    l_centered = l_centered.to(x.dtype)
+    num = ((l_centered @ x) * x).double().sum()
+    n, d = x.shape
+    kk = S._sq_frobenius(x.T @ x) if d <= n else S._sq_frobenius(x @ x.T)
+    return num / (kk * S._sq_frobenius(l_centered)).sqrt()
+
+
+def _one_minus(fn: Callable[..., torch.Tensor], **kw: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def term(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return 1 - fn(x, y, **kw)
+
+    return term
+
+
+#: The guidance distances: ``d(target activations, guide activations) -> 0-d tensor``, 0 when alike.
+#: Similarities in [0, 1] enter as ``1 - similarity``; the Procrustes distance as it is.
+DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "linear_cka": _one_minus(S.linear_cka),
+    "debiased_cka": _one_minus(S.linear_cka, debiased=True),
+    "rbf_cka": _one_minus(S.rbf_cka),
+    "cca": _one_minus(S.cca_similarity),
+    "rsa": _one_minus(S.rsa_similarity),
+    "procrustes": S.procrustes_distance,
+}
+
+
+def _distance(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if name not in DISTANCES:
+        raise ValueError(f"unknown distance {name!r}: choose one of {', '.join(DISTANCES)}")
+    return DISTANCES[name]
+
+
+# ----------------------------------------------------------------------------- precomputed guide
+
+
+@dataclass(frozen=True)
+class IndexedBatch:
+    """A batch of inputs together with the indices of its examples in the training set."""
+
+    x: torch.Tensor
+    index: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "IndexedBatch":
+        return IndexedBatch(self.x.to(device, non_blocking=non_blocking), self.index)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class IndexedInputs:
+    """Training inputs that remember which examples a batch holds.
+
+    :func:`untrainable.train.fit` indexes its training inputs with each batch's indices; wrapped in
+    this class they return an :class:`IndexedBatch`, so the guidance loss can look the batch's rows
+    up in a :class:`GuideBank` instead of running the guide.
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __getitem__(self, index: torch.Tensor) -> IndexedBatch:
+        return IndexedBatch(self.x[index], index)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class GuideBank:
+    """What a frozen guide computes on the training set, computed once and looked up per batch.
+
+    ``mode="features"``: each chosen guide layer's flattened activations for every training
+    example (``N x d``, stored as ``dtype``), for any distance. ``mode="gram"``: for linear CKA only,
+    each layer's Gram matrix over the training set (``N x N``, float32) of the features centred
+    over the whole set and scaled to unit mean diagonal (CKA ignores the scale). A batch's Gram is
+    the sub-matrix of its rows and columns, centred again over the batch: exact, and it costs
+    ``n²`` per layer instead of the guide's forward pass and ``n² d`` products.
+
+    Memory: ``N · Σd · bytes`` (features) or ``N² · layers · 4`` bytes (gram).
+    """
+
+    def __init__(self, guide: nn.Module, layers: Sequence[str], x_train: torch.Tensor, mode: str = "gram",
+                 dtype: torch.dtype = torch.float32, batch_size: int = 256, memory_gb: float = 1.0) -> None:
+        if mode not in ("features", "gram"):
+            raise ValueError(f"unknown bank mode {mode!r}: choose features or gram")
+        self.mode, self.layers, self.n = mode, list(dict.fromkeys(layers)), len(x_train)
+        self.store: dict[str, torch.Tensor] = {}
+        per_layer = {name: a.shape[1:].numel() for name, a in
+                     record_layers(guide, x_train[:2], self.layers, batch_size=2).items()}
+        groups: list[list[str]] = [[]]
+        budget = memory_gb * 2**30 / 4 / max(self.n, 1)  # floats per example held at once
+        for name in self.layers:  # record a group of layers per pass, within the memory budget
+            if groups[-1] and sum(per_layer[g] for g in groups[-1]) + per_layer[name] > budget:
+                groups.append([])
+            groups[-1].append(name)
+        for group in groups:
+            acts = record_layers(guide, x_train, group, batch_size=batch_size, flatten=True)
+            for name in group:
+                y = acts.pop(name)
+                if mode == "features":
+                    self.store[name] = y.to(dtype)
+                else:
+                    y = S.center(y)
+                    k = y @ y.T
+                    self.store[name] = k / k.diagonal().mean().clamp_min(torch.finfo(k.dtype).tiny)
+                del y
+
+    def lookup(self, name: str, index: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+        """The batch's guide features ``(n, d)`` (float32), or its centred Gram matrix ``(n, n)``."""
+        if self.mode == "features":
+            return self.store[name][index].to(device, torch.float32)
+        k = self.store[name][index][:, index].to(device)
+        row = k.mean(0, keepdim=True)
+        return k - row - row.T + row.mean()
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.store.values())
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+class GuidanceLoss:
+    """``task + alpha · Σ distance(target layer, guide layer)``, a ``loss_fn`` for :func:`~untrainable.train.fit`.
+
+    Call it as ``loss, logits = guidance(target, x, y)``: it runs the target once, recording the
+    mapped target layers by hooks on that forward pass, and runs the frozen guide under
+    ``no_grad`` (or looks its representations up in ``bank`` when ``x`` is an
+    :class:`IndexedBatch`). Each training call is one step; from step ``guide_steps`` on (when
+    given) it returns the task loss alone and runs nothing else. ``log`` keeps, per guided step,
+    the task loss, the guidance term and each pair's distance.
+
+    ``pairs`` are the (guide layer, target layer) names; by default from :func:`guidance_layers`
+    and :func:`even_mapping` on ``example_input``.
+    """
+
+    def __init__(
+        self,
+        target: nn.Module,
+        guide: nn.Module,
+        example_input: torch.Tensor | None = None,
+        *,
+        alpha: float = 1.0,
+        distance: str = "linear_cka",
+        mapping: Sequence[Pair] | None = None,
+        guide_steps: int | None = None,
+        bank: GuideBank | None = None,
+        task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    ) -> None:
+        freeze(guide)
+        _check_frozen(guide, target)
+        self.target, self.guide = target, guide
+        self.alpha, self.distance_name, self.guide_steps = float(alpha), distance, guide_steps
+        self.distance = _distance(distance)
+        self.task_loss = task_loss
+        if mapping is None or any(isinstance(r, int) for p in mapping for r in p):
+            if example_input is None:
+                raise ValueError("example_input is needed to find the recorded layers (or give a mapping by names)")
+            self.guide_layers = guidance_layers(guide, example_input)
+            self.target_layers = guidance_layers(target, example_input)
+        else:
+            self.guide_layers, self.target_layers = [p[0] for p in mapping], [p[1] for p in mapping]
+        self.pairs = resolve_mapping(self.guide_layers, self.target_layers, mapping, guide, target)
+        if bank is not None:
+            missing = [g for g, _ in self.pairs if g not in bank.store]
+            if missing:
+                raise ValueError(f"the guide bank lacks guide layers {missing}")
+            if bank.mode == "gram" and distance != "linear_cka":
+                raise ValueError(f"a Gram bank serves linear CKA only, not {distance!r}: use mode='features'")
+        self.bank = bank
+        self.step = 0
+        self.log: list[dict[str, Any]] = []
+
+    @property
+    def guiding(self) -> bool:
+        """Whether the next training step is guided."""
+        return self.alpha != 0 and (self.guide_steps is None or self.step < self.guide_steps)
+
+    @torch.no_grad()
+    def guide_representations(self, x: torch.Tensor | IndexedBatch) -> list[torch.Tensor]:
+        """Per pair, the guide's side on this batch: features, or centred Gram matrices from the bank."""
+        if isinstance(x, IndexedBatch) and self.bank is not None:
+            return [self.bank.lookup(g, x.index, x.x.device) for g, _ in self.pairs]
+        x = x.x if isinstance(x, IndexedBatch) else x
+        names = list(dict.fromkeys(g for g, _ in self.pairs))
+        self.guide.eval()
+        with LayerRecorder(self.guide, names, detach=True) as rec:
+            self.guide(x)
+        acts = rec.check_complete()
+        return [acts[g] for g, _ in self.pairs]
+
+    def pair_terms(self, target_acts: list[torch.Tensor], guide_reps: list[torch.Tensor]) -> torch.Tensor:
+        """The distance of each pair, as one tensor (differentiable in the target's activations)."""
+        terms = []
+        for (g, t), a, b in zip(self.pairs, target_acts, guide_reps):
+            if a.shape[0] != b.shape[0]:
+                raise ValueError(f"pair ({g} -> {t}): target batch {a.shape[0]} but guide batch {b.shape[0]}")
+            if self.bank is not None and self.bank.mode == "gram" and b.dim() == 2 and b.shape == (len(b), len(b)):
+                terms.append(1 - gram_linear_cka(a, b))
+            else:
+                terms.append(self.distance(a, b))
+        return torch.stack([t.float() for t in terms])
+
+    def __call__(self, model: nn.Module, x: torch.Tensor | IndexedBatch, y: torch.Tensor):
+        if model is not self.target:
+            raise ValueError("this GuidanceLoss was built for another target model")
+        inputs = x.x if isinstance(x, IndexedBatch) else x
+        training = model.training
+        if not (training and self.guiding):
+            logits = model(inputs)
+            if training:
+                self.step += 1
+            return self.task_loss(logits, y), logits
+        target_names = list(dict.fromkeys(t for _, t in self.pairs))
+        with LayerRecorder(model, target_names) as rec:
+            logits = model(inputs)
+        acts = rec.check_complete()
+        guide_reps = self.guide_representations(x)
+        terms = self.pair_terms([acts[t] for _, t in self.pairs], guide_reps)
+        task = self.task_loss(logits, y)
+        guidance = terms.sum()
+        self.log.append({"step": self.step, "task": task.item(), "guidance": guidance.item(),
+                         "terms": terms.detach().tolist()})
+        self.step += 1
+        return task + self.alpha * guidance, logits
+
+    def epoch_means(self, steps_per_epoch: int) -> list[dict[str, Any]]:
+        """The log averaged per epoch: ``{"epoch", "task", "guidance", "terms"}`` for guided epochs."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for entry in self.log:
+            out.setdefault(entry["step"] // steps_per_epoch + 1, []).append(entry)
+        rows = []
+        for epoch, entries in sorted(out.items()):
+            terms = torch.tensor([e["terms"] for e in entries]).mean(0).tolist()
+            rows.append({"epoch": epoch, "task": sum(e["task"] for e in entries) / len(entries),
+                         "guidance": sum(e["guidance"] for e in entries) / len(entries), "terms": terms})
+        return rows
+
+
+# ----------------------------------------------------------------------------- measuring alignment
+
+
+class SimilarityProbe:
+    """Linear CKA of each mapped pair on a fixed probe set, in eval mode: alignment over training.
+
+    The guide's side is recorded once; :meth:`measure` records the target's and returns one value
+    per pair. Used for every condition, including the unguided one, so the curves compare.
+    """
+
+    def __init__(self, guide: nn.Module, pairs: Sequence[tuple[str, str]], x_probe: torch.Tensor,
+                 batch_size: int = 256) -> None:
+        self.pairs = list(pairs)
+        self.x_probe, self.batch_size = x_probe, batch_size
+        names = list(dict.fromkeys(g for g, _ in self.pairs))
+        self.guide_acts = record_layers(guide, x_probe, names, batch_size=batch_size, flatten=True)
+
+    @torch.no_grad()
+    def measure(self, target: nn.Module) -> list[float]:
+        names = list(dict.fromkeys(t for _, t in self.pairs))
+        device = next(target.parameters()).device
+        acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size, flatten=True, device=device)
+        return [float(S.linear_cka(acts[t], self.guide_acts[g])) for g, t in self.pairs]
+
+
+def depth_fraction(pairs: Sequence[tuple[str, str]], guide_layers: Sequence[str],
+                   target_layers: Sequence[str]) -> list[tuple[float, float]]:
+    """Each pair's relative depth in the guide and the target (0 first layer, 1 last), for plots."""
+    g_pos = {n: i / max(len(guide_layers) - 1, 1) for i, n in enumerate(guide_layers)}
+    t_pos = {n: i / max(len(target_layers) - 1, 1) for i, n in enumerate(target_layers)}
+    return [(g_pos.get(g, math.nan), t_pos.get(t, math.nan)) for g, t in pairs]
