@@ -12,7 +12,7 @@ STAMP="$VENV/.untrainable-setup"
 want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-   && "$VENV/bin/python" -c "import torch, torchvision, papermill, untrainable" 2>/dev/null; then
+   && "$VENV/bin/python" -c "import importlib.util as u, untrainable; assert all(u.find_spec(m) for m in ('torch', 'torchvision', 'papermill', 'jupyter_book', 'pytest'))" 2>/dev/null; then
   echo "setup: .venv is up to date"
   exit 0
 fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
 
@@ -40,11 +41,15 @@ def learning_curves(
     labels: dict[str, str],
     title: str,
     hue_order: list[str] | None = None,
+    ncols: int = 2,
 ) -> plt.Figure:
     """One panel per metric: the mean over seeds as a line and the spread (min to max) as a band."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
     order = hue_order or list(dict.fromkeys(history["name"]))
-    for ax, metric in zip(axes[0], metrics):
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
         for name in order:
             sub = history[history["name"] == name]
             g = sub.groupby("epoch")[metric]
@@ -53,8 +58,9 @@ def learning_curves(
             ax.plot(mean.index, mean.values, color=color, label=labels.get(name, name), lw=2)
             ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric.replace("_", " "))
-    axes[0][0].legend(frameon=True, fontsize="small")
+    axes.flat[0].legend(frameon=True, fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
