@@ -56,3 +56,18 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
         assert "profile quick" in page or nb.stem == "00_overview", f"{nb.stem}: figures must state the profile"
     chapter = (html / "notebooks" / "01_inductive_bias.html").read_text()
     assert chapter.count("<img") >= 1 and "Subramaniam" in chapter
+
+
+def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('profile = "full"\nseeds = None\ndevice = "auto"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "07_broken.ipynb"
+    nbformat.write(nb, source)
+    with pytest.raises(reproduce.ReproduceError) as err:
+        reproduce.execute_notebook(source, tmp_path / "out" / source.name, "quick")
+    message = str(err.value)
+    assert "07_broken.ipynb" in message and "ValueError: broken on purpose" in message and "cell" in message
