@@ -108,7 +108,8 @@ def fit(
     """Train ``model`` and return its history: one dict of metrics per epoch.
 
     ``train_loss``/``train_acc`` are running means over the epoch's mini-batches (in train mode,
-    as the optimiser saw them); ``test_loss``/``test_acc`` are computed after the epoch in eval
+    as the optimiser saw them; with soft targets such as a teacher's logits, ``train_acc`` is the
+    agreement with the teacher's top class); ``test_loss``/``test_acc`` are computed after the epoch in eval
     mode. If ``checkpoint`` exists, training resumes from it, data order included.
     """
     x_train, y_train = train
@@ -149,7 +150,9 @@ def fit(
             loss.backward()
             opt.step()
             sum_loss += loss.item() * len(yb)
-            sum_correct += (logits.argmax(1) == yb).sum().item()
+            # soft targets (a teacher's logits) count agreement with the teacher's top class
+            hard = yb if yb.dim() == 1 else yb.argmax(1)
+            sum_correct += (logits.argmax(1) == hard).sum().item()
             seen += len(yb)
         test_metrics = evaluate(model, *test, device, settings.eval_batch_size)
         history.append({

@@ -1,0 +1,112 @@
+"""Mimic learning: the losses against hand-computed values, the KD limit, the bottleneck, the transfer set."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from untrainable import mimic
+
+
+def test_logit_regression_matches_a_hand_computed_value():
+    g = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    z = torch.tensor([[1.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+    # example 1: (0 + 4 + 0) / 2 = 2; example 2: (1 + 1 + 1) / 2 = 1.5; mean 1.75
+    assert mimic.logit_regression_loss(g, z).item() == pytest.approx(1.75)
+
+
+def test_logit_regression_sees_what_softmax_hides():
+    z = torch.tensor([[2.0, 1.0, 0.0]])
+    shifted = z + 5.0  # same probabilities, different logits
+    assert mimic.soft_cross_entropy(z, torch.softmax(shifted, 1)) == pytest.approx(
+        mimic.soft_cross_entropy(z, torch.softmax(z, 1)).item())
+    assert mimic.logit_regression_loss(z, shifted).item() == pytest.approx(0.5 * 3 * 25)
+
+
+def test_soft_cross_entropy_and_kd_hand_values():
+    g = torch.tensor([[0.0, math.log(3.0)]])  # softmax = (1/4, 3/4)
+    p = torch.tensor([[0.5, 0.5]])
+    expected_ce = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    assert mimic.soft_cross_entropy(g, p).item() == pytest.approx(expected_ce, rel=1e-6)
+    z = torch.zeros(1, 2)  # teacher probabilities (1/2, 1/2) at any temperature
+    # KL(p || q) at T = 1 is CE minus the teacher's entropy log 2
+    assert mimic.distillation_loss(g, z, 1.0).item() == pytest.approx(expected_ce - math.log(2), rel=1e-6)
+    assert mimic.distillation_loss(z, z, 4.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kd_at_high_temperature_approaches_logit_matching():
+    torch.manual_seed(0)
+    c = 10
+    g = torch.randn(8, c)
+    z = torch.randn(8, c)
+    g, z = g - g.mean(1, keepdim=True), z - z.mean(1, keepdim=True)  # zero-mean logits, as in Hinton et al.
+    target = (g - z) / c / len(g)  # gradient of the logit-matching limit, batch mean
+    errors = []
+    for t in (2.0, 20.0, 200.0):
+        gt = g.clone().requires_grad_(True)
+        mimic.distillation_loss(gt, z, t).backward()
+        errors.append((gt.grad - target).abs().max().item())
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-3 * target.abs().max().item() * 10
+
+
+def test_bottleneck_factorisation_has_the_right_size_and_rank():
+    s = mimic.ShallowStudent(hidden=300, bottleneck=20, conv_channels=8, pool=4)
+    n = sum(p.numel() for p in s.parameters())
+    front = 3 * 25 * 8 + 8
+    features = 8 * 8 * 8
+    assert n == front + features * 20 + (20 + 1) * 300 + (300 + 1) * 10 == mimic.student_params(300, 20, 8)
+    w = s.input_weight()
+    assert w.shape == (300, features) and torch.linalg.matrix_rank(w).item() == 20
+    plain = mimic.ShallowStudent(hidden=300, conv_channels=8)
+    assert torch.linalg.matrix_rank(plain.input_weight()).item() == min(300, features)
+    # the bottleneck saves parameters exactly when k < (features * hidden) / (features + hidden)
+    assert mimic.student_params(300, 20, 8) < mimic.student_params(300, None, 8)
+
+
+def test_conv_free_student_and_deep_mlp_sizes():
+    s = mimic.ShallowStudent(hidden=64, bottleneck=16)
+    assert s(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(p.numel() for p in s.parameters()) == mimic.student_params(64, 16, 0)
+    target = 500_000
+    mlp = mimic.deep_mlp(target, depth=3)
+    n = sum(p.numel() for p in mlp.parameters())
+    assert 0.98 * target < n <= target
+
+
+def test_random_crop_flip_shifts_and_mirrors_per_image():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
+    same = mimic.random_crop_flip(x, gen, padding=0)
+    for a, b in zip(same, x):
+        assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
+    moved = mimic.random_crop_flip(x.repeat(50, 1, 1, 1), gen, padding=1)
+    assert moved.shape == (100, 1, 4, 4)
+    assert (moved == 0).any()  # some crops reach into the zero padding
+    assert len({tuple(m.flatten().tolist()) for m in moved}) > 5  # crops differ between images
+
+
+def test_transfer_set_averages_teachers_and_is_cached():
+    torch.manual_seed(0)
+    teachers = [nn.Sequential(nn.Flatten(), nn.Linear(12, 3)) for _ in range(2)]
+    images = torch.randint(0, 256, (7, 3, 2, 2), dtype=torch.uint8)
+
+    def normalize(u):
+        return u.float() / 255
+
+    x, z = mimic.transfer_set(teachers, images, normalize, views=2, seed=0, device=torch.device("cpu"), cache_key="t")
+    assert x.shape == (21, 3, 2, 2) and z.shape == (21, 3)
+    assert torch.equal(x[:7], images)
+    expected = (teachers[0](normalize(x)) + teachers[1](normalize(x))) / 2
+    assert torch.allclose(z, expected.detach(), atol=1e-6)
+    with torch.no_grad():
+        teachers[0][1].weight.add_(1.0)  # a cache hit ignores the (changed) teachers
+    x2, z2 = mimic.transfer_set(teachers, images, normalize, views=2, seed=0, device=torch.device("cpu"), cache_key="t")
+    assert torch.equal(z2, z) and torch.equal(x2, x)
+
+
+def test_unknown_loss_kind_is_an_error():
+    with pytest.raises(ValueError, match="unknown mimic loss"):
+        mimic.mimic_loss_fn("l1")(nn.Linear(2, 2), torch.zeros(1, 2), torch.zeros(1, 2))
