@@ -94,7 +94,7 @@ def feature_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def gram_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Always in Gram space (centred features, float64 reductions)."""
-    return S._linear_cka_gram(S.center(x), S.center(y), debiased=False)
+    return S._linear_cka_gram(x, y, debiased=False)
 
 
 FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

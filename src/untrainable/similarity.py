@@ -40,7 +40,7 @@ import torch
 __all__ = [
     "linear_cka", "rbf_cka", "procrustes_distance", "cca_similarity", "rsa_similarity",
     "hsic", "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis", "compress",
-    "rdm", "compare_rdms",
+    "rdm", "compare_rdms", "centered_gram",
 ]
 
 
@@ -173,9 +173,31 @@ def _linear_cka_features(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> to
     return num / den
 
 
+def centered_gram(x: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """``(HX)(HX)ᵀ``: the Gram matrix of the centred features, centred before the product.
+
+    On the CPU, without gradients, the features are centred ``block`` columns at a time into one
+    reused buffer and the products summed: a centred copy of a wide ``X`` would cost more in
+    freshly touched memory than the product itself when ``n`` is small.
+    """
+    n, d = x.shape
+    if d <= block or x.requires_grad or x.device.type != "cpu":
+        xc = center(x)
+        return xc @ xc.T
+    mean = x.mean(dim=0)
+    k = torch.zeros(n, n, dtype=x.dtype)
+    buf = torch.empty(n, block, dtype=x.dtype)
+    for start in range(0, d, block):
+        w = min(block, d - start)
+        b = buf[:, :w]
+        torch.sub(x[:, start : start + w], mean[start : start + w], out=b)
+        k.addmm_(b, b.T)
+    return k
+
+
 def _linear_cka_gram(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> torch.Tensor:
-    """Linear CKA from ``n x n`` Gram matrices of the centred features."""
-    k, l = x @ x.T, y @ y.T
+    """Linear CKA from ``n x n`` Gram matrices of the centred features (``x``, ``y`` flattened)."""
+    k, l = centered_gram(x), centered_gram(y)
     f = _hsic_unbiased_gram if debiased else _hsic_biased_gram
     return f(k, l) / (f(k, k) * f(l, l)).sqrt()
 
@@ -195,9 +217,8 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torc
     x, y = _pair(x, y, 4 if debiased else 2, "debiased CKA" if debiased else "CKA")
     if debiased:
         _check_debiased(x.shape[0])
-    x, y = center(x), center(y)
     if use_feature_space(x.shape[0], x.shape[1], y.shape[1]):
-        return _linear_cka_features(x, y, debiased)
+        return _linear_cka_features(center(x), center(y), debiased)
     return _linear_cka_gram(x, y, debiased)
 
 
@@ -460,8 +481,7 @@ class MinibatchCKA:
     def _grams(acts: Sequence[torch.Tensor]) -> torch.Tensor:
         mats = []
         for a in acts:
-            a = center(flatten(a))
-            mats.append((a @ a.T).double())
+            mats.append(centered_gram(flatten(a)).double())
         return torch.stack(mats)
 
     @staticmethod
