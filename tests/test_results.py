@@ -76,3 +76,10 @@ def test_summary_table_reports_mean_and_spread():
     recs = [results.run_or_load("toy", "quick", "w8", Cfg(8), s, _fake_train([])) for s in (0, 1, 2)]
     table = results.summary_table(recs, {"acc": "acc (%)"})
     assert table.loc["w8", "acc (%)"] == "60.0 ± 10.0" and table.loc["w8", "seeds"] == 3
+
+
+def test_an_identical_run_under_another_name_is_reused():
+    calls = []
+    first = results.run_or_load("toy", "quick", "a", Cfg(8), 0, _fake_train(calls))
+    second = results.run_or_load("toy", "quick", "b", Cfg(8), 0, _fake_train(calls))
+    assert len(calls) == 1 and second["name"] == "b" and second["metrics"] == first["metrics"]

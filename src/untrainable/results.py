@@ -118,8 +118,12 @@ def run_or_load(
     check_profile(profile)
     key = run_key(experiment, config, seed)
     path = record_path(profile, experiment, name, seed, key)
-    if path.is_file() and not force:
-        return load_record(path)
+    if not force:
+        if path.is_file():
+            return load_record(path)
+        # the same run stored under another condition name (figures may share runs)
+        for twin in sorted(path.parent.glob(f"*-seed{seed}-{key}.json")):
+            return {**load_record(twin), "name": name}
     checkpoint = cache_root() / "checkpoints" / profile / experiment / f"{path.stem}.pt"
     if force and checkpoint.exists():
         checkpoint.unlink()

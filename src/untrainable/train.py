@@ -104,6 +104,7 @@ def fit(
     checkpoint: Path | None = None,
     desc: str = "train",
     progress: bool | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` and return its history: one dict of metrics per epoch.
 
@@ -111,6 +112,7 @@ def fit(
     as the optimiser saw them; with soft targets such as a teacher's logits, ``train_acc`` is the
     agreement with the teacher's top class); ``test_loss``/``test_acc`` are computed after the epoch in eval
     mode. If ``checkpoint`` exists, training resumes from it, data order included.
+    ``on_epoch_end(epoch, model)`` is called after each epoch (e.g. to keep snapshots of a teacher).
     """
     x_train, y_train = train
     model.to(device)
@@ -163,6 +165,8 @@ def fit(
             "test_acc": test_metrics["acc"],
             "epoch_time_s": time.perf_counter() - t0,
         })
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, model)
         bar.set_postfix(train_acc=f"{history[-1]['train_acc']:.3f}", test_acc=f"{test_metrics['acc']:.3f}")
         if checkpoint is not None:
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),

@@ -46,7 +46,7 @@ class Config:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"n_train": 2000, "n_test": 1000, "epochs": 5},
-    "full": {"n_train": None, "n_test": None, "epochs": 15},
+    "full": {"n_train": None, "n_test": None, "epochs": 10},
     "paper": {"n_train": None, "n_test": None, "epochs": 100},
 }
 SMOKE = {"n_train": 256, "n_test": 256, "epochs": 1}
