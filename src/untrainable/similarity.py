@@ -48,7 +48,12 @@ __all__ = [
 
 
 def flatten(x: torch.Tensor) -> torch.Tensor:
-    """``(n, ...)`` to ``(n, d)``; float16/bfloat16 upcast to float32, integers to float32."""
+    """``(n, ...)`` to ``(n, d)``; float16/bfloat16 upcast to float32, integers to float32.
+
+    NumPy arrays are accepted too (they are wrapped as tensors without a copy).
+    """
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
     if x.dim() == 0:
         raise ValueError("activations must have shape (n, ...), got a scalar")
     x = x.reshape(x.shape[0], -1) if x.dim() != 2 else x
@@ -173,14 +178,16 @@ def _linear_cka_features(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> to
     return num / den
 
 
-def centered_gram(x: torch.Tensor, block: int = 1024) -> torch.Tensor:
+def centered_gram(x: torch.Tensor, block: int | None = None) -> torch.Tensor:
     """``(HX)(HX)ᵀ``: the Gram matrix of the centred features, centred before the product.
 
-    On the CPU, without gradients, the features are centred ``block`` columns at a time into one
+    On the CPU, without gradients, the features are centred ``block`` columns at a time (default:
+    a buffer of about 4 MB) into one
     reused buffer and the products summed: a centred copy of a wide ``X`` would cost more in
     freshly touched memory than the product itself when ``n`` is small.
     """
     n, d = x.shape
+    block = block or max(1024, (1 << 20) // max(n, 1))  # a buffer of about 4 MB in float32
     if d <= block or x.requires_grad or x.device.type != "cpu":
         xc = center(x)
         return xc @ xc.T
