@@ -230,15 +230,18 @@ def gram_linear_cka(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
     """Linear CKA of activations ``x`` ``(n, ...)`` with a guide's centred Gram matrix ``L`` ``(n, n)``.
 
     ``CKA = <K, L> / (‖K‖_F ‖L‖_F)`` with ``K = Xc Xcᵀ`` (``Xc`` the centred features) and ``L``
-    already centred (``H L H``). Computed as ``tr(Xcᵀ L Xc)`` and ``‖Xcᵀ Xc‖_F`` (or ``‖K‖_F`` when
-    ``d > n``), sums in float64. Equal to :func:`untrainable.similarity.linear_cka` of ``x`` and any
+    already centred (``H L H``). For ``d <= n`` computed as ``tr(Xcᵀ L Xc)`` and ``‖Xcᵀ Xc‖_F``
+    without forming ``K``; for ``d > n`` from ``K`` itself. Sums in float64. Equal to :func:`untrainable.similarity.linear_cka` of ``x`` and any
     ``Y`` with ``H Y Yᵀ H = L``.
     """
     x = S.center(S.flatten(x))
     l_centered = l_centered.to(x.dtype)
-    num = ((l_centered @ x) * x).double().sum()
     n, d = x.shape
-    kk = S._sq_frobenius(x.T @ x) if d <= n else S._sq_frobenius(x @ x.T)
+    if d > n:  # one n x n product serves both <K, L> and ‖K‖ (and one more in the backward pass)
+        k = x @ x.T
+        num, kk = (k.double() * l_centered.double()).sum(), S._sq_frobenius(k)
+    else:  # d x d and n x d products are cheaper than forming K
+        num, kk = ((l_centered @ x) * x).double().sum(), S._sq_frobenius(x.T @ x)
     return num / (kk * S._sq_frobenius(l_centered)).sqrt()
 
 
@@ -488,14 +491,18 @@ class SimilarityProbe:
         self.pairs = list(pairs)
         self.x_probe, self.batch_size = x_probe, batch_size
         names = list(dict.fromkeys(g for g, _ in self.pairs))
-        self.guide_acts = record_layers(guide, x_probe, names, batch_size=batch_size, flatten=True)
+        acts = record_layers(guide, x_probe, names, batch_size=batch_size, flatten=True)
+        self.guide_grams = {}  # the guide's side, centred Gram matrices: computed once
+        for name in names:
+            y = S.center(acts.pop(name))
+            self.guide_grams[name] = y @ y.T
 
     @torch.no_grad()
     def measure(self, target: nn.Module) -> list[float]:
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size, flatten=True, device=device)
-        return [float(S.linear_cka(acts[t], self.guide_acts[g])) for g, t in self.pairs]
+        return [float(gram_linear_cka(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
 
 
 def depth_fraction(pairs: Sequence[tuple[str, str]], guide_layers: Sequence[str],

@@ -1,0 +1,174 @@
+"""Benchmark: what one guided training step costs, against the unguided step plus a guide forward.
+
+For the ``full`` profile's models and batch size (the Deep FCN with its ResNet-18 guide, and the
+plain ConvNet with the same guide), each variant below is one optimiser step on one batch:
+
+* ``target``: the unguided step (forward, cross-entropy, backward, Adam);
+* ``guide_forward``: the guide's forward pass under ``no_grad`` in eval mode;
+* ``naive``: guidance as the authors' code does it: a second target forward to record its layers,
+  the guide run with autograd on, and Gram matrices formed in float32 and centred by ``H K H``;
+* ``online``: :class:`untrainable.guidance.GuidanceLoss` (one target forward, the guide under
+  ``no_grad``, CKA from centred features);
+* ``bank_features``: the guide's per-example features precomputed once over the training set and
+  indexed per batch (:class:`untrainable.guidance.GuideBank`, ``mode="features"``);
+* ``bank_gram``: the guide's Gram matrices over the training set precomputed once; a batch's is
+  a sub-matrix (``mode="gram"``), so the guide costs nothing per step.
+
+The ratio the book reports is ``step / (target + guide_forward)``; the goal is at most 1.25.
+Timings are medians over rounds in which every variant runs once, in turn, so that a change in the
+machine's load hits every variant alike. Run ``python benchmarks/guidance_step.py --profile full``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from untrainable import guidance as G
+from untrainable.experiments import image_guidance as ig
+from untrainable.paths import results_root
+from untrainable.profiles import check_profile
+from untrainable.recording import LayerRecorder
+from untrainable.results import git_commit, load_record, versions, write_json_atomic
+from untrainable.runtime import device_description, resolve_device, set_threads
+
+EXPERIMENT = "guidance_benchmark"
+VARIANTS = ("target", "guide_forward", "naive", "online", "bank_features", "bank_gram")
+ROUNDS = {"quick": 3, "full": 7, "paper": 7}
+
+
+def record_file(profile: str) -> Path:
+    return results_root() / profile / EXPERIMENT / f"{EXPERIMENT}.json"
+
+
+def _authors_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA as the authors' code computes it: float32 Gram matrices centred by ``H K H``."""
+    x, y = x.flatten(1).float(), y.flatten(1).float()
+    n = x.shape[0]
+    h = torch.eye(n) - torch.ones(n, n) / n
+    k, l = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
+    return (k * l).sum() / (k.norm() * l.norm())
+
+
+def _steps(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
+           batch_size: int) -> dict[str, Callable[[torch.Tensor], None]]:
+    example = x_train[:2]
+    opt = torch.optim.Adam(target.parameters(), lr=1e-4)
+    online = G.GuidanceLoss(target, guide, example)
+    layers = G.guidance_layers(guide, example)
+    banks = {mode: G.GuideBank(guide, layers, x_train, mode=mode, memory_gb=2.0) for mode in ("features", "gram")}
+    banked = {mode: G.GuidanceLoss(target, guide, example, bank=b) for mode, b in banks.items()}
+    indexed = G.IndexedInputs(x_train)
+    pairs = online.pairs
+
+    def optimise(loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def target_step(idx: torch.Tensor) -> None:
+        target.train()
+        optimise(F.cross_entropy(target(x_train[idx]), y_train[idx]))
+
+    def guide_forward(idx: torch.Tensor) -> None:
+        guide.eval()
+        with torch.no_grad():
+            guide(x_train[idx])
+
+    def naive(idx: torch.Tensor) -> None:
+        target.train()
+        x, y = x_train[idx], y_train[idx]
+        task = F.cross_entropy(target(x), y)
+        with LayerRecorder(target, list(dict.fromkeys(t for _, t in pairs))) as rec_t:
+            target(x)  # a second forward pass, only to record
+        with torch.enable_grad(), LayerRecorder(guide, list(dict.fromkeys(g for g, _ in pairs))) as rec_g:
+            guide(x)  # autograd on: the graph is built and thrown away
+        terms = [1 - _authors_cka(rec_t.outputs[t], rec_g.outputs[g]) for g, t in pairs]
+        optimise(task + torch.stack(terms).sum())
+
+    def with_loss(loss_fn: G.GuidanceLoss, use_index: bool) -> Callable[[torch.Tensor], None]:
+        def step(idx: torch.Tensor) -> None:
+            target.train()
+            loss_fn.step = 0
+            x = indexed[idx] if use_index else x_train[idx]
+            optimise(loss_fn(target, x, y_train[idx])[0])
+
+        return step
+
+    return {"target": target_step, "guide_forward": guide_forward, "naive": naive,
+            "online": with_loss(online, False), "bank_features": with_loss(banked["features"], True),
+            "bank_gram": with_loss(banked["gram"], True)}
+
+
+def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, batch_size: int,
+            rounds: int, variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
+    """Median seconds per step of each variant, interleaved over ``rounds`` rounds (after one warm-up)."""
+    t0 = time.perf_counter()
+    steps = _steps(target, guide, x_train, y_train, batch_size)
+    setup_s = time.perf_counter() - t0
+    gen = torch.Generator().manual_seed(0)
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(rounds + 1):
+        idx = torch.randperm(len(x_train), generator=gen)[:batch_size]
+        for v in variants:
+            start = time.perf_counter()
+            steps[v](idx)
+            if r > 0:
+                times[v].append(time.perf_counter() - start)
+    med = {v: statistics.median(ts) for v, ts in times.items()}
+    base = med["target"] + med["guide_forward"]
+    return {"median_s": med, "all_s": times, "bank_setup_s": setup_s,
+            "ratio": {v: med[v] / base for v in variants if v not in ("target", "guide_forward")}}
+
+
+def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds: int | None = None,
+        parts: tuple[str, ...] = ("fcn", "plain")) -> dict[str, Any]:
+    """Benchmark the profile's guided chapters (Deep FCN and plain ConvNet targets); store one record."""
+    check_profile(profile)
+    path = record_file(profile)
+    if path.is_file() and not force:
+        return load_record(path)
+    set_threads()
+    dev = resolve_device(device)
+    rounds = rounds or ROUNDS[profile]
+    cases = []
+    t_start = time.perf_counter()
+    for part, target_name in (("fcn", "deep_fcn"), ("plain", "plain_cnn")):
+        if part not in parts:
+            continue
+        c = next(c for c in ig.configs(profile, part) if c.target == target_name and c.condition == "trained_guide")
+        # per-step costs do not depend on the training-set size; 1,024 images keep the banks small
+        (x_train, y_train), _ = ig.load_data(c.dataset, min(c.n_train or 1024, 1024), 10, c.data_seed, c.image_size)
+        torch.manual_seed(0)
+        target, guide = ig.build_target(c), G.freeze(ig.build_guide(c.guide))  # timing needs no trained weights
+        out = measure(target, guide, x_train, y_train, c.batch_size, rounds)
+        cases.append({"part": part, "target": target_name, "guide": c.guide.family, "guide_width": c.guide.width,
+                      "batch_size": c.batch_size, "n_train": len(y_train),
+                      "pairs": len(G.GuidanceLoss(target, guide, x_train[:2]).pairs), **out})
+    record = {"experiment": EXPERIMENT, "profile": profile, "seed": 0, "config": {"rounds": rounds},
+              "metrics": {f"{c['target']}_{v}_ratio": r for c in cases for v, r in c["ratio"].items()},
+              "history": [], "cases": cases, "git_commit": git_commit(), "device": device_description(dev),
+              "versions": versions(), "wall_time_s": time.perf_counter() - t_start,
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_json_atomic(record, path)
+    return record
+
+
+def table(record: dict[str, Any]) -> pd.DataFrame:
+    """Milliseconds per step and the ratio to (target step + guide forward), per case and variant."""
+    rows = []
+    for c in record["cases"]:
+        base = c["median_s"]["target"] + c["median_s"]["guide_forward"]
+        for v, s in c["median_s"].items():
+            rows.append({"target": c["target"], "variant": v, "ms per step": 1000 * s,
+                         "ratio to target + guide forward": s / base if v not in ("target", "guide_forward") else None})
+    return pd.DataFrame(rows)

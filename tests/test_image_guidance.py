@@ -1,0 +1,49 @@
+"""Chapters 04-05's experiment: presets, a smoke run of each chapter, cached guides, error consistency."""
+
+from __future__ import annotations
+
+import pytest
+
+from untrainable.experiments import image_guidance as ig
+from untrainable.results import REQUIRED_KEYS
+
+
+def test_profiles_scale_up_and_conditions_are_complete():
+    quick, full, paper = (ig.configs(p, "fcn") for p in ("quick", "full", "paper"))
+    assert [(c.target, c.condition) for c in full] == ig.PARTS["fcn"]
+    assert quick[0].n_train < full[0].n_train and paper[0].n_train is None
+    assert paper[0].fcn_depth == 48 and paper[0].fcn_first_width == 2048 and paper[0].wide_width == 8192
+    init = next(c for c in full if c.condition == "trained_guide_init")
+    assert 150 <= init.guide_steps <= 300 and all(c.guide_steps is None for c in full if c is not init)
+    assert ig.configs("paper", "plain")[1].guide.family == "resnet50"
+    assert len(ig.DEFAULT_SEEDS["full"]) >= 3
+    with pytest.raises(ValueError, match="unknown part"):
+        ig.configs("quick", "rnn")
+
+
+def test_error_consistency_is_cohens_kappa():
+    assert ig.error_consistency("1100", "1100") == pytest.approx(1.0)
+    # same accuracy (50%), errors on different images: agreement 0 < expected 0.5
+    assert ig.error_consistency("1100", "0011") == pytest.approx(-1.0)
+    assert ig.error_consistency("10" * 50, "1100" * 25) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="different sets"):
+        ig.error_consistency("10", "101")
+
+
+@pytest.mark.parametrize("part", ["fcn", "plain"])
+def test_smoke_run_writes_valid_records_and_caches_guides(part):
+    records = ig.run("quick", part, seeds=(0,), smoke=True)
+    assert [r["name"] for r in records] == [f"{t}-{c}" for t, c in ig.PARTS[part]]
+    for r in records:
+        assert all(k in r for k in REQUIRED_KEYS)
+        h = r["history"][-1]
+        assert len(h["cka_trained"]) == len(r["probe_pairs"]["trained"]) and 0 <= min(h["cka_trained"]) <= 1
+        assert len(r["metrics"]["test_correct"]) == r["config"]["n_test"]
+        assert ("pairs" in r) == (r["config"]["condition"] != "no_guide")
+    guided = next(r for r in records if r["config"]["condition"] == "trained_guide")
+    assert len(guided["history"][-1]["pair_distance"]) == len(guided["pairs"])
+    guide_record = ig.guide_records("quick", part, smoke=True)["resnet18"]
+    assert len(guide_record["metrics"]["test_correct"]) == r["config"]["n_test"]
+    again = ig.run("quick", part, seeds=(0,), smoke=True)  # loaded, not retrained
+    assert [(r["key"], r["created"], r["metrics"]) for r in again] == [(r["key"], r["created"], r["metrics"])
+                                                                      for r in records]
