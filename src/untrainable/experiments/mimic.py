@@ -1,0 +1,317 @@
+"""Chapter 07: do deep nets really need to be deep? Shallow students mimicking a deep CNN on CIFAR-10.
+
+Runs come in two kinds, each stored as records through :func:`untrainable.results.run_or_load`:
+
+* ``mimic_teacher``: the deep teacher CNNs (Ba & Caruana's 3 × [conv + pool] + fully connected
+  layer, dropout), trained on labels. Their weights are cached (never committed), including
+  snapshots at earlier epochs, which serve as teachers of lower quality.
+* ``mimic_student``: a shallow student trained either on labels or on a teacher's (or an
+  ensemble's) logits over a transfer set of training images plus augmented views.
+
+Every figure of the chapter is a set of student configs; :func:`run_students` trains or loads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from untrainable import mimic
+from untrainable.data import load_cifar10
+from untrainable.models import count_parameters
+from untrainable.profiles import check_profile
+from untrainable.results import run_key, run_or_load
+from untrainable.runtime import resolve_device, seed_everything
+from untrainable.train import FitSettings, fit
+
+TEACHER_EXPERIMENT = "mimic_teacher"
+STUDENT_EXPERIMENT = "mimic_student"
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """A deep teacher CNN and how it is trained (on labels)."""
+
+    channels: int
+    hidden: int
+    epochs: int
+    n_train: int | None
+    n_test: int | None
+    dropout: float = 0.5
+    batch_size: int = 128
+    lr: float = 1e-3
+    snapshots: tuple[int, ...] = ()  # earlier epochs whose weights are kept as weaker teachers
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """Which teacher a student learns from: one seed or an ensemble, final weights or a snapshot."""
+
+    config: TeacherConfig
+    seeds: tuple[int, ...] = (0,)
+    epoch: int | None = None  # None: the final weights
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """A shallow student and its training target."""
+
+    hidden: int
+    epochs: int
+    n_train: int | None
+    n_test: int | None
+    loss: str = "logits"  # "logits" | "kd" | "probs" | "labels"
+    teacher: TeacherSpec | None = None  # None for label-trained students
+    temperature: float = 1.0
+    bottleneck: int | None = None
+    conv_channels: int = 32
+    dropout: float = 0.0
+    views: int = 1  # augmented copies of the training images added to the transfer set
+    batch_size: int = 128
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes of one profile."""
+
+    teacher: TeacherConfig
+    ensemble: tuple[int, ...]
+    n_train: int | None
+    n_test: int | None
+    student_epochs: int
+    widths: tuple[int, ...]
+    bottleneck: int
+    conv_channels: int
+    quality_widths: tuple[int, ...]
+    seeds: tuple[int, ...]
+    temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
+    views: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        teacher=TeacherConfig(channels=32, hidden=256, epochs=3, n_train=2000, n_test=1000, snapshots=(1,)),
+        ensemble=(0, 1), n_train=2000, n_test=1000, student_epochs=3, widths=(64, 512), bottleneck=64,
+        conv_channels=16, quality_widths=(64, 512), seeds=(0,), temperatures=(1.0, 20.0)),
+    "full": Preset(
+        teacher=TeacherConfig(channels=64, hidden=512, epochs=12, n_train=None, n_test=None, snapshots=(1, 2, 4)),
+        ensemble=(0, 1, 2), n_train=None, n_test=None, student_epochs=10, widths=(128, 512, 2048, 8192),
+        bottleneck=256, conv_channels=32, quality_widths=(512, 4096), seeds=(0, 1, 2)),
+    "paper": Preset(
+        teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20)),
+        ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
+        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=(0, 1, 2, 3, 4), views=4),
+}
+SMOKE = {"epochs": 1, "n_train": 256, "n_test": 256}
+
+
+def preset(profile: str, smoke: bool = False) -> Preset:
+    """The profile's sizes; ``smoke`` shrinks data and epochs to a tiny slice (for tests)."""
+    p = PRESETS[check_profile(profile)]
+    if not smoke:
+        return p
+    teacher = dataclasses.replace(p.teacher, epochs=1, n_train=256, n_test=256, snapshots=())
+    return dataclasses.replace(p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
+                               student_epochs=1, widths=p.widths[:2], quality_widths=p.quality_widths[:1],
+                               seeds=p.seeds[:1], temperatures=p.temperatures[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# Teachers
+# ---------------------------------------------------------------------------------------------
+
+
+def _cifar(n_train: int | None, n_test: int | None):
+    train = load_cifar10(train=True).subset(n_train, seed=0)
+    test = load_cifar10(train=False).subset(n_test, seed=0)
+    return train, test
+
+
+def build_teacher(config: TeacherConfig) -> nn.Module:
+    return mimic.TeacherCNN(channels=config.channels, hidden=config.hidden, dropout=config.dropout)
+
+
+def _weights_path(config: TeacherConfig, seed: int, epoch: int) -> Path:
+    return mimic.cached_path("teacher", f"{run_key(TEACHER_EXPERIMENT, config, seed)}-e{epoch}")
+
+
+def _train_teacher(config: TeacherConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+    generator = seed_everything(seed)
+    model = build_teacher(config)
+    train, test = _cifar(config.n_train, config.n_test)
+
+    def snapshot(epoch: int, m: nn.Module) -> None:
+        if epoch in config.snapshots or epoch == config.epochs:
+            path = _weights_path(config, seed, epoch)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(m.state_dict(), path)
+
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
+    history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
+                  generator=generator, device=device, checkpoint=checkpoint, desc=f"teacher seed {seed}",
+                  on_epoch_end=snapshot)
+    metrics = {"test_acc": history[-1]["test_acc"], "train_acc": history[-1]["train_acc"],
+               "parameters": count_parameters(model),
+               **{f"test_acc_epoch{e}": history[e - 1]["test_acc"] for e in config.snapshots}}
+    return {"metrics": metrics, "history": history}
+
+
+def teacher_records(config: TeacherConfig, seeds: tuple[int, ...], profile: str, device: str = "auto",
+                    force: bool = False) -> list[dict[str, Any]]:
+    """Train (or load the records of) the teachers of ``seeds``."""
+    return [run_or_load(TEACHER_EXPERIMENT, profile, "teacher", config, s, _train_teacher, device=device, force=force)
+            for s in seeds]
+
+
+def load_teachers(spec: TeacherSpec, profile: str, device: torch.device) -> list[nn.Module]:
+    """The teacher modules of ``spec``, retraining any whose cached weights are missing (same seed, same weights)."""
+    epoch = spec.epoch or spec.config.epochs
+    models = []
+    for seed in spec.seeds:
+        path = _weights_path(spec.config, seed, epoch)
+        if not path.is_file():
+            teacher_records(spec.config, (seed,), profile, device=device.type, force=True)
+        model = build_teacher(spec.config)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        models.append(model.to(device).eval())
+    return models
+
+
+# ---------------------------------------------------------------------------------------------
+# Students
+# ---------------------------------------------------------------------------------------------
+
+
+def build_student(config: StudentConfig) -> nn.Module:
+    return mimic.ShallowStudent(hidden=config.hidden, bottleneck=config.bottleneck,
+                                conv_channels=config.conv_channels, dropout=config.dropout)
+
+
+def _train_student_fn(profile: str):
+    def train(config: StudentConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+        train_data, test = _cifar(config.n_train, config.n_test)
+        x_test = test.normalized()
+        extra: dict[str, Any] = {}
+        if config.teacher is None:
+            x, target = train_data.normalized(), train_data.labels
+        else:
+            teachers = load_teachers(config.teacher, profile, device)
+            key = "|".join(run_key(TEACHER_EXPERIMENT, config.teacher.config, s) for s in config.teacher.seeds)
+            images, target = mimic.transfer_set(
+                teachers, train_data.images, lambda u: _normalize_like(train_data, u), config.views,
+                seed=0, device=device, cache_key=f"{key}|e{config.teacher.epoch}")
+            x = _normalize_like(train_data, images)
+            z_test = mimic.ensemble_logits(teachers, x_test, device)
+            extra["teacher_test_acc"] = (z_test.argmax(1) == test.labels).float().mean().item()
+        generator = seed_everything(seed)
+        model = build_student(config)
+        settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
+        history = fit(model, (x, target), (x_test, test.labels), settings, generator=generator, device=device,
+                      loss_fn=mimic.mimic_loss_fn(config.loss, config.temperature), checkpoint=checkpoint,
+                      desc=f"student h={config.hidden} {config.loss} seed {seed}")
+        metrics = {"test_acc": history[-1]["test_acc"], "best_test_acc": max(h["test_acc"] for h in history),
+                   "train_acc": history[-1]["train_acc"], "parameters": count_parameters(model),
+                   "train_time_s": sum(h["epoch_time_s"] for h in history), **extra}
+        return {"metrics": metrics, "history": history}
+
+    return train
+
+
+def _normalize_like(data, images: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    return images.float().div(255).sub_(mean).div_(std)
+
+
+def run_students(configs: dict[str, StudentConfig], profile: str, seeds: tuple[int, ...],
+                 device: str = "auto", force: bool = False) -> list[dict[str, Any]]:
+    """Train or load every named student config for every seed; records carry the name."""
+    train = _train_student_fn(profile)
+    return [run_or_load(STUDENT_EXPERIMENT, profile, name, cfg, s, train, device=device, force=force)
+            for name, cfg in configs.items() for s in seeds]
+
+
+def _student(p: Preset, **kw: Any) -> StudentConfig:
+    base = dict(epochs=p.student_epochs, n_train=p.n_train, n_test=p.n_test, conv_channels=p.conv_channels,
+                views=p.views)
+    base.update(kw)
+    return StudentConfig(**base)
+
+
+def size_sweep(p: Preset) -> dict[str, StudentConfig]:
+    """Figure 1: accuracy vs parameters for label-trained, mimic and convolution-free mimic students."""
+    ens = TeacherSpec(p.teacher, p.ensemble)
+    out = {}
+    for h in p.widths:
+        out[f"labels-h{h}"] = _student(p, hidden=h, loss="labels", dropout=0.5, views=0)
+        out[f"mimic-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)
+        out[f"mimic_noconv-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, conv_channels=0)
+    return out
+
+
+def quality_sweep(p: Preset) -> dict[str, StudentConfig]:
+    """Figure 2: students of two widths mimicking teachers of several qualities (snapshots and the ensemble)."""
+    specs = {f"e{e}": TeacherSpec(p.teacher, (0,), e) for e in p.teacher.snapshots}
+    specs["final"] = TeacherSpec(p.teacher, (0,))
+    specs["ensemble"] = TeacherSpec(p.teacher, p.ensemble)
+    return {f"quality-{t}-h{h}": _student(p, hidden=h, teacher=spec, bottleneck=p.bottleneck)
+            for t, spec in specs.items() for h in p.quality_widths}
+
+
+def loss_sweep(p: Preset) -> dict[str, StudentConfig]:
+    """The loss table: one student width and budget, trained with each target."""
+    ens = TeacherSpec(p.teacher, p.ensemble)
+    h = p.quality_widths[-1]
+    out = {"loss-logits": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="logits"),
+           "loss-probs": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="probs"),
+           "loss-labels": _student(p, hidden=h, bottleneck=p.bottleneck, loss="labels", views=0)}
+    for t in p.temperatures:
+        out[f"loss-kd-T{t:g}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="kd", temperature=t)
+    return out
+
+
+def bottleneck_sweep(p: Preset) -> dict[str, StudentConfig]:
+    """Bottleneck vs none, on the widest student: accuracy per epoch and per second."""
+    ens = TeacherSpec(p.teacher, p.ensemble)
+    h = p.widths[-1]
+    return {"bottleneck": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck),
+            "no_bottleneck": _student(p, hidden=h, teacher=ens, bottleneck=None)}
+
+
+def overfit_pair(p: Preset) -> dict[str, StudentConfig]:
+    """Test error over epochs of a wide student on labels (no dropout) vs mimicking."""
+    ens = TeacherSpec(p.teacher, p.ensemble)
+    h = p.widths[-1]
+    return {"overfit-labels": _student(p, hidden=h, loss="labels", bottleneck=p.bottleneck, views=0),
+            "overfit-mimic": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)}
+
+
+def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto", force: bool = False,
+        smoke: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Every run of the chapter: teachers first, then each figure's students."""
+    p = preset(profile, smoke)
+    seeds = p.seeds if seeds is None else tuple(seeds)
+    out = {"teachers": teacher_records(p.teacher, p.ensemble, profile, device, force)}
+    for name, sweep in (("size", size_sweep), ("quality", quality_sweep), ("loss", loss_sweep),
+                        ("bottleneck", bottleneck_sweep), ("overfit", overfit_pair)):
+        out[name] = run_students(sweep(p), profile, seeds, device, force)
+    return out
+
+
+def ensemble_accuracy(profile: str, device: str = "auto", smoke: bool = False) -> float:
+    """Test accuracy of the profile's teacher ensemble (averaged logits)."""
+    p = preset(profile, smoke)
+    dev = resolve_device(device)
+    teachers = load_teachers(TeacherSpec(p.teacher, p.ensemble), profile, dev)
+    _, test = _cifar(p.teacher.n_test, p.teacher.n_test)
+    z = mimic.ensemble_logits(teachers, test.normalized(), dev)
+    return (z.argmax(1) == test.labels).float().mean().item()
+
+
