@@ -46,8 +46,9 @@ VARIANTS = ("target", "guide_forward", "naive", "online", "bank_features", "bank
 ROUNDS = {"quick": 3, "full": 7, "paper": 7}
 
 
-def record_file(profile: str) -> Path:
-    return results_root() / profile / EXPERIMENT / f"{EXPERIMENT}.json"
+def record_file(profile: str, parts: tuple[str, ...] = ("fcn", "plain")) -> Path:
+    suffix = "" if set(parts) == {"fcn", "plain"} else "-" + "-".join(parts)
+    return results_root() / profile / EXPERIMENT / f"{EXPERIMENT}{suffix}.json"
 
 
 def _authors_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -134,7 +135,7 @@ def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds:
         parts: tuple[str, ...] = ("fcn", "plain")) -> dict[str, Any]:
     """Benchmark the profile's guided chapters (Deep FCN and plain ConvNet targets); store one record."""
     check_profile(profile)
-    path = record_file(profile)
+    path = record_file(profile, parts)
     if path.is_file() and not force:
         return load_record(path)
     set_threads()

@@ -16,6 +16,7 @@ COLORS: dict[str, str] = {
     "fcn": "#4c72b0", "cnn": "#55a868", "deep_fcn": "#c44e52",
     # guidance: no guide grey, trained guide blue, untrained guide orange
     "no_guide": "#8c8c8c", "trained_guide": "#1f77b4", "untrained_guide": "#ff7f0e", "guide": "#2ca02c",
+    "trained_guide_init": "#9ecae1", "small_cnn_guide": "#17becf",
     # mimic: labels green, mimic purple
     "labels": "#2ca02c", "mimic": "#9467bd", "teacher": "#444444",
 }
@@ -62,5 +63,63 @@ def learning_curves(
         ax.set_ylabel(metric.replace("_", " "))
     axes.flat[0].legend(frameon=True, fontsize="small")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_curves(frame: pd.DataFrame, labels: dict[str, str], title: str, hue_order: list[str] | None = None,
+                     references: tuple[str, ...] = ("trained", "untrained")) -> plt.Figure:
+    """Linear CKA with a reference guide over training (left panels, mean over layer pairs) and per
+    layer at the last epoch (right panels); mean over seeds as a line, min-to-max over seeds as a band.
+
+    ``frame`` is long-form with columns name, seed, epoch, reference, depth, cka.
+    """
+    fig, axes = plt.subplots(len(references), 2, figsize=(10, 3.4 * len(references)), squeeze=False)
+    order = hue_order or list(dict.fromkeys(frame["name"]))
+    last = frame["epoch"].max()
+    for row, ref in zip(axes, references):
+        sub = frame[frame["reference"] == ref]
+        for name in order:
+            s = sub[sub["name"] == name]
+            if s.empty:
+                continue
+            color = COLORS.get(name)
+            per_seed = s.groupby(["seed", "epoch"])["cka"].mean().groupby("epoch")
+            mean, lo, hi = per_seed.mean(), per_seed.min(), per_seed.max()
+            row[0].plot(mean.index, mean.values, color=color, lw=2, label=labels.get(name, name))
+            row[0].fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
+            end = s[s["epoch"] == last].groupby("depth")["cka"]
+            mean, lo, hi = end.mean(), end.min(), end.max()
+            row[1].plot(mean.index, mean.values, color=color, lw=2, marker="o", ms=3)
+            row[1].fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
+        row[0].set(xlabel="epoch (0 = initialisation)", ylabel=f"CKA with {ref} guide (mean over pairs)", ylim=(0, 1))
+        row[1].set(xlabel="target layer (relative depth)", ylabel=f"CKA with {ref} guide, last epoch", ylim=(0, 1))
+    axes[0][0].legend(frameon=True, fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mapping_figure(guide_layers: list[str], target_layers: list[str], pairs: list[tuple[int, int]],
+                   title: str, guide_name: str = "guide", target_name: str = "target") -> plt.Figure:
+    """Two columns of layers (guide left, target right, first layer at the top) joined by the pairs."""
+    n = max(len(guide_layers), len(target_layers))
+    fig, ax = plt.subplots(figsize=(7.5, 0.22 * n + 1.6))
+    gy = {i: 1 - i / max(len(guide_layers) - 1, 1) for i in range(len(guide_layers))}
+    ty = {j: 1 - j / max(len(target_layers) - 1, 1) for j in range(len(target_layers))}
+    for i, j in pairs:
+        ax.plot([0, 1], [gy[i], ty[j]], color=COLORS["trained_guide"], alpha=0.6, lw=1)
+    ax.scatter([0] * len(gy), list(gy.values()), color=COLORS["guide"], zorder=3, s=14)
+    ax.scatter([1] * len(ty), list(ty.values()), color=COLORS["no_guide"], zorder=3, s=14)
+    for i, name in enumerate(guide_layers):
+        ax.text(-0.03, gy[i], name, ha="right", va="center", fontsize=7)
+    for j, name in enumerate(target_layers):
+        ax.text(1.03, ty[j], name, ha="left", va="center", fontsize=7)
+    ax.text(0, 1.06, f"{guide_name} ({len(guide_layers)} layers)", ha="center", fontsize=9, weight="bold")
+    ax.text(1, 1.06, f"{target_name} ({len(target_layers)} layers)", ha="center", fontsize=9, weight="bold")
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_ylim(-0.05, 1.12)
+    ax.axis("off")
+    ax.set_title(title, pad=14)
     fig.tight_layout()
     return fig

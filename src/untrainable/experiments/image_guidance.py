@@ -36,7 +36,7 @@ from untrainable.data import ImageData, load_cifar10, stratified_indices
 from untrainable.models import ResNet, SmallCNN, count_parameters, deep_fcn, resnet18, resnet50, wide_fcn
 from untrainable.paths import cache_root
 from untrainable.profiles import check_profile
-from untrainable.results import record_path, run_key, run_or_load
+from untrainable.results import load_record, record_path, run_key, run_or_load
 from untrainable.runtime import resolve_device, seed_everything, set_threads
 from untrainable.train import FitSettings, cross_entropy_loss, fit
 
@@ -465,10 +465,18 @@ def run(profile: str = "quick", part: str = "fcn", seeds: Iterable[int] | None =
 
 def guide_records(profile: str, part: str = "fcn", device: str = "auto", smoke: bool = False,
                   **overrides: Any) -> dict[str, dict[str, Any]]:
-    """The trained guides' records of a chapter (training them if needed), keyed by family."""
+    """The trained guides' records of a chapter, keyed by family.
+
+    A stored record is read without its weights (a reader of the book needs no guide); a missing
+    one is trained (and its weights cached).
+    """
     cs = configs(profile, part, smoke, **overrides)
     gs = {c.guide.family: c.guide for c in cs if c.guide is not None and CONDITIONS[c.condition][1]}
-    return {fam: trained_guide(profile, g, device)[1] for fam, g in gs.items()}
+    out = {}
+    for fam, g in gs.items():
+        path = record_path(profile, GUIDE_EXPERIMENT, g.family, 0, run_key(GUIDE_EXPERIMENT, g, 0))
+        out[fam] = load_record(path) if path.is_file() else trained_guide(profile, g, device)[1]
+    return out
 
 
 def is_stored(profile: str, part: str = "fcn", seeds: Iterable[int] | None = None, **overrides: Any) -> bool:
@@ -525,7 +533,7 @@ def layer_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) -> l
     for i, g in enumerate(g_layers):
         j = pairs.get(i)
         rows.append({"guide index": i, "guide layer": g, "guide kind": type(mods_g[g]).__name__,
-                     "target index": j, "target layer": t_layers[j] if j is not None else "",
+                     "target index": "" if j is None else j, "target layer": t_layers[j] if j is not None else "",
                      "target kind": type(mods_t[t_layers[j]]).__name__ if j is not None else ""})
     return rows
 
@@ -533,3 +541,87 @@ def layer_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) -> l
 __all__ = ["EXPERIMENT", "CONDITIONS", "PARTS", "Config", "GuideConfig", "PRESETS", "configs", "run", "train_one",
            "trained_guide", "untrained_guide", "error_consistency", "build_target", "build_guide", "load_data",
            "describe_models", "layer_table", "guide_records", "is_stored"]
+
+
+# ----------------------------------------------------------------------------- frames for the chapters
+
+
+def select(records: list[dict[str, Any]], target: str, conditions: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The records of one target (optionally only some conditions), renamed to their condition.
+
+    The chapter's plots colour by condition (``no_guide`` grey, ``trained_guide`` blue, ...), so the
+    returned copies carry ``name = condition``.
+    """
+    wanted = list(conditions) if conditions is not None else None
+    out = [{**r, "name": r["config"]["condition"]} for r in records if r["config"]["target"] == target
+           and (wanted is None or r["config"]["condition"] in wanted)]
+    if wanted is not None:
+        out.sort(key=lambda r: wanted.index(r["name"]))
+    return out
+
+
+def alignment_frame(records: list[dict[str, Any]]) -> "Any":
+    """Long-form linear CKA of every mapped layer pair: one row per (run, epoch, reference guide, pair).
+
+    Columns: name, seed, epoch (0 = at initialisation), reference ("trained"/"untrained" ResNet
+    guide), pair (index), depth (the target layer's relative depth, 0 first to 1 last), cka.
+    """
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        for ref in ("trained", "untrained"):
+            pairs = r["probe_pairs"][ref]
+            n_t = len(pairs)
+            series = [(0, r["initial_cka"][ref])] + [(h["epoch"], h[f"cka_{ref}"]) for h in r["history"]]
+            for epoch, values in series:
+                for i, v in enumerate(values):
+                    rows.append({"name": r["name"], "seed": r["seed"], "epoch": epoch, "reference": ref, "pair": i,
+                                 "depth": i / max(n_t - 1, 1), "cka": v})
+    return pd.DataFrame(rows)
+
+
+def kappa_table(records: list[dict[str, Any]], guides: dict[str, dict[str, Any]]) -> "Any":
+    """Error consistency (Cohen's kappa) between the chapter's classifiers, averaged over seeds.
+
+    Pairs: the Deep FCNs guided by the two guide families (same seed), the two guides themselves,
+    each guided FCN with its own guide, and the unguided FCN with each guide and with itself across
+    seeds (how much two independently trained FCNs agree by chance of architecture alone).
+    """
+    import itertools
+
+    import pandas as pd
+
+    deep = {(r["config"]["condition"], r["seed"]): r["metrics"]["test_correct"] for r in records
+            if r["config"]["target"] == "deep_fcn"}
+    seeds = sorted({s for _, s in deep})
+    res, cnn = guides["resnet18"]["metrics"]["test_correct"], guides["small_cnn"]["metrics"]["test_correct"]
+
+    def over_seeds(f):
+        vals = [f(s) for s in seeds]
+        vals = [v for v in vals if v is not None]
+        return (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals))
+
+    def get(cond, s):
+        return deep.get((cond, s))
+
+    rows = [
+        ("FCN guided by ResNet-18 vs FCN guided by small CNN",
+         over_seeds(lambda s: error_consistency(get("trained_guide", s), get("small_cnn_guide", s))
+                    if get("trained_guide", s) and get("small_cnn_guide", s) else None)),
+        ("ResNet-18 guide vs small-CNN guide", (error_consistency(res, cnn), 0.0, 1)),
+        ("FCN guided by ResNet-18 vs its guide",
+         over_seeds(lambda s: error_consistency(get("trained_guide", s), res) if get("trained_guide", s) else None)),
+        ("FCN guided by small CNN vs its guide",
+         over_seeds(lambda s: error_consistency(get("small_cnn_guide", s), cnn) if get("small_cnn_guide", s) else None)),
+        ("unguided FCN vs ResNet-18 guide",
+         over_seeds(lambda s: error_consistency(get("no_guide", s), res) if get("no_guide", s) else None)),
+        ("unguided FCN vs small-CNN guide",
+         over_seeds(lambda s: error_consistency(get("no_guide", s), cnn) if get("no_guide", s) else None)),
+    ]
+    pairs = [(a, b) for a, b in itertools.combinations(seeds, 2) if get("no_guide", a) and get("no_guide", b)]
+    if pairs:
+        vals = [error_consistency(get("no_guide", a), get("no_guide", b)) for a, b in pairs]
+        rows.append(("unguided FCN vs unguided FCN (other seed)",
+                     (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals))))
+    return pd.DataFrame([{"pair": name, "kappa": m, "spread (sd)": sd, "pairs averaged": n} for name, (m, sd, n) in rows])
