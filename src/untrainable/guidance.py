@@ -458,21 +458,28 @@ class GuidanceLoss:
         terms = self.pair_terms([acts[t] for _, t in self.pairs], guide_reps)
         task = self.task_loss(logits, y)
         guidance = terms.sum()
-        self.log.append({"step": self.step, "task": task.item(), "guidance": guidance.item(),
+        self.log.append({"step": self.step, "n": len(y), "task": task.item(), "guidance": guidance.item(),
                          "terms": terms.detach().tolist()})
         self.step += 1
         return task + self.alpha * guidance, logits
 
     def epoch_means(self, steps_per_epoch: int) -> list[dict[str, Any]]:
-        """The log averaged per epoch: ``{"epoch", "task", "guidance", "terms"}`` for guided epochs."""
+        """The log per epoch, for guided epochs: means over guided steps (weighted by batch size) of
+        ``task``, ``guidance`` and each pair's ``terms``, and ``guidance_sum``, the sum of
+        ``guidance × batch size`` (divided by the epoch's examples it is the guidance part of the
+        epoch's mean training loss)."""
         out: dict[int, list[dict[str, Any]]] = {}
         for entry in self.log:
             out.setdefault(entry["step"] // steps_per_epoch + 1, []).append(entry)
         rows = []
         for epoch, entries in sorted(out.items()):
-            terms = torch.tensor([e["terms"] for e in entries]).mean(0).tolist()
-            rows.append({"epoch": epoch, "task": sum(e["task"] for e in entries) / len(entries),
-                         "guidance": sum(e["guidance"] for e in entries) / len(entries), "terms": terms})
+            w = torch.tensor([float(e["n"]) for e in entries])
+            terms = (torch.tensor([e["terms"] for e in entries]) * w[:, None]).sum(0) / w.sum()
+            rows.append({"epoch": epoch, "steps": len(entries),
+                         "task": float(sum(e["task"] * e["n"] for e in entries) / w.sum()),
+                         "guidance": float(sum(e["guidance"] * e["n"] for e in entries) / w.sum()),
+                         "guidance_sum": float(sum(e["guidance"] * e["n"] for e in entries)),
+                         "terms": terms.tolist()})
         return rows
 
 

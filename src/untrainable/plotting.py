@@ -92,8 +92,10 @@ def alignment_curves(frame: pd.DataFrame, labels: dict[str, str], title: str, hu
             mean, lo, hi = end.mean(), end.min(), end.max()
             row[1].plot(mean.index, mean.values, color=color, lw=2, marker="o", ms=3)
             row[1].fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
-        row[0].set(xlabel="epoch (0 = initialisation)", ylabel=f"CKA with {ref} guide (mean over pairs)", ylim=(0, 1))
-        row[1].set(xlabel="target layer (relative depth)", ylabel=f"CKA with {ref} guide, last epoch", ylim=(0, 1))
+        row[0].set(xlabel="epoch (0 = initialisation)", ylabel="CKA, mean over pairs", ylim=(0, 1),
+                   title=f"with the {ref} guide, over training")
+        row[1].set(xlabel="target layer (relative depth)", ylabel="CKA at the last epoch", ylim=(0, 1),
+                   title=f"with the {ref} guide, per layer")
     axes[0][0].legend(frameon=True, fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()

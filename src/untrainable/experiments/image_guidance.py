@@ -143,7 +143,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  guide_n_train=10000, guide_epochs=6, guide_width=16, resnet_family="resnet18",
                  small_channels=(32, 64, 128), small_hidden=256,
                  fcn_depth=20, fcn_width=256, fcn_first_width=512, wide_width=1024, wide_depth=3,
-                 plain_layers=(3, 4, 6, 3), plain_width=8, plain_epochs=10),
+                 plain_layers=(3, 4, 6, 3), plain_width=8, plain_epochs=10, plain_n_train=2000),
     "paper": dict(n_train=None, n_test=None, epochs=100, batch_size=256, guide_steps=300, probe_n=256,
                   guide_n_train=None, guide_epochs=100, guide_width=64, resnet_family="resnet18",
                   small_channels=(32, 64, 128), small_hidden=256,
@@ -173,6 +173,8 @@ def configs(profile: str, part: str = "fcn", smoke: bool = False, **overrides: A
         guides["resnet"] = replace(guides["resnet"], family="resnet50")  # the paper's guide for the plain net
         p["plain_block"] = "bottleneck"
     epochs = p.get("plain_epochs", p["epochs"]) if part == "plain" else p["epochs"]
+    if part == "plain":
+        p["n_train"] = p.get("plain_n_train", p["n_train"])
     fields = {f.name for f in dataclasses.fields(Config)}
     base = {k: v for k, v in p.items() if k in fields and k not in ("guide_steps", "epochs")}
     out = []
@@ -408,9 +410,11 @@ def train_one(c: Config, seed: int, device: torch.device, checkpoint: Path, prof
                       generator=generator, device=device, loss_fn=loss_fn, checkpoint=checkpoint,
                       desc=f"{c.target}/{c.condition} seed {seed}", progress=False)
         row: dict[str, Any] = {f"cka_{k}": p.measure(model) for k, p in probes.items()}
+        row["train_task_loss"] = history[-1]["train_loss"]  # the cross-entropy part of train_loss
         if guidance is not None and guidance.log:
             means = guidance.epoch_means(steps_per_epoch)[-1]
-            row.update(guidance_term=means["guidance"], pair_distance=means["terms"])
+            row.update(guidance_term=means["guidance"], pair_distance=means["terms"], guided_steps=means["steps"])
+            row["train_task_loss"] -= c.alpha * means["guidance_sum"] / len(y_train)
             guidance.log.clear()
         extras["epochs"].append(row)
         _log(f"{c.target}/{c.condition} seed {seed} epoch {epoch}/{c.epochs}: train acc {history[-1]['train_acc']:.3f} "
