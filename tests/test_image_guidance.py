@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from untrainable.experiments import image_guidance as ig
 from untrainable.results import REQUIRED_KEYS
@@ -47,3 +48,25 @@ def test_smoke_run_writes_valid_records_and_caches_guides(part):
     again = ig.run("quick", part, seeds=(0,), smoke=True)  # loaded, not retrained
     assert [(r["key"], r["created"], r["metrics"]) for r in again] == [(r["key"], r["created"], r["metrics"])
                                                                       for r in records]
+
+
+def test_an_interrupted_guided_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    c = ig.configs("quick", "fcn", smoke=True, epochs=3, n_train=256, batch_size=64)[1]  # trained guide
+    straight = ig.train_one(c, 0, torch.device("cpu"), tmp_path / "a.pt", "quick")
+
+    real_fit, calls = ig.fit, []
+
+    def interrupted_fit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stopped during epoch 2
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(ig, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        ig.train_one(c, 0, torch.device("cpu"), tmp_path / "b.pt", "quick")
+    monkeypatch.setattr(ig, "fit", real_fit)
+    resumed = ig.train_one(c, 0, torch.device("cpu"), tmp_path / "b.pt", "quick")
+    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
+    assert strip(resumed["history"]) == strip(straight["history"])
+    assert resumed["initial_cka"] == straight["initial_cka"]

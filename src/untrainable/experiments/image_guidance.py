@@ -330,7 +330,10 @@ _BANKS: dict[str, G.GuideBank] = {}
 def guide_bank(profile: str, key: str, guide: nn.Module, layers: list[str], x_train: torch.Tensor,
                mode: str) -> G.GuideBank:
     """The guide's bank over the training set: kept in memory (one at a time) and on disk in the cache."""
-    name = f"{key}-{mode}-{len(x_train)}"
+    import hashlib
+
+    sample = x_train[:: max(1, len(x_train) // 64)].contiguous().cpu().numpy().tobytes()
+    name = f"{key}-{mode}-{len(x_train)}-{hashlib.sha1(sample).hexdigest()[:10]}"  # which guide, which images
     if name in _BANKS:
         return _BANKS[name]
     _BANKS.clear()
@@ -350,10 +353,15 @@ def guide_bank(profile: str, key: str, guide: nn.Module, layers: list[str], x_tr
 
 
 def _guide_for(c: Config, seed: int, profile: str, device: str, trained: bool, g: GuideConfig):
-    """(guide, identity key) for a run: a trained guide is shared, an untrained one is per seed."""
-    if trained:
-        return trained_guide(profile, g, device)[0], f"{g.family}-{run_key(GUIDE_EXPERIMENT, g, 0)}"
-    return untrained_guide(g, seed), f"{g.family}-untrained{UNTRAINED_GUIDE_SEED + seed}-{run_key('u', g, 0)}"
+    """(guide, identity key) for a run: a trained guide is shared, an untrained one is per seed.
+
+    The global random state is left as it was (building, loading or even training a guide must
+    not change the target run's dropout masks), so a run gives the same numbers whether or not
+    its guide was cached."""
+    with torch.random.fork_rng():
+        if trained:
+            return trained_guide(profile, g, device)[0], f"{g.family}-{run_key(GUIDE_EXPERIMENT, g, 0)}"
+        return untrained_guide(g, seed), f"{g.family}-untrained{UNTRAINED_GUIDE_SEED + seed}-{run_key('u', g, 0)}"
 
 
 def train_one(c: Config, seed: int, device: torch.device, checkpoint: Path, profile: str) -> dict[str, Any]:
@@ -399,8 +407,11 @@ def train_one(c: Config, seed: int, device: torch.device, checkpoint: Path, prof
         done = torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]
         if extras_path.is_file():
             extras = json.loads(extras_path.read_text())
-            extras["epochs"] = extras["epochs"][:done]
-    if not checkpoint.is_file() or "initial" not in extras:
+        if "initial" not in extras or len(extras["epochs"]) < done:  # interrupted between the two writes
+            checkpoint.unlink()
+            done, extras = 0, {"epochs": []}
+        extras["epochs"] = extras["epochs"][:done]
+    if done == 0:
         extras["initial"] = {k: p.measure(model) for k, p in probes.items()}
     if guidance is not None:
         guidance.step = done * steps_per_epoch
