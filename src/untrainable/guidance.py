@@ -33,7 +33,6 @@ layer, and the loss looks up each batch's rows by index (:class:`IndexedInputs`)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -511,10 +510,3 @@ class SimilarityProbe:
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size, flatten=True, device=device)
         return [float(gram_linear_cka(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
 
-
-def depth_fraction(pairs: Sequence[tuple[str, str]], guide_layers: Sequence[str],
-                   target_layers: Sequence[str]) -> list[tuple[float, float]]:
-    """Each pair's relative depth in the guide and the target (0 first layer, 1 last), for plots."""
-    g_pos = {n: i / max(len(guide_layers) - 1, 1) for i, n in enumerate(guide_layers)}
-    t_pos = {n: i / max(len(target_layers) - 1, 1) for i, n in enumerate(target_layers)}
-    return [(g_pos.get(g, math.nan), t_pos.get(t, math.nan)) for g, t in pairs]

@@ -37,7 +37,7 @@ from untrainable.models import ResNet, SmallCNN, count_parameters, deep_fcn, res
 from untrainable.paths import cache_root
 from untrainable.profiles import check_profile
 from untrainable.results import load_record, record_path, run_key, run_or_load
-from untrainable.runtime import resolve_device, seed_everything, set_threads
+from untrainable.runtime import seed_everything, set_threads
 from untrainable.train import FitSettings, cross_entropy_loss, fit
 
 EXPERIMENT = "image_guidance"
