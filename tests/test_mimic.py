@@ -110,3 +110,19 @@ def test_transfer_set_averages_teachers_and_is_cached():
 def test_unknown_loss_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown mimic loss"):
         mimic.mimic_loss_fn("l1")(nn.Linear(2, 2), torch.zeros(1, 2), torch.zeros(1, 2))
+
+
+def test_paper_profile_smoke_run_trains_teachers_and_every_sweep():
+    from untrainable.experiments import mimic as M
+    from untrainable.results import REQUIRED_KEYS
+
+    runs = M.run("paper", smoke=True)
+    assert set(runs) == {"teachers", "size", "quality", "loss", "bottleneck", "overfit"}
+    teacher = runs["teachers"][0]
+    assert teacher["config"]["channels"] == 128 and teacher["config"]["epochs"] == 1  # paper model, tiny slice
+    for records in runs.values():
+        for r in records:
+            assert all(k in r for k in REQUIRED_KEYS) and r["profile"] == "paper"
+    mimics = [r for r in runs["size"] if r["name"].startswith("mimic-")]
+    assert all(0.0 <= r["metrics"]["teacher_test_acc"] <= 1.0 for r in mimics)
+    assert M.run("paper", smoke=True) == runs  # identical configs load their records

@@ -140,7 +140,7 @@ def run_or_load(
     }
     write_json_atomic(record, path)
     checkpoint.unlink(missing_ok=True)
-    return record
+    return load_record(path)  # exactly what a later call will load (tuples become lists, etc.)
 
 
 def history_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

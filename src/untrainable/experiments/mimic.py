@@ -119,7 +119,7 @@ def preset(profile: str, smoke: bool = False) -> Preset:
         return p
     teacher = dataclasses.replace(p.teacher, epochs=1, n_train=256, n_test=256, snapshots=())
     return dataclasses.replace(p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
-                               student_epochs=1, widths=p.widths[:2], quality_widths=p.quality_widths[:1],
+                               student_epochs=1, widths=p.widths[:1], quality_widths=p.widths[:1],
                                seeds=p.seeds[:1], temperatures=p.temperatures[:2])
 
 
