@@ -81,9 +81,10 @@ class ImageData:
         idx = stratified_indices(self.labels, n, seed)
         return ImageData(self.images[idx], self.labels[idx], self.classes, self.mean, self.std)
 
-    def normalized(self) -> torch.Tensor:
-        """Float32 images scaled to [0, 1] and standardised per channel."""
-        x = self.images.float().div_(255)
+    def normalized(self, images: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 images (these, or other uint8 ``images`` of the same kind) scaled to [0, 1] and
+        standardised with this dataset's per-channel mean and std."""
+        x = (self.images if images is None else images).float().div_(255)
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         std = torch.tensor(self.std).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)

@@ -205,9 +205,9 @@ def _train_student_fn(profile: str):
             teachers = load_teachers(config.teacher, profile, device)
             key = "|".join(run_key(TEACHER_EXPERIMENT, config.teacher.config, s) for s in config.teacher.seeds)
             images, target = mimic.transfer_set(
-                teachers, train_data.images, lambda u: _normalize_like(train_data, u), config.views,
+                teachers, train_data.images, train_data.normalized, config.views,
                 seed=0, device=device, cache_key=f"{key}|e{config.teacher.epoch}")
-            x = _normalize_like(train_data, images)
+            x = train_data.normalized(images)
             z_test = mimic.ensemble_logits(teachers, x_test, device)
             extra["teacher_test_acc"] = (z_test.argmax(1) == test.labels).float().mean().item()
         generator = seed_everything(seed)
@@ -222,12 +222,6 @@ def _train_student_fn(profile: str):
         return {"metrics": metrics, "history": history}
 
     return train
-
-
-def _normalize_like(data, images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    return images.float().div(255).sub_(mean).div_(std)
 
 
 def run_students(configs: dict[str, StudentConfig], profile: str, seeds: tuple[int, ...],
