@@ -229,19 +229,15 @@ def gram_linear_cka(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
     """Linear CKA of activations ``x`` ``(n, ...)`` with a guide's centred Gram matrix ``L`` ``(n, n)``.
 
     ``CKA = <K, L> / (‖K‖_F ‖L‖_F)`` with ``K = Xc Xcᵀ`` (``Xc`` the centred features) and ``L``
-    already centred (``H L H``). For ``d <= n`` computed as ``tr(Xcᵀ L Xc)`` and ``‖Xcᵀ Xc‖_F``
-    without forming ``K``; for ``d > n`` from ``K`` itself. Sums in float64. Equal to :func:`untrainable.similarity.linear_cka` of ``x`` and any
-    ``Y`` with ``H Y Yᵀ H = L``.
+    already centred (``H L H``). One ``n x n`` product ``K`` serves the numerator and ``‖K‖``, and
+    the backward pass needs one more (``dX = (dK + dKᵀ) Xc``): with ``L`` given, this is cheaper
+    than any feature-space form, whatever ``d``. Sums in float64. Equal to
+    :func:`untrainable.similarity.linear_cka` of ``x`` and any ``Y`` with ``H Y Yᵀ H = L``.
     """
     x = S.center(S.flatten(x))
-    l_centered = l_centered.to(x.dtype)
-    n, d = x.shape
-    if d > n:  # one n x n product serves both <K, L> and ‖K‖ (and one more in the backward pass)
-        k = x @ x.T
-        num, kk = (k.double() * l_centered.double()).sum(), S._sq_frobenius(k)
-    else:  # d x d and n x d products are cheaper than forming K
-        num, kk = ((l_centered @ x) * x).double().sum(), S._sq_frobenius(x.T @ x)
-    return num / (kk * S._sq_frobenius(l_centered)).sqrt()
+    k = (x @ x.T).double()
+    l_centered = l_centered.double()
+    return (k * l_centered).sum() / ((k * k).sum() * (l_centered * l_centered).sum()).sqrt()
 
 
 def _one_minus(fn: Callable[..., torch.Tensor], **kw: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -347,7 +343,7 @@ class GuideBank:
         """The batch's guide features ``(n, d)`` (float32), or its centred Gram matrix ``(n, n)``."""
         if self.mode == "features":
             return self.store[name][index].to(device, torch.float32)
-        k = self.store[name][index][:, index].to(device)
+        k = torch.take(self.store[name], index[:, None] * self.n + index[None, :]).to(device)  # the n x n block
         row = k.mean(0, keepdim=True)
         return k - row - row.T + row.mean()
 
