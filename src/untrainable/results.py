@@ -156,13 +156,6 @@ def metrics_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                          for r in records])
 
 
-def summarize(records: list[dict[str, Any]], metric: str) -> pd.DataFrame:
-    """Mean, standard deviation and seed count of a final metric, per condition name."""
-    df = metrics_frame(records)
-    out = df.groupby("name", sort=False)[metric].agg(["mean", "std", "count"]).rename(columns={"count": "seeds"})
-    return out.reset_index()
-
-
 def summary_table(records: list[dict[str, Any]], metrics: dict[str, str], labels: dict[str, str] | None = None,
                   scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
     """A display table: one row per condition, one 'mean ± std' column per metric (scaled, e.g. to %)."""
