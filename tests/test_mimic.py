@@ -74,6 +74,31 @@ def test_conv_free_student_and_deep_mlp_sizes():
     mlp = mimic.deep_mlp(target, depth=3)
     n = sum(p.numel() for p in mlp.parameters())
     assert 0.98 * target < n <= target
+    assert n == mimic.deep_mlp_params(mimic.deep_mlp_width(target, 3), 3)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full", "paper"])
+def test_deep_mlp_control_matches_the_conv_free_students_size(profile):
+    from untrainable.experiments import mimic as M
+
+    p = M.preset(profile)
+    sweep = M.size_sweep(p)
+    for h in p.widths:
+        shallow = sum(q.numel() for q in M.build_student(sweep[f"mimic_noconv-h{h}"]).parameters())
+        for kind in ("deep_mlp_labels", "deep_mlp_mimic"):
+            deep = M.build_student(sweep[f"{kind}-h{h}"])
+            n = sum(q.numel() for q in deep.parameters())
+            assert 0.97 * shallow < n <= shallow, (kind, h, n, shallow)
+            assert sum(isinstance(m, nn.Linear) for m in deep.modules()) == p.mlp_depth + 1
+
+
+def test_sweep_selection_and_per_sweep_seeds():
+    from untrainable.experiments import mimic as M
+
+    full = M.preset("full")
+    assert full.seeds_for("quality") == (0,) and full.seeds_for("size") == full.seeds == (0, 1, 2)
+    with pytest.raises(ValueError, match="unknown mimic sweep"):
+        M.run("quick", sweeps=("sizes",))
 
 
 def test_random_crop_flip_shifts_and_mirrors_per_image():

@@ -220,22 +220,35 @@ class ShallowStudent(nn.Module):
         return w
 
 
-def deep_mlp(params_target: int, depth: int = 3, in_features: int = 3 * 32 * 32, num_classes: int = 10,
-             dropout: float = 0.0) -> nn.Sequential:
-    """A ``depth``-hidden-layer ReLU MLP whose width is chosen to match ``params_target`` parameters."""
+def deep_mlp_params(width: int, depth: int, in_features: int = 3 * 32 * 32, num_classes: int = 10) -> int:
+    """Parameter count of a ``depth``-hidden-layer MLP of ``width`` units per layer."""
+    return (in_features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * num_classes
 
-    def count(w: int) -> int:
-        return (in_features + 1) * w + (depth - 1) * (w + 1) * w + (w + 1) * num_classes
 
+def deep_mlp_width(params_target: int, depth: int = 3, in_features: int = 3 * 32 * 32, num_classes: int = 10) -> int:
+    """The widest ``depth``-hidden-layer MLP with at most ``params_target`` parameters (at least 1 unit)."""
     width = 1
-    while count(width + 1) <= params_target:
+    while deep_mlp_params(width + 1, depth, in_features, num_classes) <= params_target:
         width += 1
+    return width
+
+
+def deep_mlp_of_width(width: int, depth: int = 3, in_features: int = 3 * 32 * 32, num_classes: int = 10,
+                      dropout: float = 0.0) -> nn.Sequential:
+    """A ReLU MLP of ``depth`` hidden layers of ``width`` units: the deeper, convolution-free control."""
     layers: list[nn.Module] = [nn.Flatten()]
     prev = in_features
     for _ in range(depth):
         layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)] + ([nn.Dropout(dropout)] if dropout else [])
         prev = width
     return nn.Sequential(*layers, nn.Linear(prev, num_classes))
+
+
+def deep_mlp(params_target: int, depth: int = 3, in_features: int = 3 * 32 * 32, num_classes: int = 10,
+             dropout: float = 0.0) -> nn.Sequential:
+    """A ``depth``-hidden-layer ReLU MLP whose width is chosen to match ``params_target`` parameters."""
+    width = deep_mlp_width(params_target, depth, in_features, num_classes)
+    return deep_mlp_of_width(width, depth, in_features, num_classes, dropout)
 
 
 def student_params(hidden: int, bottleneck: int | None, conv_channels: int, pool: int = 4, in_channels: int = 3,

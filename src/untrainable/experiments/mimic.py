@@ -69,6 +69,7 @@ class StudentConfig:
     teacher: TeacherSpec | None = None  # None for label-trained students
     temperature: float = 1.0
     bottleneck: int | None = None
+    depth: int = 1  # hidden ReLU layers; > 1 gives the deeper MLP control (no convolution, no bottleneck)
     conv_channels: int = 32
     dropout: float = 0.0
     views: int = 1  # augmented copies of the training images added to the transfer set
@@ -90,24 +91,34 @@ class Preset:
     conv_channels: int
     quality_widths: tuple[int, ...]
     seeds: tuple[int, ...]
+    loss_width: int
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
     views: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    mlp_depth: int = 3
+    # Seeds per sweep where fewer than ``seeds`` suffice (figures that show no spread); others use ``seeds``.
+    sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def seeds_for(self, sweep: str) -> tuple[int, ...]:
+        return self.sweep_seeds.get(sweep, self.seeds)
 
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         teacher=TeacherConfig(channels=32, hidden=256, epochs=3, n_train=2000, n_test=1000, snapshots=(1,)),
         ensemble=(0, 1), n_train=2000, n_test=1000, student_epochs=3, widths=(64, 512), bottleneck=64,
-        conv_channels=16, quality_widths=(64, 512), seeds=(0,), temperatures=(1.0, 20.0)),
+        conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, temperatures=(1.0, 20.0)),
+    # Two CPU cores, about an hour: 10k training images (plus two augmented views in the transfer set),
+    # teachers of 32 channels, 8 student epochs. Three seeds where a figure shows spread.
     "full": Preset(
-        teacher=TeacherConfig(channels=64, hidden=512, epochs=12, n_train=None, n_test=None, snapshots=(1, 2, 4)),
-        ensemble=(0, 1, 2), n_train=None, n_test=None, student_epochs=10, widths=(128, 512, 2048, 8192),
-        bottleneck=256, conv_channels=32, quality_widths=(512, 4096), seeds=(0, 1, 2)),
+        teacher=TeacherConfig(channels=32, hidden=512, epochs=15, n_train=10_000, n_test=None, snapshots=(1, 3)),
+        ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
+        bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=(0, 1, 2), loss_width=256, views=2,
+        sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
     "paper": Preset(
         teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20)),
         ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
-        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=(0, 1, 2, 3, 4), views=4),
+        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=(0, 1, 2, 3, 4), loss_width=30000,
+        views=4),
 }
 SMOKE = {"epochs": 1, "n_train": 256, "n_test": 256}
 
@@ -120,7 +131,8 @@ def preset(profile: str, smoke: bool = False) -> Preset:
     teacher = dataclasses.replace(p.teacher, epochs=1, n_train=256, n_test=256, snapshots=())
     return dataclasses.replace(p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
                                student_epochs=1, widths=p.widths[:1], quality_widths=p.widths[:1],
-                               seeds=p.seeds[:1], temperatures=p.temperatures[:2])
+                               seeds=p.seeds[:1], temperatures=p.temperatures[:2], loss_width=p.widths[0],
+                               sweep_seeds={})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +202,9 @@ def load_teachers(spec: TeacherSpec, profile: str, device: torch.device) -> list
 
 
 def build_student(config: StudentConfig) -> nn.Module:
+    """The shallow student, or (``depth > 1``) the deeper MLP whose width ``hidden`` matches a parameter budget."""
+    if config.depth > 1:
+        return mimic.deep_mlp_of_width(config.hidden, depth=config.depth, dropout=config.dropout)
     return mimic.ShallowStudent(hidden=config.hidden, bottleneck=config.bottleneck,
                                 conv_channels=config.conv_channels, dropout=config.dropout)
 
@@ -240,13 +255,20 @@ def _student(p: Preset, **kw: Any) -> StudentConfig:
 
 
 def size_sweep(p: Preset) -> dict[str, StudentConfig]:
-    """Figure 1: accuracy vs parameters for label-trained, mimic and convolution-free mimic students."""
+    """Figure 1: accuracy vs parameters for label-trained, mimic and convolution-free mimic students,
+    and a deeper MLP (``p.mlp_depth`` hidden layers) with as many parameters as each convolution-free
+    student, trained on labels and by mimicry: does depth without convolution help?"""
     ens = TeacherSpec(p.teacher, p.ensemble)
     out = {}
     for h in p.widths:
         out[f"labels-h{h}"] = _student(p, hidden=h, loss="labels", dropout=0.5, views=0)
         out[f"mimic-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)
         out[f"mimic_noconv-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, conv_channels=0)
+        budget = mimic.student_params(h, p.bottleneck, 0)
+        w = mimic.deep_mlp_width(budget, p.mlp_depth)
+        out[f"deep_mlp_labels-h{h}"] = _student(p, hidden=w, depth=p.mlp_depth, conv_channels=0, loss="labels",
+                                                dropout=0.5, views=0)
+        out[f"deep_mlp_mimic-h{h}"] = _student(p, hidden=w, depth=p.mlp_depth, conv_channels=0, teacher=ens)
     return out
 
 
@@ -262,7 +284,7 @@ def quality_sweep(p: Preset) -> dict[str, StudentConfig]:
 def loss_sweep(p: Preset) -> dict[str, StudentConfig]:
     """The loss table: one student width and budget, trained with each target."""
     ens = TeacherSpec(p.teacher, p.ensemble)
-    h = p.quality_widths[-1]
+    h = p.loss_width
     out = {"loss-logits": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="logits"),
            "loss-probs": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="probs"),
            "loss-labels": _student(p, hidden=h, bottleneck=p.bottleneck, loss="labels", views=0)}
@@ -287,16 +309,49 @@ def overfit_pair(p: Preset) -> dict[str, StudentConfig]:
             "overfit-mimic": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)}
 
 
+SWEEPS = {"size": size_sweep, "quality": quality_sweep, "loss": loss_sweep, "bottleneck": bottleneck_sweep,
+          "overfit": overfit_pair}
+
+
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto", force: bool = False,
-        smoke: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Every run of the chapter: teachers first, then each figure's students."""
+        smoke: bool = False, sweeps: tuple[str, ...] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every run of the chapter (or of ``sweeps``): teachers first, then each figure's students.
+
+    ``seeds=None`` uses each sweep's default seeds (:meth:`Preset.seeds_for`); given seeds apply to every sweep.
+    """
     p = preset(profile, smoke)
-    seeds = p.seeds if seeds is None else tuple(seeds)
+    unknown = set(sweeps or ()) - set(SWEEPS)
+    if unknown:
+        raise ValueError(f"unknown mimic sweep(s) {sorted(unknown)}: choose from {sorted(SWEEPS)}")
     out = {"teachers": teacher_records(p.teacher, p.ensemble, profile, device, force)}
-    for name, sweep in (("size", size_sweep), ("quality", quality_sweep), ("loss", loss_sweep),
-                        ("bottleneck", bottleneck_sweep), ("overfit", overfit_pair)):
-        out[name] = run_students(sweep(p), profile, seeds, device, force)
+    for name, sweep in SWEEPS.items():
+        if sweeps is None or name in sweeps:
+            out[name] = run_students(sweep(p), profile, p.seeds_for(name) if seeds is None else tuple(seeds),
+                                     device, force)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chapter from a shell, e.g. seeds in parallel background processes (records are shared)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.mimic", description=main.__doc__)
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: each sweep's seeds")
+    parser.add_argument("--sweeps", nargs="*", choices=sorted(SWEEPS), help="default: all")
+    parser.add_argument("--teachers-only", action="store_true", help="train the teachers and stop")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.teachers_only:
+        p = preset(args.profile)
+        teacher_records(p.teacher, p.ensemble, args.profile, args.device)
+        return
+    run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
+        sweeps=tuple(args.sweeps) if args.sweeps else None)
+
+
+if __name__ == "__main__":
+    main()
 
 
 def ensemble_accuracy(profile: str, device: str = "auto", smoke: bool = False) -> float:
