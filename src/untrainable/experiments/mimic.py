@@ -110,7 +110,7 @@ PRESETS: dict[str, Preset] = {
     # Two CPU cores, about an hour: 10k training images (plus two augmented views in the transfer set),
     # teachers of 32 channels, 8 student epochs. Three seeds where a figure shows spread.
     "full": Preset(
-        teacher=TeacherConfig(channels=32, hidden=512, epochs=15, n_train=10_000, n_test=None, snapshots=(1, 3)),
+        teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
         ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
         bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=(0, 1, 2), loss_width=256, views=2,
         sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
