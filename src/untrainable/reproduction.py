@@ -14,7 +14,7 @@ or a difference within the seed spread); "not comparable" for rows without a bas
 claim about preventing overfitting when our unguided baseline does not overfit (its test loss rises
 by less than :data:`OVERFIT_MIN` after its minimum).
 
-Metrics: ``test_acc`` (in %), ``overfit_gap`` (final test loss minus its minimum over epochs),
+Metrics: ``test_acc`` (in %), ``teacher_test_acc`` (a mimic student's teacher or ensemble, in %), ``overfit_gap`` (final test loss minus its minimum over epochs),
 ``kappa:A|B`` (Cohen's kappa of errors between two classifiers; ``A`` a condition of the Deep FCN
 runs, or ``guide:<family>`` a trained guide), averaged over seeds.
 """
@@ -88,8 +88,8 @@ def _values(row: pd.Series, profile: str, cache: dict[str, list[dict[str, Any]]]
                 out.append(error_consistency(ca, cb))
         return out
     hits = [r for r in records if r["name"] == row["record"]]
-    if metric == "test_acc":
-        return [100 * r["metrics"]["test_acc"] for r in hits]
+    if metric in ("test_acc", "teacher_test_acc"):
+        return [100 * r["metrics"][metric] for r in hits]
     if metric == "overfit_gap":
         return [r["history"][-1]["test_loss"] - min(h["test_loss"] for h in r["history"]) for r in hits]
     raise ValueError(f"row {row.name}: unknown metric {metric!r}")
