@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,40 @@ def test_an_interrupted_guided_run_resumes_to_the_same_result(tmp_path, monkeypa
     strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
     assert strip(resumed["history"]) == strip(straight["history"])
     assert resumed["initial_cka"] == straight["initial_cka"]
+
+
+def _image_folder(root, classes=("cat", "dog"), per_split={"train": 12, "val": 6}, size=40):
+    """A tiny ImageFolder dataset (``root/train/<class>/*.png``, ``root/val/...``) of random images."""
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    for split, n in per_split.items():
+        for k, cls in enumerate(classes):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = torch.randint(0, 256, (size, size, 3), generator=gen, dtype=torch.uint8) // (k + 1)
+                Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("part", ["fcn", "plain"])
+def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, part):
+    """The paper profile end to end (for the plain net: its ResNet-50 guide and bottleneck blocks), shrunk to
+    small models on a tiny ImageFolder dataset, as a reader with ImageNet or Imagenette would run it."""
+    root = _image_folder(tmp_path / "folder")
+    overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_test=8, guide_n_train=16,
+                     batch_size=8, probe_n=8)
+    cs = ig.configs("paper", part, smoke=True, **overrides)
+    if part == "plain":
+        assert cs[1].guide.family == "resnet50" and cs[1].plain_block == "bottleneck"
+    records = ig.run("paper", part, seeds=(0,), smoke=True, **overrides)
+    assert [r["profile"] for r in records] == ["paper"] * len(ig.PARTS[part])
+    for r in records:
+        assert all(k in r for k in REQUIRED_KEYS) and len(r["metrics"]["test_correct"]) == 8  # the balanced subset
+        assert 0.0 <= r["metrics"]["test_acc"] <= 1.0 and np.isfinite(r["metrics"]["test_loss"])
+
+
+def test_a_missing_image_folder_names_the_expected_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected .*/train and .*/val"):
+        ig.load_image_folder(f"imagefolder:{tmp_path}", True, 32, None, 0)
