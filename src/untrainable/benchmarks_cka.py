@@ -130,8 +130,8 @@ def make_data(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
     """Time the four formulations at one ``(n, d)`` and measure their error against float64.
 
-    The methods take turns (one call each per round), so a change in the machine's load affects
-    them alike; each time is the minimum over rounds. Rounds continue until ``min_repeats`` are
+    The methods take turns (one call each per round, the order rotating from round to round), so a
+    change in the machine's load affects them alike; each time is the minimum over rounds. Rounds continue until ``min_repeats`` are
     done and ``min_seconds`` spent (one or two rounds for cells that take many seconds).
     """
     budget = config.memory_budget_gb * 2**30
@@ -150,7 +150,8 @@ def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
     values: dict[str, float] = {}
     start = time.perf_counter()
     while True:
-        for method in methods:
+        shift = len(times[methods[0]]) % len(methods)  # rotate who goes first: no method always runs on a cold cache
+        for method in methods[shift:] + methods[:shift]:
             t0 = time.perf_counter()
             values[method] = FUNCTIONS[method](x, y).item()
             times[method].append(time.perf_counter() - t0)

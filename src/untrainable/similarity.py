@@ -84,6 +84,8 @@ def _pair(x: torch.Tensor, y: torch.Tensor, min_n: int = 2, what: str = "this me
         raise ValueError(f"{what} needs at least n={min_n} examples, got n={x.shape[0]}")
     if x.device != y.device:
         raise ValueError(f"x is on {x.device} but y is on {y.device}")
+    if x.dtype == y.dtype:  # the common case; .to() costs microseconds even when it copies nothing
+        return x, y
     dtype = torch.promote_types(x.dtype, y.dtype)
     return x.to(dtype), y.to(dtype)
 
