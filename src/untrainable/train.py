@@ -1,9 +1,13 @@
-"""One training loop for every classifier in the book.
+"""One training loop for every classifier and sequence model in the book.
 
 The loop is deliberately plain (whole-tensor datasets indexed per batch, Adam or SGD, an optional
 cosine schedule) so that what differs between chapters is only the loss: guidance and mimicry
 plug in through ``loss_fn``. It shows a tqdm bar, uses mixed precision on CUDA, and writes an
 atomic checkpoint after every epoch so that an interrupted ``full`` run resumes where it stopped.
+
+Sequence targets need nothing else: when the logits are ``(B, T, V)`` and the labels ``(B, T)``,
+loss and accuracy are per token (:func:`cross_entropy`), and label ``-100`` (:data:`IGNORE`) marks
+positions that count for neither (the prompt of the copy task, padding).
 """
 
 from __future__ import annotations
@@ -25,15 +29,42 @@ from untrainable.runtime import autocast, eval_mode
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
+#: The label of positions that count for neither loss nor accuracy (``F.cross_entropy``'s ignore_index).
+IGNORE = -100
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message says where."""
 
 
+def _per_token(logits: torch.Tensor, y: torch.Tensor) -> bool:
+    """Sequence logits ``(B, T, V)`` with hard labels ``(B, T)``."""
+    return logits.dim() > 2 and y.dim() == logits.dim() - 1
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of class logits ``(B, C)``, or per token of sequence logits ``(B, T, V)`` with
+    labels ``(B, T)``; positions labelled :data:`IGNORE` are left out (the mean is over the rest)."""
+    if _per_token(logits, y):
+        logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+    return F.cross_entropy(logits, y, reduction=reduction, ignore_index=IGNORE)
+
+
+def correct_and_count(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """``(correct, counted)``: examples (or tokens) whose top logit is the label, and how many count.
+
+    With soft targets (a teacher's logits, same shape as ``logits``) it is the agreement with the
+    teacher's top class; positions labelled :data:`IGNORE` are not counted.
+    """
+    hard = y.argmax(-1) if y.shape == logits.shape else y
+    keep = hard != IGNORE
+    return int(((logits.argmax(-1) == hard) & keep).sum()), int(keep.sum())
+
+
 def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The plain task loss: returns ``(loss, logits)``."""
     logits = model(x)
-    return F.cross_entropy(logits, y), logits
+    return cross_entropy(logits, y), logits
 
 
 @dataclass(frozen=True)
@@ -47,6 +78,7 @@ class FitSettings:
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
     schedule: str = "constant"  # "constant" | "cosine"
     eval_batch_size: int = 1000
+    clip_grad_norm: float | None = None  # clip the gradient's global norm (recurrent nets), None: never
 
 
 def make_optimizer(params, s: FitSettings) -> torch.optim.Optimizer:
@@ -73,16 +105,18 @@ def lr_factor(s: FitSettings, step: int, total_steps: int) -> float:
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 1000
 ) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``(x, y)``."""
-    total_loss, correct = 0.0, 0
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``(x, y)``: per example, or
+    per counted token for sequence labels (see :func:`cross_entropy`)."""
+    total_loss, correct, count = 0.0, 0, 0
     with eval_mode(model):
         for idx in batches(len(y), batch_size):
             xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
             with autocast(device):
                 logits = model(xb)
-            total_loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
-            correct += (logits.argmax(1) == yb).sum().item()
-    return {"loss": total_loss / len(y), "acc": correct / len(y)}
+            total_loss += cross_entropy(logits.float(), yb, reduction="sum").item()
+            c, n = correct_and_count(logits, yb)
+            correct, count = correct + c, count + n
+    return {"loss": total_loss / count, "acc": correct / count}
 
 
 def _save_atomic(obj: object, path: Path) -> None:
@@ -110,8 +144,9 @@ def fit(
 
     ``train_loss``/``train_acc`` are running means over the epoch's mini-batches (in train mode,
     as the optimiser saw them; with soft targets such as a teacher's logits, ``train_acc`` is the
-    agreement with the teacher's top class); ``test_loss``/``test_acc`` are computed after the epoch in eval
-    mode. If ``checkpoint`` exists, training resumes from it, data order included.
+    agreement with the teacher's top class; with sequence labels it is per counted token);
+    ``test_loss``/``test_acc`` are computed after the epoch in eval mode. If ``checkpoint`` exists,
+    training resumes from it, data order included.
     ``on_epoch_end(epoch, model)`` is called after each epoch (e.g. to keep snapshots of a teacher).
     """
     x_train, y_train = train
@@ -135,7 +170,7 @@ def fit(
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        sum_loss, sum_correct, seen = 0.0, 0, 0
+        sum_loss, sum_correct, seen, counted = 0.0, 0, 0, 0
         for i, idx in enumerate(batches(len(y_train), settings.batch_size, generator)):
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
@@ -150,17 +185,17 @@ def fit(
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
             opt.step()
             sum_loss += loss.item() * len(yb)
-            # soft targets (a teacher's logits) count agreement with the teacher's top class
-            hard = yb if yb.dim() == 1 else yb.argmax(1)
-            sum_correct += (logits.argmax(1) == hard).sum().item()
-            seen += len(yb)
+            c, n = correct_and_count(logits.detach(), yb)
+            sum_correct, counted, seen = sum_correct + c, counted + n, seen + len(yb)
         test_metrics = evaluate(model, *test, device, settings.eval_batch_size)
         history.append({
             "epoch": epoch + 1,
             "train_loss": sum_loss / seen,
-            "train_acc": sum_correct / seen,
+            "train_acc": sum_correct / max(counted, 1),
             "test_loss": test_metrics["loss"],
             "test_acc": test_metrics["acc"],
             "epoch_time_s": time.perf_counter() - t0,
