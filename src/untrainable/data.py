@@ -192,3 +192,155 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None, d
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]
+
+
+# ----------------------------------------------------------------------------- sequence tasks (chapter 06)
+#
+# The guidance paper's sequence tasks (Subramaniam et al., 2024). Every sequence is a row of token
+# ids, batch first: inputs ``(N, T)``, labels ``(N, T)`` per token or ``(N,)`` per sequence.
+# Variable lengths are padded at the end to one fixed ``T`` per task; a causal model or an RNN never
+# sees the padding before the last real token, and labels at padded positions are ``IGNORE``.
+
+IGNORE = -100  # the label of positions that count for neither loss nor accuracy (as in untrainable.train)
+COPY_TOKEN, COPY_PAD, COPY_VOCAB = 10, 11, 12  # digits are tokens 0-9
+PARITY_PAD, PARITY_VOCAB = 2, 3  # bits are tokens 0 and 1
+SEQUENCE_TASKS = ("copy", "parity", "char_lm")
+#: Seeds of the fixed validation and test sets of the generated tasks (the training set's is the run's ``data_seed``).
+VALID_SEED, TEST_SEED = 1_000_001, 1_000_002
+
+
+def _check_lengths(min_len: int, max_len: int, task: str) -> None:
+    if isinstance(min_len, bool) or isinstance(max_len, bool) or not (1 <= min_len <= max_len):
+        raise ValueError(f"{task}: lengths must satisfy 1 <= min_len <= max_len, got min_len={min_len}, "
+                         f"max_len={max_len}")
+
+
+def _lengths_and_tokens(n: int, min_len: int, max_len: int, high: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(min_len, max_len + 1, (n,), generator=gen)
+    tokens = torch.randint(0, high, (n, max_len), generator=gen)
+    return lengths, tokens
+
+
+def copy_task(n: int, min_len: int = 20, max_len: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy-paste: ``n`` digit strings ``s`` of length ``L`` in ``[min_len, max_len]``, then a copy token.
+
+    The sequence is ``s + [COPY] + s``; a causal model reads it shifted by one, so the input is its
+    first ``2L`` tokens and the label at position ``t`` is token ``t + 1``. Only the copied part is
+    labelled: positions ``L .. 2L-1`` (from the copy token on) predict ``s[0] .. s[L-1]``; the
+    prompt and the padding (``COPY_PAD`` up to ``T = 2 max_len``) are ``IGNORE``. Chance is 10 %.
+    Returns ``x`` ``(n, 2 max_len)`` and ``y`` ``(n, 2 max_len)``, int64, the same for the same seed.
+    """
+    _check_lengths(min_len, max_len, "copy task")
+    lengths, digits = _lengths_and_tokens(n, min_len, max_len, 10, seed)
+    L = lengths[:, None]
+    p = torch.arange(2 * max_len)[None, :]
+    source = digits.gather(1, (p - L - 1).clamp(0, max_len - 1))
+    x = torch.where(p < L, digits.gather(1, p.clamp(max=max_len - 1).expand(n, -1)), source)
+    x = torch.where(p == L, torch.tensor(COPY_TOKEN), x)
+    x = torch.where(p >= 2 * L, torch.tensor(COPY_PAD), x)
+    target = digits.gather(1, (p - L).clamp(0, max_len - 1))
+    y = torch.where((p >= L) & (p < 2 * L), target, torch.tensor(IGNORE))
+    return x, y
+
+
+def parity_task(n: int, min_len: int = 2, max_len: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Parity: ``n`` bit strings of length ``L`` in ``[min_len, max_len]``; the label is the sum mod 2.
+
+    Strings are padded at the end with ``PARITY_PAD`` to ``T = max_len``. Returns ``x`` ``(n, max_len)``
+    and ``y`` ``(n,)``, int64, the same for the same seed. Chance is 50 %.
+    """
+    _check_lengths(min_len, max_len, "parity task")
+    lengths, bits = _lengths_and_tokens(n, min_len, max_len, 2, seed)
+    real = torch.arange(max_len)[None, :] < lengths[:, None]
+    x = torch.where(real, bits, torch.tensor(PARITY_PAD))
+    return x, (bits * real).sum(1) % 2
+
+
+@dataclass(frozen=True)
+class CharCorpus:
+    """A text as character ids, split into contiguous train / validation / test parts."""
+
+    vocab: str  # the characters, sorted; a character's id is its index
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def decode(self, ids: torch.Tensor) -> str:
+        return "".join(self.vocab[i] for i in ids.tolist())
+
+
+def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> CharCorpus:
+    """Character ids of ``text`` split in order: the first 90 % train, the next 5 % validation, the
+    last 5 % test (contiguous and disjoint, the same on every machine). The vocabulary is every
+    character of the whole text, so the splits share one."""
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
+    vocab = "".join(sorted(set(text)))
+    lookup = torch.full((max(map(ord, vocab)) + 1,), -1, dtype=torch.int64)
+    lookup[torch.tensor([ord(c) for c in vocab])] = torch.arange(len(vocab))
+    ids = lookup[torch.frombuffer(bytearray(text.encode("latin-1")), dtype=torch.uint8).long()]
+    a = int(len(ids) * fractions[0])
+    b = a + int(len(ids) * fractions[1])
+    return CharCorpus(vocab, ids[:a], ids[a:b], ids[b:])
+
+
+def lm_sequences(ids: torch.Tensor, seq_len: int, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-overlapping windows of a character stream for next-character prediction.
+
+    Window ``i`` is ``ids[i T : (i+1) T + 1]``: input its first ``T`` characters, labels its last ``T``
+    (each character's successor). Returns ``x``, ``y`` ``(windows, T)``; the first ``n`` windows when given.
+    """
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be at least 1, got {seq_len}")
+    windows = (len(ids) - 1) // seq_len
+    if windows < 1:
+        raise ValueError(f"a stream of {len(ids)} characters holds no window of {seq_len + 1}")
+    if n is not None:
+        windows = min(windows, n)
+    x = ids[: windows * seq_len].view(windows, seq_len)
+    y = ids[1 : windows * seq_len + 1].view(windows, seq_len)
+    return x.clone(), y.clone()
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """One sequence task's fixed splits, batch first, and what a model needs to know about it."""
+
+    task: str
+    train: tuple[torch.Tensor, torch.Tensor]
+    valid: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    vocab_size: int
+    pad_id: int | None  # the padding token (None: no padding, as in the language model)
+    num_outputs: int  # classes per sequence (parity) or per token
+
+
+def sequence_data(task: str, n_train: int, n_valid: int, n_test: int, seed: int = 0, *, min_len: int | None = None,
+                  max_len: int | None = None, seq_len: int = 128) -> SequenceData:
+    """The splits of one of :data:`SEQUENCE_TASKS`.
+
+    ``copy`` and ``parity`` draw the training set from ``seed`` and the validation and test sets
+    from the fixed :data:`VALID_SEED` and :data:`TEST_SEED`, so every run is scored on the same
+    strings. ``char_lm`` cuts tiny-shakespeare's contiguous 90/5/5 split into windows of
+    ``seq_len`` characters (``n_*`` windows at most; ``seed`` is not used: the split is fixed).
+    """
+    if task == "copy":
+        lo, hi = min_len or 20, max_len or 40
+        make = lambda n, s: copy_task(n, lo, hi, s)  # noqa: E731
+        vocab, pad, out = COPY_VOCAB, COPY_PAD, COPY_VOCAB
+    elif task == "parity":
+        lo, hi = min_len or 2, max_len or 50
+        make = lambda n, s: parity_task(n, lo, hi, s)  # noqa: E731
+        vocab, pad, out = PARITY_VOCAB, PARITY_PAD, 2
+    elif task == "char_lm":
+        corpus = char_corpus(load_tiny_shakespeare())
+        return SequenceData(task, lm_sequences(corpus.train, seq_len, n_train), lm_sequences(corpus.valid, seq_len, n_valid),
+                            lm_sequences(corpus.test, seq_len, n_test), corpus.vocab_size, None, corpus.vocab_size)
+    else:
+        raise ValueError(f"unknown sequence task {task!r}: choose one of {', '.join(SEQUENCE_TASKS)}")
+    return SequenceData(task, make(n_train, seed), make(n_valid, VALID_SEED), make(n_test, TEST_SEED), vocab, pad, out)

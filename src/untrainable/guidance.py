@@ -22,6 +22,9 @@ What this module guarantees, and tests:
   dropped, so guidance never matches outputs and is not distillation.
 * **the mapping** (:func:`even_mapping`): guide layers spread evenly over the target's depth, first
   to first and last to last; or an explicit list of pairs, checked (:func:`resolve_mapping`).
+* **sequences**: a layer's output ``(n, T, D)`` is flattened per sequence to ``(n, T·D)``, as in
+  the paper (``tokens="flatten"``); ``tokens="per_token"`` compares tokens instead, the rows
+  ``(n·T, D)`` (padded positions dropped when ``pad_id`` is given), see :func:`sequence_rows`.
 * **a schedule**: ``guide_steps=N`` guides the first ``N`` optimiser steps only, then trains on the
   task loss alone (the paper's "guidance as initialisation").
 
@@ -48,7 +51,7 @@ from untrainable.runtime import eval_mode
 __all__ = [
     "RECORDED_KINDS", "guidance_layers", "even_mapping", "resolve_mapping", "MappingError", "freeze",
     "DISTANCES", "GuideBank", "IndexedInputs", "IndexedBatch", "GuidanceLoss", "SimilarityProbe",
-    "gram_linear_cka",
+    "gram_linear_cka", "sequence_rows", "TOKEN_MODES",
 ]
 
 #: Module kinds whose outputs guidance aligns (the authors' list). BatchNorm, activations,
@@ -265,6 +268,30 @@ def _distance(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     return DISTANCES[name]
 
 
+#: How a sequence layer's ``(n, T, D)`` output becomes the rows CKA compares.
+TOKEN_MODES = ("flatten", "per_token")
+
+
+def sequence_rows(a: torch.Tensor, tokens: str = "flatten", keep: torch.Tensor | None = None) -> torch.Tensor:
+    """The rows a similarity compares, from a layer's output ``a``.
+
+    ``"flatten"`` (the paper's): one row per example, ``(n, ...)`` to ``(n, d)``; a sequence
+    ``(n, T, D)`` becomes ``(n, T·D)``, so CKA compares how the layer represents whole sequences.
+    ``"per_token"``: one row per token, ``(n, T, D)`` to ``(n·T, D)``, keeping only the positions
+    where ``keep`` ``(n, T)`` is true (e.g. not padding); CKA then compares token representations,
+    and its Gram matrix is ``(n·T)²``. Outputs without a time axis (``(n, D)``) are left as they are.
+    """
+    if tokens not in TOKEN_MODES:
+        raise ValueError(f"unknown token mode {tokens!r}: choose one of {', '.join(TOKEN_MODES)}")
+    if tokens == "flatten" or a.dim() != 3:
+        return S.flatten(a)
+    if keep is not None:
+        if keep.shape != a.shape[:2]:
+            raise ValueError(f"the token mask has shape {tuple(keep.shape)} but the layer's output is {tuple(a.shape)}")
+        return a[keep]
+    return a.reshape(-1, a.shape[-1])
+
+
 # ----------------------------------------------------------------------------- precomputed guide
 
 
@@ -365,7 +392,9 @@ class GuidanceLoss:
     the task loss, the guidance term and each pair's distance.
 
     ``pairs`` are the (guide layer, target layer) names; by default from :func:`guidance_layers`
-    and :func:`even_mapping` on ``example_input``.
+    and :func:`even_mapping` on ``example_input``. For sequence models, ``tokens`` chooses what
+    a row of the compared matrices is (:func:`sequence_rows`): a whole sequence (``"flatten"``,
+    the paper's) or a token (``"per_token"``, without the positions whose input is ``pad_id``).
     """
 
     def __init__(
@@ -380,6 +409,8 @@ class GuidanceLoss:
         guide_steps: int | None = None,
         bank: GuideBank | None = None,
         task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+        tokens: str = "flatten",
+        pad_id: int | None = None,
     ) -> None:
         freeze(guide)
         _check_frozen(guide, target)
@@ -387,6 +418,12 @@ class GuidanceLoss:
         self.alpha, self.distance_name, self.guide_steps = float(alpha), distance, guide_steps
         self.distance = _distance(distance)
         self.task_loss = task_loss
+        if tokens not in TOKEN_MODES:
+            raise ValueError(f"unknown token mode {tokens!r}: choose one of {', '.join(TOKEN_MODES)}")
+        if tokens != "flatten" and bank is not None:
+            raise ValueError("a guide bank stores one row per example: use it with tokens='flatten' only")
+        self.tokens, self.pad_id = tokens, pad_id
+        self._keep: torch.Tensor | None = None  # the current batch's token mask (per_token with pad_id)
         if mapping is None or any(isinstance(r, int) for p in mapping for r in p):
             if example_input is None:
                 raise ValueError("example_input is needed to find the recorded layers (or give a mapping by names)")
@@ -431,8 +468,11 @@ class GuidanceLoss:
                 raise ValueError(f"pair ({g} -> {t}): target batch {a.shape[0]} but guide batch {b.shape[0]}")
             if self.bank is not None and self.bank.mode == "gram" and b.dim() == 2 and b.shape == (len(b), len(b)):
                 terms.append(1 - gram_linear_cka(a, b))
-            else:
+            elif self.tokens == "flatten":
                 terms.append(self.distance(a, b))
+            else:
+                terms.append(self.distance(sequence_rows(a, self.tokens, self._keep),
+                                           sequence_rows(b, self.tokens, self._keep)))
         return torch.stack([t.float() for t in terms])
 
     def __call__(self, model: nn.Module, x: torch.Tensor | IndexedBatch, y: torch.Tensor):
@@ -450,6 +490,7 @@ class GuidanceLoss:
             logits = model(inputs)
         acts = rec.check_complete()
         guide_reps = self.guide_representations(x)
+        self._keep = (inputs != self.pad_id) if self.tokens == "per_token" and self.pad_id is not None else None
         terms = self.pair_terms([acts[t] for _, t in self.pairs], guide_reps)
         task = self.task_loss(logits, y)
         guidance = terms.sum()

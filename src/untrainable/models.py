@@ -251,3 +251,121 @@ def plain_convnet(
 ) -> ResNet:
     """The paper's Deep ConvNet: a ResNet stack (ResNet-50's by default) with no skip connections."""
     return ResNet(layers, block, width, num_classes, image_size=image_size, residual=False)
+
+
+# ----------------------------------------------------------------------------- sequence models (chapter 06)
+#
+# The guidance paper's sequence models. Everything is batch first: inputs are token ids ``(B, T)``
+# and every recorded layer's output is ``(B, T, D)``, so flattening per example can never mix the
+# time and batch axes. Each layer is its own module (no ``num_layers=4`` inside one ``nn.RNN``, no
+# Transformer layer used four times), so guidance can record and align every layer.
+
+
+class StackedRNN(nn.Module):
+    """Embedding, ``layers`` one-layer recurrent modules stacked, then a Linear head.
+
+    ``kind="rnn"`` is the paper's tanh RNN, ``"lstm"`` an LSTM. ``head="token"`` predicts at every
+    position (language model, copy task: logits ``(B, T, outputs)``); ``head="last"`` reads the
+    top layer's output at each sequence's last real token (the first ``pad_id`` marks the end) and
+    predicts one class per sequence (parity: logits ``(B, outputs)``). The paper's RNN is
+    Embedding 256, 4 x tanh RNN of hidden 512; its parity RNN one multi-layer tanh RNN, whose output
+    a hook sees only at the top layer, where ours records every layer.
+    """
+
+    def __init__(self, vocab_size: int, hidden: int = 512, layers: int = 4, embed: int = 256, outputs: int | None = None,
+                 kind: str = "rnn", head: str = "token", pad_id: int | None = None) -> None:
+        super().__init__()
+        if kind not in ("rnn", "lstm"):
+            raise ValueError(f"unknown recurrent kind {kind!r}: choose rnn or lstm")
+        if head not in ("token", "last"):
+            raise ValueError(f"unknown head {head!r}: choose token or last")
+        if layers < 1:
+            raise ValueError(f"a StackedRNN needs at least one layer, got {layers}")
+        self.head_kind, self.pad_id = head, pad_id
+        self.embedding = nn.Embedding(vocab_size, embed)
+        make = (lambda i: nn.RNN(embed if i == 0 else hidden, hidden, nonlinearity="tanh", batch_first=True)) \
+            if kind == "rnn" else (lambda i: nn.LSTM(embed if i == 0 else hidden, hidden, batch_first=True))
+        self.layers = nn.ModuleList(make(i) for i in range(layers))
+        self.head = nn.Linear(hidden, outputs or vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embedding(x)
+        for layer in self.layers:
+            h, _ = layer(h)
+        if self.head_kind == "last":
+            h = h[torch.arange(len(x), device=x.device), last_positions(x, self.pad_id)]
+        return self.head(h)
+
+
+def last_positions(x: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """Index of each row's last real token (the one before the first ``pad_id``; ``T-1`` without padding)."""
+    if pad_id is None:
+        return torch.full((len(x),), x.shape[1] - 1, dtype=torch.long, device=x.device)
+    return (x != pad_id).long().sum(1).clamp_min(1) - 1
+
+
+def causal_mask(t: int, device: torch.device | None = None) -> torch.Tensor:
+    """``(T, T)`` additive mask: position ``i`` sees positions ``<= i`` only."""
+    return torch.triu(torch.full((t, t), float("-inf"), device=device), diagonal=1)
+
+
+class _TransformerBase(nn.Module):
+    def __init__(self, vocab_size: int, d_model: int, heads: int, ff: int, layers: int, max_len: int,
+                 dropout: float) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"a Transformer needs at least one layer, got {layers}")
+        self.max_len = max_len
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.position = nn.Embedding(max_len, d_model)
+        # distinct modules: each layer has its own weights and its own recorded output
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True, norm_first=True)
+            for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.max_len:
+            raise ValueError(f"sequence length {x.shape[1]} exceeds this Transformer's max_len {self.max_len}")
+        return self.embedding(x) + self.position(torch.arange(x.shape[1], device=x.device))
+
+
+class CausalTransformer(_TransformerBase):
+    """A decoder-only Transformer: token and learned position embeddings, ``layers`` pre-norm
+    self-attention layers under a causal mask, a final LayerNorm, a Linear head per token.
+
+    The paper's: 4 layers, d = 512, 16 heads, feed-forward 2048. Logits ``(B, T, outputs)``.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int = 512, heads: int = 16, ff: int = 2048, layers: int = 4,
+                 max_len: int = 512, dropout: float = 0.0, outputs: int | None = None) -> None:
+        super().__init__(vocab_size, d_model, heads, ff, layers, max_len, dropout)
+        self.head = nn.Linear(d_model, outputs or vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        mask = causal_mask(x.shape[1], x.device)
+        for layer in self.layers:
+            h = layer(h, src_mask=mask, is_causal=True)
+        return self.head(self.norm(h))
+
+
+class TransformerClassifier(_TransformerBase):
+    """A Transformer encoder for one label per sequence (parity): bidirectional attention over the
+    real tokens (padding masked out of the keys), the mean of the real positions, a Linear head.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int = 512, heads: int = 16, ff: int = 2048, layers: int = 4,
+                 max_len: int = 512, dropout: float = 0.0, outputs: int = 2, pad_id: int | None = None) -> None:
+        super().__init__(vocab_size, d_model, heads, ff, layers, max_len, dropout)
+        self.pad_id = pad_id
+        self.head = nn.Linear(d_model, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        pad = (x == self.pad_id) if self.pad_id is not None else torch.zeros_like(x, dtype=torch.bool)
+        for layer in self.layers:
+            h = layer(h, src_key_padding_mask=pad)
+        h = self.norm(h)
+        keep = (~pad).unsqueeze(-1).to(h.dtype)
+        return self.head((h * keep).sum(1) / keep.sum(1).clamp_min(1))

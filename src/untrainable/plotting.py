@@ -16,6 +16,7 @@ COLORS: dict[str, str] = {
     "fcn": "#4c72b0", "cnn": "#55a868", "deep_fcn": "#c44e52",
     # guidance: no guide grey, trained guide blue, untrained guide orange
     "no_guide": "#8c8c8c", "trained_guide": "#1f77b4", "untrained_guide": "#ff7f0e", "guide": "#2ca02c",
+    "guide_alone": "#2ca02c",
     "trained_guide_init": "#9ecae1", "small_cnn_guide": "#17becf",
     # mimic: labels green, mimic purple
     "labels": "#2ca02c", "mimic": "#9467bd", "teacher": "#444444",

@@ -1,0 +1,354 @@
+"""Chapter 06: guidance across architecture families on sequences (Subramaniam et al., 2024, sequence table).
+
+Three settings, each a target, a guide of the other family, and a task:
+
+* ``copy``: a tanh RNN copies digit strings, guided by a causal Transformer;
+* ``parity``: a Transformer encoder computes the parity of bit strings, guided by a tanh RNN;
+* ``lm``: a tanh RNN models tiny-shakespeare character by character, guided by a causal Transformer
+  (the paper: WikiText-103, word level).
+
+Each setting has four runs per seed: the guide trained alone (``guide_alone``, whose weights are
+cached and then serve as that seed's trained guide), and the target with no guide, with the
+trained guide and with an untrained guide (randomly initialised from ``10_000 + seed`` and frozen).
+A run is ``run_or_load(config, seed)``: stored records are loaded, missing ones trained (and resumed
+from their per-epoch checkpoint). A guided run needs its seed's ``guide_alone`` run first: it is
+trained on the spot when missing, so the order only matters to runs in parallel processes.
+
+Activations: every recorded layer's output ``(B, T, D)`` is flattened per sequence to ``(B, T·D)``
+as in the paper (``tokens="flatten"``), or compared token by token (``tokens="per_token"``, padded
+positions dropped). Variable lengths are padded at the end to one ``T`` per task: RNNs and causal
+models never see the padding before a sequence's last real token, the parity encoder masks it out
+of attention and pooling, and in ``flatten`` mode the padded positions' outputs are part of the
+flattened rows of both networks alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from untrainable import guidance as G
+from untrainable.data import SequenceData, sequence_data
+from untrainable.models import CausalTransformer, StackedRNN, TransformerClassifier, count_parameters
+from untrainable.paths import cache_root
+from untrainable.profiles import check_profile
+from untrainable.results import record_path, run_key, run_or_load
+from untrainable.runtime import seed_everything, set_threads
+from untrainable.train import FitSettings, cross_entropy, cross_entropy_loss, evaluate, fit
+
+EXPERIMENT = "sequence_guidance"
+DEFAULT_SEEDS = {"quick": (0, 1), "full": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
+UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s
+SETTINGS = ("copy", "parity", "lm")
+#: Per setting: (task, target family, guide family)
+SETTING_NETS = {"copy": ("copy", "rnn", "transformer"), "parity": ("parity", "transformer", "rnn"),
+                "lm": ("char_lm", "rnn", "transformer")}
+CONDITIONS = ("guide_alone", "no_guide", "trained_guide", "untrained_guide")
+MAIN = ["no_guide", "trained_guide", "untrained_guide"]
+SETTING_LABELS = {"copy": "RNN on copy-paste, Transformer guide", "parity": "Transformer on parity, RNN guide",
+                  "lm": "RNN character language model, Transformer guide"}
+CONDITION_LABELS = {"guide_alone": "guide alone", "no_guide": "no guide", "trained_guide": "trained guide",
+                    "untrained_guide": "untrained guide"}
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """A sequence network: a stacked recurrent net (``rnn``/``lstm``) or a Transformer."""
+
+    family: str  # "rnn" | "lstm" | "transformer"
+    width: int  # RNN hidden size, or the Transformer's d_model
+    layers: int
+    embed: int = 64  # RNN embedding size
+    heads: int = 4  # Transformer
+    ff: int = 256  # Transformer feed-forward width
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines one run apart from the seed."""
+
+    setting: str  # a key of SETTING_NETS
+    condition: str  # one of CONDITIONS
+    task: str
+    net: NetConfig  # the network this run trains (the guide itself for guide_alone)
+    guide: NetConfig | None  # the other family's net (the guide, trained or not; the probes' reference); None for guide_alone
+    n_train: int
+    n_valid: int
+    n_test: int
+    epochs: int
+    min_len: int | None = None  # copy, parity
+    max_len: int | None = None
+    seq_len: int = 128  # char_lm window
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    clip_grad_norm: float | None = 1.0
+    alpha: float = 1.0
+    distance: str = "linear_cka"
+    tokens: str = "flatten"  # "flatten" (the paper's) | "per_token"
+    data_seed: int = 0
+    probe_n: int = 256
+
+
+def _nets(p: dict[str, Any], setting: str) -> dict[str, NetConfig]:
+    rnn = NetConfig("lstm" if p.get("lstm") else "rnn", p["rnn_hidden"], p["rnn_layers"], embed=p["rnn_embed"])
+    tf = NetConfig("transformer", p["d_model"], p["tf_layers"], heads=p["heads"], ff=p["ff"])
+    if setting == "parity":  # the parity RNN guide may be smaller than the language-model RNN
+        rnn = dataclasses.replace(rnn, width=p.get("parity_rnn_hidden", rnn.width),
+                                  layers=p.get("parity_rnn_layers", rnn.layers))
+    return {"rnn": rnn, "transformer": tf}
+
+
+#: Sizes and lengths per profile and setting. ``full`` is what one CPU core trains in about 40 minutes
+#: per process for the whole chapter (two processes); ``paper`` has the paper's models.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": dict(rnn_hidden=32, rnn_layers=2, rnn_embed=16, d_model=32, tf_layers=2, heads=2, ff=64, batch_size=64,
+                  probe_n=64,
+                  copy=dict(n_train=512, n_valid=128, n_test=256, epochs=2, min_len=5, max_len=10, lr=3e-3),
+                  parity=dict(n_train=512, n_valid=128, n_test=256, epochs=2, min_len=2, max_len=10, lr=3e-3),
+                  lm=dict(n_train=256, n_valid=32, n_test=64, epochs=2, seq_len=32, lr=3e-3)),
+    "full": dict(rnn_hidden=128, rnn_layers=4, rnn_embed=64, d_model=64, tf_layers=4, heads=4, ff=256, batch_size=64,
+                 parity_rnn_hidden=64, parity_rnn_layers=2, probe_n=256,
+                 copy=dict(n_train=4000, n_valid=500, n_test=1000, epochs=8, min_len=20, max_len=40, lr=1e-3),
+                 parity=dict(n_train=8000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=50, lr=3e-3),
+                 lm=dict(n_train=4800, n_valid=200, n_test=435, epochs=4, seq_len=128, lr=2e-3)),
+    "paper": dict(rnn_hidden=512, rnn_layers=4, rnn_embed=256, d_model=512, tf_layers=4, heads=16, ff=2048,
+                  batch_size=256, probe_n=256,
+                  copy=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=20, max_len=40, lr=1e-3),
+                  parity=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=2, max_len=50,
+                              lr=1e-3),
+                  lm=dict(n_train=None, n_valid=None, n_test=None, epochs=100, seq_len=256, lr=1e-3)),
+}
+#: A tiny slice of any profile, for testing that its code paths run.
+SMOKE = dict(rnn_hidden=16, rnn_layers=2, rnn_embed=8, d_model=16, tf_layers=2, heads=2, ff=32, batch_size=32,
+             probe_n=32, parity_rnn_hidden=16, parity_rnn_layers=2,
+             copy=dict(n_train=64, n_valid=32, n_test=32, epochs=1),
+             parity=dict(n_train=64, n_valid=32, n_test=32, epochs=1),
+             lm=dict(n_train=32, n_valid=8, n_test=8, epochs=1, seq_len=32))
+
+
+def configs(profile: str, settings: Iterable[str] = SETTINGS, smoke: bool = False, **overrides: Any) -> list[Config]:
+    """The runs of the chapter in a profile: per setting, the guide alone and the three conditions.
+
+    ``overrides`` replace preset values for every setting (``tokens="per_token"``, ``lstm=True``,
+    ``epochs=...``).
+    """
+    p = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[check_profile(profile)].items()}
+    if smoke:
+        for k, v in SMOKE.items():
+            if isinstance(v, dict):
+                p[k].update(v)
+            else:
+                p[k] = v
+    fields = {f.name for f in dataclasses.fields(Config)}
+    out = []
+    for setting in settings:
+        if setting not in SETTING_NETS:
+            raise ValueError(f"unknown setting {setting!r}: choose one of {', '.join(SETTINGS)}")
+        task, target_family, guide_family = SETTING_NETS[setting]
+        nets = _nets({**p, **{k: v for k, v in overrides.items() if k not in fields}}, setting)
+        values = {k: v for k, v in p.items() if k in fields}
+        values.update(p[setting])
+        values.update({k: v for k, v in overrides.items() if k in fields})
+        if task == "char_lm" and values.get("n_train") is None:
+            values.update(n_train=10**9, n_valid=10**9, n_test=10**9)  # every window
+        target, guide = nets[target_family], nets[guide_family]
+        for condition in CONDITIONS:
+            net = guide if condition == "guide_alone" else target
+            g = None if condition == "guide_alone" else guide
+            out.append(Config(setting=setting, condition=condition, task=task, net=net, guide=g, **values))
+    return out
+
+
+def _log(message: str) -> None:
+    """Progress lines for long background runs (``UNTRAINABLE_LOG=1``)."""
+    if os.environ.get("UNTRAINABLE_LOG") == "1":
+        from datetime import datetime, timezone
+
+        print(f"{datetime.now(timezone.utc):%H:%M:%S} {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- data and models
+
+
+def load_data(c: Config) -> SequenceData:
+    """The fixed splits of the run's task (the training strings drawn from ``data_seed``)."""
+    return sequence_data(c.task, c.n_train, c.n_valid, c.n_test, c.data_seed, min_len=c.min_len, max_len=c.max_len,
+                         seq_len=c.seq_len)
+
+
+def build_net(n: NetConfig, data: SequenceData) -> nn.Module:
+    """A network for the task: per-token outputs for copy and the language model, one label for parity."""
+    per_sequence = data.task == "parity"
+    max_len = data.train[0].shape[1]
+    if n.family in ("rnn", "lstm"):
+        return StackedRNN(data.vocab_size, n.width, n.layers, n.embed, data.num_outputs, kind=n.family,
+                          head="last" if per_sequence else "token", pad_id=data.pad_id)
+    if n.family == "transformer":
+        if per_sequence:
+            return TransformerClassifier(data.vocab_size, n.width, n.heads, n.ff, n.layers, max_len, n.dropout,
+                                         data.num_outputs, pad_id=data.pad_id)
+        return CausalTransformer(data.vocab_size, n.width, n.heads, n.ff, n.layers, max_len, n.dropout,
+                                 data.num_outputs)
+    raise ValueError(f"unknown network family {n.family!r}: choose rnn, lstm or transformer")
+
+
+def guide_alone_config(c: Config) -> Config:
+    """The ``guide_alone`` run whose weights are the trained guide of run ``c``."""
+    return dataclasses.replace(c, condition="guide_alone", net=c.guide, guide=None)
+
+
+def weights_path(profile: str, c: Config, seed: int) -> Path:
+    return cache_root() / "guides" / profile / EXPERIMENT / f"{run_name(c)}-seed{seed}-{run_key(EXPERIMENT, c, seed)}.pt"
+
+
+def trained_guide(profile: str, c: Config, seed: int, device: str = "auto") -> tuple[nn.Module, dict[str, Any]]:
+    """Seed ``seed``'s trained guide for run ``c`` and its ``guide_alone`` record, trained when missing.
+
+    The weights live in the cache (never committed); a record without weights (a fresh clone) retrains.
+    The global random state is left as it was.
+    """
+    g = guide_alone_config(c)
+    path = weights_path(profile, g, seed)
+    with torch.random.fork_rng():
+        record = run_or_load(EXPERIMENT, profile, run_name(g), g, seed,
+                             lambda cfg, s, dev, ck: train_one(cfg, s, dev, ck, profile), device=device,
+                             force=not path.is_file())
+        model = build_net(g.net, load_data(g))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return G.freeze(model), record
+
+
+def untrained_guide(c: Config, data: SequenceData, seed: int) -> nn.Module:
+    """A randomly initialised, frozen guide for run seed ``seed`` (the global RNG is left untouched)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(UNTRAINED_GUIDE_SEED + seed)
+        return G.freeze(build_net(c.guide, data))
+
+
+def mapping_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) -> list[dict[str, Any]]:
+    """The recorded layers of a guide and a target, the even mapping between them, and output shapes."""
+    from untrainable.recording import record_layers
+
+    g_layers, t_layers = G.guidance_layers(guide, example), G.guidance_layers(target, example)
+    g_out = record_layers(guide, example, g_layers)
+    t_out = record_layers(target, example, t_layers)
+    mods_g, mods_t = dict(guide.named_modules()), dict(target.named_modules())
+    rows = []
+    for i, j in G.even_mapping(len(g_layers), len(t_layers)):
+        g, t = g_layers[i], t_layers[j]
+        rows.append({"guide layer": g, "guide kind": type(mods_g[g]).__name__,
+                     "guide output": tuple(g_out[g].shape[1:]), "target layer": t,
+                     "target kind": type(mods_t[t]).__name__, "target output": tuple(t_out[t].shape[1:])})
+    return rows
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def _settings(c: Config) -> FitSettings:
+    return FitSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+                       optimizer=c.optimizer, clip_grad_norm=c.clip_grad_norm, eval_batch_size=256)
+
+
+def train_one(c: Config, seed: int, device: torch.device, checkpoint: Path, profile: str) -> dict[str, Any]:
+    """Train one network under one condition; return metrics, a per-epoch history and the mapping.
+
+    The curves are on the validation split; the final metrics on the fixed test split: accuracy
+    (per copied token, per parity string, per character), the test loss in nats per token, and
+    for the language model the perplexity ``exp(loss)`` and bits per character ``loss / ln 2``.
+    """
+    data = load_data(c)
+    generator = seed_everything(seed)
+    model = build_net(c.net, data).to(device)  # same initialisation for every target condition of a seed
+    example = data.train[0][:4].to(device)
+    loss_fn: Any = cross_entropy_loss
+    guidance = None
+    guides: dict[str, nn.Module] = {}
+    if c.condition != "guide_alone":
+        guides["trained"] = trained_guide(profile, c, seed, str(device))[0]
+        guides["untrained"] = untrained_guide(c, data, seed)
+        guides = {k: g.to(device) for k, g in guides.items()}
+    if c.condition in ("trained_guide", "untrained_guide"):
+        guide = guides[c.condition.split("_")[0]]
+        guidance = G.GuidanceLoss(model, guide, example, alpha=c.alpha, distance=c.distance, task_loss=cross_entropy,
+                                  tokens=c.tokens, pad_id=data.pad_id)
+        loss_fn = guidance
+    x_probe = data.valid[0][: c.probe_n].to(device)
+    probes = {}
+    for label, g in guides.items():
+        pairs = G.resolve_mapping(G.guidance_layers(g, example), G.guidance_layers(model, example))
+        probes[label] = G.SimilarityProbe(g, pairs, x_probe)
+    initial = {k: p.measure(model) for k, p in probes.items()}
+
+    history = fit(model, data.train, data.valid, _settings(c), generator=generator, device=device, loss_fn=loss_fn,
+                  checkpoint=checkpoint, desc=f"{c.setting}/{c.condition} seed {seed}", progress=False)
+    for h in history:
+        h["valid_loss"], h["valid_acc"] = h.pop("test_loss"), h.pop("test_acc")
+    if guidance is not None and guidance.log:
+        steps_per_epoch = math.ceil(len(data.train[1]) / c.batch_size)
+        done = len(history) - math.ceil(len(guidance.log) / steps_per_epoch)  # epochs run before a resume
+        for row in guidance.epoch_means(steps_per_epoch):
+            h = history[done + row["epoch"] - 1]
+            h.update(train_task_loss=row["task"], guidance_term=row["guidance"], pair_distance=row["terms"])
+    test = evaluate(model, *data.test, device, 256)
+    _log(f"{c.setting}/{c.condition} seed {seed}: test acc {test['acc']:.3f} test loss {test['loss']:.3f}")
+    metrics = {"test_acc": test["acc"], "test_loss": test["loss"], "perplexity": math.exp(test["loss"]),
+               "bits_per_char": test["loss"] / math.log(2), "valid_acc": history[-1]["valid_acc"],
+               "valid_loss": history[-1]["valid_loss"], "train_acc": history[-1]["train_acc"],
+               "train_loss": history[-1]["train_loss"], "best_valid_acc": max(h["valid_acc"] for h in history),
+               "parameters": count_parameters(model)}
+    out: dict[str, Any] = {"metrics": metrics, "history": history}
+    if probes:
+        final = {k: p.measure(model) for k, p in probes.items()}
+        metrics.update(mean_cka_trained=float(np.mean(final["trained"])),
+                       mean_cka_untrained=float(np.mean(final["untrained"])))
+        out.update(initial_cka=initial, final_cka=final, probe_pairs={k: p.pairs for k, p in probes.items()})
+    if guidance is not None:
+        out["pairs"] = guidance.pairs
+    if c.condition == "guide_alone":
+        path = weights_path(profile, c, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+    return out
+
+
+def run_name(c: Config) -> str:
+    return f"{c.setting}-{c.condition}"
+
+
+def run(profile: str = "quick", settings: Iterable[str] = SETTINGS, seeds: Iterable[int] | None = None,
+        conditions: Iterable[str] = CONDITIONS, device: str = "auto", force: bool = False, smoke: bool = False,
+        **overrides: Any) -> list[dict[str, Any]]:
+    """Every run of the chapter (or of some settings and conditions) for every seed, guides first."""
+    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
+    conditions = list(conditions)
+    set_threads()
+    records = []
+    for c in configs(profile, settings, smoke, **overrides):
+        if c.condition not in conditions:
+            continue
+        for s in seeds:
+            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s,
+                                       lambda cfg, seed, dev, ck: train_one(cfg, seed, dev, ck, profile),
+                                       device=device, force=force))
+    return records
+
+
+def is_stored(profile: str, seeds: Iterable[int] | None = None, **overrides: Any) -> bool:
+    """Whether every record of the chapter is already in the store."""
+    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
+    return all(record_path(profile, EXPERIMENT, run_name(c), s, run_key(EXPERIMENT, c, s)).is_file()
+               for c in configs(profile, **overrides) for s in seeds)
