@@ -12,9 +12,11 @@ difference to its baseline row (``baseline_row``, e.g. the unguided target of th
 standard deviation ``sqrt((sd² + sd_baseline²) / 2)``; "not reproduced" otherwise (opposite sign,
 or a difference within the seed spread); "not comparable" for rows without a baseline, and for a
 claim about preventing overfitting when our unguided baseline does not overfit (its test loss rises
-by less than :data:`OVERFIT_MIN` after its minimum).
+by less than :data:`OVERFIT_MIN` after its minimum). A lower-is-better metric (perplexity) needs no
+special case: a guide that lowers perplexity has a negative effect in the paper's numbers and in ours.
 
-Metrics: ``test_acc`` (in %), ``teacher_test_acc`` (a mimic student's teacher or ensemble, in %), ``overfit_gap`` (final test loss minus its minimum over epochs),
+Metrics: ``test_acc`` (in %), ``teacher_test_acc`` (a mimic student's teacher or ensemble, in %),
+``perplexity`` (ours per character, the paper's per word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over epochs),
 ``kappa:A|B`` (Cohen's kappa of errors between two classifiers; ``A`` a condition of the Deep FCN
 runs, or ``guide:<family>`` a trained guide), averaged over seeds.
 """
@@ -90,6 +92,8 @@ def _values(row: pd.Series, profile: str, cache: dict[str, list[dict[str, Any]]]
     hits = [r for r in records if r["name"] == row["record"]]
     if metric in ("test_acc", "teacher_test_acc"):
         return [100 * r["metrics"][metric] for r in hits]
+    if metric == "perplexity":
+        return [r["metrics"]["perplexity"] for r in hits]
     if metric == "overfit_gap":
         return [r["history"][-1]["test_loss"] - min(h["test_loss"] for h in r["history"]) for r in hits]
     raise ValueError(f"row {row.name}: unknown metric {metric!r}")
@@ -112,7 +116,7 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
             ours[rid] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals))
     rows = []
     for rid, row in paper.iterrows():
-        digits = 2 if row["our_metric"] in ("kappa", "overfit_gap") else 1
+        digits = 2 if row["our_metric"] in ("kappa", "overfit_gap", "perplexity") else 1
         pm, ps = row["paper_mean"], row["paper_spread"]
         out = {"row": rid, "chapter": row["chapter"] if isinstance(row["chapter"], str) else "",
                "setting": row["setting"], "condition": row["condition"], "paper metric": row["paper_metric"],

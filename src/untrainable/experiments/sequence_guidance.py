@@ -122,7 +122,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  parity_rnn_hidden=64, parity_rnn_layers=2, probe_n=256,
                  copy=dict(n_train=4000, n_valid=500, n_test=1000, epochs=8, min_len=20, max_len=40, lr=1e-3),
                  parity=dict(n_train=8000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=50, lr=3e-3),
-                 lm=dict(n_train=4800, n_valid=200, n_test=435, epochs=4, seq_len=128, lr=2e-3)),
+                 lm=dict(n_train=9600, n_valid=400, n_test=871, epochs=6, seq_len=64, lr=2e-3)),
     "paper": dict(rnn_hidden=512, rnn_layers=4, rnn_embed=256, d_model=512, tf_layers=4, heads=16, ff=2048,
                   batch_size=256, probe_n=256,
                   copy=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=20, max_len=40, lr=1e-3),
