@@ -352,3 +352,25 @@ def is_stored(profile: str, seeds: Iterable[int] | None = None, **overrides: Any
     seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
     return all(record_path(profile, EXPERIMENT, run_name(c), s, run_key(EXPERIMENT, c, s)).is_file()
                for c in configs(profile, **overrides) for s in seeds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chapter from a shell, e.g. settings in parallel background processes (records are shared).
+
+    A guided run trains its seed's guide first when that is missing, so give each process whole settings.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.sequence_guidance",
+                                     description=main.__doc__)
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--settings", nargs="*", choices=SETTINGS, help="default: all")
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    run(args.profile, settings=tuple(args.settings or SETTINGS), seeds=tuple(args.seeds) if args.seeds else None,
+        device=args.device)
+
+
+if __name__ == "__main__":
+    main()
