@@ -151,3 +151,12 @@ def test_paper_profile_smoke_run_trains_teachers_and_every_sweep():
     mimics = [r for r in runs["size"] if r["name"].startswith("mimic-")]
     assert all(0.0 <= r["metrics"]["teacher_test_acc"] <= 1.0 for r in mimics)
     assert M.run("paper", smoke=True) == runs  # identical configs load their records
+    # The ensemble line of the size figure comes from the records: the same number the weights give.
+    records = [r for sweep in runs.values() for r in sweep]
+    p = M.preset("paper", smoke=True)
+    teachers = M.load_teachers(M.TeacherSpec(p.teacher, p.ensemble), "paper", torch.device("cpu"))
+    _, test = M._cifar(p.n_test, p.n_test)
+    direct = (mimic.ensemble_logits(teachers, test.normalized(), torch.device("cpu")).argmax(1) == test.labels)
+    assert M.ensemble_accuracy(records, "paper", smoke=True) == pytest.approx(direct.float().mean().item())
+    with pytest.raises(ValueError, match="ensemble"):
+        M.ensemble_accuracy(runs["teachers"], "paper", smoke=True)

@@ -350,17 +350,29 @@ def main(argv: list[str] | None = None) -> None:
         sweeps=tuple(args.sweeps) if args.sweeps else None)
 
 
+def ensemble_accuracy(records: list[dict[str, Any]], profile: str, smoke: bool = False) -> float:
+    """Test accuracy of the profile's teacher ensemble (averaged logits), read from student records.
+
+    Every student that mimics the ensemble measured it on the test set when it was trained
+    (``teacher_test_acc``), so the figure needs no teacher weights, which are never committed.
+    """
+    p = preset(profile, smoke)
+    ens = dataclasses.asdict(TeacherSpec(p.teacher, p.ensemble))
+    found = {r["metrics"]["teacher_test_acc"] for r in records
+             if r["experiment"] == STUDENT_EXPERIMENT and _same(r["config"].get("teacher"), ens)}
+    if not found:
+        raise ValueError(f"no {profile!r} student record mimics the teacher ensemble: run the size sweep first")
+    if max(found) - min(found) > 1e-6:
+        raise ValueError(f"students disagree on the ensemble's test accuracy: {sorted(found)}")
+    return found.pop()
+
+
+def _same(stored: Any, config: dict[str, Any]) -> bool:
+    """Whether a config read back from JSON (tuples as lists) equals a dataclass's dict."""
+    import json
+
+    return json.dumps(stored, sort_keys=True, default=list) == json.dumps(config, sort_keys=True, default=list)
+
+
 if __name__ == "__main__":
     main()
-
-
-def ensemble_accuracy(profile: str, device: str = "auto", smoke: bool = False) -> float:
-    """Test accuracy of the profile's teacher ensemble (averaged logits)."""
-    p = preset(profile, smoke)
-    dev = resolve_device(device)
-    teachers = load_teachers(TeacherSpec(p.teacher, p.ensemble), profile, dev)
-    _, test = _cifar(p.teacher.n_test, p.teacher.n_test)
-    z = mimic.ensemble_logits(teachers, test.normalized(), dev)
-    return (z.argmax(1) == test.labels).float().mean().item()
-
-
