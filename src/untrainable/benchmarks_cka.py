@@ -56,6 +56,7 @@ class Config:
     ds: tuple[int, ...]
     min_repeats: int = 7  # each timing is the minimum over rounds ...
     min_seconds: float = 2.0  # ... and rounds continue until this much time is spent
+    call_seconds: float = 0.2  # a fast method is called repeatedly within a round for about this long
     memory_budget_gb: float = 12.0  # a method whose estimated peak exceeds this is skipped
     resnet_images: int = 10_000
     resnet_batch: int = 256
@@ -130,9 +131,11 @@ def make_data(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
     """Time the four formulations at one ``(n, d)`` and measure their error against float64.
 
-    The methods take turns (one call each per round, the order rotating from round to round), so a
-    change in the machine's load affects them alike; each time is the minimum over rounds. Rounds continue until ``min_repeats`` are
-    done and ``min_seconds`` spent (one or two rounds for cells that take many seconds).
+    The methods take turns (the order rotating from round to round), so a change in the machine's
+    load affects them alike; each time is the minimum over all calls. Rounds continue until
+    ``min_repeats`` are done and ``min_seconds`` spent (one or two rounds for cells that take many
+    seconds); within a round a fast method is called for about ``call_seconds``, so that it still
+    gets many samples when a slow method in the same cell allows only two rounds.
     """
     budget = config.memory_budget_gb * 2**30
     x, y = make_data(n, d, config.seed)
@@ -148,14 +151,19 @@ def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
             methods.append(method)
     times: dict[str, list[float]] = {m: [] for m in methods}
     values: dict[str, float] = {}
-    start = time.perf_counter()
+    calls = dict.fromkeys(methods, 1)  # calls per round, set after the first round
+    start, rounds = time.perf_counter(), 0
     while True:
-        shift = len(times[methods[0]]) % len(methods)  # rotate who goes first: no method always runs on a cold cache
+        shift = rounds % len(methods)  # rotate who goes first: no method always runs on a cold cache
         for method in methods[shift:] + methods[:shift]:
-            t0 = time.perf_counter()
-            values[method] = FUNCTIONS[method](x, y).item()
-            times[method].append(time.perf_counter() - t0)
-        rounds, slowest = len(times[methods[0]]), max(t[-1] for t in times.values())
+            for _ in range(calls[method]):
+                t0 = time.perf_counter()
+                values[method] = FUNCTIONS[method](x, y).item()
+                times[method].append(time.perf_counter() - t0)
+        rounds += 1
+        slowest = max(t[-1] for t in times.values())
+        if rounds == 1:  # a fast method gets many calls per round, so a slow neighbour cannot starve it of samples
+            calls = {m: max(1, min(10_000, int(config.call_seconds / max(times[m][0], 1e-7)))) for m in methods}
         if rounds >= config.min_repeats and time.perf_counter() - start >= config.min_seconds:
             break
         if slowest > 30 or (slowest > 5 and rounds >= 2):
@@ -163,7 +171,8 @@ def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
     for method in methods:
         row[f"{method}_s"] = min(times[method])
         row[f"{method}_err"] = abs(values[method] - ref) if ref is not None else None
-    row["rounds"] = len(times[methods[0]])
+    row["rounds"] = rounds
+    row["calls"] = {m: len(t) for m, t in times.items()}
     for offset in config.error_offsets:  # same data plus a common offset, rounded to float32 again
         key = f"offset{offset:g}"
         if n * d > config.error_offsets_max_nd:
