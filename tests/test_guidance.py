@@ -320,3 +320,12 @@ def test_recorder_hooks_are_removed_after_each_step():
     loss_fn(target, x8(8), torch.zeros(8, dtype=torch.long))
     assert all(not m._forward_hooks for m in target.modules())
     assert all(not m._forward_hooks for m in guide.modules())
+
+
+def test_symmetric_gram_backward_is_autograds_in_one_product():
+    x = torch.randn(12, 30, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(G.SymmetricGram.apply, (x,))
+    w = torch.randn(12, 12, dtype=torch.float64)
+    (g_sym,) = torch.autograd.grad((G.SymmetricGram.apply(x) * w).sum(), x)
+    (g_ref,) = torch.autograd.grad(((x @ x.T) * w).sum(), x)
+    torch.testing.assert_close(g_sym, g_ref)
