@@ -14,7 +14,9 @@ plain ConvNet with the same guide), each variant below is one optimiser step on 
 * ``bank_gram``: the guide's Gram matrices over the training set precomputed once; a batch's is
   a sub-matrix (``mode="gram"``), so the guide costs nothing per step.
 
-The ratio the book reports is ``step / (target + guide_forward)``; the goal is at most 1.25.
+The ratio the book reports is ``step / (target + guide_forward)``; the goal is at most 1.25. The same
+ratio in floating-point operations (PyTorch's FLOP counter: matrix products and convolutions) says
+how much of it the arithmetic itself demands, whatever the implementation.
 Every variant runs once per round, in turn, so that a change in the machine's load hits every
 variant alike; the reported time is the fastest round (the one least disturbed by other work on a
 shared machine), and the median is stored too. Run ``python benchmarks/guidance_step.py --profile full``.
@@ -130,9 +132,23 @@ def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train:
     med = {v: statistics.median(ts) for v, ts in times.items()}
     base, base_med = best["target"] + best["guide_forward"], med["target"] + med["guide_forward"]
     others = [v for v in variants if v not in ("target", "guide_forward")]
+    idx = torch.randperm(len(x_train), generator=gen)[:batch_size]
+    flops = {v: count_flops(lambda: steps[v](idx)) for v in variants}
+    base_flops = flops["target"] + flops["guide_forward"]
     return {"min_s": best, "median_s": med, "all_s": times, "bank_setup_s": setup_s,
             "ratio": {v: best[v] / base for v in others},
-            "ratio_median": {v: med[v] / base_med for v in others}}
+            "ratio_median": {v: med[v] / base_med for v in others},
+            "flops": flops, "ratio_flops": {v: flops[v] / base_flops for v in others}}
+
+
+def count_flops(step: Callable[[], None]) -> int:
+    """Floating-point operations of one call, as PyTorch's FLOP counter sees them (matrix products
+    and convolutions, forward and backward): the arithmetic any implementation of the step must do."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds: int | None = None,
@@ -178,5 +194,7 @@ def table(record: dict[str, Any]) -> pd.DataFrame:
             rows.append({"target": c["target"], "variant": v, "ms per step": 1000 * s,
                          "ms per step (median)": 1000 * c["median_s"][v],
                          "ratio to target + guide forward": c["ratio"][v] if guided else None,
-                         "ratio (medians)": c["ratio_median"][v] if guided else None})
+                         "ratio (medians)": c["ratio_median"][v] if guided else None,
+                         "GFLOP per step": c["flops"][v] / 1e9 if "flops" in c else None,
+                         "ratio (FLOPs)": c["ratio_flops"][v] if guided and "ratio_flops" in c else None})
     return pd.DataFrame(rows)
