@@ -195,6 +195,6 @@ def table(record: dict[str, Any]) -> pd.DataFrame:
                          "ms per step (median)": 1000 * c["median_s"][v],
                          "ratio to target + guide forward": c["ratio"][v] if guided else None,
                          "ratio (medians)": c["ratio_median"][v] if guided else None,
-                         "GFLOP per step": c["flops"][v] / 1e9 if "flops" in c else None,
-                         "ratio (FLOPs)": c["ratio_flops"][v] if guided and "ratio_flops" in c else None})
+                         "GFLOP per step": c["flops"][v] / 1e9,
+                         "ratio (FLOPs)": c["ratio_flops"][v] if guided else None})
     return pd.DataFrame(rows)

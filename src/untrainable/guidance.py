@@ -257,7 +257,7 @@ def gram_linear_cka(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
     :func:`untrainable.similarity.linear_cka` of ``x`` and any ``Y`` with ``H Y Yᵀ H = L``.
     """
     x = S.center(S.flatten(x))
-    k = SymmetricGram.apply(x).double() if x.requires_grad else (x @ x.T).double()
+    k = SymmetricGram.apply(x).double()
     l_centered = l_centered.double()
     return (k * l_centered).sum() / ((k * k).sum() * (l_centered * l_centered).sum()).sqrt()
 

@@ -14,6 +14,7 @@ Every figure of the chapter is a set of student configs; :func:`run_students` tr
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from untrainable import mimic
 from untrainable.data import load_cifar10
 from untrainable.models import count_parameters
 from untrainable.profiles import check_profile
-from untrainable.results import run_key, run_or_load
+from untrainable.results import config_dict, run_key, run_or_load
 from untrainable.runtime import resolve_device, seed_everything
 from untrainable.train import FitSettings, fit
 
@@ -357,21 +358,14 @@ def ensemble_accuracy(records: list[dict[str, Any]], profile: str, smoke: bool =
     (``teacher_test_acc``), so the figure needs no teacher weights, which are never committed.
     """
     p = preset(profile, smoke)
-    ens = dataclasses.asdict(TeacherSpec(p.teacher, p.ensemble))
+    ens = json.loads(json.dumps(config_dict(TeacherSpec(p.teacher, p.ensemble))))  # as stored: tuples as lists
     found = {r["metrics"]["teacher_test_acc"] for r in records
-             if r["experiment"] == STUDENT_EXPERIMENT and _same(r["config"].get("teacher"), ens)}
+             if r["experiment"] == STUDENT_EXPERIMENT and r["config"].get("teacher") == ens}
     if not found:
         raise ValueError(f"no {profile!r} student record mimics the teacher ensemble: run the size sweep first")
     if max(found) - min(found) > 1e-6:
         raise ValueError(f"students disagree on the ensemble's test accuracy: {sorted(found)}")
     return found.pop()
-
-
-def _same(stored: Any, config: dict[str, Any]) -> bool:
-    """Whether a config read back from JSON (tuples as lists) equals a dataclass's dict."""
-    import json
-
-    return json.dumps(stored, sort_keys=True, default=list) == json.dumps(config, sort_keys=True, default=list)
 
 
 if __name__ == "__main__":
