@@ -13,6 +13,9 @@ from typing import Literal
 Profile = Literal["quick", "full", "paper"]
 PROFILES: tuple[str, ...] = ("quick", "full", "paper")
 
+#: Seeds every chapter runs unless told otherwise (a chapter may ask for more on headline rows).
+DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"quick": (0, 1), "full": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
+
 
 class UnknownProfileError(ValueError):
     """Raised for a profile name that is not one of :data:`PROFILES`."""
@@ -26,3 +29,8 @@ def check_profile(profile: str) -> str:
             "(quick = minutes on a CPU, full = the book's reproduction, paper = the papers' scale)"
         )
     return profile
+
+
+def default_seeds(profile: str) -> tuple[int, ...]:
+    """The seeds a profile runs by default."""
+    return DEFAULT_SEEDS[check_profile(profile)]

@@ -10,7 +10,13 @@ Record contract (other chapters and checks rely on it)::
     {experiment, profile, seed, name, key, config, metrics, history, git_commit, device,
      versions, wall_time_s, created}
 
-``key`` is a hash of (experiment, config, seed): change any setting and the run is new.
+``key`` is a hash of (experiment, config, seed): change any setting and the run is new. Every
+field of a config is part of the key, so adding a field would orphan every stored record; a field
+added later is declared with :func:`added_field`, whose default leaves existing keys unchanged.
+
+The ``full`` records are the book: :func:`run_or_load` never trains a missing ``full`` record
+unless asked (``train_missing=True``, ``force=True`` or ``UNTRAINABLE_TRAIN_MISSING=1``), so a
+changed config can never send ``reproduce --profile full`` into hours of silent training.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import pandas as pd
 import torch
 
 import untrainable
+from untrainable.files import write_json_atomic
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
 from untrainable.runtime import device_description, resolve_device, set_threads
@@ -41,14 +48,49 @@ REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history"
 TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
 
 
+#: Profiles whose records are committed: a missing one is never trained without being asked.
+GUARDED_PROFILES = ("full",)
+TRAIN_MISSING_ENV = "UNTRAINABLE_TRAIN_MISSING"
+
+
+class MissingRecordError(LookupError):
+    """A guarded (``full``) record is not stored and training it was not asked for."""
+
+
+def added_field(default: Any) -> Any:
+    """A config field added after records were stored: at ``default`` it is left out of the key.
+
+    Use it for a new setting whose default reproduces the old behaviour (``precision="fp32"``);
+    every other value makes a new run with a new key.
+    """
+    return dataclasses.field(default=default, metadata={"key_default": default})
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     """A plain, JSON-ready dict of a dataclass config (or a dict passed through)."""
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
+def _drop_key_defaults(config: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """Remove from ``d`` (``asdict(config)``) the added fields that sit at their key default."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if "key_default" in f.metadata and value == f.metadata["key_default"]:
+            d.pop(f.name)
+        elif dataclasses.is_dataclass(value) and isinstance(d.get(f.name), dict):
+            _drop_key_defaults(value, d[f.name])
+    return d
+
+
+def key_payload(config: Any) -> dict[str, Any]:
+    """What of a config enters the record key: every field, except added fields at their default."""
+    d = config_dict(config)
+    return _drop_key_defaults(config, d) if dataclasses.is_dataclass(config) else d
+
+
 def run_key(experiment: str, config: Any, seed: int) -> str:
     """A short, stable hash of what defines a run: the experiment, its full config and the seed."""
-    payload = json.dumps({"experiment": experiment, "config": config_dict(config), "seed": seed},
+    payload = json.dumps({"experiment": experiment, "config": key_payload(config), "seed": seed},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -81,12 +123,24 @@ def versions() -> dict[str, str]:
             "untrainable": untrainable.__version__}
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """Write JSON through a temporary file and an atomic rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def find_record(path: Path) -> Path | None:
+    """``path`` if stored, else the same run stored under another condition name, else None.
+
+    Figures may share runs: the key (``-seed<seed>-<key>.json``) identifies a run, the name only labels it.
+    """
+    if path.is_file():
+        return path
+    suffix = path.name.rsplit("-seed", 1)[-1]
+    return next(iter(sorted(path.parent.glob(f"*-seed{suffix}"))), None)
+
+
+def training_allowed(profile: str, force: bool = False, train_missing: bool | None = None) -> bool:
+    """Whether a missing record of ``profile`` may be trained (always, except guarded profiles)."""
+    if profile not in GUARDED_PROFILES or force:
+        return True
+    if train_missing is None:
+        train_missing = os.environ.get(TRAIN_MISSING_ENV) == "1"
+    return train_missing
 
 
 def load_record(path: Path) -> dict[str, Any]:
@@ -108,22 +162,29 @@ def run_or_load(
     *,
     device: str = "auto",
     force: bool = False,
+    train_missing: bool | None = None,
 ) -> dict[str, Any]:
     """Return the record for this run, training it first if no identical run is stored.
 
     ``train_fn(config, seed, device, checkpoint_path)`` must return ``{"metrics": ...,
     "history": ...}`` (plus any extra keys to store). The checkpoint lives under the cache and is
-    removed once the record is written; ``force=True`` retrains from scratch.
+    removed once the record is written; ``force=True`` retrains from scratch. A missing ``full``
+    record raises :class:`MissingRecordError` unless ``train_missing`` (or
+    ``UNTRAINABLE_TRAIN_MISSING=1``) allows training it.
     """
     check_profile(profile)
     key = run_key(experiment, config, seed)
     path = record_path(profile, experiment, name, seed, key)
     if not force:
-        if path.is_file():
-            return load_record(path)
-        # the same run stored under another condition name (figures may share runs)
-        for twin in sorted(path.parent.glob(f"*-seed{seed}-{key}.json")):
-            return {**load_record(twin), "name": name}
+        stored = find_record(path)
+        if stored is not None:
+            return {**load_record(stored), "name": name}
+        if not training_allowed(profile, force, train_missing):
+            raise MissingRecordError(
+                f"no stored {profile} record for {experiment}/{name} seed {seed} (expected {path.name} in "
+                f"{path.parent}); the committed {profile} records are the book, so nothing is trained "
+                f"silently: pass --train-missing (or set {TRAIN_MISSING_ENV}=1) to train it, --force to retrain all"
+            )
     checkpoint = cache_root() / "checkpoints" / profile / experiment / f"{path.stem}.pt"
     if force and checkpoint.exists():
         checkpoint.unlink()

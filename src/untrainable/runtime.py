@@ -12,6 +12,17 @@ import numpy as np
 import torch
 
 
+def log(message: str) -> None:
+    """A timestamped progress line for long background runs, printed when ``UNTRAINABLE_LOG=1``.
+
+    Notebooks show tqdm bars instead; a shell running chapters side by side wants one line per epoch.
+    """
+    if os.environ.get("UNTRAINABLE_LOG") == "1":
+        from datetime import datetime, timezone
+
+        print(f"{datetime.now(timezone.utc):%H:%M:%S} {message}", flush=True)
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """Map ``"auto"`` to the best device present (cuda, then mps, then cpu); check the others."""
     if device == "auto":
