@@ -28,6 +28,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,10 +38,10 @@ import pandas as pd
 import torch
 
 import untrainable
-from untrainable.files import write_json_atomic
+from untrainable.files import exclusive, write_json_atomic
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
-from untrainable.runtime import device_description, resolve_device, set_threads
+from untrainable.runtime import device_description, log, resolve_device, set_threads
 
 REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history",
                  "git_commit", "device", "versions", "wall_time_s")
@@ -185,6 +186,16 @@ def run_or_load(
                 f"{path.parent}); the committed {profile} records are the book, so nothing is trained "
                 f"silently: pass --train-missing (or set {TRAIN_MISSING_ENV}=1) to train it, --force to retrain all"
             )
+    record = train_record(experiment, profile, name, config, seed, train_fn, device=device, force=force)
+    write_json_atomic(record, path)
+    return load_record(path)  # exactly what a later call will load (tuples become lists, etc.)
+
+
+def train_record(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: TrainFn, *,
+                 device: str = "auto", force: bool = False) -> dict[str, Any]:
+    """Train one run (resuming its checkpoint) and return its record, without storing it."""
+    key = run_key(experiment, config, seed)
+    path = record_path(profile, experiment, name, seed, key)
     checkpoint = cache_root() / "checkpoints" / profile / experiment / f"{path.stem}.pt"
     if force and checkpoint.exists():
         checkpoint.unlink()
@@ -199,9 +210,46 @@ def run_or_load(
         "wall_time_s": time.perf_counter() - t0,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json_atomic(record, path)
     checkpoint.unlink(missing_ok=True)
-    return load_record(path)  # exactly what a later call will load (tuples become lists, etc.)
+    return record
+
+
+class WeightsMismatchWarning(UserWarning):
+    """Weights retrained into the cache do not reproduce their stored record's numbers."""
+
+
+def run_with_weights(experiment: str, profile: str, name: str, config: Any, seed: int, weights: Path,
+                     train_fn: TrainFn, *, device: str = "auto", force: bool = False,
+                     train_missing: bool | None = None, metric: str = "test_acc",
+                     tolerance: float = 0.02) -> dict[str, Any]:
+    """The record of a run whose weights are used later (a guide, a teacher), with its weights cached.
+
+    ``train_fn`` must save the weights to ``weights`` (through :func:`untrainable.files.save_torch_atomic`)
+    besides returning metrics and history. Weights are never committed, so in a fresh clone a stored
+    record can lack them: they are then retrained into the cache only. The stored record is never
+    replaced (only ``force`` does that); if the retrained ``metric`` differs from the stored one by
+    more than ``tolerance`` (another CPU rounds differently), a :class:`WeightsMismatchWarning` says so.
+    A lock on the weight file makes parallel processes train a shared guide once.
+    """
+    path = record_path(profile, experiment, name, seed, run_key(experiment, config, seed))
+    with exclusive(weights):
+        stored = None if force else find_record(path)
+        if stored is None or force:
+            return run_or_load(experiment, profile, name, config, seed, train_fn, device=device, force=force,
+                               train_missing=train_missing)
+        record = {**load_record(stored), "name": name}
+        if weights.is_file():
+            return record
+        log(f"{experiment}/{name} seed {seed}: record stored, weights missing: retraining into {weights.parent}")
+        fresh = train_record(experiment, profile, name, config, seed, train_fn, device=device)
+        old, new = record["metrics"][metric], fresh["metrics"][metric]
+        if abs(new - old) > tolerance:
+            warnings.warn(
+                f"{experiment}/{name} seed {seed}: the retrained weights reach {metric} = {new:.4f}, the stored "
+                f"record {old:.4f} (more than {tolerance} apart; another machine rounds differently). The record "
+                "is kept; runs that use these weights differ from the committed ones accordingly.",
+                WeightsMismatchWarning, stacklevel=2)
+        return {**record, "retrained_weights_metrics": fresh["metrics"]}
 
 
 def history_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
