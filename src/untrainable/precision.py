@@ -1,0 +1,96 @@
+"""Numeric precision of training: bf16 autocast where the hardware multiplies bf16 natively.
+
+Every figure of the book is trained on a CPU, so the matrix units decide how many steps a
+``full`` run can afford. On x86 CPUs with ``avx512_bf16`` (and more so with AMX tiles,
+``amx_bf16``) oneDNN runs bf16 matrix products and convolutions several times faster than fp32;
+on CUDA GPUs with bf16 support the same autocast applies. bf16 keeps fp32's exponent range, so no
+gradient scaler is needed.
+
+What stays in fp32 (or fp64): losses, BatchNorm statistics, optimiser state and every similarity
+computation. Inside an autocast region even a product of fp32 tensors is cast down to bf16, so the
+CKA and Gram computations run under :func:`full_precision`, which switches autocast off.
+
+* ``"fp32"``: no autocast (the default of every record made before this setting existed);
+* ``"bf16"``: autocast to bf16 (an error on hardware without native bf16 products);
+* ``"auto"``: bf16 where :func:`bf16_native` says the hardware has it, fp32 elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+__all__ = ["PRECISIONS", "cpu_flags", "bf16_native", "resolve_precision", "autocast", "full_precision",
+           "channels_last"]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+#: CPU flags that oneDNN uses for bf16 products: AVX-512 BF16 instructions and AMX tiles.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where that file does not exist).
+
+    ``torch.backends.cpu.get_cpu_capability()`` only says "AVX512", which does not tell whether
+    the CPU multiplies bf16 natively, so the flags are read directly.
+    """
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        return frozenset()
+    for line in info.read_text().splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 matrices natively (so autocast to bf16 pays)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(f in cpu_flags() for f in BF16_CPU_FLAGS)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"fp32"`` or ``"bf16"`` for this device; ``"auto"`` picks bf16 where it is native."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if bf16_native(device) else "fp32"
+    if precision == "bf16" and not bf16_native(device):
+        raise ValueError(f"precision 'bf16' was asked for, but {device} has no native bf16 matrix products "
+                         f"(CPU flags {', '.join(BF16_CPU_FLAGS)} or a bf16-capable GPU); use 'auto' or 'fp32'")
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """The autocast region of a training or evaluation step (a no-op in fp32)."""
+    if resolve_precision(precision, device) == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def full_precision(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Switch autocast off for a block (similarity math), whatever region it is called from."""
+    dev_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    if dev_type not in ("cpu", "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(dev_type, enabled=False)
+
+
+def channels_last(model: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
+    """Move a network with 2-d convolutions to channels_last memory when it trains in bf16.
+
+    oneDNN's bf16 convolutions are fastest on NHWC tensors; a network without convolutions is
+    returned unchanged (the memory format means nothing to a linear layer).
+    """
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    if has_conv and resolve_precision(precision, device) == "bf16":
+        return model.to(memory_format=torch.channels_last)
+    return model
