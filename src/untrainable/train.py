@@ -33,7 +33,7 @@ from tqdm.std import tqdm
 
 from untrainable.data import batches
 from untrainable.files import load_torch, save_torch_atomic
-from untrainable.runtime import autocast, eval_mode
+from untrainable.runtime import autocast, eval_mode, log
 
 __all__ = ["IGNORE", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "cross_entropy",
            "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor", "evaluate",
@@ -258,6 +258,8 @@ def fit(
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch + 1, model) or {})
         history.append(row)
+        log(f"{desc} epoch {epoch + 1}/{settings.epochs}: train acc {row['train_acc']:.3f} test acc "
+            f"{row['test_acc']:.3f} test loss {row['test_loss']:.3f} ({row['epoch_time_s']:.1f} s)")
         bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
         if checkpoint is not None:
             save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
