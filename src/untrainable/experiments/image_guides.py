@@ -122,7 +122,7 @@ class CachedGuideBank(G.GuideBank):
     """A :class:`~untrainable.guidance.GuideBank` read back from its cached tensors: the same lookups,
     without the guide's forward passes that the parent's constructor runs."""
 
-    def __init__(self, mode: str, layers: list[str], n: int, store: dict[str, torch.Tensor]) -> None:  # noqa: W0231
+    def __init__(self, mode: str, layers: list[str], n: int, store: dict[str, torch.Tensor]) -> None:
         self.mode, self.layers, self.n, self.store = mode, list(layers), n, store
 
 
