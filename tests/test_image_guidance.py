@@ -1,4 +1,4 @@
-"""Chapters 04-05's experiment: presets, a smoke run of each chapter, cached guides, error consistency."""
+"""Chapters 04-05: presets, the committed records' keys, smoke runs, resumable guided runs, cached guides and banks."""
 
 from __future__ import annotations
 
@@ -6,71 +6,140 @@ import numpy as np
 import pytest
 import torch
 
+from untrainable import data as D
+from untrainable import guidance as G
+from untrainable.experiments import fcn_guidance as fcn
 from untrainable.experiments import image_guidance as ig
-from untrainable.results import REQUIRED_KEYS
+from untrainable.experiments import image_guides as guides
+from untrainable.experiments import missing_records
+from untrainable.experiments import plain_cnn_guidance as plain
+from untrainable.files import load_torch
+from untrainable.paths import repo_root
+from untrainable.profiles import default_seeds
+from untrainable.results import REQUIRED_KEYS, MissingRecordError
+
+CPU = torch.device("cpu")
+CHAPTERS = {"fcn": fcn, "plain": plain}
 
 
 def test_profiles_scale_up_and_conditions_are_complete():
-    quick, full, paper = (ig.configs(p, "fcn") for p in ("quick", "full", "paper"))
-    assert [(c.target, c.condition) for c in full] == ig.PARTS["fcn"]
+    quick, full, paper = (fcn.configs(p) for p in ("quick", "full", "paper"))
+    assert [(c.target, c.condition) for c in full] == fcn.RUNS
     assert quick[0].n_train < full[0].n_train and paper[0].n_train is None
     assert paper[0].fcn_depth == 48 and paper[0].fcn_first_width == 2048 and paper[0].wide_width == 8192
     init = next(c for c in full if c.condition == "trained_guide_init")
     assert 150 <= init.guide_steps <= 300 and all(c.guide_steps is None for c in full if c is not init)
-    assert ig.configs("paper", "plain")[1].guide.family == "resnet50"
-    assert len(ig.DEFAULT_SEEDS["full"]) >= 3
-    with pytest.raises(ValueError, match="unknown part"):
-        ig.configs("quick", "rnn")
+    assert plain.configs("paper")[1].guide.family == "resnet50" and plain.configs("paper")[1].plain_block == "bottleneck"
+    assert plain.configs("full")[0].epochs == 10 and plain.configs("full")[0].n_train == 2000
+    assert len(default_seeds("full")) >= 3
 
 
-def test_error_consistency_is_cohens_kappa():
-    assert ig.error_consistency("1100", "1100") == pytest.approx(1.0)
-    # same accuracy (50%), errors on different images: agreement 0 < expected 0.5
-    assert ig.error_consistency("1100", "0011") == pytest.approx(-1.0)
-    assert ig.error_consistency("10" * 50, "1100" * 25) == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="different sets"):
-        ig.error_consistency("10", "101")
+def test_every_full_run_of_chapters_04_and_05_has_its_committed_record(monkeypatch):
+    """The configs are the record keys: a changed field or default would orphan the committed records."""
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    assert missing_records("full", ["04", "05"]) == []
+    planned = fcn.planned_runs("full")
+    assert [(r.experiment, r.name) for r in planned[:2]] == [("guides", "resnet18"), ("guides", "small_cnn")]
+    assert len(planned) == 2 + len(fcn.RUNS) * 3
 
 
-@pytest.mark.parametrize("part", ["fcn", "plain"])
-def test_smoke_run_writes_valid_records_and_caches_guides(part):
-    records = ig.run("quick", part, seeds=(0,), smoke=True)
-    assert [r["name"] for r in records] == [f"{t}-{c}" for t, c in ig.PARTS[part]]
+@pytest.mark.parametrize("chapter", ["fcn", "plain"])
+def test_smoke_run_writes_valid_records_and_reloads_without_resolving_guides(chapter, monkeypatch):
+    module = CHAPTERS[chapter]
+    records = module.run("quick", seeds=(0,), smoke=True)
+    assert [r["name"] for r in records] == [f"{t}-{c}" for t, c in module.RUNS]
     for r in records:
         assert all(k in r for k in REQUIRED_KEYS)
         h = r["history"][-1]
         assert len(h["cka_trained"]) == len(r["probe_pairs"]["trained"]) and 0 <= min(h["cka_trained"]) <= 1
         assert len(r["metrics"]["test_correct"]) == r["config"]["n_test"]
         assert ("pairs" in r) == (r["config"]["condition"] != "no_guide")
+        assert np.isfinite(h["train_task_loss"]) and len(r["initial_cka"]["untrained"]) == len(h["cka_untrained"])
     guided = next(r for r in records if r["config"]["condition"] == "trained_guide")
     assert len(guided["history"][-1]["pair_distance"]) == len(guided["pairs"])
-    guide_record = ig.guide_records("quick", part, smoke=True)["resnet18"]
-    assert len(guide_record["metrics"]["test_correct"]) == r["config"]["n_test"]
-    again = ig.run("quick", part, seeds=(0,), smoke=True)  # loaded, not retrained
+    guide_record = module.guide_records("quick", smoke=True)["resnet18"]
+    assert len(guide_record["metrics"]["test_correct"]) == guided["config"]["guide"]["n_test"]
+
+    def no_resolving(*args, **kwargs):
+        raise AssertionError("a stored record must load without resolving its guides")
+
+    monkeypatch.setattr(ig, "resolve_inputs", no_resolving)
+    again = module.run("quick", seeds=(0,), smoke=True)  # loaded, not retrained
     assert [(r["key"], r["created"], r["metrics"]) for r in again] == [(r["key"], r["created"], r["metrics"])
                                                                       for r in records]
 
 
-def test_an_interrupted_guided_run_resumes_to_the_same_result(tmp_path, monkeypatch):
-    c = ig.configs("quick", "fcn", smoke=True, epochs=3, n_train=256, batch_size=64)[1]  # trained guide
-    straight = ig.train_one(c, 0, torch.device("cpu"), tmp_path / "a.pt", "quick")
+def test_a_missing_full_record_is_refused_before_any_guide_is_trained(monkeypatch):
+    monkeypatch.delenv("UNTRAINABLE_TRAIN_MISSING", raising=False)
+    monkeypatch.setattr(ig, "resolve_inputs", lambda *a, **k: pytest.fail("resolved guides for a refused run"))
+    with pytest.raises(MissingRecordError, match="no stored full record"):
+        fcn.run("full", seeds=(0,), smoke=True)
 
-    real_fit, calls = ig.fit, []
 
-    def interrupted_fit(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # stopped during epoch 2
-        return real_fit(*args, **kwargs)
+def _resolved(c: ig.Config, seed: int) -> ig.TargetInputs:
+    return ig.resolve_inputs("quick", c, seed, "cpu")
 
-    monkeypatch.setattr(ig, "fit", interrupted_fit)
+
+def _strip_time(history):
+    return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in history]
+
+
+def test_an_interrupted_guided_run_resumes_to_the_same_history_and_diagnostics(tmp_path, monkeypatch):
+    """Killed in the middle of epoch 2, across the step where 'first steps only' guidance stops."""
+    c = next(c for c in fcn.configs("quick", smoke=True, epochs=3, n_train=256, batch_size=64, guide_steps=6)
+             if c.condition == "trained_guide_init")
+    inputs = _resolved(c, 0)
+    straight = ig.train_target(c, 0, CPU, tmp_path / "a.pt", inputs)
+    assert [h.get("guided_steps") for h in straight["history"]] == [4, 2, None]
+
+    real_fit = ig.fit
+
+    def killed_fit(*args, loss_fn, **kwargs):
+        calls = []
+
+        def loss(model, x, y):
+            calls.append(1)
+            if len(calls) == 6:  # epoch 2, step 2
+                raise KeyboardInterrupt
+            return loss_fn(model, x, y)
+
+        return real_fit(*args, loss_fn=loss, **kwargs)
+
+    monkeypatch.setattr(ig, "fit", killed_fit)
     with pytest.raises(KeyboardInterrupt):
-        ig.train_one(c, 0, torch.device("cpu"), tmp_path / "b.pt", "quick")
+        ig.train_target(c, 0, CPU, tmp_path / "b.pt", _resolved(c, 0))
+    saved = load_torch(tmp_path / "b.pt")
+    assert saved["epoch"] == 1 and saved["state"]["initial_cka"] == straight["initial_cka"] and saved["elapsed_s"] > 0
     monkeypatch.setattr(ig, "fit", real_fit)
-    resumed = ig.train_one(c, 0, torch.device("cpu"), tmp_path / "b.pt", "quick")
-    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
-    assert strip(resumed["history"]) == strip(straight["history"])
-    assert resumed["initial_cka"] == straight["initial_cka"]
+    resumed = ig.train_target(c, 0, CPU, tmp_path / "b.pt", _resolved(c, 0))
+    assert _strip_time(resumed["history"]) == _strip_time(straight["history"])
+    assert resumed["initial_cka"] == straight["initial_cka"] and resumed["metrics"] == straight["metrics"]
+    assert not list(tmp_path.glob("*.json"))  # no side file
+
+
+def test_the_gram_bank_is_cached_as_plain_tensors_and_serves_the_same_lookups(tmp_path):
+    torch.manual_seed(0)
+    g = guides.GuideConfig("resnet18", width=4)
+    guide, x = guides.untrained_guide(g, 0), torch.randn(40, 3, 32, 32)
+    layers = G.guidance_layers(guide, x[:2])
+    path = tmp_path / "bank.pt"
+    fresh = guides.guide_bank(path, guide, layers, x, "gram")
+    saved = load_torch(path)  # weights_only: tensors and plain containers only
+    assert saved["mode"] == "gram" and saved["n"] == 40 and set(saved["store"]) == set(layers)
+    cached = guides.guide_bank(path, None, layers, x, "gram")  # no guide needed: read from the file
+    index = torch.tensor([3, 7, 1, 30])
+    for name in layers:
+        assert torch.equal(cached.lookup(name, index, CPU), fresh.lookup(name, index, CPU))
+    assert guides.bank_path("quick", "a", "gram", x) != guides.bank_path("quick", "a", "gram", x + 1)
+
+
+def test_a_missing_guide_weight_file_is_retrained_into_the_cache_without_touching_the_record():
+    c = next(c for c in fcn.configs("quick", smoke=True) if c.condition == "trained_guide")
+    _, record = guides.trained_guide("quick", c.guide)
+    weights = guides.guide_weights_path("quick", c.guide)
+    weights.unlink()
+    _, again = guides.trained_guide("quick", c.guide)
+    assert weights.is_file() and again["created"] == record["created"] and again["metrics"] == record["metrics"]
 
 
 def _image_folder(root, classes=("cat", "dog"), per_split={"train": 12, "val": 6}, size=40):
@@ -88,18 +157,20 @@ def _image_folder(root, classes=("cat", "dog"), per_split={"train": 12, "val": 6
     return root
 
 
-@pytest.mark.parametrize("part", ["fcn", "plain"])
-def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, part):
+@pytest.mark.parametrize("chapter", ["fcn", "plain"])
+def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, chapter):
     """The paper profile end to end (for the plain net: its ResNet-50 guide and bottleneck blocks), shrunk to
     small models on a tiny ImageFolder dataset, as a reader with ImageNet or Imagenette would run it."""
+    module = CHAPTERS[chapter]
     root = _image_folder(tmp_path / "folder")
     overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_test=8, guide_n_train=16,
                      batch_size=8, probe_n=8)
-    cs = ig.configs("paper", part, smoke=True, **overrides)
-    if part == "plain":
+    cs = module.configs("paper", smoke=True, **overrides)
+    assert cs[1].guide.num_classes == 2
+    if chapter == "plain":
         assert cs[1].guide.family == "resnet50" and cs[1].plain_block == "bottleneck"
-    records = ig.run("paper", part, seeds=(0,), smoke=True, **overrides)
-    assert [r["profile"] for r in records] == ["paper"] * len(ig.PARTS[part])
+    records = module.run("paper", seeds=(0,), smoke=True, **overrides)
+    assert [r["profile"] for r in records] == ["paper"] * len(module.RUNS)
     for r in records:
         assert all(k in r for k in REQUIRED_KEYS) and len(r["metrics"]["test_correct"]) == 8  # the balanced subset
         assert 0.0 <= r["metrics"]["test_acc"] <= 1.0 and np.isfinite(r["metrics"]["test_loss"])
@@ -107,4 +178,12 @@ def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, part):
 
 def test_a_missing_image_folder_names_the_expected_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected .*/train and .*/val"):
-        ig.load_image_folder(f"imagefolder:{tmp_path}", True, 32, None, 0)
+        D.load_image_folder(f"imagefolder:{tmp_path}", True, 32, None, 0)
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        D.load_image_data("mnist", 10, 10, 0)
+
+
+def test_describe_models_lists_each_network_once():
+    rows = fcn.describe_models("quick")
+    assert [r["model"] for r in rows] == ["deep_fcn", "resnet18", "small_cnn", "wide_fcn"]
+    assert all(r["parameters"] > 0 and r["recorded layers"] > 1 for r in rows)

@@ -64,3 +64,26 @@ def test_bad_arguments_are_clear_errors():
         ResNet(block="wide")
     with pytest.raises(ValueError, match="1 to 4 stages"):
         ResNet(layers=(1,) * 5)
+
+
+def test_the_guidance_chapters_builders_follow_their_configs():
+    import dataclasses
+
+    from untrainable.experiments import fcn_guidance, plain_cnn_guidance
+    from untrainable.models import build_guide, build_target
+
+    deep, wide = (next(c for c in fcn_guidance.configs("quick") if c.target == t) for t in ("deep_fcn", "wide_fcn"))
+    assert count_parameters(build_target(deep)) == count_parameters(
+        deep_fcn(3 * 32 * 32, deep.fcn_width, deep.fcn_depth, deep.fcn_first_width, 10, deep.fcn_dropout))
+    assert count_parameters(build_target(wide)) == count_parameters(wide_fcn(3 * 32 * 32, wide.wide_width,
+                                                                              wide.wide_depth, 10))
+    target = build_target(plain_cnn_guidance.configs("quick")[0])
+    blocks = [m for m in target.modules() if isinstance(m, BasicBlock)]
+    assert isinstance(target, ResNet) and blocks and not any(b.residual for b in blocks)
+    small = next(c for c in fcn_guidance.configs("quick") if c.condition == "small_cnn_guide").guide
+    assert isinstance(build_guide(small), SmallCNN) and build_guide(deep.reference_guide, 7)(
+        torch.zeros(1, 3, 32, 32)).shape == (1, 7)
+    with pytest.raises(ValueError, match="unknown target 'vit'"):
+        build_target(dataclasses.replace(deep, target="vit"))
+    with pytest.raises(ValueError, match="unknown guide family 'vgg'"):
+        build_guide(dataclasses.replace(small, family="vgg"))

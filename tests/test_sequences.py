@@ -247,13 +247,12 @@ def test_presets_scale_up_and_the_paper_preset_has_the_papers_models():
     f_copy = next(c for c in full if c.setting == "copy")
     assert (f_copy.min_len, f_copy.max_len) == (20, 40)
     assert next(c for c in full if c.setting == "parity").max_len == 50
-    assert len(sg.DEFAULT_SEEDS["full"]) >= 3
     assert all(c.tokens == "per_token" for c in sg.configs("quick", tokens="per_token"))
     with pytest.raises(ValueError, match="unknown setting"):
         sg.configs("quick", ["sorting"])
 
 
-def test_smoke_run_writes_records_caches_guides_and_reloads():
+def test_smoke_run_writes_records_caches_guides_and_reloads(monkeypatch):
     from untrainable.experiments import sequence_guidance as sg
 
     records = sg.run("quick", seeds=(0,), smoke=True)
@@ -268,8 +267,61 @@ def test_smoke_run_writes_records_caches_guides_and_reloads():
     assert len(guided["history"][-1]["pair_distance"]) == len(guided["pairs"])
     c = next(c for c in sg.configs("quick", ["copy"], smoke=True) if c.condition == "guide_alone")
     assert sg.weights_path("quick", c, 0).is_file()
+    monkeypatch.setattr(sg, "resolve_guides", lambda *a, **k: pytest.fail("resolved guides for a stored record"))
     again = sg.run("quick", seeds=(0,), smoke=True)
     assert [(r["key"], r["created"]) for r in again] == [(r["key"], r["created"]) for r in records]
+
+
+def test_every_full_run_of_chapter_06_has_its_committed_record(monkeypatch):
+    from untrainable.experiments import missing_records
+    from untrainable.experiments import sequence_guidance as sg
+    from untrainable.paths import repo_root
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    assert missing_records("full", ["06"]) == []
+    assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3
+
+
+def test_the_shell_entry_trains_missing_records(monkeypatch):
+    from untrainable.experiments import sequence_guidance as sg
+
+    calls = []
+    monkeypatch.setattr(sg, "run", lambda *a, **k: calls.append((a, k)))
+    sg.main(["--settings", "lm", "--seeds", "1"])
+    assert calls == [(("full",), {"seeds": (1,), "device": "auto", "settings": ("lm",), "train_missing": True})]
+
+
+def test_an_interrupted_guided_run_keeps_its_guidance_diagnostics(tmp_path, monkeypatch):
+    """Killed in epoch 2: the resumed run's every epoch has the diagnostics of an uninterrupted run."""
+    from untrainable.experiments import sequence_guidance as sg
+
+    c = next(c for c in sg.configs("quick", ["copy"], smoke=True, epochs=3) if c.condition == "trained_guide")
+    data = sg.load_data(c)
+    guides = lambda: {"trained": sg.untrained_guide(c, data, 7), "untrained": sg.untrained_guide(c, data, 0)}  # noqa: E731
+    cpu = torch.device("cpu")
+    straight = sg.train_run(c, 0, cpu, tmp_path / "a.pt", guides())
+    real_fit = sg.fit
+
+    def killed_fit(*args, loss_fn, **kwargs):
+        calls = []
+
+        def loss(model, x, y):
+            calls.append(1)
+            if len(calls) == 3:  # 2 steps per epoch: epoch 2, step 1
+                raise KeyboardInterrupt
+            return loss_fn(model, x, y)
+
+        return real_fit(*args, loss_fn=loss, **kwargs)
+
+    monkeypatch.setattr(sg, "fit", killed_fit)
+    with pytest.raises(KeyboardInterrupt):
+        sg.train_run(c, 0, cpu, tmp_path / "b.pt", guides())
+    monkeypatch.setattr(sg, "fit", real_fit)
+    resumed = sg.train_run(c, 0, cpu, tmp_path / "b.pt", guides())
+    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
+    assert all("guidance_term" in h and "train_task_loss" in h for h in resumed["history"])
+    assert strip(resumed["history"]) == strip(straight["history"])
+    assert resumed["initial_cka"] == straight["initial_cka"] and resumed["metrics"] == straight["metrics"]
 
 
 def test_mapping_table_shows_each_pair_and_its_shapes():
@@ -286,7 +338,7 @@ def test_mapping_table_shows_each_pair_and_its_shapes():
 def test_paper_preset_runs_on_a_tiny_slice():
     from untrainable.experiments import sequence_guidance as sg
 
-    records = sg.run("paper", settings=["parity"], seeds=(0,), smoke=True)
+    records = sg.run("paper", seeds=(0,), settings=["parity"], smoke=True)
     assert [r["config"]["max_len"] for r in records] == [50] * 4
     assert records[2]["pairs"] and records[0]["profile"] == "paper"
 

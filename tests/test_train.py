@@ -1,4 +1,5 @@
-"""The training loop learns, is deterministic, resumes exactly, and stops on a NaN loss."""
+"""The training loop learns, is deterministic, resumes exactly (per-epoch values included), loads only
+weights, and stops on any non-finite loss or output before it reaches a history."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from untrainable.files import CorruptFileError, load_torch
 from untrainable.runtime import resolve_device, seed_everything
-from untrainable.train import FitSettings, NonFiniteLossError, fit
+from untrainable.train import FitSettings, NonFiniteLossError, cross_entropy_loss, evaluate, fit
 
 CPU = torch.device("cpu")
 
@@ -64,3 +66,103 @@ def test_device_auto_and_bad_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def _hooks(seen: list[int]):
+    """Per-epoch hooks that record what they saw and add two values to each row."""
+
+    def start(epoch, model):
+        seen.append(epoch)
+
+    def end(epoch, model):
+        return {"weight_norm": float(model[0].weight.detach().norm()), "epoch_squared": epoch**2}
+
+    return start, end
+
+
+def test_per_epoch_values_and_extra_state_survive_a_kill_and_resume(tmp_path):
+    """Killed in the middle of epoch 3: the resumed history, hook values included, and the state measured
+    before training are those of an uninterrupted run; the checkpoint sums the seconds of both parts."""
+
+    def train(checkpoint, kill_at_step=None):
+        gen = seed_everything(0)
+        model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+        state = {"initial_norm": float(model[0].weight.detach().norm())}
+        seen: list[int] = []
+        start, end = _hooks(seen)
+        calls = []
+
+        def loss_fn(m, x, y):
+            calls.append(1)
+            if len(calls) == kill_at_step:
+                raise KeyboardInterrupt
+            return cross_entropy_loss(m, x, y)
+
+        history = fit(model, _blobs(600, 0), _blobs(300, 1), FitSettings(epochs=4, batch_size=50, lr=1e-2),
+                      generator=gen, device=CPU, loss_fn=loss_fn, checkpoint=checkpoint, progress=False,
+                      on_epoch_start=start, on_epoch_end=end, state=state)
+        return history, state, seen
+
+    straight, straight_state, _ = train(tmp_path / "a.pt")
+    assert all("weight_norm" in h and h["epoch_squared"] == h["epoch"] ** 2 for h in straight)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "b.pt", kill_at_step=2 * 12 + 5)  # 12 steps per epoch
+    first = load_torch(tmp_path / "b.pt")
+    assert first["epoch"] == 2 and first["state"] == straight_state and first["elapsed_s"] > 0
+    resumed, state, seen = train(tmp_path / "b.pt")
+    assert seen == [3, 4]
+    assert _strip_time(resumed) == _strip_time(straight) and state == straight_state
+    assert load_torch(tmp_path / "b.pt")["elapsed_s"] > first["elapsed_s"]
+
+
+def test_a_checkpoint_holding_code_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this ran",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, path)
+    with pytest.raises(CorruptFileError, match="evil.pt"):
+        _train(0, 1, checkpoint=path)
+
+
+def _poison_at(call: int, value: float | None = None):
+    """A loss that is finite everywhere; at training step ``call`` either it is ``value`` or (None) its
+    gradient is NaN, so the step writes NaN weights while its own loss still looks fine."""
+    calls = []
+
+    def loss_fn(model, x, y):
+        calls.append(1)
+        loss, logits = cross_entropy_loss(model, x, y)
+        if len(calls) == call:
+            if value is not None:
+                return loss * value, logits
+            w = model[0].weight
+            loss = loss + 0 * (w.sum() - w.sum()).sqrt()  # value 0, gradient 0 * inf = NaN
+        return loss, logits
+
+    return loss_fn
+
+
+def test_nan_weights_from_the_last_step_never_reach_the_history(tmp_path):
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    with pytest.raises(NonFiniteLossError, match=r"blobs: after epoch 2, step 12: .*outputs are not finite"):
+        fit(model, _blobs(600, 0), _blobs(300, 1), FitSettings(epochs=2, batch_size=50), generator=seed_everything(0),
+            device=CPU, loss_fn=_poison_at(24), checkpoint=tmp_path / "c.pt", desc="blobs", progress=False)
+    assert load_torch(tmp_path / "c.pt")["epoch"] == 1  # the broken epoch was not checkpointed
+
+
+def test_an_infinite_loss_names_run_epoch_and_step():
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    with pytest.raises(NonFiniteLossError, match="blobs: the loss became inf at epoch 2, step 3"):
+        fit(model, _blobs(600, 0), _blobs(300, 1), FitSettings(epochs=2, batch_size=50), generator=seed_everything(0),
+            device=CPU, loss_fn=_poison_at(15, float("inf")), desc="blobs", progress=False)
+
+
+def test_accuracy_is_never_computed_from_nan_outputs():
+    model = nn.Linear(10, 3)
+    with torch.no_grad():
+        model.bias[1] = float("nan")
+    x, y = _blobs(20, 0)
+    with pytest.raises(NonFiniteLossError, match="not finite on evaluation examples 0..19"):
+        evaluate(model, x, y, CPU)

@@ -344,3 +344,46 @@ def sequence_data(task: str, n_train: int, n_valid: int, n_test: int, seed: int 
     else:
         raise ValueError(f"unknown sequence task {task!r}: choose one of {', '.join(SEQUENCE_TASKS)}")
     return SequenceData(task, make(n_train, seed), make(n_valid, VALID_SEED), make(n_test, TEST_SEED), vocab, pad, out)
+
+
+# ----------------------------------------------------------------------------- image datasets of the guidance chapters
+#
+# Chapters 04 and 05 train on CIFAR-10; readers with ImageNet or Imagenette and a GPU point them at
+# an ImageFolder tree instead (``dataset="imagefolder:<root>"``, the ``paper`` profile).
+
+
+def load_image_folder(spec: str, train: bool, image_size: int, n: int | None, seed: int) -> ImageData:
+    """An ImageFolder dataset (ImageNet, Imagenette: ``<root>/train/<class>/*.JPEG``, ``<root>/val/...``).
+
+    ``spec`` is ``"imagefolder:<root>"``. Images are resized (shorter side ``image_size·8/7``),
+    centre-cropped to ``image_size`` and held in memory as uint8, a class-balanced subset of ``n``
+    when ``n`` is given; they are standardised with ImageNet's channel statistics.
+    """
+    from torchvision import transforms
+
+    root = Path(spec.split(":", 1)[1]).expanduser()
+    folder = root / ("train" if train else "val")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"ImageFolder dataset: {folder} does not exist (expected {root}/train and {root}/val)")
+    tf = transforms.Compose([transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size),
+                             transforms.PILToTensor()])
+    ds = datasets.ImageFolder(str(folder), transform=tf)
+    labels = torch.tensor(ds.targets)
+    idx = stratified_indices(labels, n, seed) if n is not None and n < len(labels) else torch.arange(len(labels))
+    images = torch.stack([ds[int(i)][0] for i in idx])
+    return ImageData(images, labels[idx], tuple(ds.classes), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def load_image_data(dataset: str, n_train: int | None, n_test: int | None, data_seed: int, image_size: int = 32
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``((x_train, y_train), (x_test, y_test))`` of ``"cifar10"`` or ``"imagefolder:<root>"``:
+    normalised float32 images and int64 labels, class-balanced subsets drawn from ``data_seed``."""
+    if dataset == "cifar10":
+        train = load_cifar10(train=True).subset(n_train, seed=data_seed)
+        test = load_cifar10(train=False).subset(n_test, seed=data_seed)
+    elif dataset.startswith("imagefolder:"):
+        train = load_image_folder(dataset, True, image_size, n_train, data_seed)
+        test = load_image_folder(dataset, False, image_size, n_test, data_seed)
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}: use cifar10 or imagefolder:<path>")
+    return (train.normalized(), train.labels), (test.normalized(), test.labels)

@@ -8,9 +8,18 @@ only the inductive bias each architecture builds in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # the chapters' configs, for type hints only (they import this module)
+    from untrainable.experiments.image_guidance import Config
+    from untrainable.experiments.image_guides import GuideConfig
+
+__all__ = ["count_parameters", "FCN", "SmallCNN", "deep_fcn", "wide_fcn", "BasicBlock", "Bottleneck", "ResNet",
+           "resnet18", "resnet50", "plain_convnet", "build_target", "build_guide", "StackedRNN", "last_positions",
+           "causal_mask", "CausalTransformer", "TransformerClassifier"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -251,6 +260,29 @@ def plain_convnet(
 ) -> ResNet:
     """The paper's Deep ConvNet: a ResNet stack (ResNet-50's by default) with no skip connections."""
     return ResNet(layers, block, width, num_classes, image_size=image_size, residual=False)
+
+
+def build_target(c: "Config") -> nn.Module:
+    """The target network of a guidance run on images (chapters 04, 05), from its config's sizes."""
+    in_features = 3 * c.image_size * c.image_size
+    if c.target == "deep_fcn":
+        return deep_fcn(in_features, c.fcn_width, c.fcn_depth, c.fcn_first_width, c.num_classes, c.fcn_dropout)
+    if c.target == "wide_fcn":
+        return wide_fcn(in_features, c.wide_width, c.wide_depth, c.num_classes)
+    if c.target == "plain_cnn":
+        return plain_convnet(c.plain_layers, c.plain_block, c.plain_width, c.num_classes, c.image_size)
+    raise ValueError(f"unknown target {c.target!r}: choose deep_fcn, wide_fcn or plain_cnn")
+
+
+def build_guide(g: "GuideConfig", num_classes: int = 10) -> nn.Module:
+    """A guide network of the image chapters (initialised from the current torch seed)."""
+    if g.family == "resnet18":
+        return resnet18(g.width, num_classes, g.image_size)
+    if g.family == "resnet50":
+        return resnet50(g.width, num_classes, g.image_size)
+    if g.family == "small_cnn":
+        return SmallCNN(channels=g.channels, hidden=g.hidden, num_classes=num_classes, image_size=g.image_size)
+    raise ValueError(f"unknown guide family {g.family!r}: choose resnet18, resnet50 or small_cnn")
 
 
 # ----------------------------------------------------------------------------- sequence models (chapter 06)

@@ -2,8 +2,14 @@
 
 The loop is deliberately plain (whole-tensor datasets indexed per batch, Adam or SGD, an optional
 cosine schedule) so that what differs between chapters is only the loss: guidance and mimicry
-plug in through ``loss_fn``. It shows a tqdm bar, uses mixed precision on CUDA, and writes an
-atomic checkpoint after every epoch so that an interrupted ``full`` run resumes where it stopped.
+plug in through ``loss_fn``, and per-epoch measurements (alignment, a guidance loss's diagnostics)
+through ``on_epoch_start``/``on_epoch_end``. It shows a tqdm bar, uses mixed precision on CUDA, and
+writes an atomic checkpoint after every epoch (weights, optimiser, random states, the history with
+every per-epoch measurement, the caller's extra ``state`` and the training seconds so far), so an
+interrupted ``full`` run resumes where it stopped and ends with the same record as an uninterrupted one.
+
+No non-finite number reaches a record: a NaN or infinite training loss, test loss or output stops
+training with :class:`NonFiniteLossError`, naming the run, the epoch and the step.
 
 Sequence targets need nothing else: when the logits are ``(B, T, V)`` and the labels ``(B, T)``,
 loss and accuracy are per token (:func:`cross_entropy`), and label ``-100`` (:data:`IGNORE`) marks
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +32,12 @@ from torch import nn
 from tqdm.std import tqdm
 
 from untrainable.data import batches
-from untrainable.runtime import autocast, eval_mode
+from untrainable.files import load_torch, save_torch_atomic
+from untrainable.runtime import autocast, eval_mode, log
+
+__all__ = ["IGNORE", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "cross_entropy",
+           "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor", "evaluate",
+           "fit"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -33,8 +45,12 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, t
 IGNORE = -100
 
 
+#: ``on_epoch_end(epoch, model)``: values to merge into that epoch's history row (or None).
+EpochHook = Callable[[int, nn.Module], "dict[str, Any] | None"]
+
+
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the message says where."""
+    """A loss or a model output became NaN or infinite; the message says where."""
 
 
 def _per_token(logits: torch.Tensor, y: torch.Tensor) -> bool:
@@ -113,22 +129,74 @@ def evaluate(
             xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
             with autocast(device):
                 logits = model(xb)
+            if not torch.isfinite(logits).all():  # accuracy from NaN logits would be a made-up number
+                raise NonFiniteLossError(f"the model's outputs are not finite on evaluation examples "
+                                         f"{int(idx[0])}..{int(idx[-1])}")
             total_loss += cross_entropy(logits.float(), yb, reduction="sum").item()
             c, n = correct_and_count(logits, yb)
             correct, count = correct + c, count + n
+    if not math.isfinite(total_loss):
+        raise NonFiniteLossError(f"the evaluation loss is {total_loss / count}")
     return {"loss": total_loss / count, "acc": correct / count}
 
 
-def _save_atomic(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+@torch.no_grad()
+def correct_string(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                   batch_size: int = 1000) -> str:
+    """Which examples the model (in eval mode) gets right, as a string of 0/1 (for error consistency)."""
+    out = []
+    with eval_mode(model):
+        for idx in batches(len(y), batch_size):
+            out.append(model(x[idx].to(device)).argmax(1).cpu() == y[idx])
+    return "".join("1" if v else "0" for v in torch.cat(out).tolist())
+
+
+def _restore(checkpoint: Path, model: nn.Module, opt: torch.optim.Optimizer, generator: torch.Generator,
+             device: torch.device) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` into the model, optimiser and random states."""
+    saved = load_torch(checkpoint, map_location=device)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    generator.set_state(saved["generator"].cpu())
+    torch.set_rng_state(saved["torch_rng"].cpu())
+    return saved
+
+
+def _check_finite(desc: str, what: str, value: float, epoch: int, step: int) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"{desc}: the {what} became {value} at epoch {epoch}, step {step}; "
+                                 "lower the learning rate or check the inputs")
+
+
+def _train_epoch(model: nn.Module, train: tuple[Any, torch.Tensor], settings: FitSettings, opt: torch.optim.Optimizer,
+                 epoch: int, total_steps: int, generator: torch.Generator, device: torch.device, loss_fn: LossFn,
+                 desc: str) -> tuple[dict[str, float], int]:
+    """One epoch of optimiser steps (``epoch`` 0-based); running means of loss and accuracy, and its steps."""
+    x_train, y_train = train
+    steps_per_epoch = math.ceil(len(y_train) / settings.batch_size)
+    model.train()
+    sum_loss, sum_correct, seen, counted, steps = 0.0, 0, 0, 0, 0
+    for i, idx in enumerate(batches(len(y_train), settings.batch_size, generator)):
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * lr_factor(settings, epoch * steps_per_epoch + i, total_steps)
+        xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
+        with autocast(device):
+            loss, logits = loss_fn(model, xb, yb)
+        _check_finite(desc, "loss", loss.item(), epoch + 1, i + 1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
+        opt.step()
+        sum_loss += loss.item() * len(yb)
+        c, n = correct_and_count(logits.detach(), yb)
+        sum_correct, counted, seen, steps = sum_correct + c, counted + n, seen + len(yb), i + 1
+    return {"train_loss": sum_loss / seen, "train_acc": sum_correct / max(counted, 1)}, steps
 
 
 def fit(
     model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[Any, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     settings: FitSettings,
     *,
@@ -138,74 +206,65 @@ def fit(
     checkpoint: Path | None = None,
     desc: str = "train",
     progress: bool | None = None,
-    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
-) -> list[dict[str, float]]:
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+    on_epoch_end: EpochHook | None = None,
+    state: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Train ``model`` and return its history: one dict of metrics per epoch.
 
     ``train_loss``/``train_acc`` are running means over the epoch's mini-batches (in train mode,
     as the optimiser saw them; with soft targets such as a teacher's logits, ``train_acc`` is the
     agreement with the teacher's top class; with sequence labels it is per counted token);
-    ``test_loss``/``test_acc`` are computed after the epoch in eval mode. If ``checkpoint`` exists,
-    training resumes from it, data order included.
-    ``on_epoch_end(epoch, model)`` is called after each epoch (e.g. to keep snapshots of a teacher).
+    ``test_loss``/``test_acc`` are computed after the epoch in eval mode.
+
+    Per-epoch work of the caller: ``on_epoch_start(epoch, model)`` runs before each epoch
+    (1-based; e.g. to set a step-based schedule of the loss, which also holds after a resume), and
+    ``on_epoch_end(epoch, model)`` after it, its returned dict merged into that epoch's history
+    row (alignment, guidance diagnostics), so it is checkpointed with the rest.
+
+    ``state``: extra values of the caller kept in the checkpoint (e.g. alignment measured at
+    initialisation). When ``checkpoint`` exists, training resumes from it (data order included)
+    and the dict's contents are replaced by the saved ones, so what was measured before the
+    interruption is what the caller ends with. The checkpoint's ``elapsed_s`` is the training time
+    summed over every resumed part.
     """
-    x_train, y_train = train
     model.to(device)
     opt = make_optimizer(model.parameters(), settings)
-    steps_per_epoch = math.ceil(len(y_train) / settings.batch_size)
-    total_steps = settings.epochs * steps_per_epoch
-    history: list[dict[str, float]] = []
-    start_epoch = 0
+    total_steps = settings.epochs * math.ceil(len(train[1]) / settings.batch_size)
+    history: list[dict[str, Any]] = []
+    start_epoch, elapsed_before, t_start = 0, 0.0, time.perf_counter()
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history, start_epoch = state["history"], state["epoch"]
+        saved = _restore(checkpoint, model, opt, generator, device)
+        history, start_epoch, elapsed_before = saved["history"], saved["epoch"], saved.get("elapsed_s", 0.0)
+        if state is not None:
+            state.clear()
+            state.update(saved.get("state", {}))
 
     show = progress if progress is not None else os.environ.get("UNTRAINABLE_PROGRESS", "1") != "0"
     bar = tqdm(range(start_epoch, settings.epochs), desc=desc, initial=start_epoch, total=settings.epochs,
                disable=not show, leave=True, dynamic_ncols=True, mininterval=2.0)
     for epoch in bar:
         t0 = time.perf_counter()
-        model.train()
-        sum_loss, sum_correct, seen, counted = 0.0, 0, 0, 0
-        for i, idx in enumerate(batches(len(y_train), settings.batch_size, generator)):
-            step = epoch * steps_per_epoch + i
-            for group in opt.param_groups:
-                group["lr"] = settings.lr * lr_factor(settings, step, total_steps)
-            xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
-            with autocast(device):
-                loss, logits = loss_fn(model, xb, yb)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"{desc}: the loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}; "
-                    "lower the learning rate or check the inputs"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
-            opt.step()
-            sum_loss += loss.item() * len(yb)
-            c, n = correct_and_count(logits.detach(), yb)
-            sum_correct, counted, seen = sum_correct + c, counted + n, seen + len(yb)
-        test_metrics = evaluate(model, *test, device, settings.eval_batch_size)
-        history.append({
-            "epoch": epoch + 1,
-            "train_loss": sum_loss / seen,
-            "train_acc": sum_correct / max(counted, 1),
-            "test_loss": test_metrics["loss"],
-            "test_acc": test_metrics["acc"],
-            "epoch_time_s": time.perf_counter() - t0,
-        })
+        if on_epoch_start is not None:
+            on_epoch_start(epoch + 1, model)
+        row, steps = _train_epoch(model, train, settings, opt, epoch, total_steps, generator, device, loss_fn, desc)
+        _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
+        try:
+            test_metrics = evaluate(model, *test, device, settings.eval_batch_size)
+        except NonFiniteLossError as err:  # the epoch's last steps broke the weights
+            raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
+        row = {"epoch": epoch + 1, **row, "test_loss": test_metrics["loss"], "test_acc": test_metrics["acc"],
+               "epoch_time_s": time.perf_counter() - t0}
         if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, model)
-        bar.set_postfix(train_acc=f"{history[-1]['train_acc']:.3f}", test_acc=f"{test_metrics['acc']:.3f}")
+            row.update(on_epoch_end(epoch + 1, model) or {})
+        history.append(row)
+        log(f"{desc} epoch {epoch + 1}/{settings.epochs}: train acc {row['train_acc']:.3f} test acc "
+            f"{row['test_acc']:.3f} test loss {row['test_loss']:.3f} ({row['epoch_time_s']:.1f} s)")
+        bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
         if checkpoint is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                          "history": history, "epoch": epoch + 1}, checkpoint)
+            save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                               "history": history, "epoch": epoch + 1, "state": state or {},
+                               "elapsed_s": elapsed_before + time.perf_counter() - t_start}, checkpoint)
     bar.close()
     return history

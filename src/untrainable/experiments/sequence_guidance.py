@@ -10,9 +10,12 @@ Three settings, each a target, a guide of the other family, and a task:
 Each setting has four runs per seed: the guide trained alone (``guide_alone``, whose weights are
 cached and then serve as that seed's trained guide), and the target with no guide, with the
 trained guide and with an untrained guide (randomly initialised from ``10_000 + seed`` and frozen).
-A run is ``run_or_load(config, seed)``: stored records are loaded, missing ones trained (and resumed
-from their per-epoch checkpoint). A guided run needs its seed's ``guide_alone`` run first: it is
-trained on the spot when missing, so the order only matters to runs in parallel processes.
+:func:`run` looks each run up in the store of its profile; for a missing one (and only then) it
+resolves the guides first (the trained one is its seed's ``guide_alone`` run, whose weights are
+cached and retrained into the cache when a fresh clone lacks them, see
+:func:`untrainable.results.run_with_weights`), then :func:`train_run` trains from the config, the
+seed and the guides, resuming its per-epoch checkpoint. Its shell entry (:func:`main`) trains
+missing ``full`` records, so settings can run as parallel background processes.
 
 Activations: every recorded layer's output ``(B, T, D)`` is flattened per sequence to ``(B, T·D)``
 as in the paper (``tokens="flatten"``), or compared token by token (``tokens="per_token"``, padded
@@ -25,8 +28,8 @@ flattened rows of both networks alike.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,22 +41,27 @@ from torch import nn
 
 from untrainable import guidance as G
 from untrainable.data import SequenceData, sequence_data
+from untrainable.experiments import PlannedRun
+from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import CausalTransformer, StackedRNN, TransformerClassifier, count_parameters
 from untrainable.paths import cache_root
-from untrainable.profiles import check_profile
-from untrainable.results import record_path, run_key, run_or_load
-from untrainable.runtime import seed_everything, set_threads
+from untrainable.profiles import check_profile, default_seeds
+from untrainable.recording import record_layers
+from untrainable.results import find_record, record_path, run_key, run_or_load, run_with_weights, training_allowed
+from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, cross_entropy, cross_entropy_loss, evaluate, fit
 
+__all__ = ["EXPERIMENT", "PRESETS", "SETTINGS", "CONDITIONS", "SETTING_LABELS", "CONDITION_LABELS", "NetConfig",
+           "Config", "configs", "planned_runs", "run", "load_data", "build_net", "guide_alone_config", "weights_path",
+           "guide_alone_record", "trained_guide", "untrained_guide", "resolve_guides", "mapping_table", "train_run", "run_name", "main"]
+
 EXPERIMENT = "sequence_guidance"
-DEFAULT_SEEDS = {"quick": (0, 1), "full": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
 UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s
 SETTINGS = ("copy", "parity", "lm")
 #: Per setting: (task, target family, guide family)
 SETTING_NETS = {"copy": ("copy", "rnn", "transformer"), "parity": ("parity", "transformer", "rnn"),
                 "lm": ("char_lm", "rnn", "transformer")}
 CONDITIONS = ("guide_alone", "no_guide", "trained_guide", "untrained_guide")
-MAIN = ["no_guide", "trained_guide", "untrained_guide"]
 SETTING_LABELS = {"copy": "RNN on copy-paste, Transformer guide", "parity": "Transformer on parity, RNN guide",
                   "lm": "RNN character language model, Transformer guide"}
 CONDITION_LABELS = {"guide_alone": "guide alone", "no_guide": "no guide", "trained_guide": "trained guide",
@@ -75,7 +83,8 @@ class NetConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything that defines one run apart from the seed."""
+    """Everything that defines one run apart from the seed. Every field is part of the record key:
+    a field added later must be declared with :func:`untrainable.results.added_field`."""
 
     setting: str  # a key of SETTING_NETS
     condition: str  # one of CONDITIONS
@@ -171,12 +180,10 @@ def configs(profile: str, settings: Iterable[str] = SETTINGS, smoke: bool = Fals
     return out
 
 
-def _log(message: str) -> None:
-    """Progress lines for long background runs (``UNTRAINABLE_LOG=1``)."""
-    if os.environ.get("UNTRAINABLE_LOG") == "1":
-        from datetime import datetime, timezone
-
-        print(f"{datetime.now(timezone.utc):%H:%M:%S} {message}", flush=True)
+def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
+    """Every record of the chapter in ``profile`` (each setting's ``guide_alone`` runs are among them)."""
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    return [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
 
 
 # ----------------------------------------------------------------------------- data and models
@@ -209,24 +216,35 @@ def guide_alone_config(c: Config) -> Config:
     return dataclasses.replace(c, condition="guide_alone", net=c.guide, guide=None)
 
 
+
 def weights_path(profile: str, c: Config, seed: int) -> Path:
+    """Where the weights of a ``guide_alone`` run are cached (never committed)."""
     return cache_root() / "guides" / profile / EXPERIMENT / f"{run_name(c)}-seed{seed}-{run_key(EXPERIMENT, c, seed)}.pt"
 
 
-def trained_guide(profile: str, c: Config, seed: int, device: str = "auto") -> tuple[nn.Module, dict[str, Any]]:
-    """Seed ``seed``'s trained guide for run ``c`` and its ``guide_alone`` record, trained when missing.
+def guide_alone_record(profile: str, g: Config, seed: int, device: str = "auto", force: bool = False,
+                       train_missing: bool | None = None) -> dict[str, Any]:
+    """The record of ``guide_alone`` run ``g`` in ``profile``, with its weights in the cache.
 
-    The weights live in the cache (never committed); a record without weights (a fresh clone) retrains.
-    The global random state is left as it was.
+    A stored record is loaded and its weights retrained into the cache when they are missing (the
+    record untouched); a missing record is trained when allowed. A lock on the weight file makes
+    parallel processes train it once; the global random state is left as it was.
     """
-    g = guide_alone_config(c)
-    path = weights_path(profile, g, seed)
+    weights = weights_path(profile, g, seed)
     with torch.random.fork_rng():
-        record = run_or_load(EXPERIMENT, profile, run_name(g), g, seed,
-                             lambda cfg, s, dev, ck: train_one(cfg, s, dev, ck, profile), device=device,
-                             force=not path.is_file())
+        return run_with_weights(EXPERIMENT, profile, run_name(g), g, seed, weights,
+                                functools.partial(train_run, weights=weights), device=device, force=force,
+                                train_missing=train_missing)
+
+
+def trained_guide(profile: str, c: Config, seed: int, device: str = "auto",
+                  train_missing: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Seed ``seed``'s trained, frozen guide for target run ``c`` and its ``guide_alone`` record."""
+    g = guide_alone_config(c)
+    record = guide_alone_record(profile, g, seed, device, train_missing=train_missing)
+    with torch.random.fork_rng():
         model = build_net(g.net, load_data(g))
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(weights_path(profile, g, seed)))
     return G.freeze(model), record
 
 
@@ -237,10 +255,15 @@ def untrained_guide(c: Config, data: SequenceData, seed: int) -> nn.Module:
         return G.freeze(build_net(c.guide, data))
 
 
+def resolve_guides(profile: str, c: Config, seed: int, device: str = "auto",
+                   train_missing: bool | None = None) -> dict[str, nn.Module]:
+    """The trained and the untrained guide of target run (``c``, ``seed``) in ``profile``."""
+    return {"trained": trained_guide(profile, c, seed, device, train_missing=train_missing)[0],
+            "untrained": untrained_guide(c, load_data(c), seed)}
+
+
 def mapping_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) -> list[dict[str, Any]]:
     """The recorded layers of a guide and a target, the even mapping between them, and output shapes."""
-    from untrainable.recording import record_layers
-
     g_layers, t_layers = G.guidance_layers(guide, example), G.guidance_layers(target, example)
     g_out = record_layers(guide, example, g_layers)
     t_out = record_layers(target, example, t_layers)
@@ -262,66 +285,80 @@ def _settings(c: Config) -> FitSettings:
                        optimizer=c.optimizer, clip_grad_norm=c.clip_grad_norm, eval_batch_size=256)
 
 
-def train_one(c: Config, seed: int, device: torch.device, checkpoint: Path, profile: str) -> dict[str, Any]:
+def _probes(model: nn.Module, guides: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor
+            ) -> dict[str, G.SimilarityProbe]:
+    """A linear-CKA probe per guide (trained, untrained), over the evenly mapped layer pairs."""
+    probes = {}
+    for label, g in guides.items():
+        pairs = G.resolve_mapping(G.guidance_layers(g, example), G.guidance_layers(model, example))
+        probes[label] = G.SimilarityProbe(g, pairs, x_probe)
+    return probes
+
+
+def _test_metrics(model: nn.Module, data: SequenceData, history: list[dict[str, Any]], device: torch.device
+                  ) -> dict[str, Any]:
+    """Accuracy and loss on the test split (with perplexity and bits per character), and the last epoch's."""
+    test = evaluate(model, *data.test, device, 256)
+    return {"test_acc": test["acc"], "test_loss": test["loss"], "perplexity": math.exp(test["loss"]),
+            "bits_per_char": test["loss"] / math.log(2), "valid_acc": history[-1]["valid_acc"],
+            "valid_loss": history[-1]["valid_loss"], "train_acc": history[-1]["train_acc"],
+            "train_loss": history[-1]["train_loss"], "best_valid_acc": max(h["valid_acc"] for h in history),
+            "parameters": count_parameters(model)}
+
+
+def train_run(c: Config, seed: int, device: torch.device, checkpoint: Path, guides: dict[str, nn.Module] | None = None,
+              weights: Path | None = None) -> dict[str, Any]:
     """Train one network under one condition; return metrics, a per-epoch history and the mapping.
 
+    ``guides``: the trained and the untrained guide (target conditions; both probe the alignment,
+    the condition's one guides); ``weights``: where to save the trained weights (``guide_alone``).
     The curves are on the validation split; the final metrics on the fixed test split: accuracy
     (per copied token, per parity string, per character), the test loss in nats per token, and
     for the language model the perplexity ``exp(loss)`` and bits per character ``loss / ln 2``.
+    A guided epoch's row also has ``train_task_loss``, ``guidance_term`` and ``pair_distance``
+    (means over its steps); these, like the CKA at initialisation, are checkpointed every epoch.
     """
     data = load_data(c)
     generator = seed_everything(seed)
     model = build_net(c.net, data).to(device)  # same initialisation for every target condition of a seed
     example = data.train[0][:4].to(device)
-    loss_fn: Any = cross_entropy_loss
+    guides = {k: g.to(device) for k, g in (guides or {}).items()}
     guidance = None
-    guides: dict[str, nn.Module] = {}
-    if c.condition != "guide_alone":
-        guides["trained"] = trained_guide(profile, c, seed, str(device))[0]
-        guides["untrained"] = untrained_guide(c, data, seed)
-        guides = {k: g.to(device) for k, g in guides.items()}
     if c.condition in ("trained_guide", "untrained_guide"):
-        guide = guides[c.condition.split("_")[0]]
-        guidance = G.GuidanceLoss(model, guide, example, alpha=c.alpha, distance=c.distance, task_loss=cross_entropy,
-                                  tokens=c.tokens, pad_id=data.pad_id)
-        loss_fn = guidance
-    x_probe = data.valid[0][: c.probe_n].to(device)
-    probes = {}
-    for label, g in guides.items():
-        pairs = G.resolve_mapping(G.guidance_layers(g, example), G.guidance_layers(model, example))
-        probes[label] = G.SimilarityProbe(g, pairs, x_probe)
-    initial = {k: p.measure(model) for k, p in probes.items()}
+        guidance = G.GuidanceLoss(model, guides[c.condition.split("_")[0]], example, alpha=c.alpha,
+                                  distance=c.distance, task_loss=cross_entropy, tokens=c.tokens, pad_id=data.pad_id)
+    probes = _probes(model, guides, example, data.valid[0][: c.probe_n].to(device))
+    steps_per_epoch = math.ceil(len(data.train[1]) / c.batch_size)
 
-    history = fit(model, data.train, data.valid, _settings(c), generator=generator, device=device, loss_fn=loss_fn,
-                  checkpoint=checkpoint, desc=f"{c.setting}/{c.condition} seed {seed}", progress=False)
+    def start_epoch(epoch: int, _: nn.Module) -> None:
+        if guidance is not None:
+            guidance.step, guidance.log = (epoch - 1) * steps_per_epoch, []
+
+    def end_epoch(epoch: int, _: nn.Module) -> dict[str, Any] | None:
+        if guidance is None or not guidance.log:
+            return None
+        means = guidance.epoch_means(steps_per_epoch)[-1]
+        return {"train_task_loss": means["task"], "guidance_term": means["guidance"], "pair_distance": means["terms"]}
+
+    state = {"initial_cka": {k: p.measure(model) for k, p in probes.items()}}
+    history = fit(model, data.train, data.valid, _settings(c), generator=generator, device=device,
+                  loss_fn=guidance or cross_entropy_loss, checkpoint=checkpoint,
+                  desc=f"{c.setting}/{c.condition} seed {seed}", progress=False, on_epoch_start=start_epoch,
+                  on_epoch_end=end_epoch, state=state)
     for h in history:
         h["valid_loss"], h["valid_acc"] = h.pop("test_loss"), h.pop("test_acc")
-    if guidance is not None and guidance.log:
-        steps_per_epoch = math.ceil(len(data.train[1]) / c.batch_size)
-        done = len(history) - math.ceil(len(guidance.log) / steps_per_epoch)  # epochs run before a resume
-        for row in guidance.epoch_means(steps_per_epoch):
-            h = history[done + row["epoch"] - 1]
-            h.update(train_task_loss=row["task"], guidance_term=row["guidance"], pair_distance=row["terms"])
-    test = evaluate(model, *data.test, device, 256)
-    _log(f"{c.setting}/{c.condition} seed {seed}: test acc {test['acc']:.3f} test loss {test['loss']:.3f}")
-    metrics = {"test_acc": test["acc"], "test_loss": test["loss"], "perplexity": math.exp(test["loss"]),
-               "bits_per_char": test["loss"] / math.log(2), "valid_acc": history[-1]["valid_acc"],
-               "valid_loss": history[-1]["valid_loss"], "train_acc": history[-1]["train_acc"],
-               "train_loss": history[-1]["train_loss"], "best_valid_acc": max(h["valid_acc"] for h in history),
-               "parameters": count_parameters(model)}
+    metrics = _test_metrics(model, data, history, device)
+    log(f"{c.setting}/{c.condition} seed {seed}: test acc {metrics['test_acc']:.3f} test loss {metrics['test_loss']:.3f}")
     out: dict[str, Any] = {"metrics": metrics, "history": history}
     if probes:
         final = {k: p.measure(model) for k, p in probes.items()}
         metrics.update(mean_cka_trained=float(np.mean(final["trained"])),
                        mean_cka_untrained=float(np.mean(final["untrained"])))
-        out.update(initial_cka=initial, final_cka=final, probe_pairs={k: p.pairs for k, p in probes.items()})
+        out.update(initial_cka=state["initial_cka"], final_cka=final, probe_pairs={k: p.pairs for k, p in probes.items()})
     if guidance is not None:
         out["pairs"] = guidance.pairs
-    if c.condition == "guide_alone":
-        path = weights_path(profile, c, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
+    if weights is not None:
+        save_torch_atomic(model.state_dict(), weights)
     return out
 
 
@@ -329,35 +366,37 @@ def run_name(c: Config) -> str:
     return f"{c.setting}-{c.condition}"
 
 
-def run(profile: str = "quick", settings: Iterable[str] = SETTINGS, seeds: Iterable[int] | None = None,
-        conditions: Iterable[str] = CONDITIONS, device: str = "auto", force: bool = False, smoke: bool = False,
-        **overrides: Any) -> list[dict[str, Any]]:
-    """Every run of the chapter (or of some settings and conditions) for every seed, guides first."""
-    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
+def _record(profile: str, c: Config, seed: int, device: str, force: bool, train_missing: bool | None
+            ) -> dict[str, Any]:
+    """One run's record in ``profile``: loaded when stored, else (when allowed) its guides resolved, then trained."""
+    path = record_path(profile, EXPERIMENT, run_name(c), seed, run_key(EXPERIMENT, c, seed))
+    needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
+    if needed and c.condition == "guide_alone":  # its weights are a later run's guide: trained under a lock
+        return guide_alone_record(profile, c, seed, device, force, train_missing)
+    guides = resolve_guides(profile, c, seed, device, train_missing) if needed else None
+    return run_or_load(EXPERIMENT, profile, run_name(c), c, seed, functools.partial(train_run, guides=guides),
+                       device=device, force=force, train_missing=train_missing)
+
+
+def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
+        settings: Iterable[str] = SETTINGS, conditions: Iterable[str] = CONDITIONS, train_missing: bool | None = None,
+        smoke: bool = False, **overrides: Any) -> list[dict[str, Any]]:
+    """The record of every run of the chapter (or of some settings and conditions) for every seed.
+
+    Stored records are loaded; a missing one is trained when allowed (a missing ``full`` record
+    only with ``train_missing`` or ``force``, see :func:`untrainable.results.run_or_load`).
+    """
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
     conditions = list(conditions)
-    set_threads()
-    records = []
-    for c in configs(profile, settings, smoke, **overrides):
-        if c.condition not in conditions:
-            continue
-        for s in seeds:
-            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s,
-                                       lambda cfg, seed, dev, ck: train_one(cfg, seed, dev, ck, profile),
-                                       device=device, force=force))
-    return records
-
-
-def is_stored(profile: str, seeds: Iterable[int] | None = None, **overrides: Any) -> bool:
-    """Whether every record of the chapter is already in the store."""
-    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
-    return all(record_path(profile, EXPERIMENT, run_name(c), s, run_key(EXPERIMENT, c, s)).is_file()
-               for c in configs(profile, **overrides) for s in seeds)
+    return [_record(profile, c, s, device, force, train_missing)
+            for c in configs(profile, settings, smoke, **overrides) if c.condition in conditions for s in seeds]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the chapter from a shell, e.g. settings in parallel background processes (records are shared).
 
-    A guided run trains its seed's guide first when that is missing, so give each process whole settings.
+    Missing records are trained (this is how the ``full`` records are made). A guided run trains
+    its seed's guide first when that is missing, so give each process whole settings.
     """
     import argparse
 
@@ -368,8 +407,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    run(args.profile, settings=tuple(args.settings or SETTINGS), seeds=tuple(args.seeds) if args.seeds else None,
-        device=args.device)
+    run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
+        settings=tuple(args.settings or SETTINGS), train_missing=True)
 
 
 if __name__ == "__main__":
