@@ -530,7 +530,7 @@ def compare_rdms(a: torch.Tensor, b: torch.Tensor, method: str = "pearson") -> t
 def _ranks(v: torch.Tensor) -> torch.Tensor:
     """Ranks with ties averaged (for Spearman correlation)."""
     v = v.detach()
-    uniq, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
+    _, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
     ends = counts.cumsum(0).double()
     mid = ends - (counts.double() - 1) / 2
     return mid[inv]

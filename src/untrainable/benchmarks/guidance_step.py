@@ -65,8 +65,9 @@ def record_file(profile: str, parts: tuple[str, ...] = ("fcn", "plain")) -> Path
     return results_root() / profile / EXPERIMENT / f"{EXPERIMENT}{suffix}.json"
 
 
-def _steps(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-           batch_size: int) -> dict[str, Callable[[torch.Tensor], None]]:
+def _steps(target: nn.Module, guide: nn.Module, x_train: torch.Tensor,
+           y_train: torch.Tensor) -> dict[str, Callable[[torch.Tensor], None]]:
+    """One optimiser step per variant, each a function of a batch's indices."""
     example = x_train[:2]
     opt = torch.optim.Adam(target.parameters(), lr=1e-4)
     online = G.GuidanceLoss(target, guide, example)
@@ -119,7 +120,7 @@ def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train:
             rounds: int, variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
     """Median seconds per step of each variant, interleaved over ``rounds`` rounds (after one warm-up)."""
     t0 = time.perf_counter()
-    steps = _steps(target, guide, x_train, y_train, batch_size)
+    steps = _steps(target, guide, x_train, y_train)
     setup_s = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(0)
     times: dict[str, list[float]] = {v: [] for v in variants}
