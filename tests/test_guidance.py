@@ -211,14 +211,53 @@ def test_other_distances_plug_in(distance):
         G.GuidanceLoss(target, guide, x[:2], distance="cosine")
 
 
-def test_gram_linear_cka_equals_linear_cka():
+def test_linear_cka_against_gram_equals_linear_cka():
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 7, generator=gen).relu(), torch.randn(40, 3, 5, 5, generator=gen).relu() + 2
     yc = y.flatten(1) - y.flatten(1).mean(0)
-    assert torch.allclose(G.gram_linear_cka(x, yc @ yc.T), linear_cka(x, y), atol=1e-6)
+    assert torch.allclose(G.linear_cka_against_gram(x, yc @ yc.T), linear_cka(x, y), atol=1e-6)
     wide = torch.randn(10, 30, generator=gen)  # d > n: the n x n form of the target's norm
     yc10 = y.flatten(1)[:10] - y.flatten(1)[:10].mean(0)
-    assert torch.allclose(G.gram_linear_cka(wide, yc10 @ yc10.T), linear_cka(wide, y[:10]), atol=1e-6)
+    assert torch.allclose(G.linear_cka_against_gram(wide, yc10 @ yc10.T), linear_cka(wide, y[:10]), atol=1e-6)
+
+
+@pytest.mark.parametrize("bank_mode", [None, "gram"])
+def test_a_batch_of_identical_examples_counts_every_pair_as_unrelated_without_crashing(bank_mode):
+    """Every layer is constant over such a batch, so every CKA is 0/0: the similarity raises, the loss
+    counts each pair as distance 1 with zero gradient, logs and warns, and the task still trains."""
+    x_train, y = x8(16), torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(2))
+    target, guide = tiny_fcn(depth=3), tiny_resnet()
+    plain = G.GuidanceLoss(target, guide, x_train[:2])
+    bank = None if bank_mode is None else G.GuideBank(guide, [g for g, _ in plain.pairs], x_train, mode=bank_mode)
+    loss_fn = G.GuidanceLoss(target, guide, x_train[:2], bank=bank)
+    idx = torch.zeros(8, dtype=torch.long)  # the first example, eight times
+    xb = G.IndexedInputs(x_train)[idx] if bank is not None else x_train[idx]
+    target.train()
+    for m in target.modules():
+        if isinstance(m, (nn.Dropout, nn.BatchNorm1d)):
+            m.eval()  # BatchNorm in training mode would zero the layer exactly; eval keeps the raw constant
+    with pytest.warns(RuntimeWarning, match="counted as unrelated"):
+        loss, logits = loss_fn(target, xb, y[idx])
+    n_pairs = len(loss_fn.pairs)
+    assert loss_fn.log[-1]["constant_pairs"] == list(range(n_pairs))
+    assert loss_fn.log[-1]["terms"] == [1.0] * n_pairs
+    task = F.cross_entropy(logits, y[idx])
+    assert loss.item() == pytest.approx(task.item() + n_pairs, abs=1e-5)
+    grads = torch.autograd.grad(loss, list(target.parameters()))
+    task_grads = torch.autograd.grad(F.cross_entropy(target(x_train[idx]), y[idx]), list(target.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, task_grads))  # guidance adds nothing
+
+
+def test_linear_cka_against_gram_of_a_constant_side_raises():
+    from untrainable.similarity import ConstantRepresentationError
+
+    x = torch.randn(10, 4)
+    xc = x - x.mean(0)
+    with pytest.raises(ConstantRepresentationError, match="target's activations"):
+        G.linear_cka_against_gram(torch.ones(10, 4), xc @ xc.T)
+    with pytest.raises(ConstantRepresentationError, match="guide's centred Gram matrix is zero"):
+        G.linear_cka_against_gram(x, torch.zeros(10, 10))
 
 
 @pytest.mark.parametrize("mode", ["gram", "features"])

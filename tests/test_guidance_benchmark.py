@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from untrainable import benchmarks_guidance as B
+from untrainable.benchmarks import guidance_step as B
 from untrainable.models import FCN, resnet18
 
 
@@ -28,3 +28,32 @@ def test_measure_times_and_counts_every_variant():
     # a Gram bank skips the guide's forward pass: less arithmetic than running the guide every step
     assert flops["bank_gram"] < flops["online"] and out["ratio_flops"]["bank_gram"] < 1.0
     assert flops["online"] > flops["target"] + flops["guide_forward"]  # plus the CKA products
+
+
+def test_committed_benchmark_records_load_with_their_keys(monkeypatch):
+    """The full records the book shows are found where the benchmarks look, and the CKA record's key
+    is still the hash of the preset it was measured with (its network is not part of the key)."""
+    import dataclasses
+    import json
+
+    from untrainable.benchmarks import cka
+    from untrainable.paths import repo_root
+    from untrainable.results import run_key
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))  # the committed store, read only
+    assert cka.record_file("full").is_file() and B.record_file("full").is_file()
+    record = cka.run("full")  # loads: nothing is measured
+    assert record["key"] == run_key(cka.EXPERIMENT, cka.PRESETS["full"], record["seed"])
+    assert record["config"] == json.loads(json.dumps(dataclasses.asdict(cka.PRESETS["full"])))
+    assert len(cka.cells_frame(record)) == len(cka.PRESETS["full"].ns) * len(cka.PRESETS["full"].ds)
+    guided = B.run("full")
+    assert {c["target"] for c in guided["cases"]} == {"deep_fcn", "plain_cnn"}
+    assert set(B.table(guided)["variant"]) == set(B.VARIANTS)
+
+
+def test_minibatch_benchmark_layers_are_resnet18_modules():
+    from untrainable.benchmarks import cka
+    from untrainable.recording import resolve_layers
+
+    assert len(cka.RESNET_LAYERS) == 11
+    resolve_layers(resnet18(), cka.RESNET_LAYERS)  # raises for a name the network does not have

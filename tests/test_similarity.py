@@ -128,11 +128,12 @@ def test_linear_cka_matches_reference(n, dx, dy, debiased):
 @pytest.mark.parametrize("n,dx,dy", SHAPES)
 def test_feature_and_gram_space_agree(n, dx, dy):
     x, y = pair(n, dx, dy, seed=3)
-    xc, yc = S.center(x), S.center(y)
     for debiased in (False, True):
-        a = S._linear_cka_features(xc, yc, debiased)
-        b = S._linear_cka_gram(xc, yc, debiased)
+        a = S.linear_cka(x, y, debiased, space="feature")
+        b = S.linear_cka(x, y, debiased, space="gram")
         assert a.item() == pytest.approx(b.item(), abs=1e-12)
+    with pytest.raises(ValueError, match="unknown space"):
+        S.linear_cka(x, y, space="diagonal")
 
 
 def test_use_feature_space_picks_the_cheaper_side():
@@ -186,9 +187,10 @@ def test_cca_is_degenerate_when_d_reaches_n_but_svcca_is_not():
 def test_svcca_keep_fraction_counts_directions():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(200, 10, generator=g, dtype=torch.float64) * torch.tensor([10.0] * 2 + [1e-3] * 8, dtype=torch.float64)
-    basis = S._left_basis(x, 0.99, 1e-6)
+    basis = S.orthonormal_basis(x, 0.99, 1e-6)
     assert basis.shape[1] == 2
-    assert S._left_basis(x, 4, 1e-6).shape[1] == 4
+    assert S.orthonormal_basis(x, 4, 1e-6).shape[1] == 4
+    assert torch.allclose(basis.T @ basis, torch.eye(2, dtype=torch.float64), atol=1e-12)
 
 
 @pytest.mark.parametrize("n,dx,dy", SHAPES)
@@ -293,11 +295,10 @@ def test_authors_float32_formulation_fails_with_offset():
     """The failure the module exists to avoid: K = XXᵀ in float32, centred afterwards by H K H."""
     x64, y64 = _post_relu_like(64, 512, seed=14)
     x32, y32 = (x64 + 1e3).float(), (y64 + 1e3).float()
-    n = 64
-    h = torch.eye(n) - torch.ones(n, n) / n
-    k, l = h @ (x32 @ x32.T) @ h, h @ (y32 @ y32.T) @ h
-    naive = ((k * l).sum() / ((k * k).sum() * (l * l).sum()).sqrt()).item()
+    naive = S.authors_linear_cka(x32, y32).item()
     want = ref_linear_cka(x32, y32)
+    # without an offset the authors' formulation is right: it computes the same quantity
+    assert S.authors_linear_cka(x64, y64).item() == pytest.approx(ref_linear_cka(x64, y64), abs=1e-4)
     assert abs(naive - want) > 1e-3  # cancellation
     assert abs(S.linear_cka(x32, y32).item() - want) < 1e-5
 
@@ -423,3 +424,51 @@ def test_compress_preserves_every_rotation_invariant_measure():
         assert f(cx, cy).item() == pytest.approx(f(x, y).item(), abs=1e-9), f.__name__
     assert S.cca_similarity(cx, y, keep=4).item() == pytest.approx(S.cca_similarity(x, y, keep=4).item(), abs=1e-9)
     assert S.compare_rdms(S.rdm(x), S.rdm(y)).item() == pytest.approx(ref_rsa(x, y), abs=1e-10)
+
+
+# ----------------------------------------------------------------------------- constant representations
+
+
+def _constant(n: int, d: int, value: float = 0.1) -> torch.Tensor:
+    """Every example the same (a dead or saturated layer); 0.1 is not exact in binary, so centring
+    leaves rounding rather than exact zeros."""
+    return torch.full((n, d), value) * torch.linspace(0.5, 2.0, d)
+
+
+@pytest.mark.parametrize("n,d", [(40, 8), (8, 300)])  # feature space and Gram space
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_of_a_constant_layer_raises_naming_the_argument(n, d, debiased):
+    x = torch.randn(n, d)
+    with pytest.raises(S.ConstantRepresentationError, match="y is constant over its"):
+        S.linear_cka(x, _constant(n, d), debiased=debiased)
+    with pytest.raises(S.ConstantRepresentationError, match="x is constant"):
+        S.linear_cka(torch.zeros(n, d), x, debiased=debiased)
+    for space in ("feature", "gram"):
+        with pytest.raises(S.ConstantRepresentationError):
+            S.linear_cka(_constant(n, d), x, space=space)
+
+
+@pytest.mark.parametrize("measure", [S.rbf_cka, S.procrustes_distance, S.cca_similarity, S.rsa_similarity])
+def test_every_normalised_measure_of_a_constant_layer_raises(measure):
+    x = torch.randn(30, 12)
+    with pytest.raises(S.ConstantRepresentationError, match="constant"):
+        measure(x, _constant(30, 12))
+
+
+def test_a_layer_with_little_but_real_spread_is_not_constant():
+    x = torch.randn(64, 16)
+    y = 1000 + 0.01 * torch.randn(64, 16)  # spread 1e-5 of the offset: far above float32 rounding
+    assert torch.isfinite(S.linear_cka(x, y))
+    assert S.linear_cka(y, y).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_minibatch_cka_with_a_layer_that_never_varies_raises():
+    acc = S.MinibatchCKA()
+    for _ in range(2):
+        acc.update([torch.randn(8, 5), _constant(8, 5)], [torch.randn(8, 3)])
+    with pytest.raises(S.ConstantRepresentationError, match=r"layers \[1\].*network A"):
+        acc.compute()
+    varies_later = S.MinibatchCKA()  # constant in one batch only: the estimate is still defined
+    varies_later.update([_constant(8, 5)], [torch.randn(8, 3)])
+    varies_later.update([torch.randn(8, 5)], [torch.randn(8, 3)])
+    assert torch.isfinite(varies_later.compute()).all()

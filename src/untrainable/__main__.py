@@ -2,4 +2,6 @@
 
 from untrainable.cli import main
 
+__all__: list[str] = []
+
 raise SystemExit(main())

@@ -7,7 +7,7 @@ The loss, for one mini-batch of ``n`` examples::
 ``A_t`` is the output of target layer ``t`` and ``A_g`` of guide layer ``g`` on the same inputs,
 each flattened per example (a conv map ``(n, C, H, W)`` becomes ``(n, C*H*W)``). The similarity is
 linear CKA (Kornblith et al., 2019) by default; any measure of :mod:`untrainable.similarity`
-can be used (:data:`DISTANCES`). The pair terms are summed, not averaged, as in the authors' code.
+can be used (:data:`GUIDANCE_DISTANCES`). The pair terms are summed, not averaged, as in the authors' code.
 
 What this module guarantees, and tests:
 
@@ -27,6 +27,10 @@ What this module guarantees, and tests:
   ``(n·T, D)`` (padded positions dropped when ``pad_id`` is given), see :func:`sequence_rows`.
 * **a schedule**: ``guide_steps=N`` guides the first ``N`` optimiser steps only, then trains on the
   task loss alone (the paper's "guidance as initialisation").
+* **a degenerate batch does not stop training**: when one side of a pair is constant over the
+  batch (a dead layer), its similarity is ``0/0`` and :mod:`untrainable.similarity` raises; the loss
+  then counts that pair as unrelated representations (:attr:`GuidanceDistance.unrelated`, 1 for
+  ``1 - similarity``) with zero gradient, logs it (``constant_pairs``) and warns.
 
 A frozen guide on un-augmented inputs computes the same representation of an example at every
 epoch, so that work can be done once: :class:`GuideBank` precomputes, over the training set, the
@@ -36,6 +40,7 @@ layer, and the loss looks up each batch's rows by index (:class:`IndexedInputs`)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +55,8 @@ from untrainable.runtime import eval_mode
 
 __all__ = [
     "RECORDED_KINDS", "guidance_layers", "even_mapping", "resolve_mapping", "MappingError", "freeze",
-    "DISTANCES", "GuideBank", "IndexedInputs", "IndexedBatch", "GuidanceLoss", "SimilarityProbe",
-    "gram_linear_cka", "SymmetricGram", "sequence_rows", "TOKEN_MODES",
+    "GUIDANCE_DISTANCES", "GuidanceDistance", "GuideBank", "IndexedInputs", "IndexedBatch", "GuidanceLoss",
+    "SimilarityProbe", "linear_cka_against_gram", "SymmetricGram", "sequence_rows", "TOKEN_MODES",
 ]
 
 #: Module kinds whose outputs guidance aligns (the authors' list). BatchNorm, activations,
@@ -247,7 +252,7 @@ class SymmetricGram(torch.autograd.Function):
         return (grad + grad.T) @ x
 
 
-def gram_linear_cka(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
+def linear_cka_against_gram(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
     """Linear CKA of activations ``x`` ``(n, ...)`` with a guide's centred Gram matrix ``L`` ``(n, n)``.
 
     ``CKA = <K, L> / (‖K‖_F ‖L‖_F)`` with ``K = Xc Xcᵀ`` (``Xc`` the centred features) and ``L``
@@ -255,10 +260,17 @@ def gram_linear_cka(x: torch.Tensor, l_centered: torch.Tensor) -> torch.Tensor:
     the backward pass needs one more (``dX = (dK + dKᵀ) Xc``, :class:`SymmetricGram`): with ``L`` given, this is cheaper
     than any feature-space form, whatever ``d``. Sums in float64. Equal to
     :func:`untrainable.similarity.linear_cka` of ``x`` and any ``Y`` with ``H Y Yᵀ H = L``.
+    A constant ``x`` or a zero ``L`` raises :class:`~untrainable.similarity.ConstantRepresentationError`.
     """
-    x = S.center(S.flatten(x))
-    k = SymmetricGram.apply(x).double()
+    x = S.flatten(x)
+    xc = S.center(x)
+    k = SymmetricGram.apply(xc).double()
+    S.check_spread(k.diagonal().sum(), x, "the target's activations", "CKA against a Gram matrix")
     l_centered = l_centered.double()
+    if not bool(l_centered.abs().sum() > 0):
+        raise S.ConstantRepresentationError(
+            "CKA against a Gram matrix: the guide's centred Gram matrix is zero (its layer is constant over the batch)"
+        )
     return (k * l_centered).sum() / ((k * k).sum() * (l_centered * l_centered).sum()).sqrt()
 
 
@@ -269,22 +281,33 @@ def _one_minus(fn: Callable[..., torch.Tensor], **kw: Any) -> Callable[[torch.Te
     return term
 
 
-#: The guidance distances: ``d(target activations, guide activations) -> 0-d tensor``, 0 when alike.
-#: Similarities in [0, 1] enter as ``1 - similarity``; the Procrustes distance as it is.
-DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "linear_cka": _one_minus(S.linear_cka),
-    "debiased_cka": _one_minus(S.linear_cka, debiased=True),
-    "rbf_cka": _one_minus(S.rbf_cka),
-    "cca": _one_minus(S.cca_similarity),
-    "rsa": _one_minus(S.rsa_similarity),
-    "procrustes": S.procrustes_distance,
+@dataclass(frozen=True)
+class GuidanceDistance:
+    """One guidance distance: ``measure(target activations, guide activations) -> 0-d tensor``, 0 when
+    alike, and ``unrelated``, its value for unrelated representations, which a pair with a constant
+    side (similarity ``0/0``) contributes, with zero gradient."""
+
+    measure: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    unrelated: float
+
+
+#: The guidance distances by name. Similarities in [0, 1] enter as ``1 - similarity`` (unrelated: 1;
+#: RSA's correlation of unrelated RDMs is 0 too); the Procrustes distance as it is (unrelated,
+#: orthogonal representations: 2).
+GUIDANCE_DISTANCES: dict[str, GuidanceDistance] = {
+    "linear_cka": GuidanceDistance(_one_minus(S.linear_cka), 1.0),
+    "debiased_cka": GuidanceDistance(_one_minus(S.linear_cka, debiased=True), 1.0),
+    "rbf_cka": GuidanceDistance(_one_minus(S.rbf_cka), 1.0),
+    "cca": GuidanceDistance(_one_minus(S.cca_similarity), 1.0),
+    "rsa": GuidanceDistance(_one_minus(S.rsa_similarity), 1.0),
+    "procrustes": GuidanceDistance(S.procrustes_distance, 2.0),
 }
 
 
-def _distance(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if name not in DISTANCES:
-        raise ValueError(f"unknown distance {name!r}: choose one of {', '.join(DISTANCES)}")
-    return DISTANCES[name]
+def _distance(name: str) -> GuidanceDistance:
+    if name not in GUIDANCE_DISTANCES:
+        raise ValueError(f"unknown distance {name!r}: choose one of {', '.join(GUIDANCE_DISTANCES)}")
+    return GUIDANCE_DISTANCES[name]
 
 
 #: How a sequence layer's ``(n, T, D)`` output becomes the rows CKA compares.
@@ -393,9 +416,6 @@ class GuideBank:
         row = k.mean(0, keepdim=True)
         return k - row - row.T + row.mean()
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.store.values())
-
 
 # ----------------------------------------------------------------------------- the loss
 
@@ -460,6 +480,7 @@ class GuidanceLoss:
         self.bank = bank
         self.step = 0
         self.log: list[dict[str, Any]] = []
+        self.constant_pairs: list[int] = []
 
     @property
     def guiding(self) -> bool:
@@ -480,19 +501,31 @@ class GuidanceLoss:
         return [acts[g] for g, _ in self.pairs]
 
     def pair_terms(self, target_acts: list[torch.Tensor], guide_reps: list[torch.Tensor]) -> torch.Tensor:
-        """The distance of each pair, as one tensor (differentiable in the target's activations)."""
+        """The distance of each pair, as one tensor (differentiable in the target's activations).
+
+        A pair with a side that is constant over the batch counts as unrelated, with zero gradient
+        (see the module's docstring); :attr:`constant_pairs` lists the pairs of the last call.
+        """
         terms = []
-        for (g, t), a, b in zip(self.pairs, target_acts, guide_reps):
+        self.constant_pairs = []
+        for i, ((g, t), a, b) in enumerate(zip(self.pairs, target_acts, guide_reps)):
             if a.shape[0] != b.shape[0]:
                 raise ValueError(f"pair ({g} -> {t}): target batch {a.shape[0]} but guide batch {b.shape[0]}")
-            if self.bank is not None and self.bank.mode == "gram" and b.dim() == 2 and b.shape == (len(b), len(b)):
-                terms.append(1 - gram_linear_cka(a, b))
-            elif self.tokens == "flatten":
-                terms.append(self.distance(a, b))
-            else:
-                terms.append(self.distance(sequence_rows(a, self.tokens, self._keep),
-                                           sequence_rows(b, self.tokens, self._keep)))
+            try:
+                terms.append(self._pair_distance(a, b))
+            except S.ConstantRepresentationError as err:
+                self.constant_pairs.append(i)
+                warnings.warn(f"guidance pair ({g} -> {t}) counted as unrelated, without gradient: {err}",
+                              RuntimeWarning, stacklevel=2)
+                terms.append(a.new_tensor(self.distance.unrelated))  # a constant: no gradient
         return torch.stack([t.float() for t in terms])
+
+    def _pair_distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.bank is not None and self.bank.mode == "gram" and b.dim() == 2 and b.shape == (len(b), len(b)):
+            return 1 - linear_cka_against_gram(a, b)
+        if self.tokens == "flatten":
+            return self.distance.measure(a, b)
+        return self.distance.measure(sequence_rows(a, self.tokens, self._keep), sequence_rows(b, self.tokens, self._keep))
 
     def __call__(self, model: nn.Module, x: torch.Tensor | IndexedBatch, y: torch.Tensor):
         if model is not self.target:
@@ -514,7 +547,7 @@ class GuidanceLoss:
         task = self.task_loss(logits, y)
         guidance = terms.sum()
         self.log.append({"step": self.step, "n": len(y), "task": task.item(), "guidance": guidance.item(),
-                         "terms": terms.detach().tolist()})
+                         "terms": terms.detach().tolist(), "constant_pairs": list(self.constant_pairs)})
         self.step += 1
         return task + self.alpha * guidance, logits
 
@@ -564,5 +597,5 @@ class SimilarityProbe:
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size, flatten=True, device=device)
-        return [float(gram_linear_cka(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
+        return [float(linear_cka_against_gram(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
 

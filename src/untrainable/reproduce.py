@@ -2,11 +2,19 @@
 
 Executed copies are kept under ``_build/executed/<profile>/`` and the book is built from a staged
 copy of the sources in which each notebook is replaced by its executed copy, so the committed
-notebooks stay free of outputs. The site lands in ``_build/html``.
+notebooks stay free of outputs. The site lands in ``_build/html``; it is built only when every
+notebook of the profile has an executed copy, and replaced only once the new site is complete.
+
+``full`` is guarded: before any notebook runs, :func:`reproduce` lists the records the chosen
+chapters need that are not stored (:func:`untrainable.experiments.missing_records`) and stops,
+unless asked to train them (``train_missing=True``, passed on to the notebook kernels through
+``UNTRAINABLE_TRAIN_MISSING=1``) or to retrain everything (``force=True``).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +24,11 @@ from pathlib import Path
 
 from untrainable.paths import repo_root
 from untrainable.profiles import check_profile
+
+__all__ = [
+    "BOOK_SOURCES", "ReproduceError", "NotebookRun", "build_dir", "notebooks", "execute_notebook", "unexecuted",
+    "stage_book", "build_book", "missing_runs", "reproduce",
+]
 
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 
@@ -33,15 +46,18 @@ class NotebookRun:
 
 
 def build_dir() -> Path:
+    """Where executed notebooks, the staged sources and the site go."""
     return repo_root() / "_build"
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
     """Chapter notebooks in reading order (``NN_name.ipynb``), optionally only the given prefixes."""
     found = sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    if not only:
+    if only is None:
         return found
-    wanted = [o.strip() for o in only if o.strip()]
+    wanted = [o.strip() for o in only]
+    if not wanted or not all(wanted):
+        raise ReproduceError(f"--only needs comma-separated notebook prefixes such as 01,04, got {','.join(only)!r}")
     chosen = [nb for nb in found if any(nb.name.startswith(w) for w in wanted)]
     unknown = [w for w in wanted if not any(nb.name.startswith(w) for nb in found)]
     if unknown:
@@ -72,8 +88,27 @@ def execute_notebook(source: Path, target: Path, profile: str, device: str = "au
     return NotebookRun(source.name, time.perf_counter() - t0)
 
 
+def _was_executed(path: Path) -> bool:
+    """Whether ``path`` is a notebook papermill ran to the end (every non-empty code cell has an
+    execution count: the kernel skips empty cells)."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if (nb.get("metadata", {}).get("papermill") or {}).get("exception"):
+        return False
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code" and "".join(c.get("source", "")).strip()]
+    return all(c.get("execution_count") is not None for c in code)
+
+
+def unexecuted(profile: str) -> list[str]:
+    """The chapter notebooks with no complete executed copy for ``profile`` (missing, failed or unrun)."""
+    executed = build_dir() / "executed" / profile
+    return [nb.name for nb in notebooks() if not _was_executed(executed / nb.name)]
+
+
 def stage_book(executed: Path, stage: Path) -> Path:
-    """Copy the book sources to ``stage``, with every notebook replaced by its executed copy when one exists."""
+    """Copy the book sources to ``stage``, every chapter notebook replaced by its executed copy."""
     root = repo_root()
     if stage.exists():
         shutil.rmtree(stage)
@@ -92,7 +127,17 @@ def stage_book(executed: Path, stage: Path) -> Path:
 
 
 def build_book(profile: str, html_out: Path | None = None) -> Path:
-    """Build the book (warnings are errors) from the executed notebooks of ``profile``; return the html folder."""
+    """Build the book (warnings are errors) from the executed notebooks of ``profile``; return the html folder.
+
+    Refuses, before building anything, when a notebook of ``profile`` has not been executed: a site
+    of unexecuted notebooks has no figures. The old site is replaced only by a complete new one.
+    """
+    check_profile(profile)
+    if todo := unexecuted(profile):
+        raise ReproduceError(
+            f"the book for profile {profile!r} needs every notebook executed first; not executed: {', '.join(todo)}\n"
+            f"  run: python -m untrainable reproduce --profile {profile}"
+        )
     executed = build_dir() / "executed" / profile
     stage = stage_book(executed, build_dir() / "stage" / profile)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(stage), "--builder", "html", "-W", "-n", "--keep-going"]
@@ -101,23 +146,63 @@ def build_book(profile: str, html_out: Path | None = None) -> Path:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
         raise ReproduceError(f"the book build failed (warnings count as errors):\n{tail}")
     html = html_out or build_dir() / "html"
+    fresh = html.with_name(html.name + ".new")
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    shutil.copytree(stage / "_build" / "html", fresh)
     if html.exists():
         shutil.rmtree(html)
-    shutil.copytree(stage / "_build" / "html", html)
+    fresh.rename(html)
     return html
 
 
+def missing_runs(profile: str, chosen: list[Path]) -> list[str]:
+    """``experiment/name/seed`` of each record the chosen notebooks need that is not stored."""
+    from untrainable.experiments import CHAPTERS, missing_records
+
+    prefixes = [nb.name[:2] for nb in chosen if nb.name[:2] in CHAPTERS]
+    if not prefixes:
+        return []
+    return [f"{r.experiment}/{r.name}/seed {r.seed}" for r in missing_records(profile, prefixes)]
+
+
+def _check_stored(profile: str, chosen: list[Path], force: bool, train_missing: bool) -> None:
+    """Stop before any work when a guarded profile lacks records and training them was not asked for."""
+    from untrainable.results import GUARDED_PROFILES, TRAIN_MISSING_ENV
+
+    if profile not in GUARDED_PROFILES or force:
+        return
+    if train_missing:
+        os.environ[TRAIN_MISSING_ENV] = "1"  # the notebook kernels inherit it
+        return
+    if missing := missing_runs(profile, chosen):
+        listed = "\n".join(f"  {m}" for m in missing)
+        raise ReproduceError(
+            f"{len(missing)} record(s) of profile {profile!r} are not stored, and training them takes hours:\n{listed}\n"
+            "  train them with --train-missing, or retrain everything with --force"
+        )
+
+
 def reproduce(profile: str = "full", only: list[str] | None = None, force: bool = False, device: str = "auto",
-              book: bool = True, seeds: list[int] | None = None) -> list[NotebookRun]:
-    """Execute the chosen notebooks in order (stopping at the first failure), then build the book."""
+              book: bool = True, seeds: list[int] | None = None, train_missing: bool = False) -> list[NotebookRun]:
+    """Execute the chosen notebooks in order (stopping at the first failure), then build the book.
+
+    A guarded profile (``full``) first checks that every record the chosen chapters need is
+    stored (see the module's docstring). With ``only``, the book is built when every notebook of
+    the profile has an executed copy, and skipped with a note otherwise.
+    """
     check_profile(profile)
+    chosen = notebooks(only)
+    _check_stored(profile, chosen, force, train_missing)
     runs = []
-    for nb in notebooks(only):
+    for nb in chosen:
         print(f"[reproduce] {nb.name} (profile {profile}) ...", flush=True)
         run = execute_notebook(nb, build_dir() / "executed" / profile / nb.name, profile, device, force, seeds=seeds)
         print(f"[reproduce] {nb.name} done in {run.seconds:.0f} s", flush=True)
         runs.append(run)
-    if book:
+    if book and only is not None and (todo := unexecuted(profile)):
+        print(f"[reproduce] book not built: not yet executed for {profile}: {', '.join(todo)}", flush=True)
+    elif book:
         html = build_book(profile)
         print(f"[reproduce] book built: {html / 'index.html'}", flush=True)
     return runs

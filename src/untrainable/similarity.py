@@ -28,6 +28,13 @@ catastrophic cancellation. Here the *features* are centred first,
 products run in the input's precision (half precision is upcast to float32), and reductions that
 sum many terms are done in float64. Each measure is computed in feature space (``d x d``
 matrices) or Gram space (``n x n`` matrices), whichever costs fewer operations.
+:func:`authors_linear_cka` keeps the authors' formulation, for the comparisons the book draws.
+
+A representation that does not vary over the examples (a dead layer, a constant input) has a zero
+centred Gram matrix, and every normalised measure is then ``0/0``. Instead of a NaN, the measures
+raise :class:`ConstantRepresentationError`, naming the argument. "Zero" allows for rounding: the
+centred features count as zero when ``‖Xc‖_F <= SPREAD_TOLERANCE · eps · ‖X‖_F`` (``eps`` the
+precision of the input's dtype; centring a constant column leaves a few ``eps`` of rounding).
 """
 
 from __future__ import annotations
@@ -40,8 +47,20 @@ import torch
 __all__ = [
     "linear_cka", "rbf_cka", "procrustes_distance", "cca_similarity", "rsa_similarity",
     "hsic", "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis", "compress",
-    "rdm", "compare_rdms", "centered_gram",
+    "rdm", "compare_rdms", "centered_gram", "orthonormal_basis", "authors_linear_cka",
+    "ConstantRepresentationError", "check_spread", "SPREAD_TOLERANCE", "CKA_SPACES",
 ]
+
+#: Centred features at most this many ``eps`` of the raw features' norm count as constant.
+SPREAD_TOLERANCE = 64
+
+#: Where :func:`linear_cka` computes: the cheaper space, or always ``d x d`` / ``n x n`` products.
+CKA_SPACES = ("auto", "feature", "gram")
+
+
+class ConstantRepresentationError(ValueError):
+    """A representation is the same for every example: its centred Gram matrix is zero, so a
+    normalised similarity is ``0/0``. The message names the argument."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -97,6 +116,23 @@ def use_feature_space(n: int, dx: int, dy: int) -> bool:
     ``Yᵀ Y``), Gram space ``n² (dx + dy) + n²`` (``X Xᵀ``, ``Y Yᵀ`` and their inner product).
     """
     return n * (dx * dy + dx * dx + dy * dy) < n * n * (dx + dy + 1)
+
+
+def check_spread(centered_sq_norm: torch.Tensor, x: torch.Tensor, side: str, what: str) -> None:
+    """Raise :class:`ConstantRepresentationError` when ``x`` does not vary over its examples.
+
+    ``centered_sq_norm`` is ``‖Xc‖_F²`` (the trace of the centred Gram matrix, which every caller
+    has at hand); it is compared with ``(SPREAD_TOLERANCE · eps · ‖X‖_F)²``. One float32 norm of
+    ``x`` is the only extra work, and the comparison runs without gradients.
+    """
+    with torch.no_grad():
+        eps = torch.finfo(x.dtype).eps if x.is_floating_point() else torch.finfo(torch.float32).eps
+        raw = torch.linalg.vector_norm(x).double()
+        if bool(centered_sq_norm.double() <= (SPREAD_TOLERANCE * eps * raw) ** 2):
+            raise ConstantRepresentationError(
+                f"{what}: {side} is constant over its {x.shape[0]} examples (its centred Gram matrix is zero), "
+                "so the similarity is 0/0; a dead or saturated layer, or identical inputs?"
+            )
 
 
 def _sq_frobenius(m: torch.Tensor) -> torch.Tensor:
@@ -168,9 +204,10 @@ def hsic(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torch.Tens
 # ----------------------------------------------------------------------------- CKA
 
 
-def _linear_cka_features(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> torch.Tensor:
-    """Linear CKA from ``d x d`` products; ``x``, ``y`` already flattened and centred."""
-    xty, xtx, yty = x.T @ y, x.T @ x, y.T @ y
+def _linear_cka_features(x: torch.Tensor, y: torch.Tensor, debiased: bool,
+                         products: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Linear CKA from the ``d x d`` products ``(Xᵀ Y, Xᵀ X, Yᵀ Y)`` of flattened, centred ``x``, ``y``."""
+    xty, xtx, yty = products
     if debiased:
         num = _hsic_unbiased_features(x, y, xty)
         den = (_hsic_unbiased_features(x, x, xtx) * _hsic_unbiased_features(y, y, yty)).sqrt()
@@ -207,11 +244,13 @@ def centered_gram(x: torch.Tensor, block: int | None = None) -> torch.Tensor:
 def _linear_cka_gram(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> torch.Tensor:
     """Linear CKA from ``n x n`` Gram matrices of the centred features (``x``, ``y`` flattened)."""
     k, l = centered_gram(x), centered_gram(y)
+    check_spread(k.diagonal().sum(), x, "x", "CKA")
+    check_spread(l.diagonal().sum(), y, "y", "CKA")
     f = _hsic_unbiased_gram if debiased else _hsic_biased_gram
     return f(k, l) / (f(k, k) * f(l, l)).sqrt()
 
 
-def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torch.Tensor:
+def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = False, space: str = "auto") -> torch.Tensor:
     """Linear centred kernel alignment (Kornblith et al., 2019), in [0, 1].
 
     ``CKA(X, Y) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` with ``K = X Xᵀ``, ``L = Y Yᵀ``.
@@ -221,14 +260,39 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torc
 
     Invariant to orthogonal transforms and isotropic scaling of either argument (and to adding a
     constant to every example); *not* invariant to general invertible linear maps.
-    Computed in feature or Gram space, whichever is cheaper (:func:`use_feature_space`).
+    Computed in feature or Gram space, whichever is cheaper (:func:`use_feature_space`), unless
+    ``space`` fixes one (``"feature"``, ``"gram"``: the same number, for benchmarks). A constant
+    argument raises :class:`ConstantRepresentationError`.
     """
+    if space not in CKA_SPACES:
+        raise ValueError(f"unknown space {space!r}: choose one of {', '.join(CKA_SPACES)}")
     x, y = _pair(x, y, 4 if debiased else 2, "debiased CKA" if debiased else "CKA")
     if debiased:
         _check_debiased(x.shape[0])
-    if use_feature_space(x.shape[0], x.shape[1], y.shape[1]):
-        return _linear_cka_features(center(x), center(y), debiased)
-    return _linear_cka_gram(x, y, debiased)
+    if space == "gram" or (space == "auto" and not use_feature_space(x.shape[0], x.shape[1], y.shape[1])):
+        return _linear_cka_gram(x, y, debiased)
+    xc, yc = center(x), center(y)
+    xty, xtx, yty = xc.T @ yc, xc.T @ xc, yc.T @ yc
+    check_spread(xtx.diagonal().sum(), x, "x", "CKA")
+    check_spread(yty.diagonal().sum(), y, "y", "CKA")
+    return _linear_cka_features(xc, yc, debiased, (xty, xtx, yty))
+
+
+def authors_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA as the guidance authors' code computes it, kept as the reference to compare with.
+
+    ``K = X Xᵀ`` formed in float32, then centred by the explicit product ``H K H`` (two
+    ``n x n x n`` products per matrix), then ``<K, L> / (‖K‖_F ‖L‖_F)`` in float32. Post-ReLU
+    activations share a large common offset, so ``K``'s entries are huge and nearly equal and the
+    centring cancels them: the error grows with the offset (chapter 02, the CKA benchmark). Use
+    :func:`linear_cka` to measure anything; this one exists to show and time that formulation.
+    """
+    x, y = flatten(x).float(), flatten(y).float()
+    n = x.shape[0]
+    h = torch.eye(n, device=x.device) - torch.ones(n, n, device=x.device) / n
+    k = h @ (x @ x.T) @ h
+    l = h @ (y @ y.T) @ h
+    return (k * l).sum() / ((k * k).sum().sqrt() * (l * l).sum().sqrt())
 
 
 def _rbf_gram(x: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -268,7 +332,10 @@ def rbf_cka(x: torch.Tensor, y: torch.Tensor, threshold: float = 0.5, debiased: 
     x, y = _pair(x, y, 4 if debiased else 2, "debiased CKA" if debiased else "CKA")
     if debiased:
         _check_debiased(x.shape[0])
-    k, l = _rbf_gram(center(x), threshold), _rbf_gram(center(y), threshold)
+    xc, yc = center(x), center(y)
+    check_spread(torch.linalg.vector_norm(xc).double() ** 2, x, "x", "RBF CKA")
+    check_spread(torch.linalg.vector_norm(yc).double() ** 2, y, "y", "RBF CKA")
+    k, l = _rbf_gram(xc, threshold), _rbf_gram(yc, threshold)
     if debiased:
         f = _hsic_unbiased_gram
     else:
@@ -328,14 +395,16 @@ def procrustes_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x, y = _pair(x, y, 2, "Procrustes distance")
     n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
     if dx * dy <= n * n:
-        x, y = center(x), center(y)
-        nx, ny = _sq_frobenius(x).sqrt(), _sq_frobenius(y).sqrt()
-        nuc = torch.linalg.svdvals((x.T @ y).double()).sum()
+        xc, yc = center(x), center(y)
+        nx, ny = _sq_frobenius(xc).sqrt(), _sq_frobenius(yc).sqrt()
+        nuc = torch.linalg.svdvals((xc.T @ yc).double()).sum()
     else:
         rx = _r_factor(gram_basis(x))
         ry = _r_factor(gram_basis(y))
         nx, ny = _sq_frobenius(rx).sqrt(), _sq_frobenius(ry).sqrt()
         nuc = torch.linalg.svdvals((rx.T @ ry).double()).sum()
+    check_spread(nx**2, x, "x", "Procrustes distance")
+    check_spread(ny**2, y, "y", "Procrustes distance")
     return (2 - 2 * nuc / (nx * ny)).clamp_min(0)
 
 
@@ -351,13 +420,22 @@ def _r_factor(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.qr(x.T, mode=mode).R.T
 
 
-def _left_basis(x: torch.Tensor, keep: float | int | None, rtol: float) -> torch.Tensor:
-    """Orthonormal basis of the centred column space of ``x`` (optionally its top SVD directions)."""
+def orthonormal_basis(x: torch.Tensor, keep: float | int | None = None, rtol: float = 1e-6) -> torch.Tensor:
+    """An orthonormal basis ``Q`` (``(n-1) x p``) of the centred column space of flattened ``x``.
+
+    From the thin SVD of :func:`gram_basis` ``(x) = U S Vᵀ``: the columns of ``U`` whose singular
+    values exceed ``rtol · s_max`` (``p`` is the numerical rank). ``keep`` keeps only the top
+    directions, as SVCCA does: an int keeps that many, a float in (0, 1] the fewest that explain
+    that fraction of the variance (``Σ s²``). CCA compares two such bases; chapter 02 reuses them.
+    A constant ``x`` raises :class:`ConstantRepresentationError`.
+    """
+    x = flatten(x)
     xr = gram_basis(x).double()
+    check_spread(_sq_frobenius(xr), x, "a representation", "CCA")
     u, s, _ = torch.linalg.svd(xr, full_matrices=False)
     rank = int((s > rtol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
     if rank == 0:
-        raise ValueError("CCA: a representation is constant over the examples")
+        raise ConstantRepresentationError("CCA: a representation is constant over the examples")
     k = rank
     if isinstance(keep, int) and not isinstance(keep, bool):
         k = min(keep, rank)
@@ -383,7 +461,7 @@ def cca_similarity(x: torch.Tensor, y: torch.Tensor, keep: float | int | None = 
     SVD, which costs ``O(n d min(n, d))``, the cheaper space automatically.
     """
     x, y = _pair(x, y, 3, "CCA")
-    qx, qy = _left_basis(x, keep, rtol), _left_basis(y, keep, rtol)
+    qx, qy = orthonormal_basis(x, keep, rtol), orthonormal_basis(y, keep, rtol)
     return _sq_frobenius(qy.T @ qx) / min(qx.shape[1], qy.shape[1])
 
 
@@ -414,6 +492,8 @@ def rsa_similarity(x: torch.Tensor, y: torch.Tensor, method: str = "pearson") ->
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
     x, y = _pair(x, y, 3, "RSA")
     n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
+    check_spread(torch.linalg.vector_norm(center(x)).double() ** 2, x, "x", "RSA")
+    check_spread(torch.linalg.vector_norm(center(y)).double() ** 2, y, "y", "RSA")
     zx, zy = _standardize_rows(x), _standardize_rows(y)
     m = n * (n - 1) / 2  # number of pairs i < j
     if method == "pearson" and use_feature_space(n, dx, dy):
@@ -450,7 +530,7 @@ def compare_rdms(a: torch.Tensor, b: torch.Tensor, method: str = "pearson") -> t
 def _ranks(v: torch.Tensor) -> torch.Tensor:
     """Ranks with ties averaged (for Spearman correlation)."""
     v = v.detach()
-    uniq, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
+    _, inv, counts = torch.unique(v, return_inverse=True, return_counts=True)
     ends = counts.cumsum(0).double()
     mid = ends - (counts.double() - 1) / 2
     return mid[inv]
@@ -485,13 +565,23 @@ class MinibatchCKA:
         self.yy: torch.Tensor | None = None
         self.batches = 0
         self.examples = 0
+        self.x_varies: torch.Tensor | None = None  # per layer: did it vary over the examples of any batch?
+        self.y_varies: torch.Tensor | None = None
 
     @staticmethod
-    def _grams(acts: Sequence[torch.Tensor]) -> torch.Tensor:
-        mats = []
+    def _grams(acts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each layer's centred Gram matrix (float64), and whether the layer varies in this batch."""
+        mats, varies = [], []
         for a in acts:
-            mats.append(centered_gram(flatten(a)).double())
-        return torch.stack(mats)
+            a = flatten(a)
+            k = centered_gram(a)
+            try:
+                check_spread(k.diagonal().sum(), a, "layer", "minibatch CKA")
+                varies.append(True)
+            except ConstantRepresentationError:
+                varies.append(False)
+            mats.append(k.double())
+        return torch.stack(mats), torch.tensor(varies)
 
     @staticmethod
     def _hsic_all(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
@@ -515,20 +605,23 @@ class MinibatchCKA:
             raise ValueError(f"every layer must hold the same examples: first dimensions {[a.shape[0] for a in xs + ys]}")
         _check_debiased(m)
         with torch.no_grad():
-            kx = self._grams(xs)
-            ky = kx if same else self._grams(ys)
+            kx, x_varies = self._grams(xs)
+            ky, y_varies = (kx, x_varies) if same else self._grams(ys)
             xy = self._hsic_all(kx, ky)
             xx = torch.diagonal(xy) if same else torch.diagonal(self._hsic_all(kx, kx))
             yy = xx if same else torch.diagonal(self._hsic_all(ky, ky))
             xy, xx, yy = xy / (m * (m - 3)), xx / (m * (m - 3)), yy / (m * (m - 3))
         if self.xy is None:
             self.xy, self.xx, self.yy = xy, xx.clone(), yy.clone()
+            self.x_varies, self.y_varies = x_varies, y_varies
         else:
             if self.xy.shape != xy.shape:
                 raise ValueError(f"layer counts changed between batches: {tuple(self.xy.shape)} then {tuple(xy.shape)}")
             self.xy += xy
             self.xx += xx
             self.yy += yy
+            self.x_varies |= x_varies
+            self.y_varies |= y_varies
         self.batches += 1
         self.examples += m
 
@@ -536,4 +629,11 @@ class MinibatchCKA:
         """The ``(layers of A, layers of B)`` matrix of minibatch CKA values (float64)."""
         if self.xy is None:
             raise ValueError("MinibatchCKA.compute called before any update")
+        for side, varies in (("A", self.x_varies), ("B", self.y_varies)):
+            if not bool(varies.all()):
+                constant = torch.nonzero(~varies).flatten().tolist()
+                raise ConstantRepresentationError(
+                    f"minibatch CKA: layers {constant} (0-based, in update order) of network {side} are constant "
+                    f"over the examples of every batch (their centred Gram matrices are zero): CKA is 0/0"
+                )
         return self.xy / (self.xx[:, None] * self.yy[None, :]).sqrt()

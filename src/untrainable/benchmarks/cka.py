@@ -7,22 +7,26 @@ Four ways to compute the same number, timed on the same data:
 * ``feature``: always ``d x d`` products (``‖Yᵀ X‖_F² / (‖Xᵀ X‖_F ‖Yᵀ Y‖_F)``);
 * ``gram``: always ``n x n`` Gram matrices of the centred features;
 * ``authors``: the guidance paper's formulation, Gram matrices ``X Xᵀ`` formed in float32 and
-  centred afterwards by an explicit ``H K H`` product (two ``n x n x n`` products per matrix).
+  centred afterwards by an explicit ``H K H`` product (:func:`untrainable.similarity.authors_linear_cka`).
 
 The error of each is measured against the same inputs in float64. The data are post-ReLU-like:
 ``relu(z + 1)``, whose common offset is what makes centring the Gram matrix cancel badly.
 
 A second part times :class:`untrainable.similarity.MinibatchCKA` for every layer pair of two
-ResNet-18s over the CIFAR-10 test set (10,000 images). The accumulator's cost depends only on the
-activations' shapes, so it is timed on activations of exactly ResNet-18's shapes; the forward
-passes, which any use of the accumulator also needs, are timed separately on real batches.
+ResNet-18s (:func:`untrainable.models.resnet18`) over the CIFAR-10 test set (10,000 images). The
+accumulator's cost depends only on the activations' shapes, so it is timed on activations of
+exactly ResNet-18's shapes; the forward passes, which any use of the accumulator also needs, are
+timed separately on real batches.
 
-Run ``python benchmarks/cka_benchmark.py --profile quick|full``; the record lands in
-``results/<profile>/cka_benchmark/``.
+Run ``python -m untrainable.benchmarks.cka --profile quick|full`` (the command line always
+measures; the appendix notebook loads the stored record); the record lands in
+``results/<profile>/cka_benchmark/cka_benchmark.json``.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import gc
 import math
 import os
@@ -35,14 +39,20 @@ from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from untrainable import similarity as S
+from untrainable.files import write_json_atomic
+from untrainable.models import resnet18
 from untrainable.paths import results_root
 from untrainable.profiles import check_profile
-from untrainable.results import config_dict, git_commit, run_key, versions, write_json_atomic
+from untrainable.recording import record_layers
+from untrainable.results import config_dict, git_commit, load_record, run_key, versions
 from untrainable.runtime import device_description, resolve_device, set_threads
+
+__all__ = [
+    "EXPERIMENT", "METHODS", "FUNCTIONS", "Config", "PRESETS", "RESNET_LAYERS", "peak_bytes", "make_data",
+    "bench_cell", "add_ratios", "bench_minibatch", "record_file", "run", "goals", "cells_frame", "main",
+]
 
 EXPERIMENT = "cka_benchmark"
 METHODS = ("ours", "feature", "gram", "authors")
@@ -77,29 +87,12 @@ PRESETS["paper"] = PRESETS["full"]
 
 # ----------------------------------------------------------------------------- the four formulations
 
-
-def authors_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The float32 formulation of the authors' code: ``K = X Xᵀ``, then ``H K H``, then HSIC."""
-    x, y = x.reshape(len(x), -1).float(), y.reshape(len(y), -1).float()
-    n = x.shape[0]
-    h = torch.eye(n, device=x.device) - torch.ones(n, n, device=x.device) / n
-    k = h @ (x @ x.T) @ h
-    l = h @ (y @ y.T) @ h
-    return (k * l).sum() / ((k * k).sum().sqrt() * (l * l).sum().sqrt())
-
-
-def feature_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Always in feature space (centred features, float64 reductions)."""
-    return S._linear_cka_features(S.center(x), S.center(y), debiased=False)
-
-
-def gram_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Always in Gram space (centred features, float64 reductions)."""
-    return S._linear_cka_gram(x, y, debiased=False)
-
-
+#: The four formulations timed: ours (the cheaper space), each space fixed, and the authors'.
 FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "ours": S.linear_cka, "feature": feature_linear_cka, "gram": gram_linear_cka, "authors": authors_linear_cka,
+    "ours": S.linear_cka,
+    "feature": functools.partial(S.linear_cka, space="feature"),
+    "gram": functools.partial(S.linear_cka, space="gram"),
+    "authors": S.authors_linear_cka,
 }
 
 
@@ -181,7 +174,7 @@ def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
         xo, yo = (x.double() + offset).float(), (y.double() + offset).float()
         ref_o = S.linear_cka(xo.double(), yo.double()).item()
         row[f"ours_err_{key}"] = abs(S.linear_cka(xo, yo).item() - ref_o)
-        row[f"authors_err_{key}"] = abs(authors_linear_cka(xo, yo).item() - ref_o)
+        row[f"authors_err_{key}"] = abs(S.authors_linear_cka(xo, yo).item() - ref_o)
         del xo, yo
     del x, y
     gc.collect()
@@ -209,55 +202,18 @@ def add_ratios(row: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- ResNet-18 and minibatch CKA
 
-
-class _BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class _ResNet18(nn.Module):
-    """The CIFAR ResNet-18 (3x3 stem, no max-pool), private to this benchmark."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
-        blocks, cin = [], 64
-        for i, cout in enumerate((64, 128, 256, 512)):
-            for j in range(2):
-                blocks.append(_BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
-                cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(512, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.blocks(self.stem(x))))
-
-
-RESNET_LAYERS = ["stem"] + [f"blocks.{i}" for i in range(8)] + ["pool", "fc"]
+#: The 11 layers compared: the stem (its ReLU), the eight residual blocks, the pooled features, the logits.
+RESNET_LAYERS = ["relu"] + [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)] + ["avgpool", "fc"]
 
 
 def bench_minibatch(config: Config, device: torch.device) -> dict[str, Any]:
     """Time MinibatchCKA over all 11 x 11 layer pairs of two ResNet-18s on ``resnet_images`` images."""
-    from untrainable.recording import record_layers
-
     m, total = config.resnet_batch, config.resnet_images
     batches = math.ceil(total / m)
     nets = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        nets.append(_ResNet18().to(device).eval())
+        nets.append(resnet18().to(device).eval())
     g = torch.Generator().manual_seed(config.seed)
     images = torch.randn(m, 3, 32, 32, generator=g)
     # the forward passes: real, timed on a few batches, extrapolated to the whole set
@@ -298,6 +254,7 @@ def bench_minibatch(config: Config, device: torch.device) -> dict[str, Any]:
 
 
 def record_file(profile: str) -> Path:
+    """Where the benchmark record of ``profile`` is stored."""
     return results_root() / profile / EXPERIMENT / "cka_benchmark.json"
 
 
@@ -306,9 +263,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, progre
     config = PRESETS[check_profile(profile)]
     path = record_file(profile)
     if path.is_file() and not force:
-        import json
-
-        return json.loads(path.read_text())
+        return load_record(path)
     set_threads(config.threads)
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -358,3 +313,22 @@ def goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def cells_frame(record: dict[str, Any]) -> pd.DataFrame:
     """One row per (n, d): times, ratios and errors."""
     return pd.DataFrame(record["metrics"]["cells"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m untrainable.benchmarks.cka``: measure (always) and store the record of a profile."""
+    parser = argparse.ArgumentParser(prog="python -m untrainable.benchmarks.cka", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    args = parser.parse_args(argv)
+    record = run(args.profile, device=args.device, force=True)
+    print(cells_frame(record)[["n", "d", "space", "ours_s", "feature_s", "gram_s", "authors_s",
+                               "ours_vs_best_fixed", "worst_fixed_vs_ours", "authors_vs_ours",
+                               "ours_err", "authors_err"]].to_string(index=False))
+    print(record["metrics"]["goals"])
+    print(f"written: {record_file(args.profile)}")
+
+
+if __name__ == "__main__":
+    main()

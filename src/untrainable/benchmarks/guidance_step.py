@@ -6,7 +6,8 @@ plain ConvNet with the same guide), each variant below is one optimiser step on 
 * ``target``: the unguided step (forward, cross-entropy, backward, Adam);
 * ``guide_forward``: the guide's forward pass under ``no_grad`` in eval mode;
 * ``naive``: guidance as the authors' code does it: a second target forward to record its layers,
-  the guide run with autograd on, and Gram matrices formed in float32 and centred by ``H K H``;
+  the guide run with autograd on, and Gram matrices formed in float32 and centred by ``H K H``
+  (:func:`untrainable.similarity.authors_linear_cka`);
 * ``online``: :class:`untrainable.guidance.GuidanceLoss` (one target forward, the guide under
   ``no_grad``, CKA from centred features);
 * ``bank_features``: the guide's per-example features precomputed once over the training set and
@@ -19,11 +20,16 @@ ratio in floating-point operations (PyTorch's FLOP counter: matrix products and 
 how much of it the arithmetic itself demands, whatever the implementation.
 Every variant runs once per round, in turn, so that a change in the machine's load hits every
 variant alike; the reported time is the fastest round (the one least disturbed by other work on a
-shared machine), and the median is stored too. Run ``python benchmarks/guidance_step.py --profile full``.
+shared machine), and the median is stored too.
+
+Run ``python -m untrainable.benchmarks.guidance_step --profile full`` (the command line always
+measures; chapters 04 and 05 load the stored record from
+``results/<profile>/guidance_benchmark/guidance_benchmark.json``).
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -38,11 +44,15 @@ from torch import nn
 
 from untrainable import guidance as G
 from untrainable.experiments import image_guidance as ig
+from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
-from untrainable.profiles import check_profile
+from untrainable.profiles import PROFILES, check_profile
 from untrainable.recording import LayerRecorder
-from untrainable.results import git_commit, load_record, versions, write_json_atomic
+from untrainable.results import git_commit, load_record, versions
 from untrainable.runtime import device_description, resolve_device, set_threads
+from untrainable.similarity import authors_linear_cka
+
+__all__ = ["EXPERIMENT", "VARIANTS", "ROUNDS", "record_file", "measure", "count_flops", "run", "table", "main"]
 
 EXPERIMENT = "guidance_benchmark"
 VARIANTS = ("target", "guide_forward", "naive", "online", "bank_features", "bank_gram")
@@ -50,21 +60,14 @@ ROUNDS = {"quick": 3, "full": 9, "paper": 9}
 
 
 def record_file(profile: str, parts: tuple[str, ...] = ("fcn", "plain")) -> Path:
+    """Where the record of ``profile`` is stored (one file per set of measured parts)."""
     suffix = "" if set(parts) == {"fcn", "plain"} else "-" + "-".join(parts)
     return results_root() / profile / EXPERIMENT / f"{EXPERIMENT}{suffix}.json"
 
 
-def _authors_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Linear CKA as the authors' code computes it: float32 Gram matrices centred by ``H K H``."""
-    x, y = x.flatten(1).float(), y.flatten(1).float()
-    n = x.shape[0]
-    h = torch.eye(n) - torch.ones(n, n) / n
-    k, l = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
-    return (k * l).sum() / (k.norm() * l.norm())
-
-
-def _steps(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-           batch_size: int) -> dict[str, Callable[[torch.Tensor], None]]:
+def _steps(target: nn.Module, guide: nn.Module, x_train: torch.Tensor,
+           y_train: torch.Tensor) -> dict[str, Callable[[torch.Tensor], None]]:
+    """One optimiser step per variant, each a function of a batch's indices."""
     example = x_train[:2]
     opt = torch.optim.Adam(target.parameters(), lr=1e-4)
     online = G.GuidanceLoss(target, guide, example)
@@ -96,7 +99,7 @@ def _steps(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train: 
             target(x)  # a second forward pass, only to record
         with torch.enable_grad(), LayerRecorder(guide, list(dict.fromkeys(g for g, _ in pairs))) as rec_g:
             guide(x)  # autograd on: the graph is built and thrown away
-        terms = [1 - _authors_cka(rec_t.outputs[t], rec_g.outputs[g]) for g, t in pairs]
+        terms = [1 - authors_linear_cka(rec_t.outputs[t], rec_g.outputs[g]) for g, t in pairs]
         optimise(task + torch.stack(terms).sum())
 
     def with_loss(loss_fn: G.GuidanceLoss, use_index: bool) -> Callable[[torch.Tensor], None]:
@@ -117,7 +120,7 @@ def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train:
             rounds: int, variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
     """Median seconds per step of each variant, interleaved over ``rounds`` rounds (after one warm-up)."""
     t0 = time.perf_counter()
-    steps = _steps(target, guide, x_train, y_train, batch_size)
+    steps = _steps(target, guide, x_train, y_train)
     setup_s = time.perf_counter() - t0
     gen = torch.Generator().manual_seed(0)
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -198,3 +201,20 @@ def table(record: dict[str, Any]) -> pd.DataFrame:
                          "GFLOP per step": c["flops"][v] / 1e9,
                          "ratio (FLOPs)": c["ratio_flops"][v] if guided else None})
     return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m untrainable.benchmarks.guidance_step``: measure (always) and store a profile's record."""
+    parser = argparse.ArgumentParser(prog="python -m untrainable.benchmarks.guidance_step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default: 3 quick, 9 full and paper)")
+    args = parser.parse_args(argv)
+    record = run(args.profile, device=args.device, force=True, rounds=args.rounds)
+    print(table(record).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"written: {record_file(args.profile)}")
+
+
+if __name__ == "__main__":
+    main()
