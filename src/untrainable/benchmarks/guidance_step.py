@@ -43,7 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from untrainable import guidance as G
-from untrainable.experiments import image_guidance as ig
+from untrainable.data import load_image_data
+from untrainable.experiments import fcn_guidance, plain_cnn_guidance
+from untrainable.models import build_guide, build_target
 from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.profiles import PROFILES, check_profile
@@ -169,11 +171,12 @@ def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds:
     for part, target_name in (("fcn", "deep_fcn"), ("plain", "plain_cnn")):
         if part not in parts:
             continue
-        c = next(c for c in ig.configs(profile, part) if c.target == target_name and c.condition == "trained_guide")
+        chapter = fcn_guidance if part == "fcn" else plain_cnn_guidance
+        c = next(c for c in chapter.configs(profile) if c.target == target_name and c.condition == "trained_guide")
         # per-step costs do not depend on the training-set size; 1,024 images keep the banks small
-        (x_train, y_train), _ = ig.load_data(c.dataset, min(c.n_train or 1024, 1024), 10, c.data_seed, c.image_size)
+        (x_train, y_train), _ = load_image_data(c.dataset, min(c.n_train or 1024, 1024), 10, c.data_seed, c.image_size)
         torch.manual_seed(0)
-        target, guide = ig.build_target(c), G.freeze(ig.build_guide(c.guide))  # timing needs no trained weights
+        target, guide = build_target(c), G.freeze(build_guide(c.guide))  # timing needs no trained weights
         out = measure(target, guide, x_train, y_train, c.batch_size, rounds)
         cases.append({"part": part, "target": target_name, "guide": c.guide.family, "guide_width": c.guide.width,
                       "batch_size": c.batch_size, "n_train": len(y_train),
