@@ -504,23 +504,6 @@ def is_stored(profile: str, part: str = "fcn", seeds: Iterable[int] | None = Non
 # ----------------------------------------------------------------------------- analysis
 
 
-def error_consistency(correct_a: str, correct_b: str) -> float:
-    """Cohen's kappa of two classifiers' errors on the same test images (Geirhos et al., 2020).
-
-    ``c_obs`` is the fraction of images both get right or both get wrong; ``c_exp = p_a p_b +
-    (1 - p_a)(1 - p_b)`` what independent classifiers of the same accuracies would reach;
-    ``kappa = (c_obs - c_exp) / (1 - c_exp)``: 0 for independent errors, 1 for identical ones.
-    """
-    a = np.frombuffer(correct_a.encode(), dtype=np.uint8) == ord("1")
-    b = np.frombuffer(correct_b.encode(), dtype=np.uint8) == ord("1")
-    if a.shape != b.shape:
-        raise ValueError(f"the two classifiers were tested on different sets: {a.size} and {b.size} images")
-    c_obs = float(np.mean(a == b))
-    pa, pb = a.mean(), b.mean()
-    c_exp = float(pa * pb + (1 - pa) * (1 - pb))
-    return (c_obs - c_exp) / (1 - c_exp) if c_exp < 1 else float("nan")
-
-
 def describe_models(profile: str, part: str = "fcn") -> list[dict[str, Any]]:
     """Each target and guide of a chapter: parameters and the number of recorded layers."""
     cs = configs(profile, part)
@@ -554,89 +537,6 @@ def layer_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) -> l
 
 
 __all__ = ["EXPERIMENT", "CONDITIONS", "PARTS", "Config", "GuideConfig", "PRESETS", "configs", "run", "train_one",
-           "trained_guide", "untrained_guide", "error_consistency", "build_target", "build_guide", "load_data",
+           "trained_guide", "untrained_guide", "build_target", "build_guide", "load_data",
            "describe_models", "layer_table", "guide_records", "is_stored"]
 
-
-# ----------------------------------------------------------------------------- frames for the chapters
-
-
-def select(records: list[dict[str, Any]], target: str, conditions: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """The records of one target (optionally only some conditions), renamed to their condition.
-
-    The chapter's plots colour by condition (``no_guide`` grey, ``trained_guide`` blue, ...), so the
-    returned copies carry ``name = condition``.
-    """
-    wanted = list(conditions) if conditions is not None else None
-    out = [{**r, "name": r["config"]["condition"]} for r in records if r["config"]["target"] == target
-           and (wanted is None or r["config"]["condition"] in wanted)]
-    if wanted is not None:
-        out.sort(key=lambda r: wanted.index(r["name"]))
-    return out
-
-
-def alignment_frame(records: list[dict[str, Any]]) -> "Any":
-    """Long-form linear CKA of every mapped layer pair: one row per (run, epoch, reference guide, pair).
-
-    Columns: name, seed, epoch (0 = at initialisation), reference ("trained"/"untrained" ResNet
-    guide), pair (index), depth (the target layer's relative depth, 0 first to 1 last), cka.
-    """
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        for ref in ("trained", "untrained"):
-            pairs = r["probe_pairs"][ref]
-            n_t = len(pairs)
-            series = [(0, r["initial_cka"][ref])] + [(h["epoch"], h[f"cka_{ref}"]) for h in r["history"]]
-            for epoch, values in series:
-                for i, v in enumerate(values):
-                    rows.append({"name": r["name"], "seed": r["seed"], "epoch": epoch, "reference": ref, "pair": i,
-                                 "depth": i / max(n_t - 1, 1), "cka": v})
-    return pd.DataFrame(rows)
-
-
-def kappa_table(records: list[dict[str, Any]], guides: dict[str, dict[str, Any]]) -> "Any":
-    """Error consistency (Cohen's kappa) between the chapter's classifiers, averaged over seeds.
-
-    Pairs: the Deep FCNs guided by the two guide families (same seed), the two guides themselves,
-    each guided FCN with its own guide, and the unguided FCN with each guide and with itself across
-    seeds (how much two independently trained FCNs agree by chance of architecture alone).
-    """
-    import itertools
-
-    import pandas as pd
-
-    deep = {(r["config"]["condition"], r["seed"]): r["metrics"]["test_correct"] for r in records
-            if r["config"]["target"] == "deep_fcn"}
-    seeds = sorted({s for _, s in deep})
-    res, cnn = guides["resnet18"]["metrics"]["test_correct"], guides["small_cnn"]["metrics"]["test_correct"]
-
-    def over_seeds(f):
-        vals = [f(s) for s in seeds]
-        vals = [v for v in vals if v is not None]
-        return (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals))
-
-    def get(cond, s):
-        return deep.get((cond, s))
-
-    rows = [
-        ("FCN guided by ResNet-18 vs FCN guided by small CNN",
-         over_seeds(lambda s: error_consistency(get("trained_guide", s), get("small_cnn_guide", s))
-                    if get("trained_guide", s) and get("small_cnn_guide", s) else None)),
-        ("ResNet-18 guide vs small-CNN guide", (error_consistency(res, cnn), 0.0, 1)),
-        ("FCN guided by ResNet-18 vs its guide",
-         over_seeds(lambda s: error_consistency(get("trained_guide", s), res) if get("trained_guide", s) else None)),
-        ("FCN guided by small CNN vs its guide",
-         over_seeds(lambda s: error_consistency(get("small_cnn_guide", s), cnn) if get("small_cnn_guide", s) else None)),
-        ("unguided FCN vs ResNet-18 guide",
-         over_seeds(lambda s: error_consistency(get("no_guide", s), res) if get("no_guide", s) else None)),
-        ("unguided FCN vs small-CNN guide",
-         over_seeds(lambda s: error_consistency(get("no_guide", s), cnn) if get("no_guide", s) else None)),
-    ]
-    pairs = [(a, b) for a, b in itertools.combinations(seeds, 2) if get("no_guide", a) and get("no_guide", b)]
-    if pairs:
-        vals = [error_consistency(get("no_guide", a), get("no_guide", b)) for a, b in pairs]
-        rows.append(("unguided FCN vs unguided FCN (other seed)",
-                     (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals))))
-    return pd.DataFrame([{"pair": name, "kappa": m, "spread (sd)": sd, "pairs averaged": n} for name, (m, sd, n) in rows])
