@@ -23,6 +23,7 @@ run" (no records). A side with fewer than :data:`MIN_SEEDS` seeds gets no verdic
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -36,9 +37,10 @@ from scipy import stats
 __all__ = [
     "ALPHA", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "NO_EFFECT", "NOT_TESTABLE", "NOT_COMPARABLE",
     "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition", "Verdict", "welch_effect", "verdict",
-    "error_consistency", "kappa_table", "kappa_summary", "select", "renamed", "values", "alignment_frame",
+    "error_consistency", "kappa_table", "kappa_summary", "select", "renamed", "values", "find", "alignment_frame",
     "alignment_summary", "overfit_gap", "overfitting_table", "overfitting_precondition", "overfitting_summary",
-    "contrasts_table", "contrasts_summary", "run_summary", "guide_table", "mean_percent",
+    "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table", "mean_percent",
+    "endpoint_alignment", "size_frame", "size_summary", "quality_frame", "quality_summary", "mimic_loss_labels",
 ]
 
 #: Significance level of every test in the book.
@@ -111,7 +113,7 @@ class Precondition:
     detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.name}: {'yes' if self.holds else 'no'}" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.name}: {'yes' if self.holds else 'no'}" + (f"; {self.detail}" if self.detail else "")
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,19 @@ def values(records: Iterable[dict[str, Any]], name: str, metric: str, scale: flo
     return [scale * r["metrics"][metric] for r in records if r["name"] == name]
 
 
+def find(items: Iterable[Any], **fields: Any) -> Any:
+    """The first item (a config dataclass or a dict) whose ``fields`` have the given values; a clear error if none."""
+    for item in items:
+        if all(_field(item, k) == v for k, v in fields.items()):
+            return item
+    raise LookupError(f"no item with {fields}")
+
+
+def _field(item: Any, name: str) -> Any:
+    """A dict's value or a dataclass's attribute (``None`` when absent)."""
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
 def mean_percent(records: Iterable[dict[str, Any]], metric: str = "test_acc") -> float:
     """The mean of a fraction metric over records, in %."""
     return 100 * float(np.mean([r["metrics"][metric] for r in records]))
@@ -228,15 +243,21 @@ def _contrast_line(row: pd.Series, labels: dict[str, str], digits: int) -> str:
             f"p = {row['p_value']:.2g}, {row['seeds']} seeds)")
 
 
-def run_summary(records: list[dict[str, Any]], extra: Iterable[dict[str, Any]] = ()) -> str:
-    """'24 runs, profile full, seeds [0, 1, 2]; training time 18 minutes (+ 6 for the guides) on <device>'."""
+def run_summary(records: list[dict[str, Any]], guides: Iterable[dict[str, Any]] = ()) -> str:
+    """'24 runs, profile full, seeds [0, 1, 2]; training time 18 minutes (guides: 6 more) on <device>'."""
     seeds = sorted({r["seed"] for r in records})
     profiles = ", ".join(sorted({r["profile"] for r in records}))
     minutes = sum(r["wall_time_s"] for r in records) / 60
-    extra_minutes = sum(r["wall_time_s"] for r in extra) / 60
+    guides = list(guides)
+    extra = f" (guides: {sum(r['wall_time_s'] for r in guides) / 60:.0f} more)" if guides else ""
     devices = ", ".join(sorted({r["device"] for r in records}))
     return (f"{len(records)} runs, profile {profiles}, seeds {seeds}; training time of these records "
-            f"{minutes:.0f} minutes (+ {extra_minutes:.0f} for the guides) on {devices}")
+            f"{minutes:.1f} minutes{extra} on {devices}")
+
+
+def config_table(configs: dict[str, Any]) -> pd.DataFrame:
+    """One row per labelled config (a dataclass), one column per field: what a chapter runs, shown as is."""
+    return pd.DataFrame({label: dataclasses.asdict(c) for label, c in configs.items()}).T
 
 
 def guide_table(guides: dict[str, dict[str, Any]], full_train_size: int = 50_000) -> pd.DataFrame:
@@ -323,6 +344,62 @@ def alignment_summary(frame: pd.DataFrame, labels: dict[str, str]) -> pd.DataFra
     return table.rename(index=labels, level="name").round(2)
 
 
+def endpoint_alignment(records: list[dict[str, Any]], labels: dict[str, str], group: str = "setting") -> pd.DataFrame:
+    """Mean CKA over mapped pairs and seeds, at initialisation and at the end, per group, reference guide
+    and condition, for records that store ``initial_cka`` and ``final_cka`` (``{reference: [per pair]}``)."""
+    rows = [{group: r["config"][group], "guide": ref, "condition": labels.get(r["name"], r["name"]),
+             "at init": float(np.mean(r["initial_cka"][ref])), "at the end": float(np.mean(r["final_cka"][ref]))}
+            for r in records if "final_cka" in r for ref in r["final_cka"]]
+    return pd.DataFrame(rows).groupby([group, "guide", "condition"], sort=False).mean()
+
+
+# ----------------------------------------------------------------------------- mimic (chapter 07)
+
+
+def size_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per student of the size sweep: family (``labels``, ``mimic``, ...), width, parameters, test acc (%)."""
+    df = pd.DataFrame([{"name": r["name"], "seed": r["seed"], "family": r["name"].rsplit("-h", 1)[0],
+                        "width": int(r["name"].rsplit("-h", 1)[1]), "parameters": r["metrics"]["parameters"],
+                        "test_acc": 100 * r["metrics"]["test_acc"]} for r in records])
+    return df
+
+
+def size_summary(size: pd.DataFrame, teacher_acc: float, mlp_depth: int) -> str:
+    """What the size sweep shows: each family's best student, and mimic vs labels at the largest width."""
+    best = size.groupby("family")["test_acc"].max()
+    widest = size[size["width"] == size["width"].max()].groupby("family")["test_acc"].mean()
+    verb = "beats" if widest["mimic"] > widest["labels"] else "does not beat"
+    return (f"The best label-trained shallow net reaches {best['labels']:.1f}%, the best mimic student "
+            f"{best['mimic']:.1f}% and the best convolution-free mimic {best['mimic_noconv']:.1f}%, against "
+            f"{teacher_acc:.1f}% for the deep teacher. At the largest width ({size['width'].max():,} hidden units), "
+            f"mimicry {verb} label training ({widest['mimic']:.1f}% vs {widest['labels']:.1f}%, means over seeds). "
+            f"Without convolution, {mlp_depth} hidden layers of the same size reach at best "
+            f"{best['deep_mlp_mimic']:.1f}% by mimicry and {best['deep_mlp_labels']:.1f}% on labels, against "
+            f"{best['mimic_noconv']:.1f}% for one hidden layer by mimicry and {best['mimic']:.1f}% with the convolution.")
+
+
+def quality_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per student of the teacher-quality study: width, teacher and student test accuracy (%)."""
+    return pd.DataFrame([{"name": r["name"], "seed": r["seed"], "width": int(r["name"].rsplit("-h", 1)[1]),
+                          "teacher_test_acc": 100 * r["metrics"]["teacher_test_acc"],
+                          "test_acc": 100 * r["metrics"]["test_acc"]} for r in records])
+
+
+def quality_summary(quality: pd.DataFrame) -> str:
+    """Per width, the correlation of student with teacher accuracy, and how often a student beats its teacher."""
+    corr = {w: round(float(np.corrcoef(g["teacher_test_acc"], g["test_acc"])[0, 1]), 2)
+            for w, g in quality.groupby("width")}
+    passed = 100 * float((quality["test_acc"] > quality["teacher_test_acc"]).mean())
+    return (f"Correlation of student with teacher accuracy, per student width: {corr}. "
+            f"Runs where the student beats its teacher: {passed:.0f}%.")
+
+
+def mimic_loss_labels(temperatures: Iterable[float]) -> dict[str, str]:
+    """Display names of the loss study's runs (``loss-logits``, ``loss-kd-T4``, ...)."""
+    return {"loss-logits": "L2 on logits (mimic)", "loss-probs": "cross-entropy on teacher probabilities",
+            "loss-labels": "labels only", **{f"loss-kd-T{t:g}": f"Hinton KD, T = {t:g}" for t in temperatures}}
+
+
 # ----------------------------------------------------------------------------- error consistency
 
 
@@ -395,5 +472,5 @@ def kappa_summary(table: pd.DataFrame) -> str:
     return (f"Two unguided Deep FCNs of different seeds agree at κ = {base:.2f}; FCNs guided by the two families agree "
             f"at κ = {guided:.2f}, {guided - base:+.2f} beyond that control (the guides together: "
             f"{k['the guides together']:.2f}). The ResNet-18 agrees with the FCNs it guided at κ = {own:.2f} and with "
-            f"unguided ones at {unguided:.2f} ({own - unguided:+.2f}). These are means over few pairs: a difference "
-            "of a few hundredths is within what seeds alone produce.")
+            f"unguided ones at {unguided:.2f} ({own - unguided:+.2f}). How many pairs each mean averages, and their "
+            "spread, are in the table.")

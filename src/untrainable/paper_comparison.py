@@ -34,12 +34,15 @@ from untrainable import analysis as A
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
-__all__ = ["DATA_FILE", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
+__all__ = ["DATA_FILE", "SHOWN", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
            "verdict_counts"]
 
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
 _DIRECTIONS = {"higher": 1, "lower": -1}
+#: The columns a chapter shows of :func:`comparison` (the rest: chapter, metric, reason, source).
+SHOWN = ["setting", "condition", "paper", "ours", "seeds", "effect (paper)", "effect (ours) [95 % CI]", "p",
+         "precondition", "verdict"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
