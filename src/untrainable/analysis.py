@@ -34,13 +34,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from untrainable.results import history_frame, metrics_frame
+
 __all__ = [
     "ALPHA", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "NO_EFFECT", "NOT_TESTABLE", "NOT_COMPARABLE",
     "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition", "Verdict", "welch_effect", "verdict",
     "error_consistency", "kappa_table", "kappa_summary", "select", "renamed", "values", "find", "alignment_frame",
     "alignment_summary", "overfit_gap", "overfitting_table", "overfitting_precondition", "overfitting_summary",
     "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table", "mean_percent",
-    "endpoint_alignment", "size_frame", "size_summary", "quality_frame", "quality_summary", "mimic_loss_labels",
+    "endpoint_alignment", "inductive_bias_summary", "size_frame", "size_summary", "quality_frame", "quality_summary", "mimic_loss_labels",
 ]
 
 #: Significance level of every test in the book.
@@ -351,6 +353,39 @@ def endpoint_alignment(records: list[dict[str, Any]], labels: dict[str, str], gr
              "at init": float(np.mean(r["initial_cka"][ref])), "at the end": float(np.mean(r["final_cka"][ref]))}
             for r in records if "final_cka" in r for ref in r["final_cka"]]
     return pd.DataFrame(rows).groupby([group, "guide", "condition"], sort=False).mean()
+
+
+# ----------------------------------------------------------------------------- inductive bias (chapter 01)
+
+
+def inductive_bias_summary(records: list[dict[str, Any]]) -> str:
+    """Chapter 01's findings as Markdown, from its records (``fcn``, ``cnn``, ``deep_fcn``): who fits,
+    who generalises, and whether the deep FCN trains; every clause follows the numbers."""
+    m = metrics_frame(records).groupby("name")[["train_acc", "test_acc", "best_test_acc"]].mean() * 100
+    loss = history_frame(records).groupby(["name", "epoch"])["test_loss"].mean()
+    fcn_best, last, cnn_best = int(loss["fcn"].idxmin()), int(loss["fcn"].index.max()), int(loss["cnn"].idxmin())
+    gap = {k: m.loc[k, "train_acc"] - m.loc[k, "test_acc"] for k in ("fcn", "cnn")}
+    fcn_curve = (f"its test loss is lowest at epoch {fcn_best} of {last} and rises after that, the signature of overfitting"
+                 if fcn_best < last else f"its test loss is still falling at epoch {last}")
+    gain = m.loc["cnn", "test_acc"] - m.loc["fcn", "test_acc"]
+    if gap["cnn"] < gap["fcn"]:
+        cnn = (f"**The CNN generalises better.** With the same number of parameters it reaches "
+               f"{m.loc['cnn', 'test_acc']:.1f}% test accuracy, {gain:+.1f} points over the FCN, with a smaller "
+               f"train-test gap ({gap['cnn']:.1f} points against {gap['fcn']:.1f}).")
+    else:
+        cnn = (f"**The CNN learns what transfers.** With the same number of parameters it reaches "
+               f"{m.loc['cnn', 'test_acc']:.1f}% test accuracy (best epoch {m.loc['cnn', 'best_test_acc']:.1f}%), "
+               f"{gain:+.1f} points over the FCN. It overfits too: its train-test gap ({gap['cnn']:.1f} points) "
+               f"is no smaller than the FCN's ({gap['fcn']:.1f}), and its test loss turns up after epoch {cnn_best}. "
+               "Without augmentation or regularisation both nets overfit; the architecture decides how much of "
+               "what they fit carries over to new images.")
+    deep = "hardly trains" if m.loc["deep_fcn", "train_acc"] < m.loc["fcn", "train_acc"] / 2 else "trains more slowly"
+    return (f"* **The FCN fits the training set better than the test set.** It reaches {m.loc['fcn', 'train_acc']:.1f}% "
+            f"on the training images but {m.loc['fcn', 'test_acc']:.1f}% on the test images; {fcn_curve}.\n"
+            f"* {cnn}\n"
+            f"* **The deep FCN {deep}.** Sixteen plain layers of 128 units reach {m.loc['deep_fcn', 'train_acc']:.1f}% on "
+            f"the *training* set, against the shallow FCN's {m.loc['fcn', 'train_acc']:.1f}%: its problem is "
+            "optimisation, not overfitting.")
 
 
 # ----------------------------------------------------------------------------- mimic (chapter 07)
