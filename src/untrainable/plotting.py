@@ -1,14 +1,18 @@
 """One look for every figure in the book: a seaborn theme, one colour per condition, and
-titles that always say the profile and the number of seeds."""
+titles that always say the profile and the number of seeds. Notebooks draw every figure here."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
+
+__all__ = ["COLORS", "LINESTYLES", "set_theme", "run_label", "learning_curves", "alignment_curves", "mapping_figure",
+           "accuracy_vs_size", "student_vs_teacher", "bottleneck_curves"]
 
 #: One colour per condition, used by every chapter.
 COLORS: dict[str, str] = {
@@ -18,9 +22,12 @@ COLORS: dict[str, str] = {
     "no_guide": "#8c8c8c", "trained_guide": "#1f77b4", "untrained_guide": "#ff7f0e", "guide": "#2ca02c",
     "guide_alone": "#2ca02c",
     "trained_guide_init": "#9ecae1", "small_cnn_guide": "#17becf",
-    # mimic: labels green, mimic purple
-    "labels": "#2ca02c", "mimic": "#9467bd", "teacher": "#444444",
+    # mimic: labels green, mimic purple, no convolution pink, deeper MLPs grey and olive
+    "labels": "#2ca02c", "mimic": "#9467bd", "teacher": "#444444", "mimic_noconv": "#e377c2",
+    "deep_mlp_labels": "#7f7f7f", "deep_mlp_mimic": "#bcbd22", "bottleneck": "#9467bd", "no_bottleneck": "#8c564b",
 }
+#: Dashed lines for the conditions that are controls of another family (the deeper MLPs of chapter 07).
+LINESTYLES: dict[str, str] = {"deep_mlp_labels": "--", "deep_mlp_mimic": "--"}
 
 
 def set_theme() -> None:
@@ -44,8 +51,10 @@ def learning_curves(
     title: str,
     hue_order: list[str] | None = None,
     ncols: int = 2,
+    marks: tuple[float, ...] = (),
 ) -> plt.Figure:
-    """One panel per metric: the mean over seeds as a line and the spread (min to max) as a band."""
+    """One panel per metric: the mean over seeds as a line and the spread (min to max) as a band;
+    ``marks`` draws a dotted vertical line at each of these epochs (e.g. where guidance stops)."""
     nrows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
     order = hue_order or list(dict.fromkeys(history["name"]))
@@ -59,6 +68,8 @@ def learning_curves(
             color = COLORS.get(name)
             ax.plot(mean.index, mean.values, color=color, label=labels.get(name, name), lw=2)
             ax.fill_between(mean.index, lo.values, hi.values, color=color, alpha=0.2, lw=0)
+        for x in marks:
+            ax.axvline(x, color="k", ls=":", lw=1)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric.replace("_", " "))
@@ -124,5 +135,58 @@ def mapping_figure(guide_layers: list[str], target_layers: list[str], pairs: lis
     ax.set_ylim(-0.05, 1.12)
     ax.axis("off")
     ax.set_title(title, pad=14)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_size(size: pd.DataFrame, teacher_acc: float, ensemble_acc: float, labels: dict[str, str],
+                     title: str) -> plt.Figure:
+    """Test accuracy against parameters (log scale), one line per family: mean over seeds, bars min to max;
+    the teacher and the ensemble as horizontal lines. ``size`` as :func:`untrainable.analysis.size_frame`."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for family, g in size.groupby("family", sort=False):
+        s = g.groupby("parameters")["test_acc"].agg(["mean", "min", "max"])
+        ax.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]], marker="o", capsize=3,
+                    color=COLORS.get(family), ls=LINESTYLES.get(family, "-"), label=labels.get(family, family))
+    ax.axhline(teacher_acc, color=COLORS["teacher"], ls="--", label=f"deep teacher ({teacher_acc:.1f}%)")
+    ax.axhline(ensemble_acc, color=COLORS["teacher"], ls=":", label=f"teacher ensemble ({ensemble_acc:.1f}%)")
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)", title=title)
+    ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5)))  # ticks at 1, 2 and 5 of each decade
+    ax.xaxis.set_major_formatter(mticker.EngFormatter())
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.legend(fontsize="small")
+    return fig
+
+
+def student_vs_teacher(quality: pd.DataFrame, title: str) -> plt.Figure:
+    """Student against teacher test accuracy, one line per student width (shades of the mimic colour),
+    with y = x dashed: a student on it matches its teacher. ``quality`` as :func:`untrainable.analysis.quality_frame`."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    shades = sns.light_palette(COLORS["mimic"], quality["width"].nunique() + 1)[1:]
+    sns.lineplot(data=quality, x="teacher_test_acc", y="test_acc", hue="width", marker="o", errorbar=("pi", 100),
+                 palette=shades, ax=ax, legend="full")
+    values = quality[["test_acc", "teacher_test_acc"]]
+    lim = [values.min().min() - 2, values.max().max() + 2]
+    ax.plot(lim, lim, ls="--", color="grey", lw=1)
+    ax.set(xlabel="teacher test accuracy (%)", ylabel="student test accuracy (%)", title=title)
+    ax.legend(title="student width")
+    return fig
+
+
+def bottleneck_curves(records: list[dict[str, Any]], title: str) -> plt.Figure:
+    """Test accuracy per epoch (left) and per second of training (right) for each named run, mean over seeds."""
+    history = pd.DataFrame([{"name": r["name"], "seed": r["seed"], "parameters": r["metrics"]["parameters"], **h}
+                            for r in records for h in r["history"]])
+    history["seconds"] = history.groupby(["name", "seed"])["epoch_time_s"].cumsum()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for name, g in history.groupby("name", sort=False):
+        label = f"{name.replace('_', ' ')} ({int(g['parameters'].iloc[0]):,} params)"
+        for ax, x in zip(axes, ("epoch", "seconds")):
+            m = g.groupby("epoch")[[x, "test_acc"]].mean()
+            ax.plot(m[x], 100 * m["test_acc"], marker="o", color=COLORS.get(name), label=label)
+    axes[0].set(xlabel="epoch", ylabel="test accuracy (%)")
+    axes[1].set(xlabel="training time (s, this machine)")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

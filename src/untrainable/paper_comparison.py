@@ -1,0 +1,208 @@
+"""The papers' numbers (``book/paper_numbers.csv``) beside ours, each row with a test-based verdict.
+
+Each row of the data file is one number of a paper, with its source, and says which of our records
+answer it (``experiment``, ``record``, ``our_metric``). Our values are read from the results store of
+a profile, one per seed; no number is ever filled in by hand.
+
+Absolute numbers do not compare across scales (ImageNet top-5 against CIFAR-10 top-1 on a subset),
+so a row is judged by its *effect*: the difference to its ``baseline_row`` (e.g. the unguided target
+of the same setting), tested by :func:`untrainable.analysis.verdict`, the book's one rule. The
+paper's direction is the sign of its own difference, or ``paper_direction`` ("higher"/"lower") where
+the paper gives no number. A row may name a ``precondition`` the claim needs from our records
+(``overfits:<record>``: that run overfits, :func:`untrainable.analysis.overfitting_precondition`);
+when it fails the row is "not testable". Rows without a baseline are reference numbers ("not
+comparable"); rows without records are "not run".
+
+Metrics: ``test_acc`` (in %), ``teacher_test_acc`` (a mimic student's teacher or ensemble, in %),
+``perplexity`` (ours per character, the paper's per word: only the effect's sign compares),
+``overfit_gap`` (final test loss minus its minimum over epochs), and ``kappa`` (Cohen's kappa of
+errors, record ``kappa:A|B``: ``A``, ``B`` conditions of the Deep FCN runs, paired by seed, or
+``guide:<family>`` a trained guide; ``kappa:no_guide|no_guide`` pairs different seeds).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from untrainable import analysis as A
+from untrainable.paths import repo_root, results_root
+from untrainable.results import load_record
+
+__all__ = ["DATA_FILE", "SHOWN", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
+           "verdict_counts"]
+
+#: The papers' numbers with their sources, one row per number.
+DATA_FILE = Path("book") / "paper_numbers.csv"
+_DIRECTIONS = {"higher": 1, "lower": -1}
+#: The columns a chapter shows of :func:`comparison` (the rest: chapter, metric, reason, source).
+SHOWN = ["setting", "condition", "paper", "ours", "seeds", "effect (paper)", "effect (ours) [95 % CI]", "p",
+         "precondition", "verdict"]
+
+
+def paper_numbers(path: Path | None = None) -> pd.DataFrame:
+    """The data file of the papers' numbers, one row per number, indexed by ``row_id``."""
+    df = pd.read_csv(path or repo_root() / DATA_FILE, dtype={"chapter": str})
+    return df.set_index("row_id")
+
+
+class _Store:
+    """The newest-config records of each experiment of a profile, read once."""
+
+    def __init__(self, profile: str):
+        self.profile = profile
+        self._cache: dict[str, list[dict[str, Any]]] = {}
+
+    def records(self, experiment: str) -> list[dict[str, Any]]:
+        """Where one name has runs of several configs, only the newest config's runs."""
+        if experiment not in self._cache:
+            folder = results_root() / self.profile / experiment
+            found = [load_record(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+            newest: dict[str, dict[str, Any]] = {}
+            for r in found:
+                if r.get("created", "") >= newest.get(r.get("name", ""), {}).get("created", ""):
+                    newest[r.get("name", "")] = r
+            self._cache[experiment] = [r for r in found if r["config"] == newest[r.get("name", "")]["config"]]
+        return self._cache[experiment]
+
+
+def _is_set(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def our_values(row: pd.Series, store: _Store) -> list[float]:
+    """Our values for one row, one per seed (per pair of seeds or per guide pair for kappa rows)."""
+    if not _is_set(row["experiment"]) or not _is_set(row["record"]):
+        return []
+    records = store.records(row["experiment"])
+    metric = row["our_metric"]
+    if metric == "kappa":
+        return _kappa_values(row["record"], records, store.records("guides"))
+    hits = [r for r in records if r["name"] == row["record"]]
+    if metric in ("test_acc", "teacher_test_acc"):
+        return [100 * r["metrics"][metric] for r in hits]
+    if metric == "perplexity":
+        return [r["metrics"]["perplexity"] for r in hits]
+    if metric == "overfit_gap":
+        return [A.overfit_gap(r) for r in hits]
+    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, teacher_test_acc, perplexity, "
+                     "overfit_gap or kappa)")
+
+
+def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[str, Any]]) -> list[float]:
+    """Kappa of the two sides of ``kappa:A|B`` (module docstring), one value per seed or pair of seeds."""
+    a, b = spec.split(":", 1)[1].split("|")
+    seeds = sorted({r["seed"] for r in records})
+    guide = {g["name"]: g["metrics"]["test_correct"] for g in guides}
+    deep = {(r["config"]["condition"], r["seed"]): r["metrics"]["test_correct"] for r in records
+            if r["config"].get("target") == "deep_fcn"}
+
+    def side(ref: str, seed: int) -> str | None:
+        return guide.get(ref.split(":", 1)[1]) if ref.startswith("guide:") else deep.get((ref, seed))
+
+    if a.startswith("guide:") and b.startswith("guide:"):
+        pairs = [(side(a, 0), side(b, 0))]
+    elif a == b:
+        pairs = [(side(a, s), side(b, t)) for s, t in itertools.combinations(seeds, 2)]
+    else:
+        pairs = [(side(a, s), side(b, s)) for s in seeds]
+    return [A.error_consistency(x, y) for x, y in pairs if x is not None and y is not None]
+
+
+def paper_direction(row: pd.Series, paper: pd.DataFrame) -> int | None:
+    """The sign of the paper's effect: from its two numbers, else its stated direction, else ``None``."""
+    base = row["baseline_row"]
+    if not _is_set(base):
+        return None
+    pm, pb = row["paper_mean"], paper.loc[base, "paper_mean"]
+    if not math.isnan(pm) and not math.isnan(pb) and pm != pb:
+        return int(np.sign(pm - pb))
+    return _DIRECTIONS.get(row["paper_direction"]) if _is_set(row["paper_direction"]) else None
+
+
+def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
+    """The row's named precondition, checked on our records (``None`` when the row names none)."""
+    spec = row.get("precondition")
+    if not _is_set(spec):
+        return None
+    kind, _, name = spec.partition(":")
+    if kind == "overfits":
+        return A.overfitting_precondition(store.records(row["experiment"]), name)
+    raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: overfits:<record name>)")
+
+
+def verdicts(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
+    """One machine-readable row per paper number: ``row_id, precondition, seeds, baseline_seeds, mean,
+    sd, effect, ci_low, ci_high, p_value, paper_effect, verdict, reason``."""
+    paper = paper_numbers(path)
+    store = _Store(profile)
+    ours = {rid: our_values(row, store) for rid, row in paper.iterrows()}
+    return pd.DataFrame([_verdict_row(rid, row, paper, ours, store) for rid, row in paper.iterrows()]).set_index("row_id")
+
+
+def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str, list[float]],
+                 store: _Store) -> dict[str, Any]:
+    """One row of :func:`verdicts`."""
+    vals, base = ours[rid], row["baseline_row"]
+    base_vals = ours[base] if _is_set(base) else []
+    pre = _precondition(row, store) if vals else None
+    if not vals or not _is_set(base):
+        v = A.Verdict(A.NOT_RUN if not vals else A.NOT_COMPARABLE,
+                      "no records" if not vals else "a reference number: no baseline to compare with")
+    else:
+        v = A.verdict(base_vals, vals, paper_direction(row, paper), pre)
+    e = v.effect
+    paper_effect = row["paper_mean"] - paper.loc[base, "paper_mean"] if _is_set(base) else float("nan")
+    return {"row_id": rid, "precondition": "" if pre is None else str(pre), "seeds": len(vals),
+            "baseline_seeds": len(base_vals), "mean": float(np.mean(vals)) if vals else float("nan"),
+            "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan"),
+            "effect": e.effect if e else float("nan"), "ci_low": e.ci_low if e else float("nan"),
+            "ci_high": e.ci_high if e else float("nan"), "p_value": e.p_value if e else float("nan"),
+            "paper_effect": paper_effect, "verdict": v.verdict, "reason": v.reason}
+
+
+def _fmt(mean: float, sd: float, digits: int) -> str:
+    """'41.0 ± 1.0', '41.0' (one seed) or '' (no value)."""
+    if math.isnan(mean):
+        return ""
+    return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
+
+
+def _fmt_effect(e: pd.Series, digits: int) -> str:
+    """'+3.3 [0.4, 6.2]' (the 95 % interval) or '' (no test)."""
+    if math.isnan(e["effect"]):
+        return ""
+    return f"{e['effect']:+.{digits}f} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
+
+
+def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
+    """The display table: per paper number, the paper's value, ours (mean ± sd, seeds), both effects,
+    our 95 % interval and p, the precondition and the verdict."""
+    paper, v = paper_numbers(path), verdicts(profile, path)
+    rows = []
+    for rid, row in paper.iterrows():
+        r = v.loc[rid]
+        digits = 2 if row["our_metric"] in ("kappa", "overfit_gap", "perplexity") else 1
+        paper_effect = f"{r['paper_effect']:+.2f}" if not math.isnan(r["paper_effect"]) else row["paper_direction"]
+        rows.append({"row": rid, "chapter": row["chapter"] if _is_set(row["chapter"]) else "",
+                     "setting": row["setting"], "condition": row["condition"], "paper metric": row["paper_metric"],
+                     "paper": _fmt(row["paper_mean"], row["paper_spread"], 2) if not math.isnan(row["paper_mean"])
+                     else row["note"], "ours": _fmt(r["mean"], r["sd"], digits), "seeds": f"{r['seeds']}",
+                     "profile": profile, "effect (paper)": paper_effect if _is_set(paper_effect) else "",
+                     "effect (ours) [95 % CI]": _fmt_effect(r, digits),
+                     "p": "" if math.isnan(r["p_value"]) else f"{r['p_value']:.2g}",
+                     "precondition": r["precondition"], "verdict": r["verdict"], "why": r["reason"],
+                     "source": row["source"]})
+    return pd.DataFrame(rows).set_index("row")
+
+
+def verdict_counts(table: pd.DataFrame, profile: str) -> str:
+    """'Profile full: 5 rows reproduced, 2 rows opposite, ...' for a :func:`comparison` table."""
+    counts = table["verdict"].value_counts()
+    parts = [f"{n} row{'s' * (n != 1)} {verdict}" for verdict, n in counts.items()]
+    return f"Profile **{profile}**: " + ", ".join(parts) + "."

@@ -1,0 +1,131 @@
+"""The analysis layer against hand computations: Welch effects, the verdict rule, kappa, overfitting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from untrainable import analysis as A
+
+
+def test_welch_effect_matches_a_hand_computation_and_scipy():
+    e = A.welch_effect([1, 2, 3], [4, 6, 8])
+    # means 2 and 6; variances 1 and 4; se² = 1/3 + 4/3; Welch–Satterthwaite df = (5/3)² / ((1/3)²/2 + (4/3)²/2) = 50/17
+    se, df = math.sqrt(5 / 3), 50 / 17
+    half = stats.t.ppf(0.975, df) * se
+    assert e.effect == pytest.approx(4.0)
+    assert (e.ci_low, e.ci_high) == (pytest.approx(4 - half), pytest.approx(4 + half))
+    assert e.p_value == pytest.approx(stats.ttest_ind([4, 6, 8], [1, 2, 3], equal_var=False).pvalue)
+    assert e.p_value == pytest.approx(2 * stats.t.sf(4 / se, df))  # the same p from the t statistic by hand
+    assert e.seeds == 3 and e.significant is bool(e.p_value < 0.05)
+
+
+def test_welch_effect_refuses_a_side_without_a_variance():
+    with pytest.raises(ValueError, match="at least 2 seeds per side"):
+        A.welch_effect([1.0], [2.0, 3.0])
+
+
+def test_verdicts_follow_the_one_rule():
+    low, high = [10.0, 10.5, 9.8, 10.2], [14.0, 14.6, 13.9, 14.3]
+    assert A.verdict(low, high, +1).verdict == A.REPRODUCED
+    assert A.verdict(low, high, -1).verdict == A.OPPOSITE
+    assert A.verdict(low, [10.1, 9.9, 10.4, 10.0], +1).verdict == A.NO_EFFECT
+    assert A.verdict(low, high, None).verdict == A.NOT_COMPARABLE
+    assert A.verdict([], high, +1).verdict == A.NOT_RUN
+    failed = A.Precondition("the control overfits", False, "rise 0.01")
+    v = A.verdict(low, high, +1, precondition=failed)
+    assert v.verdict == A.NOT_TESTABLE and "the control overfits" in v.reason
+    assert A.verdict(low, high, +1, precondition=A.Precondition("ok", True)).verdict == A.REPRODUCED
+    assert {A.verdict(low, high, d).verdict for d in (1, -1, None)} <= set(A.VERDICTS)
+    with pytest.raises(ValueError, match="paper_direction"):
+        A.verdict(low, high, 2)
+
+
+def test_one_seed_or_two_never_get_a_verdict():
+    """A huge difference is still no verdict with one seed on a side, and none with two (MIN_SEEDS = 3)."""
+    one = A.verdict([1.0], [50.0, 51.0, 52.0], +1)
+    assert one.verdict == A.TOO_FEW_SEEDS and one.effect is None and "1 and 3 seeds" in one.reason
+    assert A.verdict([1.0, 1.1], [50.0, 51.0], +1).verdict == A.TOO_FEW_SEEDS
+
+
+def test_error_consistency_is_cohens_kappa():
+    # both right or both wrong on 3 of 4: c_obs = 0.75; accuracies 0.75 and 0.5: c_exp = 0.375 + 0.125 = 0.5
+    assert A.error_consistency("1110", "1100") == pytest.approx((0.75 - 0.5) / (1 - 0.5))
+    assert A.error_consistency("1100", "1100") == pytest.approx(1.0)
+    assert A.error_consistency("1100", "0011") == pytest.approx(-1.0)
+    assert A.error_consistency("10" * 50, "1100" * 25) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="different sets"):
+        A.error_consistency("10", "101")
+
+
+def _image_record(condition, seed, correct):
+    return {"name": f"deep_fcn-{condition}", "seed": seed, "profile": "full",
+            "config": {"target": "deep_fcn", "condition": condition}, "metrics": {"test_correct": correct}}
+
+
+def test_kappa_table_has_the_controls():
+    seqs = {0: "11001100", 1: "11000011", 2: "00111100"}
+    records = [_image_record(c, s, seqs[s]) for s in seqs for c in ("no_guide", "trained_guide", "small_cnn_guide")]
+    guides = {"resnet18": {"metrics": {"test_correct": "11001100"}},
+              "small_cnn": {"metrics": {"test_correct": "11001100"}}}
+    k = A.kappa_table(records, guides).set_index("pair")
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    expected = sum(A.error_consistency(seqs[a], seqs[b]) for a, b in pairs) / 3
+    assert k.loc["unguided vs unguided (other seed)", "kappa"] == pytest.approx(expected)
+    assert k.loc["unguided vs unguided (other seed)", "pairs averaged"] == 3
+    assert k.loc["unguided vs guided by resnet18 (same seed)", "kappa"] == pytest.approx(1.0)  # identical here
+    assert k.loc["the guides together", "kappa"] == pytest.approx(1.0)
+    assert k.loc["the guides together", "pairs averaged"] == 1 and math.isnan(k.loc["the guides together", "sd"])
+    assert "resnet18 guide vs its guided nets" in k.index and "small_cnn guide vs the unguided nets" in k.index
+    assert "kappa" in A.kappa_summary(k.reset_index()) or "κ" in A.kappa_summary(k.reset_index())
+
+
+def _curve_record(name, seed, losses, train_acc, test_acc):
+    history = [{"epoch": i + 1, "test_loss": v, "train_acc": train_acc, "test_acc": test_acc}
+               for i, v in enumerate(losses)]
+    return {"name": name, "seed": seed, "profile": "full", "history": history, "config": {"condition": name},
+            "metrics": {"test_acc": test_acc}}
+
+
+def test_overfitting_gap_table_and_precondition():
+    over = [_curve_record("no_guide", s, [2.0, 1.5, 1.8, 2.0], 0.9, 0.4) for s in range(3)]
+    flat = [_curve_record("guided", s, [2.0, 1.5, 1.4, 1.3], 0.5, 0.45) for s in range(3)]
+    assert A.overfit_gap(over[0]) == pytest.approx(0.5) and A.overfit_gap(flat[0]) == 0
+    table = A.overfitting_table(over + flat)
+    assert table.loc["no_guide", "epoch of min"] == 2 and table.loc["no_guide", "train - test (points)"] == 50
+    assert A.overfitting_precondition(over + flat, "no_guide").holds
+    weak = A.overfitting_precondition(over + flat, "guided")
+    assert not weak.holds and "rise 0.00" in weak.detail
+    assert A.overfitting_precondition(over, "missing").detail == "no records"
+    assert "Precondition no_guide overfits: yes" in A.overfitting_summary(table, {}, baseline="no_guide")
+
+
+def test_contrasts_table_reads_better_worse_or_no_effect():
+    recs = ([_curve_record("no_guide", s, [1.0], 0.5, acc) for s, acc in enumerate((0.30, 0.31, 0.32))]
+            + [_curve_record("trained_guide", s, [1.0], 0.5, acc) for s, acc in enumerate((0.40, 0.41, 0.42))]
+            + [_curve_record("untrained_guide", 0, [1.0], 0.5, 0.2)])
+    t = A.contrasts_table({"Deep FCN": recs}, [("trained_guide", "no_guide"), ("untrained_guide", "no_guide")],
+                          "test_acc")
+    assert t.loc[0, "reading"] == "better" and t.loc[0, "effect"] == pytest.approx(10.0)
+    assert t.loc[1, "reading"] == A.TOO_FEW_SEEDS
+    lower = A.contrasts_table({"g": recs}, [("trained_guide", "no_guide")], "test_acc", lower_is_better=True)
+    assert lower.loc[0, "reading"] == "worse"
+    assert "too few seeds" in A.contrasts_summary(t, {})
+
+
+def test_select_matches_config_fields_and_orders_conditions():
+    records = [_image_record(c, 0, "1") for c in ("no_guide", "trained_guide", "small_cnn_guide")]
+    picked = A.select(records, ["trained_guide", "no_guide"], target="deep_fcn")
+    assert [r["name"] for r in picked] == ["trained_guide", "no_guide"]
+    assert A.select(records, target="wide_fcn") == []
+
+
+def test_alignment_frame_has_one_row_per_epoch_reference_and_pair():
+    r = {"name": "no_guide", "seed": 0, "probe_pairs": {"trained": [(0, 0), (1, 1)], "untrained": [(0, 0), (1, 1)]},
+         "initial_cka": {"trained": [0.1, 0.2], "untrained": [0.3, 0.4]},
+         "history": [{"epoch": 1, "cka_trained": [0.5, 0.6], "cka_untrained": [0.7, 0.8]}]}
+    f = A.alignment_frame([r])
+    assert len(f) == 2 * 2 * 2 and set(f["depth"]) == {0.0, 1.0}
+    assert f[(f["epoch"] == 1) & (f["reference"] == "untrained")]["cka"].tolist() == [0.7, 0.8]

@@ -1,0 +1,99 @@
+"""The paper comparison: our numbers come from records, verdicts come from the one tested rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from untrainable import analysis as A
+from untrainable import paper_comparison as PC
+from untrainable.paths import results_root
+from untrainable.results import write_json_atomic
+
+HEADER = ("row_id,chapter,setting,condition,paper_metric,paper_mean,paper_spread,paper_direction,baseline_row,"
+          "precondition,experiment,record,our_metric,source,note\n")
+CSV = HEADER + """a-none,04,A,no guide,acc,10,1,,,,exp,a-no_guide,test_acc,paper,
+a-up,04,A,guide,acc,20,1,,a-none,,exp,a-guide,test_acc,paper,
+a-down,04,A,guide,acc,5,1,,a-none,,exp,a-guide,test_acc,paper,
+a-flat,04,A,other,acc,20,1,,a-none,,exp,a-other,test_acc,paper,
+a-one,04,A,one seed,acc,20,1,,a-none,,exp,a-single,test_acc,paper,
+a-init,04,A,guide,loss rise,,,lower,a-init-base,overfits:a-no_guide,exp,a-guide,overfit_gap,paper,
+a-init-base,04,A,no guide,loss rise,,,,,,exp,a-no_guide,overfit_gap,paper,
+a-later,,B,guide,acc,5,,,,,,,,paper,
+"""
+ACCS = {"a-no_guide": (0.30, 0.32, 0.31), "a-guide": (0.40, 0.41, 0.42), "a-other": (0.31, 0.30, 0.33),
+        "a-single": (0.90,)}
+
+
+def _record(name, seed, acc):
+    return {"experiment": "exp", "profile": "full", "seed": seed, "name": name, "config": {"c": 1},
+            "metrics": {"test_acc": acc}, "git_commit": "x", "device": "cpu", "versions": {}, "wall_time_s": 1.0,
+            "history": [{"test_loss": 1.0, "train_acc": 0.5, "test_acc": acc}], "created": "2026-01-01T00:00:00"}
+
+
+@pytest.fixture()
+def data_file(tmp_path):
+    path = tmp_path / "numbers.csv"
+    path.write_text(CSV)
+    for name, accs in ACCS.items():
+        for seed, acc in enumerate(accs):
+            write_json_atomic(_record(name, seed, acc), results_root() / "full" / "exp" / f"{name}-{seed}.json")
+    return path
+
+
+def test_verdicts_come_from_welchs_test(data_file):
+    v = PC.verdicts("full", data_file)
+    assert v.loc["a-up", "verdict"] == A.REPRODUCED and v.loc["a-down", "verdict"] == A.OPPOSITE
+    assert v.loc["a-flat", "verdict"] == A.NO_EFFECT
+    expected = stats.ttest_ind([40, 41, 42], [30, 32, 31], equal_var=False).pvalue
+    assert v.loc["a-up", "p_value"] == pytest.approx(expected) and v.loc["a-up", "effect"] == pytest.approx(10.0)
+    assert v.loc["a-up", "ci_low"] < 10 < v.loc["a-up", "ci_high"]
+    assert v.loc["a-none", "verdict"] == A.NOT_COMPARABLE and v.loc["a-later", "verdict"] == A.NOT_RUN
+    assert set(v["verdict"]) <= set(A.VERDICTS)
+    for column in ("precondition", "seeds", "effect", "ci_low", "ci_high", "p_value", "verdict"):
+        assert column in v.columns
+
+
+def test_a_one_seed_side_gets_no_verdict(data_file):
+    v = PC.verdicts("full", data_file)
+    assert v.loc["a-one", "verdict"] == A.TOO_FEW_SEEDS and v.loc["a-one", "seeds"] == 1
+    assert pd.isna(v.loc["a-one", "p_value"])
+
+
+def test_a_failed_precondition_makes_a_row_not_testable(data_file):
+    v = PC.verdicts("full", data_file)  # flat test losses: the unguided control never overfits
+    assert v.loc["a-init", "verdict"] == A.NOT_TESTABLE
+    assert v.loc["a-init", "precondition"].startswith("a-no_guide overfits: no")
+
+
+def test_the_display_table_shows_effect_interval_p_and_verdict(data_file):
+    table = PC.comparison("full", data_file)
+    assert table.loc["a-up", "ours"] == "41.0 ± 1.0" and table.loc["a-up", "effect (paper)"] == "+10.00"
+    assert table.loc["a-up", "effect (ours) [95 % CI]"].startswith("+10.0 [")
+    assert table.loc["a-later", "ours"] == "" and table.loc["a-later", "verdict"] == A.NOT_RUN
+    assert "1 row not run" in PC.verdict_counts(table, "full")
+
+
+def test_a_lower_perplexity_reproduces_a_lower_paper_perplexity(tmp_path):
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "lm-none,06,LM,none,ppl,69.19,1.89,,,,seq,lm-no_guide,perplexity,paper,\n"
+                    "lm-trained,06,LM,trained,ppl,40.01,1.54,,lm-none,,seq,lm-trained,perplexity,paper,\n"
+                    "lm-untrained,06,LM,untrained,ppl,59.61,2.33,,lm-none,,seq,lm-untrained,perplexity,paper,\n")
+    for seed, ppls in enumerate([(6.0, 5.0, 6.5), (6.1, 5.1, 6.4), (6.2, 5.2, 6.6)]):
+        for name, ppl in zip(("lm-no_guide", "lm-trained", "lm-untrained"), ppls):
+            record = {**_record(name, seed, 0.5), "metrics": {"perplexity": ppl}}
+            write_json_atomic(record, results_root() / "full" / "seq" / f"{name}-{seed}.json")
+    v = PC.verdicts("full", path)
+    assert v.loc["lm-trained", "verdict"] == A.REPRODUCED  # lower in both
+    assert v.loc["lm-untrained", "verdict"] == A.OPPOSITE  # higher here, lower in the paper
+
+
+def test_the_book_data_file_has_sources_and_consistent_rows():
+    paper = PC.paper_numbers()
+    assert paper["source"].notna().all() and paper.index.is_unique
+    assert paper["baseline_row"].dropna().isin(paper.index).all()
+    # issue 15: the paper's 0.04 is unguided FCN vs guided FCN, not unguided FCN vs a guide
+    assert paper.loc["img-kappa-unguided", "record"] == "kappa:no_guide|trained_guide"
+    assert "guided FCN" in paper.loc["img-kappa-unguided", "setting"]
+    assert isinstance(PC.comparison("full"), pd.DataFrame)
