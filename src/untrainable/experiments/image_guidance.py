@@ -49,8 +49,7 @@ from untrainable.train import FitSettings, LossFn, correct_string, cross_entropy
 
 __all__ = ["EXPERIMENT", "CONDITIONS", "CONDITION_LABELS", "Config", "PRESETS", "SMOKE", "preset", "guide_configs",
            "target_configs", "run_name", "planned_runs", "TargetInputs", "resolve_inputs", "train_target",
-           "run_targets", "guide_records", "describe_models", "layer_table", "error_consistency", "select",
-           "alignment_frame", "kappa_table"]
+           "run_targets", "guide_records", "describe_models", "layer_table"]
 
 EXPERIMENT = "image_guidance"
 
