@@ -52,9 +52,8 @@ from untrainable.runtime import device_description, log, machine_description, re
 __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "GUARDED_PROFILES", "TRAIN_MISSING_ENV", "TrainFn",
            "MissingRecordError", "CorruptRecordError", "RecordMismatchError", "WeightsMismatchWarning",
            "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
-           "find_record", "training_allowed", "load_record", "run_or_load", "train_record", "elapsed_before",
-           "run_with_weights",
-           "history_frame", "metrics_frame", "summary_table"]
+           "find_record", "training_allowed", "will_train", "load_record", "run_or_load", "train_record",
+           "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
 
 REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history",
                  "git_commit", "device", "versions", "wall_time_s")
@@ -209,6 +208,19 @@ def _non_finite(value: Any, where: str) -> list[str]:
 def _recovery(path: Path) -> str:
     return (f"the store never serves a record it cannot vouch for: restore the file from version control "
             f"(git checkout -- {path.name}), or delete it and rerun (a full record needs --train-missing)")
+
+
+def will_train(experiment: str, profile: str, name: str, config: Any, seed: int, force: bool = False,
+               train_missing: bool | None = None) -> bool:
+    """Whether :func:`run_or_load` would train this run: forced, or not stored and allowed to train.
+
+    A chapter asks before resolving what only training needs (a guide's or teacher's weights), so a
+    stored record never costs a retrain of its inputs.
+    """
+    if force:
+        return True
+    stored = find_record(record_path(profile, experiment, name, seed, run_key(experiment, config, seed)))
+    return stored is None and training_allowed(profile, force, train_missing)
 
 
 def load_record(path: Path, *, experiment: str | None = None, config: Any = None, seed: int | None = None,
