@@ -206,8 +206,8 @@ def _non_finite(value: Any, where: str) -> list[str]:
 
 
 def _recovery(path: Path) -> str:
-    return (f"the store never serves a record it cannot vouch for: restore the file from version control "
-            f"(git checkout -- {path.name}), or delete it and rerun (a full record needs --train-missing)")
+    return (f"the store never serves a record it cannot vouch for: restore {path.name} from version control "
+            "(git checkout), or delete it and rerun (a full record needs --train-missing)")
 
 
 def will_train(experiment: str, profile: str, name: str, config: Any, seed: int, force: bool = False,
