@@ -49,8 +49,8 @@ from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
 from untrainable.runtime import device_description, log, machine_description, resolve_device, set_threads
 
-__all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "GUARDED_PROFILES", "TRAIN_MISSING_ENV", "TrainFn",
-           "MissingRecordError", "CorruptRecordError", "RecordMismatchError", "WeightsMismatchWarning",
+__all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "GUARDED_PROFILES",
+           "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError", "WeightsMismatchWarning",
            "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
            "find_record", "training_allowed", "will_train", "load_record", "run_or_load", "train_record",
            "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
@@ -68,6 +68,8 @@ TRAIN_MISSING_ENV = "UNTRAINABLE_TRAIN_MISSING"
 
 #: Metrics every chapter record must carry unless the chapter names its own.
 DEFAULT_REQUIRED_METRICS: tuple[str, ...] = ("test_acc",)
+#: Final metrics that are the last epoch of the record's history, whenever that epoch has them.
+LAST_EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
 class MissingRecordError(LookupError):
@@ -227,7 +229,9 @@ def load_record(path: Path, *, experiment: str | None = None, config: Any = None
                 required_metrics: Sequence[str] = ()) -> dict[str, Any]:
     """Read one record and check it before anyone uses its numbers.
 
-    Always: the file is valid JSON with every key of the contract, and every metric is finite.
+    Always: the file is valid JSON with every key of the contract, every metric is finite, and the
+    final metrics of :data:`LAST_EPOCH_METRICS` equal the last epoch of the history (an edited
+    accuracy is caught there).
     With ``required_metrics``: those metrics are present (a record without ``test_acc`` would make
     a table average fewer seeds than it says). With a request (``experiment``, ``config`` and
     ``seed``): the stored key, experiment, seed and config are the requested ones, so a hand-edited
@@ -252,6 +256,11 @@ def load_record(path: Path, *, experiment: str | None = None, config: Any = None
     absent = [m for m in required_metrics if m not in metrics]
     if absent:
         raise CorruptRecordError(f"{path}: lacks the required metrics {absent}; {_recovery(path)}")
+    last = record["history"][-1] if record["history"] and isinstance(record["history"][-1], dict) else {}
+    edited = [f"metrics.{m} = {metrics[m]!r} but its last epoch says {last[m]!r}"
+              for m in LAST_EPOCH_METRICS if m in metrics and m in last and metrics[m] != last[m]]
+    if edited:
+        raise CorruptRecordError(f"{path}: metrics disagree with the history ({'; '.join(edited)}); {_recovery(path)}")
     if experiment is not None:
         differences = _request_differences(record, experiment, config, seed)
         if differences:
