@@ -50,7 +50,8 @@ from untrainable.profiles import check_profile
 from untrainable.runtime import device_description, log, machine_description, resolve_device, set_threads
 
 __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "GUARDED_PROFILES",
-           "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError", "WeightsMismatchWarning",
+           "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError",
+           "WeightsMismatchWarning",
            "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
            "find_record", "training_allowed", "will_train", "load_record", "run_or_load", "train_record",
            "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
@@ -324,8 +325,8 @@ def run_or_load(
             )
     record = train_record(experiment, profile, name, config, seed, train_fn, device=device, force=force)
     write_json_atomic(record, path)
-    return load_record(path, experiment=experiment, config=config, seed=seed,
-                       required_metrics=required_metrics)  # exactly what a later call will load (tuples become lists, etc.)
+    # exactly what a later call will load (tuples become lists, etc.), checked the same way
+    return load_record(path, experiment=experiment, config=config, seed=seed, required_metrics=required_metrics)
 
 
 def train_record(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: TrainFn, *,

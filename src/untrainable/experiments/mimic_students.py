@@ -30,7 +30,7 @@ from untrainable.data import load_cifar10
 from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
-from untrainable.profiles import check_profile
+from untrainable.profiles import DEFAULT_SEEDS, check_profile
 from untrainable.results import config_dict, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
@@ -103,7 +103,7 @@ class Preset:
     bottleneck: int
     conv_channels: int
     quality_widths: tuple[int, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the profile's default seeds; quick runs one (40-odd students, minutes on a CPU)
     loss_width: int
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
     views: int = 1
@@ -112,6 +112,7 @@ class Preset:
     sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def seeds_for(self, sweep: str) -> tuple[int, ...]:
+        """The seeds a sweep runs by default."""
         return self.sweep_seeds.get(sweep, self.seeds)
 
 
@@ -125,15 +126,14 @@ PRESETS: dict[str, Preset] = {
     "full": Preset(
         teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
         ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
-        bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=(0, 1, 2), loss_width=256, views=2,
-        sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
+        bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
+        views=2, sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
     "paper": Preset(
         teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20)),
         ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
-        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=(0, 1, 2, 3, 4), loss_width=30000,
-        views=4),
+        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=DEFAULT_SEEDS["paper"],
+        loss_width=30000, views=4),
 }
-SMOKE = {"epochs": 1, "n_train": 256, "n_test": 256}
 
 
 def preset(profile: str, smoke: bool = False) -> Preset:
