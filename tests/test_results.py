@@ -20,7 +20,7 @@ class Cfg:
 def _fake_train(calls):
     def train(config, seed, device, checkpoint):
         calls.append((config, seed))
-        return {"metrics": {"test_acc": 0.5 + seed / 10}, "history": [{"epoch": 1, "test_acc": 0.5}]}
+        return {"metrics": {"test_acc": 0.5 + seed / 10}, "history": [{"epoch": 1, "test_acc": 0.5 + seed / 10}]}
     return train
 
 
