@@ -191,9 +191,14 @@ class Networks:
     test_acc: dict[str, float]
 
 
-def _resolve_networks(profile: str, cfg: Config, seed: int, device: str, force: bool) -> Networks:
-    (cnn, cnn_rec), (partner, partner_rec), (fcn, fcn_rec) = (
-        resolve_net(profile, r.config, r.seed, device, force) for r in _nets_of(cfg, seed))
+def _resolve_networks(profile: str, cfg: Config, seed: int, device: str, force: bool,
+                      resolved: dict[PlannedRun, tuple[nn.Module, dict[str, Any]]]) -> Networks:
+    """The networks of one analysis; ``resolved`` keeps those of earlier seeds (a CNN is also a partner),
+    so that ``force`` retrains each network once."""
+    for r in _nets_of(cfg, seed):
+        if r not in resolved:
+            resolved[r] = resolve_net(profile, r.config, r.seed, device, force)
+    (cnn, cnn_rec), (partner, partner_rec), (fcn, fcn_rec) = (resolved[r] for r in _nets_of(cfg, seed))
     return Networks(cnn, partner, fcn, {"cnn": cnn_rec["metrics"]["test_acc"],
                                         "cnn_partner": partner_rec["metrics"]["test_acc"],
                                         "fcn": fcn_rec["metrics"]["test_acc"]})
@@ -294,10 +299,10 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
     """One analysis record per seed; the networks are resolved only for an analysis that must be computed."""
     seeds = default_seeds(profile) if seeds is None else tuple(seeds)
-    records = []
+    records, resolved = [], {}
     for seed, cfg in zip(seeds, configs(profile, seeds, smoke)):
         log(f"{EXPERIMENT}/{ANALYSIS} seed {seed} ({profile})")
-        networks = (_resolve_networks(profile, cfg, seed, device, force)
+        networks = (_resolve_networks(profile, cfg, seed, device, force, resolved)
                     if will_train(EXPERIMENT, profile, ANALYSIS, cfg, seed, force) else None)
         records.append(run_or_load(EXPERIMENT, profile, ANALYSIS, cfg, seed, partial(analyze, networks=networks),
                                    device=device, force=force, required_metrics=REQUIRED_METRICS))
