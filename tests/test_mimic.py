@@ -79,7 +79,7 @@ def test_conv_free_student_and_deep_mlp_sizes():
 
 @pytest.mark.parametrize("profile", ["quick", "full", "paper"])
 def test_deep_mlp_control_matches_the_conv_free_students_size(profile):
-    from untrainable.experiments import mimic as M
+    from untrainable.experiments import mimic_students as M
 
     p = M.preset(profile)
     sweep = M.size_sweep(p)
@@ -93,7 +93,7 @@ def test_deep_mlp_control_matches_the_conv_free_students_size(profile):
 
 
 def test_sweep_selection_and_per_sweep_seeds():
-    from untrainable.experiments import mimic as M
+    from untrainable.experiments import mimic_students as M
 
     full = M.preset("full")
     assert full.seeds_for("quality") == (0,) and full.seeds_for("size") == full.seeds == (0, 1, 2)
@@ -138,25 +138,42 @@ def test_unknown_loss_kind_is_an_error():
 
 
 def test_paper_profile_smoke_run_trains_teachers_and_every_sweep():
-    from untrainable.experiments import mimic as M
+    from untrainable.data import load_cifar10
+    from untrainable.experiments import mimic_students as M
     from untrainable.results import REQUIRED_KEYS
 
-    runs = M.run("paper", smoke=True)
-    assert set(runs) == {"teachers", "size", "quality", "loss", "bottleneck", "overfit"}
+    records = M.run("paper", smoke=True)
+    runs = M.records_by_sweep(records)
+    assert list(runs) == ["teachers", "size", "quality", "loss", "bottleneck", "overfit"]
     teacher = runs["teachers"][0]
     assert teacher["config"]["channels"] == 128 and teacher["config"]["epochs"] == 1  # paper model, tiny slice
-    for records in runs.values():
-        for r in records:
-            assert all(k in r for k in REQUIRED_KEYS) and r["profile"] == "paper"
+    for r in records:
+        assert all(k in r for k in REQUIRED_KEYS) and r["profile"] == "paper"
     mimics = [r for r in runs["size"] if r["name"].startswith("mimic-")]
     assert all(0.0 <= r["metrics"]["teacher_test_acc"] <= 1.0 for r in mimics)
-    assert M.run("paper", smoke=True) == runs  # identical configs load their records
+    assert M.run("paper", smoke=True) == records  # identical configs load their records
     # The ensemble line of the size figure comes from the records: the same number the weights give.
-    records = [r for sweep in runs.values() for r in sweep]
     p = M.preset("paper", smoke=True)
-    teachers = M.load_teachers(M.TeacherSpec(p.teacher, p.ensemble), "paper", torch.device("cpu"))
-    _, test = M._cifar(p.n_test, p.n_test)
+    teachers = M.resolve_teachers(M.TeacherSpec(p.teacher, p.ensemble), "paper")
+    test = load_cifar10(train=False).subset(p.n_test, seed=0)
     direct = (mimic.ensemble_logits(teachers, test.normalized(), torch.device("cpu")).argmax(1) == test.labels)
     assert M.ensemble_accuracy(records, "paper", smoke=True) == pytest.approx(direct.float().mean().item())
     with pytest.raises(ValueError, match="ensemble"):
         M.ensemble_accuracy(runs["teachers"], "paper", smoke=True)
+    with pytest.raises(ValueError, match="carries no sweep"):
+        M.records_by_sweep([{k: v for k, v in teacher.items() if k != "sweep"}])
+
+
+def test_planned_runs_hold_the_teachers_and_each_sweeps_seeds():
+    from untrainable.experiments import mimic_students as M
+
+    planned = M.planned_runs("full")
+    p = M.preset("full")
+    teachers = [r for r in planned if r.experiment == M.TEACHER_EXPERIMENT]
+    assert sorted(r.seed for r in teachers) == sorted(p.ensemble)
+    seeds = {}
+    for r in planned:
+        if r.experiment == M.STUDENT_EXPERIMENT:
+            seeds.setdefault(r.name, set()).add(r.seed)
+    assert seeds["quality-final-h256"] == {0} and seeds["mimic-h256"] == {0, 1, 2}
+    assert {r.seed for r in M.planned_runs("full", seeds=(7,)) if r.experiment == M.STUDENT_EXPERIMENT} == {7}

@@ -20,7 +20,7 @@ class Cfg:
 def _fake_train(calls):
     def train(config, seed, device, checkpoint):
         calls.append((config, seed))
-        return {"metrics": {"acc": 0.5 + seed / 10}, "history": [{"epoch": 1, "acc": 0.5}]}
+        return {"metrics": {"test_acc": 0.5 + seed / 10}, "history": [{"epoch": 1, "test_acc": 0.5 + seed / 10}]}
     return train
 
 
@@ -74,7 +74,7 @@ def test_load_record_rejects_an_incomplete_file(tmp_path):
 
 def test_summary_table_reports_mean_and_spread():
     recs = [results.run_or_load("toy", "quick", "w8", Cfg(8), s, _fake_train([])) for s in (0, 1, 2)]
-    table = results.summary_table(recs, {"acc": "acc (%)"})
+    table = results.summary_table(recs, {"test_acc": "acc (%)"})
     assert table.loc["w8", "acc (%)"] == "60.0 ± 10.0" and table.loc["w8", "seeds"] == 3
 
 

@@ -17,7 +17,6 @@ This module holds the losses, the transfer-set builder and the chapter's models.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,8 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from untrainable.data import batches
+from untrainable.files import CorruptFileError, exclusive, load_torch, save_torch_atomic
 from untrainable.paths import cache_root
-from untrainable.runtime import autocast, eval_mode
+from untrainable.runtime import autocast, eval_mode, log
+
+__all__ = ["logit_regression_loss", "distillation_loss", "soft_cross_entropy", "mimic_loss_fn", "random_crop_flip",
+           "ensemble_logits", "transfer_set", "TeacherCNN", "ShallowStudent", "deep_mlp_params", "deep_mlp_width",
+           "deep_mlp_of_width", "deep_mlp", "student_params", "cached_path"]
 
 # ---------------------------------------------------------------------------------------------
 # Losses. Each takes the student's logits first; "teacher" is a teacher's logits or probabilities.
@@ -136,23 +140,30 @@ def transfer_set(
     ``images`` are uint8; ``normalize`` maps uint8 to the float input the teachers expect. With a
     ``cache_key`` (which must identify the teachers, e.g. their record keys) the result is stored
     under the cache folder and reused, since computing teacher logits is the expensive part.
+    Parallel students share the cache: a lock makes the first one build it and the others read it;
+    an unreadable cached file (a crash of an older version) is rebuilt.
     """
-    path = None
-    if cache_key is not None:
-        digest = hashlib.sha256(f"{cache_key}|{views}|{seed}|{len(images)}".encode()).hexdigest()[:16]
-        path = cache_root() / "transfer" / f"{digest}.pt"
+    if cache_key is None:
+        return _build_transfer_set(teachers, images, normalize, views, seed, device)
+    digest = hashlib.sha256(f"{cache_key}|{views}|{seed}|{len(images)}".encode()).hexdigest()[:16]
+    path = cache_root() / "transfer" / f"{digest}.pt"
+    with exclusive(path):
         if path.is_file():
-            cached = torch.load(path, weights_only=True)
-            return cached["images"], cached["logits"]
+            try:
+                cached = load_torch(path)
+                return cached["images"], cached["logits"]
+            except (CorruptFileError, KeyError, TypeError) as err:
+                log(f"{path}: unreadable transfer set, rebuilt ({err})")
+        all_images, logits = _build_transfer_set(teachers, images, normalize, views, seed, device)
+        save_torch_atomic({"images": all_images, "logits": logits}, path)
+    return all_images, logits
+
+
+def _build_transfer_set(teachers: Sequence[nn.Module], images: torch.Tensor, normalize, views: int, seed: int,
+                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     all_images = torch.cat([images] + [random_crop_flip(images, gen) for _ in range(views)])
-    logits = ensemble_logits(teachers, normalize(all_images), device)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"images": all_images, "logits": logits}, tmp)
-        os.replace(tmp, path)
-    return all_images, logits
+    return all_images, ensemble_logits(teachers, normalize(all_images), device)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,9 +7,19 @@ import os
 import platform
 import random
 from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
+
+__all__ = ["log", "resolve_device", "set_threads", "seed_everything", "autocast", "cpu_model", "cpu_flags",
+           "machine_description", "device_description", "eval_mode"]
+
+#: CPU features that decide which kernels torch runs, hence the last bits of a result and the speed.
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+                "asimd", "sve", "sve2")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def log(message: str) -> None:
@@ -63,11 +73,53 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
+def _cpuinfo_fields() -> dict[str, str]:
+    """The first processor's ``name: value`` lines of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` where present, else what :mod:`platform` knows)."""
+    fields = _cpuinfo_fields()
+    return (fields.get("model name") or fields.get("Model") or fields.get("Hardware")
+            or platform.processor() or platform.machine() or "unknown CPU")
+
+
+@cache
+def cpu_flags() -> tuple[str, ...]:
+    """Which of :data:`KERNEL_FLAGS` the CPU has (x86 ``flags``, Arm ``Features``); empty if unknown."""
+    fields = _cpuinfo_fields()
+    present = set((fields.get("flags") or fields.get("Features") or "").split())
+    return tuple(f for f in KERNEL_FLAGS if f in present)
+
+
+def machine_description(device: torch.device) -> dict[str, object]:
+    """What a record says about the machine, so that two CPUs (or GPUs) can be told apart.
+
+    Two CPUs of one architecture can round differently (AVX-512 or AMX kernels against AVX2), so
+    the model name and the kernel-relevant flags travel with every number.
+    """
+    info: dict[str, object] = {"cpu": cpu_model(), "cpu_flags": list(cpu_flags()), "threads": torch.get_num_threads(),
+                               "logical_cpus": os.cpu_count(), "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
 def device_description(device: torch.device) -> str:
-    """A human-readable device string for records: GPU name or CPU model and thread count."""
+    """A one-line device string for records: the GPU's name, or the CPU model and the thread count."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"{device.type}:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    return f"{device.type}:{cpu_model()} ({platform.machine()}) x{torch.get_num_threads()} threads"
 
 
 @contextlib.contextmanager

@@ -17,21 +17,26 @@ import torch
 from torch import nn
 
 from untrainable.data import load_cifar10
+from untrainable.experiments import PlannedRun
 from untrainable.models import FCN, SmallCNN, count_parameters
-from untrainable.profiles import check_profile
+from untrainable.profiles import check_profile, default_seeds
 from untrainable.results import run_or_load
-from untrainable.runtime import seed_everything
+from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
+
+__all__ = ["EXPERIMENT", "MODELS", "LABELS", "REQUIRED_METRICS", "Config", "PRESETS", "configs", "planned_runs",
+           "build_model", "train_one", "run", "describe_models"]
 
 EXPERIMENT = "inductive_bias"
 MODELS = ("fcn", "cnn", "deep_fcn")
 LABELS = {"fcn": "FCN (2 x 192)", "cnn": "small CNN", "deep_fcn": "deep FCN (16 x 128)"}
-DEFAULT_SEEDS = {"quick": (0, 1), "full": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
+#: What the chapter's table reads from each record: a record without one of them is refused.
+REQUIRED_METRICS = ("train_acc", "test_acc", "best_test_acc", "generalization_gap")
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything that defines one run apart from the seed."""
+    """Everything that defines one run apart from the seed; every field is part of the record key."""
 
     model: str
     n_train: int | None  # None: all 50,000 training images
@@ -94,16 +99,25 @@ def train_one(config: Config, seed: int, device: torch.device, checkpoint: Path)
     return {"metrics": metrics, "history": history}
 
 
+def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
+    """Every record of the chapter: each model for each seed."""
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    return [PlannedRun(EXPERIMENT, c.model, c, s) for c in configs(profile) for s in seeds]
+
+
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
     """Every model of the profile for every seed: stored records are reused, missing ones trained."""
-    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
-    return [run_or_load(EXPERIMENT, profile, c.model, c, s, train_one, device=device, force=force)
-            for c in configs(profile, smoke) for s in seeds]
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    records = []
+    for c in configs(profile, smoke):
+        for s in seeds:
+            log(f"{EXPERIMENT}/{c.model} seed {s} ({profile})")
+            records.append(run_or_load(EXPERIMENT, profile, c.model, c, s, train_one, device=device, force=force,
+                                       required_metrics=REQUIRED_METRICS))
+    return records
 
 
 def describe_models() -> list[dict[str, Any]]:
     """Name, label and parameter count of each architecture, for the chapter's table."""
     return [{"model": m, "label": LABELS[m], "parameters": count_parameters(build_model(m))} for m in MODELS]
-
-

@@ -13,13 +13,15 @@ Three questions, one record per seed:
 
 Heatmaps use :class:`~untrainable.similarity.MinibatchCKA` over the test images (all 10,000 in the
 ``full`` profile); the sanity check computes every measure on ``n_probe`` test images.
-Networks are trained through :func:`untrainable.results.run_or_load`, their weights cached under
-:func:`untrainable.paths.cache_root` (never committed) so the analysis can reuse them.
+Each network has its own record; its weights are cached under :func:`untrainable.paths.cache_root`
+(never committed) and resolved through :func:`untrainable.results.run_with_weights` before an
+analysis that needs them runs, and only then: a stored analysis record needs no network.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +30,24 @@ from torch import nn
 
 from untrainable import similarity as S
 from untrainable.data import load_cifar10
+from untrainable.experiments import PlannedRun
 from untrainable.experiments.inductive_bias import build_model
+from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.paths import cache_root
-from untrainable.profiles import check_profile
+from untrainable.profiles import check_profile, default_seeds
 from untrainable.recording import record_layers
-from untrainable.results import record_path, run_key, run_or_load
-from untrainable.runtime import seed_everything
+from untrainable.results import run_key, run_or_load, run_with_weights, will_train
+from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
+__all__ = ["EXPERIMENT", "ANALYSIS", "LAYERS", "MEASURES", "DISTANCE_MEASURES", "REQUIRED_METRICS", "NET_METRICS",
+           "ComparedNetConfig", "Config", "PRESETS", "configs", "planned_runs", "weights_path", "train_net",
+           "resolve_net", "untrained_net", "Networks", "measure_matrices", "sanity_accuracy", "heatmap", "analyze",
+           "run"]
+
 EXPERIMENT = "representations"
-DEFAULT_SEEDS = {"quick": (0, 1), "full": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
+ANALYSIS = "similarity"  # the record name of a seed's analysis; the networks' records are named by model
 
 #: Layers recorded in each architecture (module names) and their short labels for the figures.
 LAYERS: dict[str, dict[str, str]] = {
@@ -50,12 +59,17 @@ MEASURES = {
     "linear_cka": "linear CKA", "linear_cka_debiased": "linear CKA (debiased)", "rbf_cka": "RBF CKA (0.5)",
     "cca": "CCA (mean R²)", "svcca": "SVCCA (99% var.)", "procrustes": "Procrustes", "rsa": "RSA",
 }
-DISTANCES = ("procrustes",)  # smaller means more similar
+#: The measures of :data:`MEASURES` that are distances: smaller means more similar.
+DISTANCE_MEASURES = ("procrustes",)
+#: What the chapter reads from an analysis record and from a network's record.
+REQUIRED_METRICS = ("sanity", "sanity_accuracy", "heatmaps", "test_acc")
+NET_METRICS = ("train_acc", "test_acc")
 
 
 @dataclass(frozen=True)
-class NetConfig:
-    """One network's training run (chapter 01's architectures, smaller budget)."""
+class ComparedNetConfig:
+    """The training run of one network whose layers are compared (chapter 01's architectures, smaller
+    budget); every field is part of the record key."""
 
     model: str  # "cnn" | "fcn"
     n_train: int | None
@@ -68,10 +82,13 @@ class NetConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The analysis of one seed: its networks, and how many test images each measure sees."""
+    """The analysis of one seed: its networks, and how many test images each measure sees.
 
-    cnn: NetConfig
-    fcn: NetConfig
+    Every field is part of the record key.
+    """
+
+    cnn: ComparedNetConfig
+    fcn: ComparedNetConfig
     partner_seed: int  # the second CNN of the sanity check
     n_probe: int  # test images for the sanity check (every measure, full batch)
     n_heatmap: int | None  # test images for the minibatch-CKA heatmaps (None: all 10,000)
@@ -88,25 +105,48 @@ PRESETS: dict[str, dict[str, Any]] = {
 SMOKE = {"n_train": 128, "n_test": 128, "epochs": 1, "n_probe": 64, "n_heatmap": 128, "heatmap_batch": 64}
 
 
-def config(profile: str, seed: int, partner_seed: int, smoke: bool = False) -> Config:
-    """The analysis config of one seed."""
+def configs(profile: str, seeds: tuple[int, ...] | None = None, smoke: bool = False) -> list[Config]:
+    """One analysis config per seed, in the order of ``seeds``: the CNN of each seed is paired with
+    the next seed's CNN (the last with the first); ``smoke`` shrinks everything for tests."""
     p = dict(PRESETS[check_profile(profile)])
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    if len(seeds) < 2:
+        raise ValueError("the sanity check pairs networks of different seeds: give at least two seeds")
     if smoke:
         p.update(SMOKE)
-    nets = {m: NetConfig(model=m, n_train=p["n_train"], n_test=p["n_test"], epochs=p["epochs"]) for m in ("cnn", "fcn")}
-    return Config(cnn=nets["cnn"], fcn=nets["fcn"], partner_seed=partner_seed, n_probe=p["n_probe"],
-                  n_heatmap=p["n_heatmap"], heatmap_batch=p["heatmap_batch"])
+    nets = {m: ComparedNetConfig(model=m, n_train=p["n_train"], n_test=p["n_test"], epochs=p["epochs"])
+            for m in ("cnn", "fcn")}
+    return [Config(cnn=nets["cnn"], fcn=nets["fcn"], partner_seed=seeds[(i + 1) % len(seeds)],
+                   n_probe=p["n_probe"], n_heatmap=p["n_heatmap"], heatmap_batch=p["heatmap_batch"])
+            for i in range(len(seeds))]
+
+
+def _nets_of(cfg: Config, seed: int) -> list[PlannedRun]:
+    """The network records one analysis needs: its CNN, the partner CNN and its FCN."""
+    return [PlannedRun(EXPERIMENT, cfg.cnn.model, cfg.cnn, seed),
+            PlannedRun(EXPERIMENT, cfg.cnn.model, cfg.cnn, cfg.partner_seed),
+            PlannedRun(EXPERIMENT, cfg.fcn.model, cfg.fcn, seed)]
+
+
+def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
+    """Every record of the chapter: each seed's analysis and the networks it compares."""
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    runs: dict[PlannedRun, None] = {}
+    for seed, cfg in zip(seeds, configs(profile, seeds)):
+        runs.update(dict.fromkeys([PlannedRun(EXPERIMENT, ANALYSIS, cfg, seed), *_nets_of(cfg, seed)]))
+    return list(runs)
 
 
 # ----------------------------------------------------------------------------- networks
 
 
-def _weights_path(profile: str, net: NetConfig, seed: int) -> Path:
-    key = run_key(EXPERIMENT, net, seed)
-    return cache_root() / "weights" / profile / EXPERIMENT / f"{net.model}-seed{seed}-{key}.pt"
+def weights_path(net: ComparedNetConfig, seed: int) -> Path:
+    """Where the trained weights of ``(net, seed)`` are cached: named by the run's key, so by its config."""
+    return cache_root() / "weights" / EXPERIMENT / f"{net.model}-seed{seed}-{run_key(EXPERIMENT, net, seed)}.pt"
 
 
-def _train_net(net: NetConfig, seed: int, device: torch.device, checkpoint: Path, weights: Path) -> dict[str, Any]:
+def train_net(net: ComparedNetConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+    """Train one network, cache its weights (atomically) and return its metrics and history."""
     generator = seed_everything(seed)
     model = build_model(net.model)
     train = load_cifar10(train=True).subset(net.n_train, seed=net.data_seed)
@@ -114,33 +154,54 @@ def _train_net(net: NetConfig, seed: int, device: torch.device, checkpoint: Path
     settings = FitSettings(epochs=net.epochs, batch_size=net.batch_size, lr=net.lr)
     history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
                   generator=generator, device=device, checkpoint=checkpoint, desc=f"{net.model} seed {seed}")
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), weights)
+    save_torch_atomic(model.state_dict(), weights_path(net, seed))
     last = history[-1]
     metrics = {k: last[k] for k in ("train_acc", "test_acc", "train_loss", "test_loss")}
     metrics["parameters"] = count_parameters(model)
     return {"metrics": metrics, "history": history}
 
 
-def trained_net(profile: str, net: NetConfig, seed: int, device: str = "auto", force: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained network of ``(net, seed)`` and its record; retrains when the weights are gone."""
-    weights = _weights_path(profile, net, seed)
+def resolve_net(profile: str, net: ComparedNetConfig, seed: int, device: str = "auto",
+                force: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained network of ``(net, seed)`` and its record.
 
-    def train_fn(cfg: NetConfig, s: int, dev: torch.device, checkpoint: Path) -> dict[str, Any]:
-        return _train_net(cfg, s, dev, checkpoint, weights)
-
-    stored = record_path(profile, EXPERIMENT, net.model, seed, run_key(EXPERIMENT, net, seed)).is_file()
-    record = run_or_load(EXPERIMENT, profile, net.model, net, seed, train_fn, device=device,
-                         force=force or (stored and not weights.is_file()))
+    Weights missing from the cache are retrained into it; the stored record stays as it is.
+    """
+    weights = weights_path(net, seed)
+    record = run_with_weights(EXPERIMENT, profile, net.model, net, seed, weights, train_net, device=device,
+                              force=force, required_metrics=NET_METRICS)
     model = build_model(net.model)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(weights))
     return model.eval(), record
 
 
-def untrained_net(net: NetConfig, seed: int) -> nn.Module:
+def untrained_net(net: ComparedNetConfig, seed: int) -> nn.Module:
     """The same network at its initialisation (the state training of ``seed`` starts from)."""
     seed_everything(seed)
     return build_model(net.model).eval()
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The trained networks one analysis compares, with their test accuracies (from their records)."""
+
+    cnn: nn.Module
+    partner: nn.Module
+    fcn: nn.Module
+    test_acc: dict[str, float]
+
+
+def _resolve_networks(profile: str, cfg: Config, seed: int, device: str, force: bool,
+                      resolved: dict[PlannedRun, tuple[nn.Module, dict[str, Any]]]) -> Networks:
+    """The networks of one analysis; ``resolved`` keeps those of earlier seeds (a CNN is also a partner),
+    so that ``force`` retrains each network once."""
+    for r in _nets_of(cfg, seed):
+        if r not in resolved:
+            resolved[r] = resolve_net(profile, r.config, r.seed, device, force)
+    (cnn, cnn_rec), (partner, partner_rec), (fcn, fcn_rec) = (resolved[r] for r in _nets_of(cfg, seed))
+    return Networks(cnn, partner, fcn, {"cnn": cnn_rec["metrics"]["test_acc"],
+                                        "cnn_partner": partner_rec["metrics"]["test_acc"],
+                                        "fcn": fcn_rec["metrics"]["test_acc"]})
 
 
 # ----------------------------------------------------------------------------- measures
@@ -156,27 +217,19 @@ def measure_matrices(acts_a: dict[str, torch.Tensor], acts_b: dict[str, torch.Te
 
     Rotation-invariant measures run on :func:`~untrainable.similarity.compress`-ed activations
     (same values, ``n`` columns at most); RSA compares each layer's RDM, computed once.
+    CCA is the mean squared canonical correlation, SVCCA the same after keeping the top
+    ``svcca_keep`` of each layer's variance.
     """
     ca = {k: S.compress(v) for k, v in acts_a.items()}
     cb = {k: S.compress(v) for k, v in acts_b.items()}
     ra = {k: S.rdm(v) for k, v in acts_a.items()}
     rb = {k: S.rdm(v) for k, v in acts_b.items()}
-    bases = {}  # orthonormal bases for CCA and SVCCA, one SVD per layer
-    for side, acts in (("a", ca), ("b", cb)):
-        for k, v in acts.items():
-            bases[side, k, None] = S._left_basis(v, None, 1e-6)
-            bases[side, k, svcca_keep] = S._left_basis(v, svcca_keep, 1e-6)
-
-    def cca(a: str, b: str, keep: float | None) -> torch.Tensor:
-        qa, qb = bases["a", a, keep], bases["b", b, keep]
-        return (qb.T @ qa).pow(2).sum() / min(qa.shape[1], qb.shape[1])
-
     fns = {
         "linear_cka": lambda a, b: S.linear_cka(ca[a], cb[b]),
         "linear_cka_debiased": lambda a, b: S.linear_cka(ca[a], cb[b], debiased=True),
         "rbf_cka": lambda a, b: S.rbf_cka(ca[a], cb[b], threshold=rbf_threshold),
-        "cca": lambda a, b: cca(a, b, None),  # = S.cca_similarity(ca[a], cb[b])
-        "svcca": lambda a, b: cca(a, b, svcca_keep),  # = S.cca_similarity(..., keep=svcca_keep)
+        "cca": lambda a, b: S.cca_similarity(ca[a], cb[b]),
+        "svcca": lambda a, b: S.cca_similarity(ca[a], cb[b], keep=svcca_keep),
         "procrustes": lambda a, b: S.procrustes_distance(ca[a], cb[b]),
         "rsa": lambda a, b: S.compare_rdms(ra[a], rb[b]),
     }
@@ -210,47 +263,33 @@ def heatmap(model_a: nn.Module, layers_a: list[str], model_b: nn.Module, layers_
     return acc.compute().tolist()
 
 
-def analyze(cfg: Config, seed: int, device: torch.device, checkpoint: Path, *, profile: str, force: bool = False) -> dict[str, Any]:
-    """Train (or load) the seed's networks and compute the sanity check and the three heatmaps."""
-    dev = str(device)
-    cnn, cnn_rec = trained_net(profile, cfg.cnn, seed, dev, force)
-    partner, partner_rec = trained_net(profile, cfg.cnn, cfg.partner_seed, dev, force)
-    fcn, fcn_rec = trained_net(profile, cfg.fcn, seed, dev, force)
+def analyze(cfg: Config, seed: int, device: torch.device, checkpoint: Path, networks: Networks) -> dict[str, Any]:
+    """The sanity check and the three heatmaps of one seed, from its resolved ``networks``."""
     init = untrained_net(cfg.cnn, seed)
-    for m in (cnn, partner, fcn, init):
+    for m in (networks.cnn, networks.partner, networks.fcn, init):
         m.to(device)
     lc, lf = list(LAYERS["cnn"]), list(LAYERS["fcn"])
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small LAPACK calls: one thread is many times faster on a busy CPU
     try:
-        return _analyze(cfg, cnn, partner, fcn, init, cnn_rec, partner_rec, fcn_rec, device)
+        probe = _probe_images(cfg.n_probe)
+        acts_a = record_layers(networks.cnn, probe, lc, device=device, flatten=True)
+        acts_b = record_layers(networks.partner, probe, lc, device=device, flatten=True)
+        sanity = measure_matrices(acts_a, acts_b, cfg.rbf_threshold, cfg.svcca_keep)
+        images = _probe_images(cfg.n_heatmap)
+        heatmaps = {
+            "cnn_vs_cnn": heatmap(networks.cnn, lc, networks.partner, lc, images, cfg.heatmap_batch, device),
+            "trained_vs_untrained": heatmap(networks.cnn, lc, init, lc, images, cfg.heatmap_batch, device),
+            "cnn_vs_fcn": heatmap(networks.cnn, lc, networks.fcn, lf, images, cfg.heatmap_batch, device),
+        }
     finally:
         torch.set_num_threads(threads)
-
-
-def _analyze(cfg: Config, cnn: nn.Module, partner: nn.Module, fcn: nn.Module, init: nn.Module,
-             cnn_rec: dict, partner_rec: dict, fcn_rec: dict, device: torch.device) -> dict[str, Any]:
-    lc, lf = list(LAYERS["cnn"]), list(LAYERS["fcn"])
-    probe = _probe_images(cfg.n_probe)
-    acts_a = record_layers(cnn, probe, lc, device=device, flatten=True)
-    acts_b = record_layers(partner, probe, lc, device=device, flatten=True)
-    sanity = measure_matrices(acts_a, acts_b, cfg.rbf_threshold, cfg.svcca_keep)
-    accuracy = {name: sanity_accuracy(mat, name in DISTANCES) for name, mat in sanity.items()}
-
-    images = _probe_images(cfg.n_heatmap)
-    heatmaps = {
-        "cnn_vs_cnn": heatmap(cnn, lc, partner, lc, images, cfg.heatmap_batch, device),
-        "trained_vs_untrained": heatmap(cnn, lc, init, lc, images, cfg.heatmap_batch, device),
-        "cnn_vs_fcn": heatmap(cnn, lc, fcn, lf, images, cfg.heatmap_batch, device),
-    }
     return {
         "metrics": {
-            "sanity": sanity, "sanity_accuracy": accuracy, "heatmaps": heatmaps,
-            "layers": {arch: list(LAYERS[arch].values()) for arch in LAYERS},
-            "test_acc": {"cnn": cnn_rec["metrics"]["test_acc"], "cnn_partner": partner_rec["metrics"]["test_acc"],
-                         "fcn": fcn_rec["metrics"]["test_acc"]},
-            "n_probe": len(probe), "n_heatmap": len(images),
+            "sanity": sanity,
+            "sanity_accuracy": {name: sanity_accuracy(mat, name in DISTANCE_MEASURES) for name, mat in sanity.items()},
+            "heatmaps": heatmaps, "layers": {arch: list(LAYERS[arch].values()) for arch in LAYERS},
+            "test_acc": networks.test_acc, "n_probe": len(probe), "n_heatmap": len(images),
         },
         "history": [],
     }
@@ -258,21 +297,13 @@ def _analyze(cfg: Config, cnn: nn.Module, partner: nn.Module, fcn: nn.Module, in
 
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
-    """One analysis record per seed (the CNN of seed ``s`` is paired with the next seed's CNN)."""
-    seeds = DEFAULT_SEEDS[check_profile(profile)] if seeds is None else tuple(seeds)
-    if len(seeds) < 2:
-        raise ValueError("the sanity check pairs networks of different seeds: give at least two seeds")
-    records = []
-    for i, seed in enumerate(seeds):
-        cfg = config(profile, seed, seeds[(i + 1) % len(seeds)], smoke)
-
-        def analyze_fn(c: Config, s: int, dev: torch.device, ckpt: Path) -> dict[str, Any]:
-            return analyze(c, s, dev, ckpt, profile=profile, force=force)
-
-        records.append(run_or_load(EXPERIMENT, profile, "similarity", cfg, seed, analyze_fn, device=device, force=force))
+    """One analysis record per seed; the networks are resolved only for an analysis that must be computed."""
+    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    records, resolved = [], {}
+    for seed, cfg in zip(seeds, configs(profile, seeds, smoke)):
+        log(f"{EXPERIMENT}/{ANALYSIS} seed {seed} ({profile})")
+        networks = (_resolve_networks(profile, cfg, seed, device, force, resolved)
+                    if will_train(EXPERIMENT, profile, ANALYSIS, cfg, seed, force) else None)
+        records.append(run_or_load(EXPERIMENT, profile, ANALYSIS, cfg, seed, partial(analyze, networks=networks),
+                                   device=device, force=force, required_metrics=REQUIRED_METRICS))
     return records
-
-
-def smoke_config(profile: str = "quick") -> Config:
-    """A tiny config for tests."""
-    return replace(config(profile, 0, 1, smoke=True))

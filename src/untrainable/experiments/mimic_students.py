@@ -1,6 +1,6 @@
 """Chapter 07: do deep nets really need to be deep? Shallow students mimicking a deep CNN on CIFAR-10.
 
-Runs come in two kinds, each stored as records through :func:`untrainable.results.run_or_load`:
+Runs come in two kinds, each with its own records:
 
 * ``mimic_teacher``: the deep teacher CNNs (Ba & Caruana's 3 × [conv + pool] + fully connected
   layer, dropout), trained on labels. Their weights are cached (never committed), including
@@ -8,7 +8,9 @@ Runs come in two kinds, each stored as records through :func:`untrainable.result
 * ``mimic_student``: a shallow student trained either on labels or on a teacher's (or an
   ensemble's) logits over a transfer set of training images plus augmented views.
 
-Every figure of the chapter is a set of student configs; :func:`run_students` trains or loads them.
+Every figure of the chapter is a sweep, a set of named student configs (:data:`SWEEPS`). A
+teacher's weights are resolved (:func:`resolve_teachers`, retrained into the cache if they are
+missing, never over the teacher's record) only for a student that must be trained.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +27,28 @@ from torch import nn
 
 from untrainable import mimic
 from untrainable.data import load_cifar10
+from untrainable.experiments import PlannedRun
+from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
-from untrainable.profiles import check_profile
-from untrainable.results import config_dict, run_key, run_or_load
-from untrainable.runtime import resolve_device, seed_everything
+from untrainable.profiles import DEFAULT_SEEDS, check_profile
+from untrainable.results import config_dict, run_key, run_or_load, run_with_weights, will_train
+from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
+
+__all__ = ["EXPERIMENT", "TEACHER_EXPERIMENT", "STUDENT_EXPERIMENT", "TeacherConfig", "TeacherSpec", "StudentConfig",
+           "Preset", "PRESETS", "preset", "SWEEPS", "configs", "planned_runs", "teacher_metrics", "student_metrics",
+           "build_teacher", "weights_path", "train_teacher", "resolve_teachers", "build_student", "train_student",
+           "run", "records_by_sweep", "ensemble_accuracy", "size_sweep", "quality_sweep", "loss_sweep",
+           "bottleneck_sweep", "overfit_pair", "main"]
 
 TEACHER_EXPERIMENT = "mimic_teacher"
 STUDENT_EXPERIMENT = "mimic_student"
+EXPERIMENT = STUDENT_EXPERIMENT  # the chapter's records; its teachers have their own folder
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """A deep teacher CNN and how it is trained (on labels)."""
+    """A deep teacher CNN and how it is trained (on labels); every field is part of the record key."""
 
     channels: int
     hidden: int
@@ -60,7 +72,7 @@ class TeacherSpec:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """A shallow student and its training target."""
+    """A shallow student and its training target; every field (the teacher's too) is part of the record key."""
 
     hidden: int
     epochs: int
@@ -91,7 +103,7 @@ class Preset:
     bottleneck: int
     conv_channels: int
     quality_widths: tuple[int, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the profile's default seeds; quick runs one (40-odd students, minutes on a CPU)
     loss_width: int
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
     views: int = 1
@@ -100,6 +112,7 @@ class Preset:
     sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def seeds_for(self, sweep: str) -> tuple[int, ...]:
+        """The seeds a sweep runs by default."""
         return self.sweep_seeds.get(sweep, self.seeds)
 
 
@@ -113,15 +126,14 @@ PRESETS: dict[str, Preset] = {
     "full": Preset(
         teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
         ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
-        bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=(0, 1, 2), loss_width=256, views=2,
-        sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
+        bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
+        views=2, sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
     "paper": Preset(
         teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20)),
         ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
-        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=(0, 1, 2, 3, 4), loss_width=30000,
-        views=4),
+        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=DEFAULT_SEEDS["paper"],
+        loss_width=30000, views=4),
 }
-SMOKE = {"epochs": 1, "n_train": 256, "n_test": 256}
 
 
 def preset(profile: str, smoke: bool = False) -> Preset:
@@ -148,23 +160,29 @@ def _cifar(n_train: int | None, n_test: int | None):
 
 
 def build_teacher(config: TeacherConfig) -> nn.Module:
+    """The deep teacher CNN of ``config``, untrained."""
     return mimic.TeacherCNN(channels=config.channels, hidden=config.hidden, dropout=config.dropout)
 
 
-def _weights_path(config: TeacherConfig, seed: int, epoch: int) -> Path:
+def teacher_metrics(config: TeacherConfig) -> tuple[str, ...]:
+    """What a teacher's record must carry: final accuracies and each snapshot's test accuracy."""
+    return ("test_acc", "train_acc", *(f"test_acc_epoch{e}" for e in config.snapshots))
+
+
+def weights_path(config: TeacherConfig, seed: int, epoch: int) -> Path:
+    """Where the weights of a teacher after ``epoch`` epochs are cached (named by the run's key)."""
     return mimic.cached_path("teacher", f"{run_key(TEACHER_EXPERIMENT, config, seed)}-e{epoch}")
 
 
-def _train_teacher(config: TeacherConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+def train_teacher(config: TeacherConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+    """Train one teacher on labels, caching its weights at each snapshot epoch and at the end."""
     generator = seed_everything(seed)
     model = build_teacher(config)
     train, test = _cifar(config.n_train, config.n_test)
 
     def snapshot(epoch: int, m: nn.Module) -> None:
         if epoch in config.snapshots or epoch == config.epochs:
-            path = _weights_path(config, seed, epoch)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(m.state_dict(), path)
+            save_torch_atomic(m.state_dict(), weights_path(config, seed, epoch))
 
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
     history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
@@ -176,24 +194,27 @@ def _train_teacher(config: TeacherConfig, seed: int, device: torch.device, check
     return {"metrics": metrics, "history": history}
 
 
-def teacher_records(config: TeacherConfig, seeds: tuple[int, ...], profile: str, device: str = "auto",
-                    force: bool = False) -> list[dict[str, Any]]:
-    """Train (or load the records of) the teachers of ``seeds``."""
-    return [run_or_load(TEACHER_EXPERIMENT, profile, "teacher", config, s, _train_teacher, device=device, force=force)
-            for s in seeds]
+def _teacher_records(config: TeacherConfig, seeds: tuple[int, ...], profile: str, device: str,
+                     force: bool) -> list[dict[str, Any]]:
+    return [run_or_load(TEACHER_EXPERIMENT, profile, "teacher", config, s, train_teacher, device=device, force=force,
+                        required_metrics=teacher_metrics(config)) for s in seeds]
 
 
-def load_teachers(spec: TeacherSpec, profile: str, device: torch.device) -> list[nn.Module]:
-    """The teacher modules of ``spec``, retraining any whose cached weights are missing (same seed, same weights)."""
+def resolve_teachers(spec: TeacherSpec, profile: str, device: str = "auto") -> list[nn.Module]:
+    """The teacher modules of ``spec`` (on the CPU, in eval mode).
+
+    Weights missing from the cache (a fresh clone) are retrained into it; the teachers' stored
+    records stay as they are (:func:`untrainable.results.run_with_weights`).
+    """
     epoch = spec.epoch or spec.config.epochs
     models = []
     for seed in spec.seeds:
-        path = _weights_path(spec.config, seed, epoch)
-        if not path.is_file():
-            teacher_records(spec.config, (seed,), profile, device=device.type, force=True)
+        weights = weights_path(spec.config, seed, epoch)
+        run_with_weights(TEACHER_EXPERIMENT, profile, "teacher", spec.config, seed, weights, train_teacher,
+                         device=device, required_metrics=teacher_metrics(spec.config))
         model = build_teacher(spec.config)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        models.append(model.to(device).eval())
+        model.load_state_dict(load_torch(weights))
+        models.append(model.eval())
     return models
 
 
@@ -210,42 +231,59 @@ def build_student(config: StudentConfig) -> nn.Module:
                                 conv_channels=config.conv_channels, dropout=config.dropout)
 
 
-def _train_student_fn(profile: str):
-    def train(config: StudentConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
-        train_data, test = _cifar(config.n_train, config.n_test)
-        x_test = test.normalized()
-        extra: dict[str, Any] = {}
-        if config.teacher is None:
-            x, target = train_data.normalized(), train_data.labels
-        else:
-            teachers = load_teachers(config.teacher, profile, device)
-            key = "|".join(run_key(TEACHER_EXPERIMENT, config.teacher.config, s) for s in config.teacher.seeds)
-            images, target = mimic.transfer_set(
-                teachers, train_data.images, train_data.normalized, config.views,
-                seed=0, device=device, cache_key=f"{key}|e{config.teacher.epoch}")
-            x = train_data.normalized(images)
-            z_test = mimic.ensemble_logits(teachers, x_test, device)
-            extra["teacher_test_acc"] = (z_test.argmax(1) == test.labels).float().mean().item()
-        generator = seed_everything(seed)
-        model = build_student(config)
-        settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
-        history = fit(model, (x, target), (x_test, test.labels), settings, generator=generator, device=device,
-                      loss_fn=mimic.mimic_loss_fn(config.loss, config.temperature), checkpoint=checkpoint,
-                      desc=f"student h={config.hidden} {config.loss} seed {seed}")
-        metrics = {"test_acc": history[-1]["test_acc"], "best_test_acc": max(h["test_acc"] for h in history),
-                   "train_acc": history[-1]["train_acc"], "parameters": count_parameters(model),
-                   "train_time_s": sum(h["epoch_time_s"] for h in history), **extra}
-        return {"metrics": metrics, "history": history}
-
-    return train
+def student_metrics(config: StudentConfig) -> tuple[str, ...]:
+    """What a student's record must carry (a mimic student also the teacher's test accuracy)."""
+    return ("test_acc", "best_test_acc", "train_acc", "parameters") + (("teacher_test_acc",) if config.teacher else ())
 
 
-def run_students(configs: dict[str, StudentConfig], profile: str, seeds: tuple[int, ...],
-                 device: str = "auto", force: bool = False) -> list[dict[str, Any]]:
-    """Train or load every named student config for every seed; records carry the name."""
-    train = _train_student_fn(profile)
-    return [run_or_load(STUDENT_EXPERIMENT, profile, name, cfg, s, train, device=device, force=force)
-            for name, cfg in configs.items() for s in seeds]
+def train_student(config: StudentConfig, seed: int, device: torch.device, checkpoint: Path,
+                  teachers: list[nn.Module] | None = None) -> dict[str, Any]:
+    """Train one student on labels, or on ``teachers``' mean logits over the transfer set."""
+    train_data, test = _cifar(config.n_train, config.n_test)
+    x_test = test.normalized()
+    extra: dict[str, Any] = {}
+    if config.teacher is None:
+        x, target = train_data.normalized(), train_data.labels
+    else:
+        if not teachers:
+            raise ValueError("a mimic student needs its resolved teachers (resolve_teachers(config.teacher, ...))")
+        teachers = [t.to(device) for t in teachers]
+        key = "|".join(run_key(TEACHER_EXPERIMENT, config.teacher.config, s) for s in config.teacher.seeds)
+        images, target = mimic.transfer_set(
+            teachers, train_data.images, train_data.normalized, config.views,
+            seed=0, device=device, cache_key=f"{key}|e{config.teacher.epoch}")
+        x = train_data.normalized(images)
+        z_test = mimic.ensemble_logits(teachers, x_test, device)
+        extra["teacher_test_acc"] = (z_test.argmax(1) == test.labels).float().mean().item()
+    generator = seed_everything(seed)
+    model = build_student(config)
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
+    history = fit(model, (x, target), (x_test, test.labels), settings, generator=generator, device=device,
+                  loss_fn=mimic.mimic_loss_fn(config.loss, config.temperature), checkpoint=checkpoint,
+                  desc=f"student h={config.hidden} {config.loss} seed {seed}")
+    metrics = {"test_acc": history[-1]["test_acc"], "best_test_acc": max(h["test_acc"] for h in history),
+               "train_acc": history[-1]["train_acc"], "parameters": count_parameters(model),
+               "train_time_s": sum(h["epoch_time_s"] for h in history), **extra}
+    return {"metrics": metrics, "history": history}
+
+
+def _students(sweep: str, students: dict[str, StudentConfig], profile: str, seeds: tuple[int, ...], device: str,
+              force: bool, teachers: dict[TeacherSpec, list[nn.Module]]) -> list[dict[str, Any]]:
+    """The records of one sweep; teachers are resolved (once per spec, kept in ``teachers``) only
+    for a student that must be trained."""
+    records = []
+    for name, cfg in students.items():
+        for s in seeds:
+            log(f"{STUDENT_EXPERIMENT}/{name} seed {s} ({profile})")
+            spec = cfg.teacher
+            if spec is not None and spec not in teachers and will_train(STUDENT_EXPERIMENT, profile, name, cfg, s,
+                                                                         force):
+                teachers[spec] = resolve_teachers(spec, profile, device)
+            train = partial(train_student, teachers=teachers.get(spec) if spec else None)
+            record = run_or_load(STUDENT_EXPERIMENT, profile, name, cfg, s, train, device=device, force=force,
+                                 required_metrics=student_metrics(cfg))
+            records.append({**record, "sweep": sweep})
+    return records
 
 
 def _student(p: Preset, **kw: Any) -> StudentConfig:
@@ -314,41 +352,54 @@ SWEEPS = {"size": size_sweep, "quality": quality_sweep, "loss": loss_sweep, "bot
           "overfit": overfit_pair}
 
 
-def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto", force: bool = False,
-        smoke: bool = False, sweeps: tuple[str, ...] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Every run of the chapter (or of ``sweeps``): teachers first, then each figure's students.
+def configs(profile: str, smoke: bool = False) -> dict[str, dict[str, StudentConfig]]:
+    """The student configs of every sweep, by sweep and name (the teachers are ``preset(profile).teacher``)."""
+    p = preset(profile, smoke)
+    return {name: sweep(p) for name, sweep in SWEEPS.items()}
 
-    ``seeds=None`` uses each sweep's default seeds (:meth:`Preset.seeds_for`); given seeds apply to every sweep.
+
+def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
+    """Every record of the chapter: the teachers of the ensemble, then each sweep's students for its seeds.
+
+    Sweeps share some configs under other names; each name is planned, and a stored twin counts.
+    """
+    p = preset(profile)
+    runs = [PlannedRun(TEACHER_EXPERIMENT, "teacher", p.teacher, s) for s in p.ensemble]
+    for sweep, students in configs(profile).items():
+        sweep_seeds = p.seeds_for(sweep) if seeds is None else tuple(seeds)
+        runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s) for name, cfg in students.items() for s in sweep_seeds]
+    return runs
+
+
+def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto", force: bool = False,
+        smoke: bool = False, sweeps: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Every record of the chapter (or of ``sweeps``): the teachers, then each sweep's students.
+
+    Each returned record carries ``sweep`` (``"teachers"`` for a teacher); :func:`records_by_sweep`
+    groups them. ``seeds=None`` uses each sweep's default seeds (:meth:`Preset.seeds_for`); given
+    seeds apply to every sweep (the teachers are the preset's ensemble).
     """
     p = preset(profile, smoke)
     unknown = set(sweeps or ()) - set(SWEEPS)
     if unknown:
         raise ValueError(f"unknown mimic sweep(s) {sorted(unknown)}: choose from {sorted(SWEEPS)}")
-    out = {"teachers": teacher_records(p.teacher, p.ensemble, profile, device, force)}
-    for name, sweep in SWEEPS.items():
+    records = [{**r, "sweep": "teachers"} for r in _teacher_records(p.teacher, p.ensemble, profile, device, force)]
+    teachers: dict[TeacherSpec, list[nn.Module]] = {}
+    for name, students in configs(profile, smoke).items():
         if sweeps is None or name in sweeps:
-            out[name] = run_students(sweep(p), profile, p.seeds_for(name) if seeds is None else tuple(seeds),
-                                     device, force)
-    return out
+            records += _students(name, students, profile, p.seeds_for(name) if seeds is None else tuple(seeds),
+                                 device, force, teachers)
+    return records
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the chapter from a shell, e.g. seeds in parallel background processes (records are shared)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.mimic", description=main.__doc__)
-    parser.add_argument("--profile", default="full")
-    parser.add_argument("--seeds", type=int, nargs="*", help="default: each sweep's seeds")
-    parser.add_argument("--sweeps", nargs="*", choices=sorted(SWEEPS), help="default: all")
-    parser.add_argument("--teachers-only", action="store_true", help="train the teachers and stop")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-    if args.teachers_only:
-        p = preset(args.profile)
-        teacher_records(p.teacher, p.ensemble, args.profile, args.device)
-        return
-    run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
-        sweeps=tuple(args.sweeps) if args.sweeps else None)
+def records_by_sweep(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The records of :func:`run` grouped by their ``sweep`` (``"teachers"``, ``"size"``, ...), in order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if "sweep" not in r:
+            raise ValueError(f"record {r.get('name')!r} carries no sweep: group the records that run() returns")
+        groups.setdefault(r["sweep"], []).append(r)
+    return groups
 
 
 def ensemble_accuracy(records: list[dict[str, Any]], profile: str, smoke: bool = False) -> float:
@@ -366,6 +417,21 @@ def ensemble_accuracy(records: list[dict[str, Any]], profile: str, smoke: bool =
     if max(found) - min(found) > 1e-6:
         raise ValueError(f"students disagree on the ensemble's test accuracy: {sorted(found)}")
     return found.pop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chapter from a shell, e.g. seeds in parallel background processes (records are shared)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.mimic_students", description=main.__doc__)
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: each sweep's seeds")
+    parser.add_argument("--sweeps", nargs="*", choices=sorted(SWEEPS), default=None,
+                        help="default: all; --sweeps without a name trains the teachers only")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
+        sweeps=None if args.sweeps is None else tuple(args.sweeps))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""The guarded store: every planned ``full`` run has its committed record, and none is trained silently."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import pytest
+
+from untrainable import results
+from untrainable.experiments import CHAPTERS, missing_records, planned_runs
+from untrainable.paths import results_root
+
+
+def _chapter_or_skip(prefix: str):
+    """The chapter module of ``prefix``, or a skip while it is not on the chapter contract yet."""
+    try:
+        module = importlib.import_module(CHAPTERS[prefix])
+    except ImportError as err:
+        pytest.skip(f"chapter {prefix} ({CHAPTERS[prefix]}) does not import yet: {err}")
+    if not hasattr(module, "planned_runs"):
+        pytest.skip(f"chapter {prefix} ({CHAPTERS[prefix]}) has no planned_runs yet")
+    return module
+
+
+@pytest.fixture
+def committed_store(monkeypatch):
+    """The repository's committed records instead of the test's empty store."""
+    monkeypatch.delenv("UNTRAINABLE_RESULTS", raising=False)
+    assert (results_root() / "full").is_dir(), "the committed full records are missing"
+
+
+@pytest.mark.parametrize("prefix", list(CHAPTERS))
+def test_every_planned_full_run_has_its_committed_record(prefix, committed_store):
+    _chapter_or_skip(prefix)
+    missing = missing_records("full", [prefix])
+    listing = "\n".join(f"  {r.experiment}/{r.path('full').name} ({r.name}, seed {r.seed})" for r in missing)
+    assert not missing, (f"chapter {prefix}: {len(missing)} planned full run(s) without a committed record (a "
+                         f"config change orphans its records; see results.added_field):\n{listing}")
+
+
+@pytest.mark.parametrize("prefix", list(CHAPTERS))
+def test_every_committed_full_record_is_the_run_planned(prefix, committed_store):
+    """Found is not enough: the record under a planned key must be that run (config, seed), complete and finite."""
+    _chapter_or_skip(prefix)
+    runs = planned_runs("full", [prefix])
+    assert runs, f"chapter {prefix} plans no full run"
+    for run in runs:
+        stored = results.find_record(run.path("full"))
+        if stored is not None:  # a missing one is reported by the test above
+            results.load_record(stored, experiment=run.experiment, config=run.config, seed=run.seed,
+                                required_metrics=results.DEFAULT_REQUIRED_METRICS)
+
+
+@dataclass(frozen=True)
+class Toy:
+    width: int
+    epochs: int = 1
+
+
+def _train(calls: list):
+    def train(config, seed, device, checkpoint):
+        calls.append(seed)
+        return {"metrics": {"test_acc": 0.5}, "history": []}
+    return train
+
+
+def test_a_missing_full_record_is_not_trained_without_being_asked(monkeypatch):
+    monkeypatch.delenv(results.TRAIN_MISSING_ENV, raising=False)
+    calls: list = []
+    with pytest.raises(results.MissingRecordError, match=r"toy/w8 seed 0.*--train-missing"):
+        results.run_or_load("toy", "full", "w8", Toy(8), 0, _train(calls))
+    assert calls == [] and not any(results_root().rglob("*.json"))
+    results.run_or_load("toy", "quick", "w8", Toy(8), 0, _train(calls))  # other profiles train freely
+    assert calls == [0]
+
+
+def test_a_missing_full_record_is_trained_when_asked(monkeypatch):
+    calls: list = []
+    record = results.run_or_load("toy", "full", "w8", Toy(8), 0, _train(calls), train_missing=True)
+    assert calls == [0] and results.record_path("full", "toy", "w8", 0, record["key"]).is_file()
+    monkeypatch.setenv(results.TRAIN_MISSING_ENV, "1")
+    results.run_or_load("toy", "full", "w8", Toy(8), 1, _train(calls))
+    assert calls == [0, 1]
+    monkeypatch.delenv(results.TRAIN_MISSING_ENV)
+    results.run_or_load("toy", "full", "w8", Toy(8), 1, _train(calls))  # stored now: loaded, not trained
+    assert calls == [0, 1]
+
+
+def test_an_added_field_at_its_default_keeps_the_key():
+    @dataclass(frozen=True)
+    class Grown:
+        width: int
+        epochs: int = 1
+        precision: str = results.added_field("fp32")
+
+    assert results.run_key("toy", Grown(8), 0) == results.run_key("toy", Toy(8), 0)
+    assert results.run_key("toy", Grown(8, precision="bf16"), 0) != results.run_key("toy", Toy(8), 0)
+    # a record stored before the field existed is still the requested run
+    calls: list = []
+    old = results.run_or_load("toy", "quick", "w8", Toy(8), 0, _train(calls))
+    new = results.run_or_load("toy", "quick", "w8", Grown(8), 0, _train(calls))
+    assert calls == [0] and new["key"] == old["key"]
