@@ -1,0 +1,41 @@
+"""What the chapters conclude from their records: effects with intervals, tests and one verdict rule.
+
+Every chapter, page 98 and the notebooks call this package (``from untrainable import analysis as
+A``), so that a number, an interval or a verdict means the same thing everywhere. Nothing here
+trains or writes files: functions take records (the dicts of :mod:`untrainable.results`), or the
+models a chapter describes, and return numbers, frames or sentences. By meaning:
+
+* :mod:`.effects`: Welch effects with intervals and p-values, and the one verdict rule;
+* :mod:`.runs`: choosing records, and describing runs, configs and guides;
+* :mod:`.contrasts`: the effects inside a chapter, as a table and as prose;
+* :mod:`.overfitting`, :mod:`.alignment`, :mod:`.error_consistency`: the three measurements the
+  guidance chapters share;
+* :mod:`.chapter_summaries`: what chapters 01 and 07 conclude;
+* :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_timing`: chapters 02 and 03 and the
+  CKA benchmark appendix.
+"""
+
+from __future__ import annotations
+
+from untrainable.analysis.alignment import alignment_frame, alignment_summary, endpoint_alignment
+from untrainable.analysis.chapter_summaries import (inductive_bias_summary, mimic_loss_labels, quality_frame,
+                                                    quality_summary, size_frame, size_summary)
+from untrainable.analysis.contrasts import contrasts_summary, contrasts_table
+from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPARABLE, NOT_RUN, NOT_TESTABLE, OPPOSITE,
+                                          REPRODUCED, TOO_FEW_SEEDS, VERDICTS, Effect, Precondition, Verdict, verdict,
+                                          welch_effect)
+from untrainable.analysis.error_consistency import GUIDED_BY, error_consistency, kappa_summary, kappa_table
+from untrainable.analysis.overfitting import (overfit_gap, overfitting_precondition, overfitting_summary,
+                                              overfitting_table)
+from untrainable.analysis.runs import (config_table, find, guide_table, mean_percent, renamed, run_summary, select,
+                                       values)
+
+__all__ = [
+    "ALPHA", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "NO_EFFECT", "NOT_TESTABLE", "NOT_COMPARABLE",
+    "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition", "Verdict", "welch_effect", "verdict",
+    "error_consistency", "GUIDED_BY", "kappa_table", "kappa_summary", "select", "renamed", "values", "find",
+    "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table", "overfitting_precondition",
+    "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
+    "mean_percent", "endpoint_alignment", "inductive_bias_summary", "size_frame", "size_summary", "quality_frame",
+    "quality_summary", "mimic_loss_labels",
+]
