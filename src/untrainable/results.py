@@ -10,25 +10,22 @@ Record contract (other chapters and checks rely on it)::
     {experiment, profile, seed, name, key, config, metrics, history, git_commit, device,
      versions, wall_time_s, created}
 
-``key`` is a hash of (experiment, config, seed): change any setting and the run is new. Every
-field of a config is part of the key, so adding a field would orphan every stored record; a field
-added later is declared with :func:`added_field`, whose default leaves existing keys unchanged.
+``key`` is a hash of (experiment, config, seed): change any setting and the run is new (the key
+and how a field is added without changing it: :mod:`untrainable.record_keys`).
 
 The ``full`` records are the book: :func:`run_or_load` never trains a missing ``full`` record
 unless asked (``train_missing=True``, ``force=True`` or ``UNTRAINABLE_TRAIN_MISSING=1``), so a
 changed config can never send ``reproduce --profile full`` into hours of silent training.
 
-A stored record is served only if it is the record asked for: its ``key``, ``experiment``, ``seed``
-and ``config`` match the request, and its metrics are complete (the chapter's required names) and
-finite. Anything else is an error naming the file and what differs, and nothing is overwritten:
-a hand-edited or truncated record must never become a number in the book.
+A stored record is served only if it is the record asked for (:mod:`untrainable.record_checks`):
+anything else is an error naming the file and what differs, and nothing is overwritten.
+
+The key helpers and the record checks live in their own modules; every name of both is importable
+from here too, so ``results`` stays the one door to the store.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import os
 import platform
@@ -47,6 +44,9 @@ import untrainable
 from untrainable.files import CorruptFileError, exclusive, load_torch, write_json_atomic
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
+from untrainable.record_checks import (LAST_EPOCH_METRICS, REQUIRED_KEYS, CorruptRecordError, RecordMismatchError,
+                                       load_record)
+from untrainable.record_keys import added_field, config_dict, key_payload, run_key
 from untrainable.runtime import device_description, log, machine_description, resolve_device, set_threads
 
 __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "GUARDED_PROFILES",
@@ -55,9 +55,6 @@ __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "G
            "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
            "find_record", "training_allowed", "will_train", "load_record", "run_or_load", "train_record",
            "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
-
-REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history",
-                 "git_commit", "device", "versions", "wall_time_s")
 
 TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
 
@@ -69,58 +66,10 @@ TRAIN_MISSING_ENV = "UNTRAINABLE_TRAIN_MISSING"
 
 #: Metrics every chapter record must carry unless the chapter names its own.
 DEFAULT_REQUIRED_METRICS: tuple[str, ...] = ("test_acc",)
-#: Final metrics that are the last epoch of the record's history, whenever that epoch has them.
-LAST_EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
 class MissingRecordError(LookupError):
     """A guarded (``full``) record is not stored and training it was not asked for."""
-
-
-class CorruptRecordError(ValueError):
-    """A stored record cannot be used as it is: unreadable, incomplete, or with non-finite metrics."""
-
-
-class RecordMismatchError(ValueError):
-    """A stored record is not the run asked for (its key, experiment, seed or config differ)."""
-
-
-def added_field(default: Any) -> Any:
-    """A config field added after records were stored: at ``default`` it is left out of the key.
-
-    Use it for a new setting whose default reproduces the old behaviour (``precision="fp32"``);
-    every other value makes a new run with a new key.
-    """
-    return dataclasses.field(default=default, metadata={"key_default": default})
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A plain, JSON-ready dict of a dataclass config (or a dict passed through)."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-
-
-def _drop_key_defaults(config: Any, d: dict[str, Any]) -> dict[str, Any]:
-    """Remove from ``d`` (``asdict(config)``) the added fields that sit at their key default."""
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if "key_default" in f.metadata and value == f.metadata["key_default"]:
-            d.pop(f.name)
-        elif dataclasses.is_dataclass(value) and isinstance(d.get(f.name), dict):
-            _drop_key_defaults(value, d[f.name])
-    return d
-
-
-def key_payload(config: Any) -> dict[str, Any]:
-    """What of a config enters the record key: every field, except added fields at their default."""
-    d = config_dict(config)
-    return _drop_key_defaults(config, d) if dataclasses.is_dataclass(config) else d
-
-
-def run_key(experiment: str, config: Any, seed: int) -> str:
-    """A short, stable hash of what defines a run: the experiment, its full config and the seed."""
-    payload = json.dumps({"experiment": experiment, "config": key_payload(config), "seed": seed},
-                         sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def record_path(profile: str, experiment: str, name: str, seed: int, key: str) -> Path:
@@ -171,48 +120,6 @@ def training_allowed(profile: str, force: bool = False, train_missing: bool | No
     return train_missing
 
 
-def _json_form(value: Any) -> Any:
-    """``value`` as it reads back from a record: tuples become lists, other objects strings."""
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def _config_differences(stored: Any, expected: Any, in_key: Any, where: str = "config") -> list[str]:
-    """Where a stored config differs from the requested one (both in JSON form), one line per field.
-
-    ``in_key`` is the requested config's key payload: a field it lacks is an added field at its
-    default (:func:`added_field`), which a record stored before the field existed may lack too.
-    """
-    if isinstance(stored, dict) and isinstance(expected, dict):
-        in_key = in_key if isinstance(in_key, dict) else {}
-        out = []
-        for name in sorted(set(stored) | set(expected)):
-            if name not in stored:
-                if name in in_key:
-                    out.append(f"{where}.{name}: missing, requested {expected[name]!r}")
-            elif name not in expected:
-                out.append(f"{where}.{name}: stored {stored[name]!r}, not a field of the requested config")
-            else:
-                out += _config_differences(stored[name], expected[name], in_key.get(name), f"{where}.{name}")
-        return out
-    return [] if stored == expected else [f"{where}: stored {stored!r}, requested {expected!r}"]
-
-
-def _non_finite(value: Any, where: str) -> list[str]:
-    """The paths of NaN or infinite numbers inside ``value`` (nested dicts and lists)."""
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}")]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{where}[{i}]")]
-    if isinstance(value, float) and not math.isfinite(value):
-        return [f"{where} = {value}"]
-    return []
-
-
-def _recovery(path: Path) -> str:
-    return (f"the store never serves a record it cannot vouch for: restore {path.name} from version control "
-            "(git checkout), or delete it and rerun (a full record needs --train-missing)")
-
-
 def will_train(experiment: str, profile: str, name: str, config: Any, seed: int, force: bool = False,
                train_missing: bool | None = None) -> bool:
     """Whether :func:`run_or_load` would train this run: forced, or not stored and allowed to train.
@@ -224,66 +131,6 @@ def will_train(experiment: str, profile: str, name: str, config: Any, seed: int,
         return True
     stored = find_record(record_path(profile, experiment, name, seed, run_key(experiment, config, seed)))
     return stored is None and training_allowed(profile, force, train_missing)
-
-
-def load_record(path: Path, *, experiment: str | None = None, config: Any = None, seed: int | None = None,
-                required_metrics: Sequence[str] = ()) -> dict[str, Any]:
-    """Read one record and check it before anyone uses its numbers.
-
-    Always: the file is valid JSON with every key of the contract, every metric is finite, and the
-    final metrics of :data:`LAST_EPOCH_METRICS` equal the last epoch of the history (an edited
-    accuracy is caught there).
-    With ``required_metrics``: those metrics are present (a record without ``test_acc`` would make
-    a table average fewer seeds than it says). With a request (``experiment``, ``config`` and
-    ``seed``): the stored key, experiment, seed and config are the requested ones, so a hand-edited
-    record (another learning rate, seed or accuracy) is refused instead of served.
-    Raises :class:`CorruptRecordError` or :class:`RecordMismatchError`, naming the file.
-    """
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CorruptRecordError(f"{path}: not valid JSON (truncated or edited? {err}); {_recovery(path)}") from err
-    if not isinstance(record, dict):
-        raise CorruptRecordError(f"{path}: not a valid record (a JSON {type(record).__name__}); {_recovery(path)}")
-    missing = [k for k in REQUIRED_KEYS if k not in record]
-    if missing:
-        raise CorruptRecordError(f"{path}: not a valid record, missing keys {missing}; {_recovery(path)}")
-    metrics = record["metrics"]
-    if not isinstance(metrics, dict):
-        raise CorruptRecordError(f"{path}: metrics must be a JSON object; {_recovery(path)}")
-    bad = _non_finite(metrics, "metrics")
-    if bad:
-        raise CorruptRecordError(f"{path}: non-finite metrics {', '.join(bad)}; {_recovery(path)}")
-    absent = [m for m in required_metrics if m not in metrics]
-    if absent:
-        raise CorruptRecordError(f"{path}: lacks the required metrics {absent}; {_recovery(path)}")
-    last = record["history"][-1] if record["history"] and isinstance(record["history"][-1], dict) else {}
-    edited = [f"metrics.{m} = {metrics[m]!r} but its last epoch says {last[m]!r}"
-              for m in LAST_EPOCH_METRICS if m in metrics and m in last and metrics[m] != last[m]]
-    if edited:
-        raise CorruptRecordError(f"{path}: metrics disagree with the history ({'; '.join(edited)}); {_recovery(path)}")
-    if experiment is not None:
-        differences = _request_differences(record, experiment, config, seed)
-        if differences:
-            raise RecordMismatchError(f"{path}: not the record of the requested run ({'; '.join(differences)}); "
-                                      f"{_recovery(path)}")
-    return record
-
-
-def _request_differences(record: dict[str, Any], experiment: str, config: Any, seed: int | None) -> list[str]:
-    """What of a record's identity (key, experiment, seed, config) differs from the request."""
-    if seed is None or config is None:
-        raise TypeError("a record request needs the experiment, the config and the seed")
-    out = []
-    if record["experiment"] != experiment:
-        out.append(f"experiment: stored {record['experiment']!r}, requested {experiment!r}")
-    if record["seed"] != seed:
-        out.append(f"seed: stored {record['seed']!r}, requested {seed!r}")
-    key = run_key(experiment, config, seed)
-    if record.get("key") != key:
-        out.append(f"key: stored {record.get('key')!r}, requested {key!r}")
-    return out + _config_differences(_json_form(record["config"]), _json_form(config_dict(config)),
-                                     _json_form(key_payload(config)))
 
 
 def run_or_load(
