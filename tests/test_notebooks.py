@@ -79,13 +79,7 @@ def test_the_logic_check_catches_each_construct():
         assert logic_in(source), source
 
 
-#: Notebooks whose cells still hold logic: chapters 02, 03 and 90 call modules being reworked at the same
-#: time (representations, the benchmarks); strict, so a notebook that becomes clean must leave this list.
-STILL_WITH_LOGIC = {"02_measuring_representations", "03_guides_and_targets", "90_cka_benchmark"}
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="logic not moved yet"))
-                                  if p.stem in STILL_WITH_LOGIC else p for p in NOTEBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_code_cells_hold_no_logic(path):
     nb = nbformat.read(path, as_version=4)
     found = [f"cell {i}: {', '.join(logic_in(c.source))}" for i, c in enumerate(nb.cells)

@@ -3,16 +3,22 @@ titles that always say the profile and the number of seeds. Notebooks draw every
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 from matplotlib.ticker import MaxNLocator
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
+if TYPE_CHECKING:
+    from untrainable.analysis.layer_comparison import LayerMatrix
+
 __all__ = ["COLORS", "LINESTYLES", "set_theme", "run_label", "learning_curves", "alignment_curves", "mapping_figure",
-           "accuracy_vs_size", "student_vs_teacher", "bottleneck_curves"]
+           "accuracy_vs_size", "student_vs_teacher", "bottleneck_curves", "point_clouds", "measure_table",
+           "error_vs_offset", "layer_matrices", "time_per_call"]
 
 #: One colour per condition, used by every chapter.
 COLORS: dict[str, str] = {
@@ -187,6 +193,78 @@ def bottleneck_curves(records: list[dict[str, Any]], title: str) -> plt.Figure:
     axes[0].set(xlabel="epoch", ylabel="test accuracy (%)")
     axes[1].set(xlabel="training time (s, this machine)")
     axes[0].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def point_clouds(original: np.ndarray, copies: dict[str, np.ndarray], colour: np.ndarray, title: str) -> plt.Figure:
+    """A 2-D point cloud and its transformed copies side by side, each point coloured by ``colour``
+    (the same in every panel, so a point can be followed from one panel to the next)."""
+    clouds = {"original": original, **copies}
+    fig, axes = plt.subplots(1, len(clouds), figsize=(2.5 * len(clouds), 2.8))
+    for ax, (name, points) in zip(axes, clouds.items()):
+        ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="viridis", s=6)
+        ax.set_title(name, fontsize="small")
+        ax.set(xticks=[], yticks=[])
+        ax.set_aspect("equal", "datalim")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def measure_table(table: pd.DataFrame, title: str) -> plt.Figure:
+    """A table of similarities in [0, 1] as an annotated heatmap (darker: more similar)."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    sns.heatmap(table, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="rocket_r", cbar=False, ax=ax)
+    ax.set_title(title)
+    return fig
+
+
+def error_vs_offset(errors: pd.DataFrame, title: str) -> plt.Figure:
+    """Errors against float64 per common offset (index), one line per formulation, both axes logarithmic
+    (the offset axis linear around 0, so that offset 0 has a place)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    errors.plot(logy=True, marker="o", ax=ax)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set(ylabel="|CKA - float64 CKA|", title=title)
+    return fig
+
+
+def layer_matrices(panels: Sequence[LayerMatrix], title: str, annotated: bool = False) -> plt.Figure:
+    """One heatmap per panel, rows and columns labelled by layer.
+
+    ``annotated``: values in [0, 1] written in each cell, panel widths following their column counts
+    (for the CKA heatmaps); otherwise square cells, each panel with its own colour bar and a
+    distance drawn with the colour map reversed (for comparing measures of different ranges).
+    """
+    widths = [len(p.columns) for p in panels] if annotated else [1] * len(panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.25 * len(panels), 4.6 if annotated else 4),
+                             gridspec_kw={"width_ratios": widths})
+    for ax, p in zip(np.atleast_1d(axes), panels):
+        style = (dict(vmin=0, vmax=1, cmap="magma", annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar=False)
+                 if annotated else dict(cmap="rocket_r" if p.distance else "rocket", square=True,
+                                        cbar_kws={"shrink": 0.7}))
+        sns.heatmap(p.values, ax=ax, xticklabels=p.columns, yticklabels=p.rows, **style)
+        ax.set(xlabel=p.xlabel, ylabel=p.ylabel)
+        ax.set_title(p.title, fontsize="medium")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def time_per_call(cells: pd.DataFrame, methods: Sequence[str], title: str) -> plt.Figure:
+    """Seconds per call against the number of features, one panel per number of examples ``n`` and one
+    line per method (``cells`` has columns n, d and ``<method>_s``)."""
+    groups = list(cells.groupby("n"))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), sharey=True, squeeze=False)
+    for ax, (n, sub) in zip(axes[0], groups):
+        for method, style in zip(methods, ["-o", "--s", "--^", ":x"]):
+            ax.plot(sub["d"], sub[f"{method}_s"], style, label=method)
+        ax.set(xscale="log", yscale="log", title=f"n = {n}", xlabel="features d")
+        ax.set_xscale("log", base=2)
+    axes[0][0].set_ylabel("seconds per call")
+    axes[0][0].legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -11,7 +11,7 @@ models a chapter describes, and return numbers, frames or sentences. By meaning:
 * :mod:`.overfitting`, :mod:`.alignment`, :mod:`.error_consistency`: the three measurements the
   guidance chapters share;
 * :mod:`.chapter_summaries`: what chapters 01 and 07 conclude;
-* :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_timing`: chapters 02 and 03 and the
+* :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_benchmark`: chapters 02 and 03 and the
   CKA benchmark appendix.
 """
 
