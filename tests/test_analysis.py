@@ -129,3 +129,13 @@ def test_alignment_frame_has_one_row_per_epoch_reference_and_pair():
     f = A.alignment_frame([r])
     assert len(f) == 2 * 2 * 2 and set(f["depth"]) == {0.0, 1.0}
     assert f[(f["epoch"] == 1) & (f["reference"] == "untrained")]["cka"].tolist() == [0.7, 0.8]
+
+
+def test_the_package_offers_every_name_of_its_shared_modules():
+    from untrainable.analysis import (alignment, chapter_summaries, contrasts, effects, kappa,
+                                      overfitting, runs)
+
+    for module in (alignment, chapter_summaries, contrasts, effects, kappa, overfitting, runs):
+        for name in module.__all__:
+            assert getattr(A, name) is getattr(module, name), f"{module.__name__}.{name}"
+            assert name in A.__all__

@@ -33,6 +33,7 @@ def test_a_deeper_guide_leaves_guide_layers_unused():
     assert LM.unpaired_layers(guide, target, pairs) == (["g1", "g3"], [])
     assert LM.mapping_summary(guide, target, pairs) == (
         "3 pairs: each of the 3 target layers has one guide layer, and 2 of the 5 guide layers (g1, g3) are not used.")
+    assert LM.mapping_summary(guide[:4], target, [(0, 0), (1, 1), (3, 2)]).endswith("(g2) is not used.")
 
 
 def test_a_deeper_target_leaves_target_layers_free():

@@ -8,7 +8,7 @@ models a chapter describes, and return numbers, frames or sentences. By meaning:
 * :mod:`.effects`: Welch effects with intervals and p-values, and the one verdict rule;
 * :mod:`.runs`: choosing records, and describing runs, configs and guides;
 * :mod:`.contrasts`: the effects inside a chapter, as a table and as prose;
-* :mod:`.overfitting`, :mod:`.alignment`, :mod:`.error_consistency`: the three measurements the
+* :mod:`.overfitting`, :mod:`.alignment`, :mod:`.kappa` (error consistency): the three measurements the
   guidance chapters share;
 * :mod:`.chapter_summaries`: what chapters 01 and 07 conclude;
 * :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_benchmark`: chapters 02 and 03 and the
@@ -24,7 +24,7 @@ from untrainable.analysis.contrasts import contrasts_summary, contrasts_table
 from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPARABLE, NOT_RUN, NOT_TESTABLE, OPPOSITE,
                                           REPRODUCED, TOO_FEW_SEEDS, VERDICTS, Effect, Precondition, Verdict, verdict,
                                           welch_effect)
-from untrainable.analysis.error_consistency import GUIDED_BY, error_consistency, kappa_summary, kappa_table
+from untrainable.analysis.kappa import GUIDED_BY, error_consistency, kappa_summary, kappa_table
 from untrainable.analysis.overfitting import (overfit_gap, overfitting_precondition, overfitting_summary,
                                               overfitting_table)
 from untrainable.analysis.runs import (config_table, find, guide_table, mean_percent, renamed, run_summary, select,

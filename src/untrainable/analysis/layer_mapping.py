@@ -59,8 +59,9 @@ def mapping_summary(guide_layers: list[str], target_layers: list[str], pairs: li
     """How many pairs the mapping makes and which side's layers are left without a partner."""
     free_guide, free_target = unpaired_layers(guide_layers, target_layers, pairs)
     if len(guide_layers) > len(target_layers):
+        verb = "is" if len(free_guide) == 1 else "are"
         return (f"{len(pairs)} pairs: each of the {len(target_layers)} target layers has one guide layer, and "
-                f"{len(free_guide)} of the {len(guide_layers)} guide layers ({', '.join(free_guide)}) are not used.")
+                f"{len(free_guide)} of the {len(guide_layers)} guide layers ({', '.join(free_guide)}) {verb} not used.")
     text = f"{len(pairs)} pairs: each of the {len(guide_layers)} guide layers has one target layer"
     if not free_target:
         return text + "."
