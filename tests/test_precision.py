@@ -45,3 +45,79 @@ def test_channels_last_only_for_conv_nets_in_bf16(monkeypatch):
     assert kept[0].weight.is_contiguous()
     linear = torch.nn.Linear(4, 4)
     assert P.channels_last(linear, "bf16", cpu) is linear
+
+
+# ----------------------------------------------------------------------------- in training
+
+
+from torch import nn  # noqa: E402
+
+from untrainable import guidance as G  # noqa: E402
+from untrainable.recording import record_layers  # noqa: E402
+from untrainable.runtime import seed_everything  # noqa: E402
+from untrainable.similarity import linear_cka  # noqa: E402
+from untrainable.train import FitSettings, fit  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """Claim native bf16 products, so the bf16 path runs on any CPU (emulated where it is not native)."""
+    monkeypatch.setattr(P, "cpu_flags", lambda: ("avx512_bf16",))
+
+
+def _nets():
+    torch.manual_seed(0)
+    guide = nn.Sequential(nn.Flatten(), nn.Linear(48, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    target = nn.Sequential(nn.Flatten(), nn.Linear(48, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 4))
+    return guide, target
+
+
+def test_the_guidance_term_under_bf16_autocast_is_the_fp32_term(bf16_cpu):
+    """Same activations in, same CKA out (to 1e-5): the similarity math escapes autocast. Computed
+    naively under autocast the same CKA moves by more, which is what the escape is for."""
+    guide, target = _nets()
+    x = torch.randn(64, 3, 4, 4)
+    loss = G.GuidanceLoss(target, guide, x[:2])
+    acts = [a.detach() for a in record_layers(target, x, [t for _, t in loss.pairs]).values()]
+    reps = loss.guide_representations(x)
+    fp32 = loss.pair_terms(acts, reps)
+    with P.autocast(CPU, "bf16"):
+        bf16 = loss.pair_terms(acts, reps)
+        naive = torch.stack([1 - linear_cka(a @ torch.eye(a.shape[1]), b) for a, b in zip(acts, reps)])
+    assert torch.allclose(bf16, fp32, atol=1e-5, rtol=0)
+    assert (naive.float() - fp32).abs().max() > 1e-5
+
+
+def _blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    centers = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(123)).repeat(1, 3, 1, 1) * 3
+    y = torch.randint(0, 3, (n,), generator=gen)
+    return centers[y] + torch.randn(n, 3, 4, 4, generator=gen), y
+
+
+def _train_conv(seed: int, precision: str) -> list[dict]:
+    gen = seed_everything(seed)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(128, 3))
+    return fit(model, _blobs(600, 0), _blobs(300, 1), FitSettings(epochs=3, batch_size=50, lr=1e-2,
+                                                                    precision=precision),
+               generator=gen, device=CPU, progress=False)
+
+
+def _strip_time(history):
+    return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in history]
+
+
+def test_a_conv_net_learns_in_bf16_channels_last_and_repeats_bitwise(bf16_cpu):
+    """bf16 + channels_last trains (well above chance) and, same seed, machine and threads, repeats exactly."""
+    first, again = _train_conv(0, "bf16"), _train_conv(0, "bf16")
+    assert first[-1]["test_acc"] > 0.8
+    assert _strip_time(first) == _strip_time(again)
+    assert _strip_time(first) != _strip_time(_train_conv(0, "fp32"))  # bf16 really ran
+
+
+def test_an_unknown_precision_in_fit_settings_is_refused():
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        FitSettings(epochs=1, precision="half")

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from untrainable import similarity as S
+from untrainable.precision import full_precision
 from untrainable.recording import LayerRecorder, record_layers, resolve_layers
 from untrainable.runtime import eval_mode
 
@@ -344,8 +345,13 @@ class IndexedBatch:
     x: torch.Tensor
     index: torch.Tensor
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "IndexedBatch":
-        return IndexedBatch(self.x.to(device, non_blocking=non_blocking), self.index)
+    def to(self, device: torch.device | str, non_blocking: bool = False,
+           memory_format: torch.memory_format = torch.preserve_format) -> "IndexedBatch":
+        return IndexedBatch(self.x.to(device, non_blocking=non_blocking, memory_format=memory_format), self.index)
+
+    def dim(self) -> int:
+        """The inputs' number of dimensions (a batch of images: 4)."""
+        return self.x.dim()
 
     def __len__(self) -> int:
         return len(self.x)
@@ -512,7 +518,8 @@ class GuidanceLoss:
             if a.shape[0] != b.shape[0]:
                 raise ValueError(f"pair ({g} -> {t}): target batch {a.shape[0]} but guide batch {b.shape[0]}")
             try:
-                terms.append(self._pair_distance(a, b))
+                with full_precision(a.device):  # under bf16 autocast even fp32 products would be cast down
+                    terms.append(self._pair_distance(a.float(), b.float()))
             except S.ConstantRepresentationError as err:
                 self.constant_pairs.append(i)
                 warnings.warn(f"guidance pair ({g} -> {t}) counted as unrelated, without gradient: {err}",

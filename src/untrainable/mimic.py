@@ -27,7 +27,8 @@ from torch import nn
 from untrainable.data import batches
 from untrainable.files import CorruptFileError, exclusive, load_torch, save_torch_atomic
 from untrainable.paths import cache_root
-from untrainable.runtime import autocast, eval_mode, log
+from untrainable.precision import autocast
+from untrainable.runtime import eval_mode, log
 
 __all__ = ["logit_regression_loss", "distillation_loss", "soft_cross_entropy", "mimic_loss_fn", "random_crop_flip",
            "ensemble_logits", "transfer_set", "TeacherCNN", "ShallowStudent", "deep_mlp_params", "deep_mlp_width",
@@ -112,14 +113,17 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
 
 @torch.no_grad()
 def ensemble_logits(teachers: Sequence[nn.Module], x: torch.Tensor, device: torch.device,
-                    batch_size: int = 1000) -> torch.Tensor:
-    """The teachers' logits averaged (Ba & Caruana's ensemble teacher), in eval mode, on CPU, float32."""
+                    batch_size: int = 1000, precision: str = "fp32") -> torch.Tensor:
+    """The teachers' logits averaged (Ba & Caruana's ensemble teacher), in eval mode, on CPU, float32.
+
+    ``precision`` is the teachers' forward precision (see :mod:`untrainable.precision`); the
+    returned logits are float32 either way."""
     chunks = []
     for idx in batches(len(x), batch_size):
         xb = x[idx].to(device)
         total = None
         for t in teachers:
-            with eval_mode(t), autocast(device):
+            with eval_mode(t), autocast(device, precision):
                 z = t(xb).float()
             total = z if total is None else total + z
         chunks.append((total / len(teachers)).cpu())

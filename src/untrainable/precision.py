@@ -18,12 +18,12 @@ CKA and Gram computations run under :func:`full_precision`, which switches autoc
 from __future__ import annotations
 
 import contextlib
-import functools
-from pathlib import Path
 
 import torch
 
-__all__ = ["PRECISIONS", "cpu_flags", "bf16_native", "resolve_precision", "autocast", "full_precision",
+from untrainable.runtime import cpu_flags
+
+__all__ = ["PRECISIONS", "BF16_CPU_FLAGS", "bf16_native", "resolve_precision", "autocast", "full_precision",
            "channels_last"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -32,27 +32,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where that file does not exist).
-
-    ``torch.backends.cpu.get_cpu_capability()`` only says "AVX512", which does not tell whether
-    the CPU multiplies bf16 natively, so the flags are read directly.
-    """
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return frozenset()
-    for line in info.read_text().splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
 def bf16_native(device: torch.device) -> bool:
     """Whether ``device`` multiplies bf16 matrices natively (so autocast to bf16 pays)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
+    if device.type == "cpu":  # torch's get_cpu_capability() says only "AVX512": read the flags
         return any(f in cpu_flags() for f in BF16_CPU_FLAGS)
     return False
 

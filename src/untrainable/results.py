@@ -44,6 +44,7 @@ import untrainable
 from untrainable.files import CorruptFileError, exclusive, load_torch, write_json_atomic
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
+from untrainable.precision import resolve_precision
 from untrainable.record_checks import (LAST_EPOCH_METRICS, REQUIRED_KEYS, CorruptRecordError, RecordMismatchError,
                                        load_record)
 from untrainable.record_keys import added_field, config_dict, key_payload, run_key
@@ -197,6 +198,7 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
         "experiment": experiment, "profile": profile, "seed": seed, "name": name, "key": key,
         "config": config_dict(config), **out,
         "git_commit": git_commit(), "device": device_description(dev), "machine": machine_description(dev),
+        "precision": resolve_precision(getattr(config, "precision", "fp32"), dev),  # what "auto" became here
         "versions": versions(), "wall_time_s": before + time.perf_counter() - t0,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["log", "resolve_device", "set_threads", "seed_everything", "autocast", "cpu_model", "cpu_flags",
+__all__ = ["log", "resolve_device", "set_threads", "seed_everything", "cpu_model", "cpu_flags",
            "machine_description", "device_description", "eval_mode"]
 
 #: CPU features that decide which kernels torch runs, hence the last bits of a result and the speed.
@@ -61,16 +61,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision (bf16) on CUDA GPUs that support it, a no-op elsewhere.
-
-    bf16 keeps fp32's exponent range, so no gradient scaler is needed; older GPUs run in fp32.
-    """
-    if device.type != "cuda" or not torch.cuda.is_bf16_supported():
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def _cpuinfo_fields() -> dict[str, str]:

@@ -33,7 +33,8 @@ from tqdm.std import tqdm
 
 from untrainable.data import batches
 from untrainable.files import load_torch, save_torch_atomic
-from untrainable.runtime import autocast, eval_mode, log
+from untrainable.precision import PRECISIONS, autocast, channels_last, resolve_precision
+from untrainable.runtime import eval_mode, log
 
 __all__ = ["IGNORE", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "cross_entropy",
            "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor", "evaluate",
@@ -95,6 +96,11 @@ class FitSettings:
     schedule: str = "constant"  # "constant" | "cosine"
     eval_batch_size: int = 1000
     clip_grad_norm: float | None = None  # clip the gradient's global norm (recurrent nets), None: never
+    precision: str = "fp32"  # "fp32" | "bf16" | "auto": bf16 autocast where products are native (untrainable.precision)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
 
 
 def make_optimizer(params, s: FitSettings) -> torch.optim.Optimizer:
@@ -117,17 +123,36 @@ def lr_factor(s: FitSettings, step: int, total_steps: int) -> float:
     raise ValueError(f"unknown schedule {s.schedule!r}: choose constant or cosine")
 
 
+def to_device(x: Any, device: torch.device, model: nn.Module) -> Any:
+    """A batch on ``device``, in channels_last memory when ``model`` is (images into a bf16 conv net).
+
+    An ``IndexedBatch`` of the guidance bank moves the same way (it has ``dim`` and ``to``).
+    """
+    if x.dim() == 4 and _is_channels_last(model):
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    """Whether the model's first 4-d weight is stored channels_last."""
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)
+    return (weight is not None and weight.is_contiguous(memory_format=torch.channels_last)
+            and not weight.is_contiguous())
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 1000
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 1000,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``(x, y)``: per example, or
-    per counted token for sequence labels (see :func:`cross_entropy`)."""
+    per counted token for sequence labels (see :func:`cross_entropy`). The forward pass runs in
+    ``precision`` (as in training); the loss is summed in fp32."""
     total_loss, correct, count = 0.0, 0, 0
     with eval_mode(model):
         for idx in batches(len(y), batch_size):
-            xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
-            with autocast(device):
+            xb, yb = to_device(x[idx], device, model), y[idx].to(device, non_blocking=True)
+            with autocast(device, precision):
                 logits = model(xb)
             if not torch.isfinite(logits).all():  # accuracy from NaN logits would be a made-up number
                 raise NonFiniteLossError(f"the model's outputs are not finite on evaluation examples "
@@ -142,12 +167,14 @@ def evaluate(
 
 @torch.no_grad()
 def correct_string(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                   batch_size: int = 1000) -> str:
+                   batch_size: int = 1000, precision: str = "fp32") -> str:
     """Which examples the model (in eval mode) gets right, as a string of 0/1 (for error consistency)."""
     out = []
     with eval_mode(model):
         for idx in batches(len(y), batch_size):
-            out.append(model(x[idx].to(device)).argmax(1).cpu() == y[idx])
+            with autocast(device, precision):
+                logits = model(to_device(x[idx], device, model))
+            out.append(logits.argmax(1).cpu() == y[idx])
     return "".join("1" if v else "0" for v in torch.cat(out).tolist())
 
 
@@ -179,8 +206,8 @@ def _train_epoch(model: nn.Module, train: tuple[Any, torch.Tensor], settings: Fi
     for i, idx in enumerate(batches(len(y_train), settings.batch_size, generator)):
         for group in opt.param_groups:
             group["lr"] = settings.lr * lr_factor(settings, epoch * steps_per_epoch + i, total_steps)
-        xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
-        with autocast(device):
+        xb, yb = to_device(x_train[idx], device, model), y_train[idx].to(device, non_blocking=True)
+        with autocast(device, settings.precision):
             loss, logits = loss_fn(model, xb, yb)
         _check_finite(desc, "loss", loss.item(), epoch + 1, i + 1)
         opt.zero_grad(set_to_none=True)
@@ -229,6 +256,7 @@ def fit(
     summed over every resumed part.
     """
     model.to(device)
+    channels_last(model, settings.precision, device)  # before the optimiser sees the parameters
     opt = make_optimizer(model.parameters(), settings)
     total_steps = settings.epochs * math.ceil(len(train[1]) / settings.batch_size)
     history: list[dict[str, Any]] = []
@@ -250,7 +278,7 @@ def fit(
         row, steps = _train_epoch(model, train, settings, opt, epoch, total_steps, generator, device, loss_fn, desc)
         _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
         try:
-            test_metrics = evaluate(model, *test, device, settings.eval_batch_size)
+            test_metrics = evaluate(model, *test, device, settings.eval_batch_size, settings.precision)
         except NonFiniteLossError as err:  # the epoch's last steps broke the weights
             raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
         row = {"epoch": epoch + 1, **row, "test_loss": test_metrics["loss"], "test_acc": test_metrics["acc"],

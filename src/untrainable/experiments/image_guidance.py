@@ -43,7 +43,7 @@ from untrainable.experiments.image_guides import (GUIDE_EXPERIMENT, GuideConfig,
                                                    guide_weights_path, train_guide, trained_guide, untrained_guide)
 from untrainable.models import build_guide, build_target, count_parameters
 from untrainable.profiles import check_profile, default_seeds
-from untrainable.results import find_record, record_path, run_key, run_or_load, training_allowed
+from untrainable.results import added_field, find_record, record_path, run_key, run_or_load, training_allowed
 from untrainable.runtime import resolve_device, seed_everything
 from untrainable.train import FitSettings, LossFn, correct_string, cross_entropy_loss, fit
 
@@ -101,6 +101,7 @@ class Config:
     plain_block: str = "basic"
     plain_width: int = 8
     reference_guide: GuideConfig | None = None  # the trained ResNet guide every run is probed against
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 #: Sizes and lengths per profile. ``full`` is what 2 CPU cores allow in about an hour per chapter.
@@ -109,7 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   guide_n_train=1000, guide_epochs=4, guide_width=8, resnet_family="resnet18",
                   small_channels=(8, 16, 32), small_hidden=64,
                   fcn_depth=8, fcn_width=64, fcn_first_width=128, wide_width=256, wide_depth=3,
-                  plain_layers=(1, 1, 1, 1), plain_width=8),
+                  plain_layers=(1, 1, 1, 1), plain_width=8, precision="auto"),
     "full": dict(n_train=3000, n_test=2000, epochs=20, batch_size=256, guide_steps=150, probe_n=256,
                  guide_n_train=10000, guide_epochs=6, guide_width=16, resnet_family="resnet18",
                  small_channels=(32, 64, 128), small_hidden=256,
@@ -119,7 +120,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   guide_n_train=None, guide_epochs=100, guide_width=64, resnet_family="resnet18",
                   small_channels=(32, 64, 128), small_hidden=256,
                   fcn_depth=48, fcn_width=1024, fcn_first_width=2048, wide_width=8192, wide_depth=3,
-                  plain_layers=(3, 4, 6, 3), plain_width=64),
+                  plain_layers=(3, 4, 6, 3), plain_width=64, precision="auto"),
 }
 #: A tiny slice of any profile, for testing that its code paths run.
 SMOKE = dict(n_train=128, n_test=64, epochs=1, guide_n_train=128, guide_epochs=1, guide_steps=1, probe_n=32,
@@ -144,7 +145,8 @@ def preset(profile: str, smoke: bool = False, overrides: dict[str, Any] | None =
 def guide_configs(p: dict[str, Any]) -> dict[str, GuideConfig]:
     """The two guide families of a preset: ``"resnet"`` and ``"small_cnn"``."""
     common = {k: p.get(k, d) for k, d in (("n_test", None), ("data_seed", 0), ("dataset", "cifar10"),
-                                          ("image_size", 32), ("num_classes", 10))}
+                                          ("image_size", 32), ("num_classes", 10),
+                                          ("precision", "fp32"))}
     common["n_train"] = p.get("guide_n_train", p.get("n_train"))
     return {
         "resnet": GuideConfig(family=p["resnet_family"], width=p["guide_width"], epochs=p["guide_epochs"], **common),
@@ -307,7 +309,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     state = {"initial_cka": {k: p.measure(model) for k, p in probes.items()}}
     train_inputs = G.IndexedInputs(x_train) if inputs.bank is not None else x_train
     settings = FitSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                           optimizer=c.optimizer)
+                           optimizer=c.optimizer, precision=c.precision)
     history = fit(model, (train_inputs, y_train), (x_test, y_test), settings, generator=generator, device=device,
                   loss_fn=meter, checkpoint=checkpoint, desc=f"{c.target}/{c.condition} seed {seed}", progress=False,
                   on_epoch_start=start_epoch, on_epoch_end=end_epoch, state=state)
@@ -319,7 +321,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         min_test_loss_epoch=int(np.argmin([h["test_loss"] for h in history])) + 1,
         parameters=count_parameters(model),
         guided_steps=0 if guidance is None else min(c.guide_steps or 10**12, c.epochs * steps_per_epoch),
-        test_correct=correct_string(model, x_test, y_test, device),
+        test_correct=correct_string(model, x_test, y_test, device, precision=c.precision),
         mean_cka_trained=float(np.mean(last["cka_trained"])),
         mean_cka_untrained=float(np.mean(last["cka_untrained"])),
     )

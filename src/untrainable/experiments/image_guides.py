@@ -58,6 +58,7 @@ class GuideConfig:
     dataset: str = "cifar10"
     image_size: int = 32
     num_classes: int = added_field(10)  # an ImageFolder dataset's classes (ImageNet: 1000)
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 def guide_weights_path(profile: str, g: GuideConfig) -> Path:
@@ -71,13 +72,14 @@ def train_guide(g: GuideConfig, seed: int, device: torch.device, checkpoint: Pat
     model = build_guide(g, g.num_classes)
     train, test = load_image_data(g.dataset, g.n_train, g.n_test, g.data_seed, g.image_size)
     settings = FitSettings(epochs=g.epochs, batch_size=g.batch_size, lr=g.lr, weight_decay=g.weight_decay,
-                           optimizer=g.optimizer)
+                           optimizer=g.optimizer, precision=g.precision)
     history = fit(model, train, test, settings, generator=generator, device=device, checkpoint=checkpoint,
                   desc=f"guide {g.family}")
     save_torch_atomic(model.state_dict(), weights)
     last = history[-1]
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
-    metrics.update(parameters=count_parameters(model), test_correct=correct_string(model, *test, device))
+    metrics.update(parameters=count_parameters(model),
+                   test_correct=correct_string(model, *test, device, precision=g.precision))
     return {"metrics": metrics, "history": history}
 
 

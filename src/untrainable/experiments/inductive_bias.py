@@ -20,7 +20,7 @@ from untrainable.data import load_cifar10
 from untrainable.experiments import PlannedRun
 from untrainable.models import FCN, SmallCNN, count_parameters
 from untrainable.profiles import check_profile, default_seeds
-from untrainable.results import run_or_load
+from untrainable.results import added_field, run_or_load
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
@@ -47,12 +47,13 @@ class Config:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     data_seed: int = 0  # which subset; fixed so that seeds vary only initialisation and order
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n_train": 2000, "n_test": 1000, "epochs": 5},
+    "quick": {"n_train": 2000, "n_test": 1000, "epochs": 5, "precision": "auto"},
     "full": {"n_train": None, "n_test": None, "epochs": 10},
-    "paper": {"n_train": None, "n_test": None, "epochs": 100},
+    "paper": {"n_train": None, "n_test": None, "epochs": 100, "precision": "auto"},
 }
 SMOKE = {"n_train": 256, "n_test": 256, "epochs": 1}
 
@@ -88,7 +89,7 @@ def train_one(config: Config, seed: int, device: torch.device, checkpoint: Path)
     model = build_model(config.model)
     train, test = _data(config)
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                           weight_decay=config.weight_decay, optimizer=config.optimizer)
+                           weight_decay=config.weight_decay, optimizer=config.optimizer, precision=config.precision)
     history = fit(model, train, test, settings, generator=generator, device=device,
                   checkpoint=checkpoint, desc=f"{config.model} seed {seed}")
     last = history[-1]

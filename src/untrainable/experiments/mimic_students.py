@@ -31,7 +31,7 @@ from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.profiles import DEFAULT_SEEDS, check_profile
-from untrainable.results import config_dict, run_key, run_or_load, run_with_weights, will_train
+from untrainable.results import added_field, config_dict, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
@@ -59,6 +59,7 @@ class TeacherConfig:
     batch_size: int = 128
     lr: float = 1e-3
     snapshots: tuple[int, ...] = ()  # earlier epochs whose weights are kept as weaker teachers
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class StudentConfig:
     views: int = 1  # augmented copies of the training images added to the transfer set
     batch_size: int = 128
     lr: float = 1e-3
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Preset:
     mlp_depth: int = 3
     # Seeds per sweep where fewer than ``seeds`` suffice (figures that show no spread); others use ``seeds``.
     sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    precision: str = "fp32"  # the students' (the teacher's is in its config); teachers' logits are fp32
 
     def seeds_for(self, sweep: str) -> tuple[int, ...]:
         """The seeds a sweep runs by default."""
@@ -118,9 +121,11 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        teacher=TeacherConfig(channels=32, hidden=256, epochs=3, n_train=2000, n_test=1000, snapshots=(1,)),
+        teacher=TeacherConfig(channels=32, hidden=256, epochs=3, n_train=2000, n_test=1000, snapshots=(1,),
+                              precision="auto"),
         ensemble=(0, 1), n_train=2000, n_test=1000, student_epochs=3, widths=(64, 512), bottleneck=64,
-        conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, temperatures=(1.0, 20.0)),
+        conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, temperatures=(1.0, 20.0),
+        precision="auto"),
     # Two CPU cores, about an hour: 10k training images (plus two augmented views in the transfer set),
     # teachers of 32 channels, 8 student epochs. Three seeds where a figure shows spread.
     "full": Preset(
@@ -129,10 +134,11 @@ PRESETS: dict[str, Preset] = {
         bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
         views=2, sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
     "paper": Preset(
-        teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20)),
+        teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20),
+                              precision="auto"),
         ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
         bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=DEFAULT_SEEDS["paper"],
-        loss_width=30000, views=4),
+        loss_width=30000, views=4, precision="auto"),
 }
 
 
@@ -184,7 +190,8 @@ def train_teacher(config: TeacherConfig, seed: int, device: torch.device, checkp
         if epoch in config.snapshots or epoch == config.epochs:
             save_torch_atomic(m.state_dict(), weights_path(config, seed, epoch))
 
-    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                           precision=config.precision)
     history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
                   generator=generator, device=device, checkpoint=checkpoint, desc=f"teacher seed {seed}",
                   on_epoch_end=snapshot)
@@ -257,7 +264,8 @@ def train_student(config: StudentConfig, seed: int, device: torch.device, checkp
         extra["teacher_test_acc"] = (z_test.argmax(1) == test.labels).float().mean().item()
     generator = seed_everything(seed)
     model = build_student(config)
-    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                           precision=config.precision)
     history = fit(model, (x, target), (x_test, test.labels), settings, generator=generator, device=device,
                   loss_fn=mimic.mimic_loss_fn(config.loss, config.temperature), checkpoint=checkpoint,
                   desc=f"student h={config.hidden} {config.loss} seed {seed}")
@@ -288,7 +296,7 @@ def _students(sweep: str, students: dict[str, StudentConfig], profile: str, seed
 
 def _student(p: Preset, **kw: Any) -> StudentConfig:
     base = dict(epochs=p.student_epochs, n_train=p.n_train, n_test=p.n_test, conv_channels=p.conv_channels,
-                views=p.views)
+                views=p.views, precision=p.precision)
     base.update(kw)
     return StudentConfig(**base)
 

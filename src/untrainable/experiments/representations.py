@@ -37,7 +37,7 @@ from untrainable.models import count_parameters
 from untrainable.paths import cache_root
 from untrainable.profiles import check_profile, default_seeds
 from untrainable.recording import record_layers
-from untrainable.results import run_key, run_or_load, run_with_weights, will_train
+from untrainable.results import added_field, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
@@ -78,6 +78,7 @@ class ComparedNetConfig:
     batch_size: int = 128
     lr: float = 1e-3
     data_seed: int = 0
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,11 @@ class Config:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n_train": 500, "n_test": 500, "epochs": 2, "n_probe": 300, "n_heatmap": 500, "heatmap_batch": 250},
+    "quick": {"n_train": 500, "n_test": 500, "epochs": 2, "n_probe": 300, "n_heatmap": 500, "heatmap_batch": 250,
+              "precision": "auto"},
     "full": {"n_train": 4000, "n_test": 2000, "epochs": 3, "n_probe": 600, "n_heatmap": None, "heatmap_batch": 500},
-    "paper": {"n_train": None, "n_test": None, "epochs": 30, "n_probe": 5000, "n_heatmap": None, "heatmap_batch": 1000},
+    "paper": {"n_train": None, "n_test": None, "epochs": 30, "n_probe": 5000, "n_heatmap": None, "heatmap_batch": 1000,
+              "precision": "auto"},
 }
 SMOKE = {"n_train": 128, "n_test": 128, "epochs": 1, "n_probe": 64, "n_heatmap": 128, "heatmap_batch": 64}
 
@@ -114,7 +117,8 @@ def configs(profile: str, seeds: tuple[int, ...] | None = None, smoke: bool = Fa
         raise ValueError("the sanity check pairs networks of different seeds: give at least two seeds")
     if smoke:
         p.update(SMOKE)
-    nets = {m: ComparedNetConfig(model=m, n_train=p["n_train"], n_test=p["n_test"], epochs=p["epochs"])
+    nets = {m: ComparedNetConfig(model=m, n_train=p["n_train"], n_test=p["n_test"], epochs=p["epochs"],
+                                   precision=p.get("precision", "fp32"))
             for m in ("cnn", "fcn")}
     return [Config(cnn=nets["cnn"], fcn=nets["fcn"], partner_seed=seeds[(i + 1) % len(seeds)],
                    n_probe=p["n_probe"], n_heatmap=p["n_heatmap"], heatmap_batch=p["heatmap_batch"])
@@ -151,7 +155,7 @@ def train_net(net: ComparedNetConfig, seed: int, device: torch.device, checkpoin
     model = build_model(net.model)
     train = load_cifar10(train=True).subset(net.n_train, seed=net.data_seed)
     test = load_cifar10(train=False).subset(net.n_test, seed=net.data_seed)
-    settings = FitSettings(epochs=net.epochs, batch_size=net.batch_size, lr=net.lr)
+    settings = FitSettings(epochs=net.epochs, batch_size=net.batch_size, lr=net.lr, precision=net.precision)
     history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
                   generator=generator, device=device, checkpoint=checkpoint, desc=f"{net.model} seed {seed}")
     save_torch_atomic(model.state_dict(), weights_path(net, seed))

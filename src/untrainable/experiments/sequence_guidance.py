@@ -47,7 +47,7 @@ from untrainable.models import CausalTransformer, StackedRNN, TransformerClassif
 from untrainable.paths import cache_root
 from untrainable.profiles import check_profile, default_seeds
 from untrainable.recording import record_layers
-from untrainable.results import find_record, record_path, run_key, run_or_load, run_with_weights, training_allowed
+from untrainable.results import added_field, find_record, record_path, run_key, run_or_load, run_with_weights, training_allowed
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, cross_entropy, cross_entropy_loss, evaluate, fit
 
@@ -108,6 +108,7 @@ class Config:
     tokens: str = "flatten"  # "flatten" (the paper's) | "per_token"
     data_seed: int = 0
     probe_n: int = 256
+    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
 def _nets(p: dict[str, Any], setting: str) -> dict[str, NetConfig]:
@@ -123,7 +124,7 @@ def _nets(p: dict[str, Any], setting: str) -> dict[str, NetConfig]:
 #: per process for the whole chapter (two processes); ``paper`` has the paper's models.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(rnn_hidden=32, rnn_layers=2, rnn_embed=16, d_model=32, tf_layers=2, heads=2, ff=64, batch_size=64,
-                  probe_n=64,
+                  probe_n=64, precision="auto",
                   copy=dict(n_train=512, n_valid=128, n_test=256, epochs=2, min_len=5, max_len=10, lr=3e-3),
                   parity=dict(n_train=512, n_valid=128, n_test=256, epochs=2, min_len=2, max_len=10, lr=3e-3),
                   lm=dict(n_train=256, n_valid=32, n_test=64, epochs=2, seq_len=32, lr=3e-3)),
@@ -133,7 +134,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  parity=dict(n_train=8000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=50, lr=3e-3),
                  lm=dict(n_train=9600, n_valid=400, n_test=871, epochs=6, seq_len=64, lr=2e-3)),
     "paper": dict(rnn_hidden=512, rnn_layers=4, rnn_embed=256, d_model=512, tf_layers=4, heads=16, ff=2048,
-                  batch_size=256, probe_n=256,
+                  batch_size=256, probe_n=256, precision="auto",
                   copy=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=20, max_len=40, lr=1e-3),
                   parity=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=2, max_len=50,
                               lr=1e-3),
@@ -282,7 +283,8 @@ def mapping_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) ->
 
 def _settings(c: Config) -> FitSettings:
     return FitSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                       optimizer=c.optimizer, clip_grad_norm=c.clip_grad_norm, eval_batch_size=256)
+                       optimizer=c.optimizer, clip_grad_norm=c.clip_grad_norm, eval_batch_size=256,
+                       precision=c.precision)
 
 
 def _probes(model: nn.Module, guides: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor
@@ -295,10 +297,10 @@ def _probes(model: nn.Module, guides: dict[str, nn.Module], example: torch.Tenso
     return probes
 
 
-def _test_metrics(model: nn.Module, data: SequenceData, history: list[dict[str, Any]], device: torch.device
-                  ) -> dict[str, Any]:
+def _test_metrics(model: nn.Module, data: SequenceData, history: list[dict[str, Any]], device: torch.device,
+                  precision: str = "fp32") -> dict[str, Any]:
     """Accuracy and loss on the test split (with perplexity and bits per character), and the last epoch's."""
-    test = evaluate(model, *data.test, device, 256)
+    test = evaluate(model, *data.test, device, 256, precision)
     return {"test_acc": test["acc"], "test_loss": test["loss"], "perplexity": math.exp(test["loss"]),
             "bits_per_char": test["loss"] / math.log(2), "valid_acc": history[-1]["valid_acc"],
             "valid_loss": history[-1]["valid_loss"], "train_acc": history[-1]["train_acc"],
@@ -347,7 +349,7 @@ def train_run(c: Config, seed: int, device: torch.device, checkpoint: Path, guid
                   on_epoch_end=end_epoch, state=state)
     for h in history:
         h["valid_loss"], h["valid_acc"] = h.pop("test_loss"), h.pop("test_acc")
-    metrics = _test_metrics(model, data, history, device)
+    metrics = _test_metrics(model, data, history, device, c.precision)
     log(f"{c.setting}/{c.condition} seed {seed}: test acc {metrics['test_acc']:.3f} test loss {metrics['test_loss']:.3f}")
     out: dict[str, Any] = {"metrics": metrics, "history": history}
     if probes:
