@@ -133,15 +133,6 @@ def test_the_gram_bank_is_cached_as_plain_tensors_and_serves_the_same_lookups(tm
     assert guides.bank_path("quick", "a", "gram", x) != guides.bank_path("quick", "a", "gram", x + 1)
 
 
-def test_a_missing_guide_weight_file_is_retrained_into_the_cache_without_touching_the_record():
-    c = next(c for c in fcn.configs("quick", smoke=True) if c.condition == "trained_guide")
-    _, record = guides.trained_guide("quick", c.guide)
-    weights = guides.guide_weights_path("quick", c.guide)
-    weights.unlink()
-    _, again = guides.trained_guide("quick", c.guide)
-    assert weights.is_file() and again["created"] == record["created"] and again["metrics"] == record["metrics"]
-
-
 def _image_folder(root, classes=("cat", "dog"), per_split={"train": 12, "val": 6}, size=40):
     """A tiny ImageFolder dataset (``root/train/<class>/*.png``, ``root/val/...``) of random images."""
     from PIL import Image

@@ -291,39 +291,6 @@ def test_the_shell_entry_trains_missing_records(monkeypatch):
     assert calls == [(("full",), {"seeds": (1,), "device": "auto", "settings": ("lm",), "train_missing": True})]
 
 
-def test_an_interrupted_guided_run_keeps_its_guidance_diagnostics(tmp_path, monkeypatch):
-    """Killed in epoch 2: the resumed run's every epoch has the diagnostics of an uninterrupted run."""
-    from untrainable.experiments import sequence_guidance as sg
-
-    c = next(c for c in sg.configs("quick", ["copy"], smoke=True, epochs=3) if c.condition == "trained_guide")
-    data = sg.load_data(c)
-    guides = lambda: {"trained": sg.untrained_guide(c, data, 7), "untrained": sg.untrained_guide(c, data, 0)}  # noqa: E731
-    cpu = torch.device("cpu")
-    straight = sg.train_run(c, 0, cpu, tmp_path / "a.pt", guides())
-    real_fit = sg.fit
-
-    def killed_fit(*args, loss_fn, **kwargs):
-        calls = []
-
-        def loss(model, x, y):
-            calls.append(1)
-            if len(calls) == 3:  # 2 steps per epoch: epoch 2, step 1
-                raise KeyboardInterrupt
-            return loss_fn(model, x, y)
-
-        return real_fit(*args, loss_fn=loss, **kwargs)
-
-    monkeypatch.setattr(sg, "fit", killed_fit)
-    with pytest.raises(KeyboardInterrupt):
-        sg.train_run(c, 0, cpu, tmp_path / "b.pt", guides())
-    monkeypatch.setattr(sg, "fit", real_fit)
-    resumed = sg.train_run(c, 0, cpu, tmp_path / "b.pt", guides())
-    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
-    assert all("guidance_term" in h and "train_task_loss" in h for h in resumed["history"])
-    assert strip(resumed["history"]) == strip(straight["history"])
-    assert resumed["initial_cka"] == straight["initial_cka"] and resumed["metrics"] == straight["metrics"]
-
-
 def test_mapping_table_shows_each_pair_and_its_shapes():
     from untrainable.experiments import sequence_guidance as sg
 
