@@ -99,8 +99,6 @@ def test_item1_a_hand_edited_record_is_refused_naming_the_file_and_what_differs(
     _refused(path, message)
 
 
-@pytest.mark.xfail(strict=True, reason="results.load_record raises at its first failing check (metrics against the "
-                   "history) before comparing the request, so a record edited in three places names one of them")
 def test_item1_the_issues_three_edits_at_once_are_all_named():
     """Probe 1 as the issue ran it: lr 0.5, seed 7 and test_acc 0.99 in one record. Expected: refused
     naming the file and every difference (the user should not have to fix them one rerun at a time)."""
@@ -303,9 +301,6 @@ def test_item4_a_non_finite_metric_is_never_written_to_a_record():
     assert not list(results.results_root().rglob("*.json"))
 
 
-@pytest.mark.xfail(strict=True, reason="results.run_or_load hands a NaN metric to files.write_json_atomic, whose "
-                   "json.dumps(allow_nan=False) raises a bare 'Out of range float values are not JSON compliant: "
-                   "nan' naming neither the run nor the metric")
 def test_item4_a_non_finite_metric_is_refused_naming_the_run_and_the_metric():
     """Probe 4: the same NaN metric; expected: the error names the run and ``metrics.test_loss``."""
     with pytest.raises(ValueError, match=r"toy/fcn.*metrics\.test_loss"):

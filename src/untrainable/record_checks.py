@@ -16,7 +16,8 @@ from typing import Any
 
 from untrainable.record_keys import config_dict, key_payload, run_key
 
-__all__ = ["REQUIRED_KEYS", "LAST_EPOCH_METRICS", "CorruptRecordError", "RecordMismatchError", "load_record"]
+__all__ = ["REQUIRED_KEYS", "LAST_EPOCH_METRICS", "CorruptRecordError", "RecordMismatchError", "load_record",
+           "non_finite_paths"]
 
 REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history",
                  "git_commit", "device", "versions", "wall_time_s")
@@ -59,12 +60,12 @@ def _config_differences(stored: Any, expected: Any, in_key: Any, where: str = "c
     return [] if stored == expected else [f"{where}: stored {stored!r}, requested {expected!r}"]
 
 
-def _non_finite(value: Any, where: str) -> list[str]:
+def non_finite_paths(value: Any, where: str) -> list[str]:
     """The paths of NaN or infinite numbers inside ``value`` (nested dicts and lists)."""
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}")]
+        return [p for k, v in value.items() for p in non_finite_paths(v, f"{where}.{k}")]
     if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{where}[{i}]")]
+        return [p for i, v in enumerate(value) for p in non_finite_paths(v, f"{where}[{i}]")]
     if isinstance(value, float) and not math.isfinite(value):
         return [f"{where} = {value}"]
     return []
@@ -100,23 +101,27 @@ def load_record(path: Path, *, experiment: str | None = None, config: Any = None
     metrics = record["metrics"]
     if not isinstance(metrics, dict):
         raise CorruptRecordError(f"{path}: metrics must be a JSON object; {_recovery(path)}")
-    bad = _non_finite(metrics, "metrics")
-    if bad:
-        raise CorruptRecordError(f"{path}: non-finite metrics {', '.join(bad)}; {_recovery(path)}")
+    problems = _content_problems(record, required_metrics)
+    differences = _request_differences(record, experiment, config, seed) if experiment is not None else []
+    if problems or differences:  # every problem at once: a user should not fix them one rerun at a time
+        kind = RecordMismatchError if differences else CorruptRecordError
+        what = "not the record of the requested run" if differences else "not a usable record"
+        raise kind(f"{path}: {what} ({'; '.join(differences + problems)}); {_recovery(path)}")
+    return record
+
+
+def _content_problems(record: dict[str, Any], required_metrics: Sequence[str]) -> list[str]:
+    """What is wrong with a record's numbers: non-finite or absent metrics, metrics that disagree
+    with the last epoch of the history."""
+    metrics = record["metrics"]
+    out = [f"non-finite metrics {', '.join(bad)}" for bad in [non_finite_paths(metrics, "metrics")] if bad]
     absent = [m for m in required_metrics if m not in metrics]
     if absent:
-        raise CorruptRecordError(f"{path}: lacks the required metrics {absent}; {_recovery(path)}")
+        out.append(f"lacks the required metrics {absent}")
     last = record["history"][-1] if record["history"] and isinstance(record["history"][-1], dict) else {}
-    edited = [f"metrics.{m} = {metrics[m]!r} but its last epoch says {last[m]!r}"
-              for m in LAST_EPOCH_METRICS if m in metrics and m in last and metrics[m] != last[m]]
-    if edited:
-        raise CorruptRecordError(f"{path}: metrics disagree with the history ({'; '.join(edited)}); {_recovery(path)}")
-    if experiment is not None:
-        differences = _request_differences(record, experiment, config, seed)
-        if differences:
-            raise RecordMismatchError(f"{path}: not the record of the requested run ({'; '.join(differences)}); "
-                                      f"{_recovery(path)}")
-    return record
+    out += [f"metrics disagree with the history: metrics.{m} = {metrics[m]!r} but its last epoch says {last[m]!r}"
+            for m in LAST_EPOCH_METRICS if m in metrics and m in last and metrics[m] != last[m]]
+    return out
 
 
 def _request_differences(record: dict[str, Any], experiment: str, config: Any, seed: int | None) -> list[str]:

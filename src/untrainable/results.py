@@ -46,7 +46,7 @@ from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
 from untrainable.precision import resolve_precision
 from untrainable.record_checks import (LAST_EPOCH_METRICS, REQUIRED_KEYS, CorruptRecordError, RecordMismatchError,
-                                       load_record)
+                                       load_record, non_finite_paths)
 from untrainable.record_keys import added_field, config_dict, key_payload, run_key
 from untrainable.runtime import device_description, log, machine_description, resolve_device, set_threads
 
@@ -172,6 +172,10 @@ def run_or_load(
                 f"silently: pass --train-missing (or set {TRAIN_MISSING_ENV}=1) to train it, --force to retrain all"
             )
     record = train_record(experiment, profile, name, config, seed, train_fn, device=device, force=force)
+    bad = non_finite_paths(record["metrics"], "metrics")
+    if bad:  # a made-up number must never reach the store (nor a non-standard NaN literal the JSON)
+        raise ValueError(f"{experiment}/{name} seed {seed}: the run ended with non-finite {', '.join(bad)}; "
+                         f"nothing was stored (lower the learning rate or check the inputs)")
     write_json_atomic(record, path)
     # exactly what a later call will load (tuples become lists, etc.), checked the same way
     return load_record(path, experiment=experiment, config=config, seed=seed, required_metrics=required_metrics)
