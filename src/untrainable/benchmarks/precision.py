@@ -59,8 +59,8 @@ from untrainable.runtime import cpu_flags, cpu_model, machine_description, resol
 from untrainable.train import FitSettings, LossFn, cross_entropy_loss, make_optimizer, to_device
 
 __all__ = ["EXPERIMENT", "ROUNDS", "GOALS", "Workload", "Case", "model_cases", "guided_cases", "measure_case",
-           "profile_step", "compile_finding", "Config", "record_file", "run", "table", "misses", "compile_table", "figure",
-           "summary", "main"]
+           "profile_step", "compile_finding", "Config", "record_file", "run", "table", "misses", "evidence", "compile_table", "figure",
+           "summary", "compile_summary", "main"]
 
 EXPERIMENT = "precision_benchmark"
 ROUNDS = {"quick": 2, "full": 7, "paper": 7}
@@ -402,6 +402,28 @@ def misses(record: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "op", "self ms per step", "share of self time", "calls", "input dtypes"])
 
 
+def evidence(record: dict[str, Any], top: int = 4) -> str:
+    """For each model that misses its goal: its heaviest ops in a bf16 step, and which of them run in fp32."""
+    lines = []
+    for r in record["cases"] + record["guided"]:
+        ops = r.get("profile") or []
+        if not ops:
+            continue
+        heavy = "; ".join(f"`{o['op']}` {100 * o['share']:.0f} % ({_precision_of(o['dtypes'])})" for o in ops[:top])
+        fp32 = [o for o in ops if _precision_of(o["dtypes"]) == "fp32"]
+        names = ", ".join(f"`{o['op']}`" for o in fp32[:4])
+        lines.append(f"* **{r['chapter']} {r['model']}** ({r['ratio']:.2f}x): {heavy}. Of the step's self time, "
+                     f"{100 * sum(o['share'] for o in fp32):.0f} % is in fp32 ops among the top {len(ops)}"
+                     + (f" ({names})." if fp32 else "."))
+    return "\n".join(lines) or "* Every model meets its goal: nothing to explain."
+
+
+def _precision_of(dtypes: list[str]) -> str:
+    """``bf16``, ``fp32``, ``mixed`` or ``-`` (no tensor inputs) from an op's input dtypes."""
+    bf, fp = any("BFloat16" in d for d in dtypes), any(d == "float" for d in dtypes)
+    return "mixed" if bf and fp else "bf16" if bf else "fp32" if fp else "-"
+
+
 def compile_table(record: dict[str, Any]) -> pd.DataFrame:
     """The torch.compile finding per model: compile time, steady steps, net saving over the chapter."""
     return pd.DataFrame(record.get("compile", []))
@@ -444,6 +466,12 @@ def summary(record: dict[str, Any]) -> str:
     if seq:
         lines.append(f"* **Sequence nets** (no goal): ratios {min(r['ratio'] for r in seq):.2f}x to "
                      f"{max(r['ratio'] for r in seq):.2f}x.")
+    return "\n".join(lines)
+
+
+def compile_summary(record: dict[str, Any]) -> str:
+    """What torch.compile did to each measured bf16 step, and whether it pays over a ``full`` run."""
+    lines = []
     for c in record.get("compile", []):
         if "error" in c:
             lines.append(f"* **torch.compile** of {c['model']} failed here: {c['error']}")
@@ -454,7 +482,7 @@ def summary(record: dict[str, Any]) -> str:
                      f"({c['speedup']:.2f}x); over one `full` run ({c['steps_per_run']} steps) it saves "
                      f"{c['saved_per_run_s']:.0f} s net, {c['saved_chapter_s'] / 60:.1f} min over the chapter's "
                      f"{c['runs']} runs: it {verdict}.")
-    return "\n".join(lines)
+    return "\n".join(lines) or "* `torch.compile` was not measured in this profile."
 
 
 def main(argv: list[str] | None = None) -> None:
