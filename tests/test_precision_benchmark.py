@@ -10,13 +10,14 @@ from scipy import stats
 from torch import nn
 
 from untrainable.benchmarks import precision as bench
+from untrainable.benchmarks import precision_models as models
 from untrainable.benchmarks import precision_parity as parity
 from untrainable.experiments import fcn_guidance, mimic_students, plain_cnn_guidance, sequence_guidance
 from untrainable.train import FitSettings
 
 
 def test_the_model_list_covers_every_chapter_and_every_full_model():
-    cases = bench.model_cases("full")
+    cases = models.model_cases("full")
     names = {(c.chapter, c.name) for c in cases}
     assert {c.chapter for c in cases} == {"01", "02", "04", "05", "06", "07"}
     assert {("01", m) for m in ("fcn", "cnn", "deep_fcn")} | {("02", "cnn"), ("02", "fcn")} <= names
@@ -32,20 +33,20 @@ def test_the_model_list_covers_every_chapter_and_every_full_model():
     kinds = {c.name: c.kind for c in cases if c.chapter in ("01", "04", "05")}
     assert kinds["cnn"] == kinds["plain_cnn"] == kinds["guide resnet18"] == "conv"
     assert kinds["deep_fcn"] == kinds["wide_fcn"] == "fcn"
-    assert [c.name for c in bench.guided_cases("full")] == ["deep_fcn guided (Gram bank)", "plain_cnn guided (Gram bank)"]
+    assert [c.name for c in models.guided_cases("full")] == ["deep_fcn guided (Gram bank)", "plain_cnn guided (Gram bank)"]
 
 
-def _tiny_cases(profile: str) -> list[bench.Case]:
-    def conv() -> bench.Workload:
+def _tiny_cases(profile: str) -> list[models.Case]:
+    def conv() -> models.Workload:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
-        return bench.Workload(model, torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)), FitSettings(epochs=1, batch_size=8))
+        return models.Workload(model, torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)), FitSettings(epochs=1, batch_size=8))
 
-    def fcn() -> bench.Workload:
+    def fcn() -> models.Workload:
         model = nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.ReLU(), nn.Linear(32, 10))
-        return bench.Workload(model, torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)), FitSettings(epochs=1, batch_size=8))
+        return models.Workload(model, torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)), FitSettings(epochs=1, batch_size=8))
 
-    return [bench.Case("01", "tiny conv", "conv", conv), bench.Case("01", "tiny fcn", "fcn", fcn)]
+    return [models.Case("01", "tiny conv", "conv", conv), models.Case("01", "tiny fcn", "fcn", fcn)]
 
 
 def test_a_tiny_run_measures_both_precisions_and_reloads_its_record(monkeypatch):
