@@ -195,7 +195,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, rounds
             return stored
     set_threads(config.threads)
     dev = resolve_device(device)
-    machine_before, t0 = _machine(dev), time.perf_counter()
+    machine_before, commit, t0 = _machine(dev), git_commit(), time.perf_counter()  # the code that measures
     results: dict[str, list[dict[str, Any]]] = {"cases": [], "guided": []}
     for part, cases in (("cases", model_cases(profile)), ("guided", guided_cases(profile))):
         for case in cases:
@@ -216,7 +216,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, rounds
               "metrics": {f"{r['chapter']} {r['model']}": r["ratio"] for r in results["cases"] + results["guided"]},
               "history": [], **results, "compile": compiled, "machine": machine_before,
               "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-              "git_commit": git_commit(), "device": f"{dev.type}:{cpu_model()} x{config.threads} threads",
+              "git_commit": commit, "device": f"{dev.type}:{cpu_model()} x{config.threads} threads",
               "versions": versions(), "wall_time_s": time.perf_counter() - t0,
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json_atomic(record, path)
