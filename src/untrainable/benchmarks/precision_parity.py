@@ -166,7 +166,7 @@ def parity_summary(records: list[dict[str, Any]]) -> str:
     """One sentence per model for the page: the two means, whether bf16 is within the spread."""
     lines = []
     for r in parity_table(records).to_dict("records"):
-        verdict = ("within the seed spread: bf16 is used" if r["within seed spread"]
+        verdict = ("within the seed spread: bf16 may be used" if r["within seed spread"]
                    else "outside the seed spread: this model stays fp32")
         lines.append(f"* **{r['model']}**: fp32 {100 * r['fp32 mean']:.2f} ± {100 * r['fp32 sd']:.2f} %, bf16 "
                      f"{100 * r['bf16 mean']:.2f} ± {100 * r['bf16 sd']:.2f} % over {r['seeds']} seeds "
