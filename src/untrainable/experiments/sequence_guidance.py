@@ -121,10 +121,12 @@ def _nets(p: dict[str, Any], setting: str) -> dict[str, NetConfig]:
 
 
 #: Sizes and lengths per profile and setting. ``full`` is what one CPU core trains in about 40 minutes
-#: per process for the whole chapter (two processes); ``paper`` has the paper's models.
+#: per process for the whole chapter (two processes); ``paper`` has the paper's models. Precision stays
+#: fp32 on the CPU profiles: the precision benchmark (appendix 91) measured these small Transformers
+#: and RNNs slower, or barely faster, in bf16 on a CPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(rnn_hidden=32, rnn_layers=2, rnn_embed=16, d_model=32, tf_layers=2, heads=2, ff=64, batch_size=64,
-                  probe_n=64, precision="auto",
+                  probe_n=64,
                   copy=dict(n_train=512, n_valid=128, n_test=256, epochs=2, min_len=5, max_len=10, lr=3e-3),
                   parity=dict(n_train=512, n_valid=128, n_test=256, epochs=2, min_len=2, max_len=10, lr=3e-3),
                   lm=dict(n_train=256, n_valid=32, n_test=64, epochs=2, seq_len=32, lr=3e-3)),
@@ -134,7 +136,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  parity=dict(n_train=8000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=50, lr=3e-3),
                  lm=dict(n_train=9600, n_valid=400, n_test=871, epochs=6, seq_len=64, lr=2e-3)),
     "paper": dict(rnn_hidden=512, rnn_layers=4, rnn_embed=256, d_model=512, tf_layers=4, heads=16, ff=2048,
-                  batch_size=256, probe_n=256, precision="auto",
+                  batch_size=256, probe_n=256, precision="auto",  # bf16 on a GPU (appendix 91: not on a CPU)
                   copy=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=20, max_len=40, lr=1e-3),
                   parity=dict(n_train=100_000, n_valid=5000, n_test=10_000, epochs=100, min_len=2, max_len=50,
                               lr=1e-3),
