@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from untrainable import results
+from untrainable.results import MissingRecordError
 from untrainable.experiments import CHAPTERS, missing_records, planned_runs
 from untrainable.paths import results_root
 
@@ -101,3 +102,19 @@ def test_an_added_field_at_its_default_keeps_the_key():
     old = results.run_or_load("toy", "quick", "w8", Toy(8), 0, _train(calls))
     new = results.run_or_load("toy", "quick", "w8", Grown(8), 0, _train(calls))
     assert calls == [0] and new["key"] == old["key"]
+
+
+@pytest.mark.parametrize("module", ["cka", "guidance_step", "precision"])
+def test_a_missing_full_benchmark_record_is_not_measured_silently(module):
+    """The benchmarks write committed full records too: a missing one stops with the guard's message
+    (the autouse fixture points the store at an empty folder) instead of measuring for minutes."""
+    bench = importlib.import_module(f"untrainable.benchmarks.{module}")
+    with pytest.raises(MissingRecordError, match="nothing is measured silently"):
+        bench.run("full")
+
+
+def test_a_missing_full_parity_record_is_not_trained_silently():
+    from untrainable.benchmarks import precision_parity
+
+    with pytest.raises(MissingRecordError):
+        precision_parity.run("full")

@@ -54,7 +54,7 @@ __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "G
            "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError",
            "WeightsMismatchWarning",
            "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
-           "find_record", "training_allowed", "will_train", "load_record", "run_or_load", "train_record",
+           "find_record", "training_allowed", "check_training_allowed", "will_train", "load_record", "run_or_load", "train_record",
            "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
 
 TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
@@ -119,6 +119,18 @@ def training_allowed(profile: str, force: bool = False, train_missing: bool | No
     if train_missing is None:
         train_missing = os.environ.get(TRAIN_MISSING_ENV) == "1"
     return train_missing
+
+
+def check_training_allowed(profile: str, what: str, force: bool = False, train_missing: bool | None = None) -> None:
+    """Raise :class:`MissingRecordError` unless a missing record of ``profile`` (``what``) may be made.
+
+    For writers outside :func:`run_or_load` (the benchmarks), so that no ``full`` record is ever
+    measured or trained without being asked.
+    """
+    if not training_allowed(profile, force, train_missing):
+        raise MissingRecordError(
+            f"no stored {profile} record for {what}; the committed {profile} records are the book, so nothing is "
+            f"measured silently: pass --train-missing (or set {TRAIN_MISSING_ENV}=1), or --force to remeasure")
 
 
 def will_train(experiment: str, profile: str, name: str, config: Any, seed: int, force: bool = False,

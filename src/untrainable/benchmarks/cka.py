@@ -46,7 +46,7 @@ from untrainable.models import resnet18
 from untrainable.paths import results_root
 from untrainable.profiles import check_profile
 from untrainable.recording import record_layers
-from untrainable.results import config_dict, git_commit, load_record, run_key, versions
+from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, run_key, versions
 from untrainable.runtime import device_description, resolve_device, set_threads
 
 __all__ = [
@@ -264,6 +264,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, progre
     path = record_file(profile)
     if path.is_file() and not force:
         return load_record(path)
+    check_training_allowed(profile, f"the CKA benchmark ({path.name})", force)
     set_threads(config.threads)
     dev = resolve_device(device)
     t0 = time.perf_counter()

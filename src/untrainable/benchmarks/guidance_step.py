@@ -50,7 +50,7 @@ from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.recording import LayerRecorder
-from untrainable.results import git_commit, load_record, versions
+from untrainable.results import check_training_allowed, git_commit, load_record, versions
 from untrainable.runtime import device_description, resolve_device, set_threads
 from untrainable.similarity import authors_linear_cka
 
@@ -163,6 +163,7 @@ def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds:
     path = record_file(profile, parts)
     if path.is_file() and not force:
         return load_record(path)
+    check_training_allowed(profile, f"the guided-step benchmark ({path.name})", force)
     set_threads()
     dev = resolve_device(device)
     rounds = rounds or ROUNDS[profile]

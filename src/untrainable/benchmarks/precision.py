@@ -48,7 +48,7 @@ from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
-from untrainable.results import config_dict, git_commit, load_record, run_key, versions
+from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, run_key, versions
 from untrainable.runtime import cpu_model, machine_description, resolve_device, set_threads
 from untrainable.train import make_optimizer, to_device
 
@@ -193,6 +193,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, rounds
         stored = load_record(path)
         if stored["config"] == config_dict(config):
             return stored
+    check_training_allowed(profile, f"the precision benchmark ({path.name})", force)
     set_threads(config.threads)
     dev = resolve_device(device)
     machine_before, commit, t0 = _machine(dev), git_commit(), time.perf_counter()  # the code that measures
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.parity:
         from untrainable.benchmarks import precision_parity
 
-        records = precision_parity.run(args.profile, device=args.device)
+        records = precision_parity.run(args.profile, device=args.device, train_missing=True)
         print(precision_parity.parity_table(records).to_string(index=False))
         return
     record = run(args.profile, device=args.device, force=True, rounds=args.rounds, progress=True)

@@ -118,8 +118,9 @@ def train_parity(c: Any, seed: int, device: torch.device, checkpoint: Path) -> d
 
 
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "cpu",
-        force: bool = False) -> list[dict[str, Any]]:
-    """Every parity run of ``profile`` (stored records reload; missing ones train, in ``full`` too)."""
+        force: bool = False, train_missing: bool | None = None) -> list[dict[str, Any]]:
+    """Every parity run of ``profile``: stored records reload; missing ones train (a ``full`` one only
+    when asked: ``train_missing`` or ``--train-missing``, as everywhere)."""
     set_threads()
     seeds = SEEDS if seeds is None else tuple(seeds)
     records = []
@@ -127,7 +128,7 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
         name = f"{MODELS[label]}-{precision}"
         for s in seeds:
             r = run_or_load(EXPERIMENT, profile, name, c, s, train_parity, device=device, force=force,
-                            train_missing=True, required_metrics=("test_acc",))
+                            train_missing=train_missing, required_metrics=("test_acc",))
             records.append({**r, "parity_model": label, "parity_arm": precision})
     return records
 
