@@ -12,3 +12,19 @@ def isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("UNTRAINABLE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("UNTRAINABLE_PROGRESS", "0")
     return tmp_path
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the command line in-process: ``run_cli("reproduce", "--only", "01") -> (exit status, output)``."""
+    from untrainable import cli
+
+    def run(*argv: str) -> tuple[int, str]:
+        try:
+            status = cli.main(list(argv))
+        except SystemExit as exit_:
+            status = exit_.code
+        out = capsys.readouterr()
+        return status, out.out + out.err
+
+    return run

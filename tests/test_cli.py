@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import untrainable.experiments
-from untrainable import cli
 from untrainable import reproduce as R
 from untrainable.experiments import PlannedRun
 from untrainable.results import TRAIN_MISSING_ENV
@@ -46,41 +45,32 @@ def book_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str]:
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out = capsys.readouterr()
-    return status, out.out + out.err
-
-
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "cpu0", ""])
-def test_unknown_device_is_an_error(capsys, no_work, device):
-    status, out = run_cli(capsys, "reproduce", "--device", device)
+def test_unknown_device_is_an_error(run_cli, no_work, device):
+    status, out = run_cli("reproduce", "--device", device)
     assert status == 2 and "unknown device" in out and no_work == []
 
 
-def test_an_absent_accelerator_stops_before_any_work(capsys, no_work, monkeypatch):
+def test_an_absent_accelerator_stops_before_any_work(run_cli, no_work, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    status, out = run_cli(capsys, "reproduce", "--profile", "quick", "--device", "cuda:1")
+    status, out = run_cli("reproduce", "--profile", "quick", "--device", "cuda:1")
     assert status == 2 and "0 CUDA device" in out and no_work == []
 
 
-def test_good_arguments_reach_reproduce(monkeypatch, capsys):
+def test_good_arguments_reach_reproduce(monkeypatch, run_cli):
     seen = {}
     monkeypatch.setattr(R, "reproduce", lambda profile, **kw: seen.update(profile=profile, **kw))
-    status, _ = run_cli(capsys, "reproduce", "--profile", "quick", "--only", "01, 04", "--device", "CPU",
+    status, _ = run_cli("reproduce", "--profile", "quick", "--only", "01, 04", "--device", "CPU",
                         "--seeds", f"0,7,{2**32 - 1}")
     assert status == 0
     assert seen["only"] == ["01", "04"] and seen["device"] == "cpu" and seen["seeds"] == [0, 7, 2**32 - 1]
     assert seen["train_missing"] is False and seen["force"] is False
 
 
-def test_only_matching_no_notebook_is_an_error(capsys, book_root, no_work):
-    status, out = run_cli(capsys, "reproduce", "--profile", "quick", "--only", "07")
+def test_only_matching_no_notebook_is_an_error(run_cli, book_root, no_work):
+    status, out = run_cli("reproduce", "--profile", "quick", "--only", "07")
     assert status == 1 and "--only 07 matches no notebook" in out and no_work == []
 
 
@@ -97,8 +87,8 @@ def test_a_failed_notebook_counts_as_not_executed(book_root):
     assert R.unexecuted("quick") == ["02_second.ipynb"]
 
 
-def test_reproduce_with_only_skips_the_book_until_every_notebook_ran(capsys, book_root, no_work):
-    status, out = run_cli(capsys, "reproduce", "--profile", "quick", "--only", "01")
+def test_reproduce_with_only_skips_the_book_until_every_notebook_ran(run_cli, book_root, no_work):
+    status, out = run_cli("reproduce", "--profile", "quick", "--only", "01")
     assert status == 0 and ("execute", "01_first.ipynb", "quick") in no_work
     assert "book not built" in out and "02_second.ipynb" in out
     assert not any(call[0] == "book" for call in no_work)
@@ -121,8 +111,8 @@ def two_missing(monkeypatch):
     return asked
 
 
-def test_full_with_missing_records_lists_them_and_runs_nothing(capsys, book_root, no_work, two_missing):
-    status, out = run_cli(capsys, "reproduce", "--profile", "full")
+def test_full_with_missing_records_lists_them_and_runs_nothing(run_cli, book_root, no_work, two_missing):
+    status, out = run_cli("reproduce", "--profile", "full")
     assert status == 1
     assert "inductive_bias/fcn/seed 1" in out and "representations/cnn/seed 2" in out
     assert "--train-missing" in out and "--force" in out
@@ -130,26 +120,26 @@ def test_full_with_missing_records_lists_them_and_runs_nothing(capsys, book_root
     assert no_work == []
 
 
-def test_train_missing_lets_the_kernels_train(capsys, book_root, no_work, two_missing):
+def test_train_missing_lets_the_kernels_train(run_cli, book_root, no_work, two_missing):
     import os
 
-    status, _ = run_cli(capsys, "reproduce", "--profile", "full", "--train-missing", "--no-book")
+    status, _ = run_cli("reproduce", "--profile", "full", "--train-missing", "--no-book")
     assert status == 0 and os.environ.get(TRAIN_MISSING_ENV) == "1"
     assert [c[1] for c in no_work] == ["01_first.ipynb", "02_second.ipynb", "90_appendix.ipynb"]
 
 
-def test_force_and_other_profiles_skip_the_check(capsys, book_root, no_work, two_missing):
-    assert run_cli(capsys, "reproduce", "--profile", "full", "--force", "--no-book")[0] == 0
-    assert run_cli(capsys, "reproduce", "--profile", "quick", "--no-book")[0] == 0
+def test_force_and_other_profiles_skip_the_check(run_cli, book_root, no_work, two_missing):
+    assert run_cli("reproduce", "--profile", "full", "--force", "--no-book")[0] == 0
+    assert run_cli("reproduce", "--profile", "quick", "--no-book")[0] == 0
     assert two_missing == [] and len(no_work) == 6
 
 
-def test_full_with_every_record_stored_runs(capsys, book_root, no_work, monkeypatch):
+def test_full_with_every_record_stored_runs(run_cli, book_root, no_work, monkeypatch):
     monkeypatch.setattr(untrainable.experiments, "missing_records", lambda profile, prefixes=None: [])
-    assert run_cli(capsys, "reproduce", "--profile", "full", "--only", "02", "--no-book")[0] == 0
+    assert run_cli("reproduce", "--profile", "full", "--only", "02", "--no-book")[0] == 0
     assert no_work == [("execute", "02_second.ipynb", "full")]
 
 
-def test_data_with_an_unknown_name_does_nothing(capsys):
-    status, out = run_cli(capsys, "data", "download", "cifar10", "imagenet")
+def test_data_with_an_unknown_name_does_nothing(run_cli):
+    status, out = run_cli("data", "download", "cifar10", "imagenet")
     assert status == 2 and "'imagenet'" in out

@@ -27,7 +27,7 @@ import pytest
 import torch
 from torch import nn
 
-from untrainable import cli, data, mimic, results, runtime
+from untrainable import data, mimic, results, runtime
 from untrainable import reproduce as R
 from untrainable import similarity as S
 from untrainable.files import CorruptFileError, load_torch, save_torch_atomic
@@ -543,29 +543,20 @@ def no_work(monkeypatch):
     return calls
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str]:
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out = capsys.readouterr()
-    return status, out.out + out.err
-
-
 @pytest.mark.parametrize("only", ["", ",", "01,", " , "])
-def test_item9_an_empty_only_is_an_error(capsys, no_work, only):
+def test_item9_an_empty_only_is_an_error(run_cli, no_work, only):
     """Probe 9: ``--only ""`` (before: ran every notebook) and ``--only ,`` (before: did nothing, exit 0).
     Now: exit 2 saying prefixes are comma-separated, before any work."""
-    status, out = _cli(capsys, "reproduce", "--profile", "quick", "--only", only)
+    status, out = run_cli("reproduce", "--profile", "quick", "--only", only)
     assert status == 2 and "--only" in out and "comma-separated" in out and no_work == []
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
 @pytest.mark.parametrize("device", ["tpu", "TPU:0", "xla"])
-def test_item9_a_tpu_is_refused_by_name_in_every_profile(capsys, no_work, profile, device):
+def test_item9_a_tpu_is_refused_by_name_in_every_profile(run_cli, no_work, profile, device):
     """Probe 9: ``--device tpu``. Before: accepted with ``--profile full``, a raw torch error in ``quick``.
     Now: refused by name in every profile, before any work."""
-    status, out = _cli(capsys, "reproduce", "--profile", profile, "--device", device)
+    status, out = run_cli("reproduce", "--profile", profile, "--device", device)
     assert status == 2 and "TPUs are not supported" in out and no_work == []
 
 
@@ -574,15 +565,15 @@ def test_item9_a_tpu_is_refused_by_name_in_every_profile(capsys, no_work, profil
     (["--seeds=0,-1"], "'-1'"), (["--seeds=0,,1"], "''"), (["--seeds", str(2**32)], str(2**32)),
     (["--seeds", "9" * 30], "9" * 30),
 ], ids=["abc", "1.5", "-1", "0,-1", "empty", "2**32", "huge"])
-def test_item9_a_bad_seed_is_named_before_any_work(capsys, no_work, seeds, named):
+def test_item9_a_bad_seed_is_named_before_any_work(run_cli, no_work, seeds, named):
     """Probe 9: ``--seeds abc``/``1.5`` (before: a traceback), ``-1`` (before: accepted, the same run as
     2**64 - 1 under another key), a huge seed (before: failed after 13 s without naming it). Now: exit 2
     naming the seed, at once."""
-    status, out = _cli(capsys, "reproduce", "--profile", "quick", *seeds)
+    status, out = run_cli("reproduce", "--profile", "quick", *seeds)
     assert status == 2 and named in out and "seed" in out and no_work == []
 
 
-def test_item9_book_paper_with_unexecuted_notebooks_never_replaces_the_site(capsys, tmp_path, monkeypatch):
+def test_item9_book_paper_with_unexecuted_notebooks_never_replaces_the_site(run_cli, tmp_path, monkeypatch):
     """Probe 9: ``book --profile paper`` with notebooks that never ran. Before: a site of unexecuted
     notebooks replaced ``_build/html``. Now: refused, naming the notebooks not executed; the old site
     stays and nothing is staged."""
@@ -597,7 +588,7 @@ def test_item9_book_paper_with_unexecuted_notebooks_never_replaces_the_site(caps
     site = tmp_path / "_build" / "html" / "index.html"
     site.parent.mkdir(parents=True)
     site.write_text("the previous site")
-    status, out = _cli(capsys, "book", "--profile", "paper")
+    status, out = run_cli("book", "--profile", "paper")
     assert status == 1 and out.split("not executed:")[1].split("\n")[0].strip() == "02_second.ipynb"
     assert site.read_text() == "the previous site" and not (tmp_path / "_build" / "stage").exists()
 

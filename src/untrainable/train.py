@@ -33,7 +33,7 @@ from tqdm.std import tqdm
 
 from untrainable.data import batches
 from untrainable.files import load_torch, save_torch_atomic
-from untrainable.precision import PRECISIONS, autocast, channels_last, resolve_precision
+from untrainable.precision import PRECISIONS, autocast, channels_last
 from untrainable.runtime import eval_mode, log
 
 __all__ = ["IGNORE", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "cross_entropy",
