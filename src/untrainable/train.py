@@ -104,11 +104,18 @@ class FitSettings:
 
 
 def make_optimizer(params, s: FitSettings) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD with Nesterov momentum 0.9."""
+    """Adam, AdamW or SGD with Nesterov momentum 0.9.
+
+    Adam and AdamW use PyTorch's fused kernels (one pass per parameter instead of several
+    element-wise ones) unless the run is pinned to ``precision="fp32"``: the committed fp32 records
+    were trained with the default implementation, which rounds differently. On a CPU the fused update
+    makes a bf16 step of a fully connected net about a fifth faster (appendix 91).
+    """
+    fused = {"fused": True} if s.precision != "fp32" else {}
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, **fused)
     if s.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, **fused)
     if s.optimizer == "sgd":
         return torch.optim.SGD(params, lr=s.lr, momentum=0.9, nesterov=True, weight_decay=s.weight_decay)
     raise ValueError(f"unknown optimizer {s.optimizer!r}: choose adam, adamw or sgd")

@@ -67,12 +67,13 @@ TOP_OPS = 8
 
 
 def _prepared(w: Workload, bf16: bool, device: torch.device) -> Callable[[], None]:
-    """One training step of a private copy of ``w.model`` in fp32 or in bf16 (+ channels_last for conv nets)."""
+    """One training step of a private copy of ``w.model`` in fp32, or in bf16 as ``fit`` runs it
+    (channels_last for conv nets, the fused optimiser update)."""
     model = copy.deepcopy(w.model).to(device)
     if bf16 and kind_of(model) == "conv":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = w.loss_for(model)
-    opt = make_optimizer(model.parameters(), w.settings)
+    opt = make_optimizer(model.parameters(), dataclasses.replace(w.settings, precision="bf16" if bf16 else "fp32"))
     x, y = to_device(w.x, device, model), w.y.to(device)
 
     def step() -> None:

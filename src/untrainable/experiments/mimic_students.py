@@ -8,16 +8,15 @@ Runs come in two kinds, each with its own records:
 * ``mimic_student``: a shallow student trained either on labels or on a teacher's (or an
   ensemble's) logits over a transfer set of training images plus augmented views.
 
-Every figure of the chapter is a sweep, a set of named student configs (:data:`SWEEPS`). A
+Every figure of the chapter is a sweep, a set of named student configs (:data:`SWEEPS`, with the
+configs and the profiles' sizes, in :mod:`.mimic_sweeps`; re-exported here for the notebook). A
 teacher's weights are resolved (:func:`resolve_teachers`, retrained into the cache if they are
 missing, never over the teacher's record) only for a student that must be trained.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,10 @@ from untrainable.data import load_cifar10
 from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
-from untrainable.profiles import DEFAULT_SEEDS, check_profile
-from untrainable.results import added_field, config_dict, run_key, run_or_load, run_with_weights, will_train
+from untrainable.experiments.mimic_sweeps import (PRESETS, SWEEPS, Preset, StudentConfig, TeacherConfig, TeacherSpec,
+                                                 bottleneck_sweep, configs, loss_sweep, overfit_pair, preset,
+                                                 quality_sweep, size_sweep)
+from untrainable.results import config_dict, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
@@ -44,114 +45,6 @@ __all__ = ["EXPERIMENT", "TEACHER_EXPERIMENT", "STUDENT_EXPERIMENT", "TeacherCon
 TEACHER_EXPERIMENT = "mimic_teacher"
 STUDENT_EXPERIMENT = "mimic_student"
 EXPERIMENT = STUDENT_EXPERIMENT  # the chapter's records; its teachers have their own folder
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """A deep teacher CNN and how it is trained (on labels); every field is part of the record key."""
-
-    channels: int
-    hidden: int
-    epochs: int
-    n_train: int | None
-    n_test: int | None
-    dropout: float = 0.5
-    batch_size: int = 128
-    lr: float = 1e-3
-    snapshots: tuple[int, ...] = ()  # earlier epochs whose weights are kept as weaker teachers
-    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """Which teacher a student learns from: one seed or an ensemble, final weights or a snapshot."""
-
-    config: TeacherConfig
-    seeds: tuple[int, ...] = (0,)
-    epoch: int | None = None  # None: the final weights
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    """A shallow student and its training target; every field (the teacher's too) is part of the record key."""
-
-    hidden: int
-    epochs: int
-    n_train: int | None
-    n_test: int | None
-    loss: str = "logits"  # "logits" | "kd" | "probs" | "labels"
-    teacher: TeacherSpec | None = None  # None for label-trained students
-    temperature: float = 1.0
-    bottleneck: int | None = None
-    depth: int = 1  # hidden ReLU layers; > 1 gives the deeper MLP control (no convolution, no bottleneck)
-    conv_channels: int = 32
-    dropout: float = 0.0
-    views: int = 1  # augmented copies of the training images added to the transfer set
-    batch_size: int = 128
-    lr: float = 1e-3
-    precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
-
-
-@dataclass(frozen=True)
-class Preset:
-    """The sizes of one profile."""
-
-    teacher: TeacherConfig
-    ensemble: tuple[int, ...]
-    n_train: int | None
-    n_test: int | None
-    student_epochs: int
-    widths: tuple[int, ...]
-    bottleneck: int
-    conv_channels: int
-    quality_widths: tuple[int, ...]
-    seeds: tuple[int, ...]  # the profile's default seeds; quick runs one (40-odd students, minutes on a CPU)
-    loss_width: int
-    temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
-    views: int = 1
-    mlp_depth: int = 3
-    # Seeds per sweep where fewer than ``seeds`` suffice (figures that show no spread); others use ``seeds``.
-    sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    precision: str = "fp32"  # the students' (the teacher's is in its config); teachers' logits are fp32
-
-    def seeds_for(self, sweep: str) -> tuple[int, ...]:
-        """The seeds a sweep runs by default."""
-        return self.sweep_seeds.get(sweep, self.seeds)
-
-
-PRESETS: dict[str, Preset] = {
-    "quick": Preset(
-        teacher=TeacherConfig(channels=32, hidden=256, epochs=3, n_train=2000, n_test=1000, snapshots=(1,),
-                              precision="auto"),
-        ensemble=(0, 1), n_train=2000, n_test=1000, student_epochs=3, widths=(64, 512), bottleneck=64,
-        conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, temperatures=(1.0, 20.0),
-        precision="auto"),
-    # Two CPU cores, about an hour: 10k training images (plus two augmented views in the transfer set),
-    # teachers of 32 channels, 8 student epochs. Three seeds where a figure shows spread.
-    "full": Preset(
-        teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
-        ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
-        bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
-        views=2, sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
-    "paper": Preset(
-        teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20),
-                              precision="auto"),
-        ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
-        bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=DEFAULT_SEEDS["paper"],
-        loss_width=30000, views=4, precision="auto"),
-}
-
-
-def preset(profile: str, smoke: bool = False) -> Preset:
-    """The profile's sizes; ``smoke`` shrinks data and epochs to a tiny slice (for tests)."""
-    p = PRESETS[check_profile(profile)]
-    if not smoke:
-        return p
-    teacher = dataclasses.replace(p.teacher, epochs=1, n_train=256, n_test=256, snapshots=())
-    return dataclasses.replace(p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
-                               student_epochs=1, widths=p.widths[:1], quality_widths=p.widths[:1],
-                               seeds=p.seeds[:1], temperatures=p.temperatures[:2], loss_width=p.widths[0],
-                               sweep_seeds={})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,78 +185,6 @@ def _students(sweep: str, students: dict[str, StudentConfig], profile: str, seed
                                  required_metrics=student_metrics(cfg))
             records.append({**record, "sweep": sweep})
     return records
-
-
-def _student(p: Preset, **kw: Any) -> StudentConfig:
-    base = dict(epochs=p.student_epochs, n_train=p.n_train, n_test=p.n_test, conv_channels=p.conv_channels,
-                views=p.views, precision=p.precision)
-    base.update(kw)
-    return StudentConfig(**base)
-
-
-def size_sweep(p: Preset) -> dict[str, StudentConfig]:
-    """Figure 1: accuracy vs parameters for label-trained, mimic and convolution-free mimic students,
-    and a deeper MLP (``p.mlp_depth`` hidden layers) with as many parameters as each convolution-free
-    student, trained on labels and by mimicry: does depth without convolution help?"""
-    ens = TeacherSpec(p.teacher, p.ensemble)
-    out = {}
-    for h in p.widths:
-        out[f"labels-h{h}"] = _student(p, hidden=h, loss="labels", dropout=0.5, views=0)
-        out[f"mimic-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)
-        out[f"mimic_noconv-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, conv_channels=0)
-        budget = mimic.student_params(h, p.bottleneck, 0)
-        w = mimic.deep_mlp_width(budget, p.mlp_depth)
-        out[f"deep_mlp_labels-h{h}"] = _student(p, hidden=w, depth=p.mlp_depth, conv_channels=0, loss="labels",
-                                                dropout=0.5, views=0)
-        out[f"deep_mlp_mimic-h{h}"] = _student(p, hidden=w, depth=p.mlp_depth, conv_channels=0, teacher=ens)
-    return out
-
-
-def quality_sweep(p: Preset) -> dict[str, StudentConfig]:
-    """Figure 2: students of two widths mimicking teachers of several qualities (snapshots and the ensemble)."""
-    specs = {f"e{e}": TeacherSpec(p.teacher, (0,), e) for e in p.teacher.snapshots}
-    specs["final"] = TeacherSpec(p.teacher, (0,))
-    specs["ensemble"] = TeacherSpec(p.teacher, p.ensemble)
-    return {f"quality-{t}-h{h}": _student(p, hidden=h, teacher=spec, bottleneck=p.bottleneck)
-            for t, spec in specs.items() for h in p.quality_widths}
-
-
-def loss_sweep(p: Preset) -> dict[str, StudentConfig]:
-    """The loss table: one student width and budget, trained with each target."""
-    ens = TeacherSpec(p.teacher, p.ensemble)
-    h = p.loss_width
-    out = {"loss-logits": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="logits"),
-           "loss-probs": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="probs"),
-           "loss-labels": _student(p, hidden=h, bottleneck=p.bottleneck, loss="labels", views=0)}
-    for t in p.temperatures:
-        out[f"loss-kd-T{t:g}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="kd", temperature=t)
-    return out
-
-
-def bottleneck_sweep(p: Preset) -> dict[str, StudentConfig]:
-    """Bottleneck vs none, on the widest student: accuracy per epoch and per second."""
-    ens = TeacherSpec(p.teacher, p.ensemble)
-    h = p.widths[-1]
-    return {"bottleneck": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck),
-            "no_bottleneck": _student(p, hidden=h, teacher=ens, bottleneck=None)}
-
-
-def overfit_pair(p: Preset) -> dict[str, StudentConfig]:
-    """Test error over epochs of a wide student on labels (no dropout) vs mimicking."""
-    ens = TeacherSpec(p.teacher, p.ensemble)
-    h = p.widths[-1]
-    return {"overfit-labels": _student(p, hidden=h, loss="labels", bottleneck=p.bottleneck, views=0),
-            "overfit-mimic": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)}
-
-
-SWEEPS = {"size": size_sweep, "quality": quality_sweep, "loss": loss_sweep, "bottleneck": bottleneck_sweep,
-          "overfit": overfit_pair}
-
-
-def configs(profile: str, smoke: bool = False) -> dict[str, dict[str, StudentConfig]]:
-    """The student configs of every sweep, by sweep and name (the teachers are ``preset(profile).teacher``)."""
-    p = preset(profile, smoke)
-    return {name: sweep(p) for name, sweep in SWEEPS.items()}
 
 
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
