@@ -197,3 +197,26 @@ def test_without_the_new_options_a_history_row_keeps_its_keys():
     history = fit(nn.Linear(4, 2), train, valid, FitSettings(epochs=1), generator=torch.Generator().manual_seed(0),
                   device=torch.device("cpu"), progress=False)
     assert list(history[0]) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s"]
+
+
+def test_an_interrupted_run_resumes_with_its_best_weights(tmp_path):
+    train, test = _toy_problem()
+    valid = (test[0], 1 - test[1])
+
+    def trained(checkpoint, stop_at=None):
+        def hook(epoch, model):
+            if epoch == stop_at:
+                raise KeyboardInterrupt
+        torch.manual_seed(0)
+        model = nn.Linear(4, 2)
+        history = fit(model, train, test, FitSettings(epochs=4, lr=0.5), generator=torch.Generator().manual_seed(0),
+                      device=torch.device("cpu"), progress=False, valid=valid, best_by="valid_loss",
+                      restore_best=True, checkpoint=checkpoint, on_epoch_end=hook)
+        return model, history
+
+    whole, _ = trained(tmp_path / "whole.pt")
+    with pytest.raises(KeyboardInterrupt):
+        trained(tmp_path / "cut.pt", stop_at=3)  # epoch 3's checkpoint is never written
+    resumed, history = trained(tmp_path / "cut.pt")
+    assert best_epoch(history, "valid_loss") < 3, "the best epoch was found before the interruption"
+    assert all(torch.equal(whole.state_dict()[k], resumed.state_dict()[k]) for k in whole.state_dict())
