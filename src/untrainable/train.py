@@ -3,8 +3,11 @@
 The loop is deliberately plain (whole-tensor datasets indexed per batch, Adam or SGD, an optional
 cosine schedule) so that what differs between chapters is only the loss: guidance and mimicry
 plug in through ``loss_fn``, and per-epoch measurements (alignment, a guidance loss's diagnostics)
-through ``on_epoch_start``/``on_epoch_end``. It shows a tqdm bar, uses mixed precision on CUDA, and
-writes an atomic checkpoint after every epoch (weights, optimiser, random states, the history with
+through ``on_epoch_start``/``on_epoch_end``. Optional, for runs that choose by validation as a
+practitioner would: a held-out validation split evaluated every epoch (``valid_loss``/``valid_acc``),
+the best-validation weights kept (and restored at the end when asked), and per-batch augmentation
+(``augment(xb, generator)``, drawn from the run's generator so a resumed run sees the same views).
+It shows a tqdm bar, uses mixed precision on CUDA, and writes an atomic checkpoint after every epoch (weights, optimiser, random states, the history with
 every per-epoch measurement, the caller's extra ``state`` and the training seconds so far), so an
 interrupted ``full`` run resumes where it stopped and ends with the same record as an uninterrupted one.
 
@@ -36,9 +39,9 @@ from untrainable.files import load_torch, save_torch_atomic
 from untrainable.precision import PRECISIONS, autocast, channels_last
 from untrainable.runtime import eval_mode, log
 
-__all__ = ["IGNORE", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "cross_entropy",
-           "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor", "evaluate",
-           "fit"]
+__all__ = ["IGNORE", "BEST_BY", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "Augment",
+           "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor",
+           "evaluate", "best_epoch", "fit"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -48,6 +51,12 @@ IGNORE = -100
 
 #: ``on_epoch_end(epoch, model)``: values to merge into that epoch's history row (or None).
 EpochHook = Callable[[int, nn.Module], "dict[str, Any] | None"]
+
+#: ``augment(xb, generator)``: a batch of training inputs (on the CPU) -> augmented views of the same shape.
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+#: The validation metrics the best weights can be chosen by: the lowest loss, or the highest accuracy.
+BEST_BY = ("valid_loss", "valid_acc")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -185,6 +194,14 @@ def correct_string(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
     return "".join("1" if v else "0" for v in torch.cat(out).tolist())
 
 
+def best_epoch(history: list[dict[str, Any]], best_by: str = "valid_loss") -> int:
+    """The 1-based epoch whose validation metric is best (lowest loss, highest accuracy; the first on ties)."""
+    if best_by not in BEST_BY:
+        raise ValueError(f"unknown best_by {best_by!r}: choose one of {', '.join(BEST_BY)}")
+    sign = 1 if best_by == "valid_loss" else -1
+    return min(history, key=lambda h: sign * h[best_by])["epoch"]
+
+
 def _restore(checkpoint: Path, model: nn.Module, opt: torch.optim.Optimizer, generator: torch.Generator,
              device: torch.device) -> dict[str, Any]:
     """Load a checkpoint written by :func:`fit` into the model, optimiser and random states."""
@@ -204,7 +221,7 @@ def _check_finite(desc: str, what: str, value: float, epoch: int, step: int) -> 
 
 def _train_epoch(model: nn.Module, train: tuple[Any, torch.Tensor], settings: FitSettings, opt: torch.optim.Optimizer,
                  epoch: int, total_steps: int, generator: torch.Generator, device: torch.device, loss_fn: LossFn,
-                 desc: str) -> tuple[dict[str, float], int]:
+                 desc: str, augment: Augment | None = None) -> tuple[dict[str, float], int]:
     """One epoch of optimiser steps (``epoch`` 0-based); running means of loss and accuracy, and its steps."""
     x_train, y_train = train
     steps_per_epoch = math.ceil(len(y_train) / settings.batch_size)
@@ -213,7 +230,8 @@ def _train_epoch(model: nn.Module, train: tuple[Any, torch.Tensor], settings: Fi
     for i, idx in enumerate(batches(len(y_train), settings.batch_size, generator)):
         for group in opt.param_groups:
             group["lr"] = settings.lr * lr_factor(settings, epoch * steps_per_epoch + i, total_steps)
-        xb, yb = to_device(x_train[idx], device, model), y_train[idx].to(device, non_blocking=True)
+        xb = x_train[idx] if augment is None else augment(x_train[idx], generator)
+        xb, yb = to_device(xb, device, model), y_train[idx].to(device, non_blocking=True)
         with autocast(device, settings.precision):
             loss, logits = loss_fn(model, xb, yb)
         _check_finite(desc, "loss", loss.item(), epoch + 1, i + 1)
@@ -243,6 +261,10 @@ def fit(
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
     on_epoch_end: EpochHook | None = None,
     state: dict[str, Any] | None = None,
+    valid: tuple[torch.Tensor, torch.Tensor] | None = None,
+    best_by: str = "valid_loss",
+    restore_best: bool = False,
+    augment: Augment | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` and return its history: one dict of metrics per epoch.
 
@@ -261,16 +283,28 @@ def fit(
     and the dict's contents are replaced by the saved ones, so what was measured before the
     interruption is what the caller ends with. The checkpoint's ``elapsed_s`` is the training time
     summed over every resumed part.
+
+    ``valid``: a held-out split (never the test split) evaluated after every epoch like the test
+    split (``valid_loss``/``valid_acc``); the weights of the epoch that is best by ``best_by``
+    (:func:`best_epoch`) are kept, in the checkpoint too, and ``restore_best`` loads them into
+    ``model`` at the end, so the caller evaluates the best-validation checkpoint. ``augment``
+    transforms each training batch before the step (never the validation or test inputs).
     """
+    if restore_best and valid is None:
+        raise ValueError("restore_best needs a validation split (valid=...) to choose the best epoch by")
+    if best_by not in BEST_BY:
+        raise ValueError(f"unknown best_by {best_by!r}: choose one of {', '.join(BEST_BY)}")
     model.to(device)
     channels_last(model, settings.precision, device)  # before the optimiser sees the parameters
     opt = make_optimizer(model.parameters(), settings)
     total_steps = settings.epochs * math.ceil(len(train[1]) / settings.batch_size)
     history: list[dict[str, Any]] = []
     start_epoch, elapsed_before, t_start = 0, 0.0, time.perf_counter()
+    best: dict[str, Any] | None = None  # the best-validation epoch so far and its weights
     if checkpoint is not None and checkpoint.is_file():
         saved = _restore(checkpoint, model, opt, generator, device)
         history, start_epoch, elapsed_before = saved["history"], saved["epoch"], saved.get("elapsed_s", 0.0)
+        best = saved.get("best")
         if state is not None:
             state.clear()
             state.update(saved.get("state", {}))
@@ -282,24 +316,31 @@ def fit(
         t0 = time.perf_counter()
         if on_epoch_start is not None:
             on_epoch_start(epoch + 1, model)
-        row, steps = _train_epoch(model, train, settings, opt, epoch, total_steps, generator, device, loss_fn, desc)
+        row, steps = _train_epoch(model, train, settings, opt, epoch, total_steps, generator, device, loss_fn, desc,
+                                  augment)
         _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
-        try:
-            test_metrics = evaluate(model, *test, device, settings.eval_batch_size, settings.precision)
-        except NonFiniteLossError as err:  # the epoch's last steps broke the weights
-            raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
-        row = {"epoch": epoch + 1, **row, "test_loss": test_metrics["loss"], "test_acc": test_metrics["acc"],
-               "epoch_time_s": time.perf_counter() - t0}
+        splits = {"test": test} if valid is None else {"valid": valid, "test": test}
+        for split, (x_eval, y_eval) in splits.items():
+            try:
+                metrics = evaluate(model, x_eval, y_eval, device, settings.eval_batch_size, settings.precision)
+            except NonFiniteLossError as err:  # the epoch's last steps broke the weights
+                raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
+            row.update({f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]})
+        row = {"epoch": epoch + 1, **row, "epoch_time_s": time.perf_counter() - t0}
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch + 1, model) or {})
         history.append(row)
+        if valid is not None and best_epoch(history, best_by) == epoch + 1:
+            best = {"epoch": epoch + 1, "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         log(f"{desc} epoch {epoch + 1}/{settings.epochs}: train acc {row['train_acc']:.3f} test acc "
             f"{row['test_acc']:.3f} test loss {row['test_loss']:.3f} ({row['epoch_time_s']:.1f} s)")
         bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
         if checkpoint is not None:
             save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                               "history": history, "epoch": epoch + 1, "state": state or {},
+                               "history": history, "epoch": epoch + 1, "state": state or {}, "best": best,
                                "elapsed_s": elapsed_before + time.perf_counter() - t_start}, checkpoint)
     bar.close()
+    if restore_best and best is not None:
+        model.load_state_dict(best["model"])
     return history

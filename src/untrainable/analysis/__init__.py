@@ -10,6 +10,7 @@ models a chapter describes, and return numbers, frames or sentences. By meaning:
 * :mod:`.contrasts`: the effects inside a chapter, as a table and as prose;
 * :mod:`.overfitting`, :mod:`.alignment`, :mod:`.kappa` (error consistency): the three measurements the
   guidance chapters share;
+* :mod:`.preconditions`: the failure each guidance claim needs its control to show, checked with its numbers;
 * :mod:`.chapter_summaries`: what chapters 01 and 07 conclude;
 * :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_benchmark`: chapters 02 and 03 and the
   CKA benchmark appendix.
@@ -27,6 +28,9 @@ from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPA
 from untrainable.analysis.kappa import GUIDED_BY, error_consistency, kappa_summary, kappa_table
 from untrainable.analysis.overfitting import (overfit_gap, overfitting_precondition, overfitting_summary,
                                               overfitting_table)
+from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
+                                                falls_short_of_twin, guide_beats_target, loss_rise, overfits,
+                                                plateau_drop)
 from untrainable.analysis.runs import (config_table, find, guide_table, mean_percent, renamed, run_summary, select,
                                        values)
 
@@ -38,4 +42,6 @@ __all__ = [
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
     "mean_percent", "endpoint_alignment", "inductive_bias_summary", "size_frame", "size_summary", "quality_frame",
     "quality_summary", "mimic_loss_labels",
+    "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
+    "beats", "guide_beats_target",
 ]

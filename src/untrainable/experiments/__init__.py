@@ -34,6 +34,7 @@ CHAPTERS: dict[str, str] = {
     "05": "untrainable.experiments.plain_cnn_guidance",
     "06": "untrainable.experiments.sequence_guidance",
     "07": "untrainable.experiments.mimic_students",
+    "92": "untrainable.experiments.image_pilots",
 }
 
 

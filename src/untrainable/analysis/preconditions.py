@@ -1,0 +1,149 @@
+"""The failures the paper's method cures, checked in our records before any guided result is read.
+
+A guidance claim can only be tested where the unguided control shows the failure guidance is
+meant to cure and the guide has something to give. Each function here takes records (of one
+control, or of a control and its comparison), and returns a :class:`CheckedPrecondition`: a
+:class:`~untrainable.analysis.effects.Precondition` (so :func:`~untrainable.analysis.effects.verdict`
+takes it) that also carries the numbers it was decided on.
+
+* :func:`overfits`: the validation or test loss ends ≥ ``min_rise`` above its minimum, and final
+  train accuracy is ≥ ``min_gap`` points above final test accuracy;
+* :func:`fails_to_train`: the control's best training accuracy stays near chance while a
+  shallower net of the same width trains;
+* :func:`falls_short_of_twin`: the plain net's training loss has reached a plateau, and its
+  residual twin beats it by more than the seed spread;
+* :func:`guide_beats_target`: the guide's test accuracy beats the target's by more than the seed spread.
+
+With one seed per side there is no spread: a margin must then exceed a stated threshold instead
+(``min_margin``), and the detail says which rule was applied. Numbers are means over seeds; every
+accuracy is a fraction in records and in points (x 100) in the details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from untrainable.analysis.effects import Precondition
+
+__all__ = ["CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop",
+           "falls_short_of_twin", "beats", "guide_beats_target"]
+
+#: Chance accuracy on CIFAR-10's ten balanced classes.
+CHANCE = 0.1
+
+
+@dataclass(frozen=True)
+class CheckedPrecondition(Precondition):
+    """A precondition with the numbers it was decided on (``numbers``: name -> value)."""
+
+    numbers: Mapping[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def status(self) -> str:
+        """"holds", "fails", or "no records"."""
+        if not self.numbers:
+            return "no records"
+        return "holds" if self.holds else "fails"
+
+
+def _no_records(name: str, what: str) -> CheckedPrecondition:
+    return CheckedPrecondition(name, False, f"no records of {what}")
+
+
+def loss_rise(record: dict[str, Any], split: str) -> float:
+    """How far ``split``'s (``valid`` or ``test``) loss ends above its minimum over epochs (0: never rose)."""
+    losses = [h[f"{split}_loss"] for h in record["history"]]
+    return losses[-1] - min(losses)
+
+
+def _mean(records: list[dict[str, Any]], value) -> float:
+    return float(np.mean([value(r) for r in records]))
+
+
+def overfits(records: list[dict[str, Any]], name: str = "the control", min_rise: float = 0.2,
+             min_gap: float = 20.0) -> CheckedPrecondition:
+    """Does the control (``records``: its seeds) overfit? The larger of its validation and test loss
+    rises after their minima must reach ``min_rise`` and its final train - test accuracy ``min_gap`` points."""
+    what = f"{name} overfits"
+    if not records:
+        return _no_records(what, name)
+    rises = {s: _mean(records, lambda r, s=s: loss_rise(r, s)) for s in ("valid", "test")}
+    gap = 100 * _mean(records, lambda r: r["history"][-1]["train_acc"] - r["history"][-1]["test_acc"])
+    rise = max(rises.values())
+    numbers = {"valid_rise": rises["valid"], "test_rise": rises["test"], "train_test_gap": gap,
+               "seeds": float(len(records))}
+    return CheckedPrecondition(what, bool(rise >= min_rise and gap >= min_gap),
+                               f"loss rise after its minimum: validation {rises['valid']:.2f}, test {rises['test']:.2f} "
+                               f"(needs ≥ {min_rise}); train - test {gap:.1f} points (needs ≥ {min_gap:g}); "
+                               f"{len(records)} seed(s)", numbers)
+
+
+def fails_to_train(records: list[dict[str, Any]], shallow: list[dict[str, Any]], name: str = "the control",
+                   near: float = 0.1, trains: float = 0.3) -> CheckedPrecondition:
+    """Does the control fail to train where a shallower net trains? Its best training accuracy over
+    epochs stays within ``near`` of chance, while the shallow net's reaches ``trains`` above chance."""
+    what = f"{name} fails to train where a shallower net trains"
+    if not records or not shallow:
+        return _no_records(what, name if not records else "the shallow net")
+    best = _mean(records, lambda r: max(h["train_acc"] for h in r["history"]))
+    best_shallow = _mean(shallow, lambda r: max(h["train_acc"] for h in r["history"]))
+    holds = best <= CHANCE + near and best_shallow >= CHANCE + trains
+    return CheckedPrecondition(what, bool(holds),
+                               f"best train accuracy {100 * best:.1f}% (needs ≤ {100 * (CHANCE + near):.0f}%), "
+                               f"the shallow net's {100 * best_shallow:.1f}% (needs ≥ {100 * (CHANCE + trains):.0f}%)",
+                               {"best_train_acc": best, "shallow_best_train_acc": best_shallow})
+
+
+def plateau_drop(record: dict[str, Any], last: int = 5) -> float:
+    """How much the training loss fell over the last ``last`` epochs (small: the run reached a plateau)."""
+    losses = [h["train_loss"] for h in record["history"]]
+    return losses[max(0, len(losses) - 1 - last)] - losses[-1]
+
+
+def beats(better: list[dict[str, Any]], worse: list[dict[str, Any]], metric: str,
+          min_margin: float) -> tuple[bool, dict[str, float], str]:
+    """Whether ``better``'s mean ``metric`` exceeds ``worse``'s by more than the larger seed spread
+    (standard deviation) of the two sides, or by more than ``min_margin`` when a side has one seed."""
+    a = np.array([r["metrics"][metric] for r in better], dtype=float)
+    b = np.array([r["metrics"][metric] for r in worse], dtype=float)
+    margin = float(a.mean() - b.mean())
+    if min(a.size, b.size) >= 2:
+        spread = float(max(a.std(ddof=1), b.std(ddof=1)))
+        rule = f"the seed spread {100 * spread:.1f} points"
+    else:
+        spread = min_margin
+        rule = f"the stated threshold {100 * min_margin:.1f} points (one seed: no spread)"
+    numbers = {"better": float(a.mean()), "worse": float(b.mean()), "margin": margin, "threshold": spread,
+               "seeds": float(min(a.size, b.size))}
+    return bool(margin > spread), numbers, f"margin {100 * margin:.1f} points against {rule}"
+
+
+def falls_short_of_twin(plain: list[dict[str, Any]], residual: list[dict[str, Any]], name: str = "the plain net",
+                        metric: str = "best_test_acc", max_drop: float = 0.05, last: int = 5,
+                        min_margin: float = 0.05) -> CheckedPrecondition:
+    """Is the plain net trained to a plateau (its training loss fell ≤ ``max_drop`` over its last
+    ``last`` epochs) and does its residual twin beat it on ``metric`` (see :func:`beats`)?"""
+    what = f"{name} reaches a plateau and falls short of its residual twin"
+    if not plain or not residual:
+        return _no_records(what, name if not plain else "the residual twin")
+    drop = _mean(plain, lambda r: plateau_drop(r, last))
+    twin_better, numbers, rule = beats(residual, plain, metric, min_margin)
+    return CheckedPrecondition(what, bool(drop <= max_drop and twin_better),
+                               f"training loss fell {drop:.3f} over the last {last} epochs (needs ≤ {max_drop}); "
+                               f"{metric}: twin {100 * numbers['better']:.1f}%, plain {100 * numbers['worse']:.1f}%, "
+                               f"{rule}", {**numbers, "plateau_drop": drop})
+
+
+def guide_beats_target(guide: list[dict[str, Any]], target: list[dict[str, Any]], name: str = "the guide",
+                       metric: str = "best_test_acc", min_margin: float = 0.05) -> CheckedPrecondition:
+    """Does the guide beat its unguided target on ``metric`` by more than the seed spread (:func:`beats`)?"""
+    what = f"{name} beats its target"
+    if not guide or not target:
+        return _no_records(what, name if not guide else "the target")
+    holds, numbers, rule = beats(guide, target, metric, min_margin)
+    return CheckedPrecondition(what, holds, f"{metric}: guide {100 * numbers['better']:.1f}%, target "
+                               f"{100 * numbers['worse']:.1f}%, {rule}", numbers)

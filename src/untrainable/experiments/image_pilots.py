@@ -1,0 +1,344 @@
+"""Appendix 92: pilot runs that choose the image regimes of chapters 04 and 05 (issue 15, step 1).
+
+Guidance can only be tested where the unguided control shows the failure the paper's method is
+meant to cure, and where the guide has something to give. This module trains the controls and
+the guides *alone* (never a guided run), so that the regime of each claim is chosen before any
+guided result exists:
+
+* the Deep FCN (width x depth, batch norm and dropout as :func:`untrainable.models.deep_fcn`) on
+  small training sets for many epochs: does it overfit, or fail to train where a shallow FCN of the
+  same width trains?
+* the Wide FCN on the same sizes: does it overfit?
+* the plain ConvNet (a ResNet stack of basic blocks without skips) and its residual twin, trained
+  to a plateau: does the plain net fall clearly short of its twin?
+* the guides, trained as a practitioner would (random crop and flip, a cosine schedule, the
+  best-validation checkpoint) on the targets' training images, and one on every training image
+  (a separate condition: it brings data as well as bias).
+
+Every run holds out a validation split from the training images (the same images for every run,
+never the test split); its learning rate is chosen on validation loss, its checkpoint by
+validation accuracy. The test split is for reporting only: per epoch on ``n_test_curve`` images
+(the curves), and once at the end, on ``n_test`` images, for the restored best-validation weights.
+Everything trains in bf16 where the CPU multiplies bf16 natively (``precision="auto"``).
+
+Final metrics: ``train_*``, ``valid_*``, ``test_*`` are the last epoch's (the curves, as the store
+requires); ``best_epoch``, ``best_valid_*`` and ``best_test_*`` are the best-validation checkpoint's,
+``best_test_*`` on the whole ``n_test`` test set. How a regime is chosen from these records:
+:mod:`.pilot_regimes`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from untrainable.data import ImageData, load_cifar10, stratified_indices
+from untrainable.experiments import PlannedRun
+from untrainable.mimic import random_crop_flip
+from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
+from untrainable.precision import autocast, channels_last
+from untrainable.profiles import check_profile
+from untrainable.results import run_or_load
+from untrainable.runtime import log, resolve_device, seed_everything, set_threads
+from untrainable.train import FitSettings, best_epoch, cross_entropy, evaluate, fit, make_optimizer
+
+__all__ = ["EXPERIMENT", "MODELS", "GROUPS", "PilotConfig", "PRESETS", "SMOKE", "DEFAULT_SEEDS", "run_name",
+           "configs", "select", "planned_runs", "PilotData", "pilot_data", "build_model", "train_one", "run",
+           "estimate_seconds", "estimate_table", "main"]
+
+EXPERIMENT = "image_pilots"
+MODELS = ("deep_fcn", "wide_fcn", "plain_cnn", "residual_cnn", "resnet18")
+#: The groups of runs, in the order a shell run trains them (``--cells`` takes these or run names).
+GROUPS = ("deep_fcn", "shallow_fcn", "wide_fcn", "convnets", "guides", "guide_all")
+#: One seed per pilot cell; a second seed is added where a regime's choice hinges on it.
+DEFAULT_SEEDS = (0,)
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    """One pilot run apart from its seed; every field is part of the record key."""
+
+    group: str  # a name of GROUPS
+    model: str  # a name of MODELS
+    width: int  # FCN units per layer, or the first conv stage's channels
+    depth: int = 0  # FCN blocks (0 for the conv nets)
+    layers: tuple[int, ...] = ()  # basic blocks per stage of the plain and residual ConvNets
+    dropout: float = 0.0  # Deep FCN dropout after every block
+    n_train: int | None = 5000  # None: every training image not held out for validation
+    n_valid: int = 1000  # held out from the training images, the same for every run
+    n_test: int | None = None  # the best checkpoint's test set (None: all 10,000)
+    n_test_curve: int = 1000  # the per-epoch test curve
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    weight_decay: float = 0.0
+    augment: bool = False  # random crop (padding 4) and horizontal flip per batch
+    best_by: str = "valid_acc"  # the checkpoint restored at the end (untrainable.train.BEST_BY)
+    data_seed: int = 0
+    precision: str = "auto"
+
+
+_FULL: dict[str, Any] = {
+    "sizes": (2000, 5000), "n_valid": 1000, "n_test": None, "n_test_curve": 1000,
+    "fcn_width": 512, "deep_depths": (12, 24), "shallow_depth": 3, "fcn_epochs": 60, "fcn_dropout": 0.1,
+    "deep_lrs": {12: (1e-3, 1e-4), 24: (1e-3, 3e-4, 1e-4)}, "shallow_lrs": (1e-3, 1e-4),
+    "wide_width": 1024, "wide_depth": 3, "wide_lrs": (1e-3, 1e-4),
+    "conv_width": 16, "conv_layers": (3, 4, 6, 3), "conv_sizes": (5000,), "conv_epochs": 30,
+    "plain_lrs": (1e-3, 3e-4), "residual_lrs": (1e-3, 3e-4),
+    "guide_width": 32, "guide_sizes": (2000, 5000), "guide_epochs": {2000: 40, 5000: 30},
+    "guide_lr": 0.05, "guide_weight_decay": 5e-4,
+    "guide_all_width": 16, "guide_all_epochs": 15, "guide_all_n": None,
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {**_FULL, "sizes": (256, 512), "n_valid": 256, "n_test": 512, "n_test_curve": 256,
+              "fcn_width": 64, "deep_depths": (8,), "shallow_depth": 2, "fcn_epochs": 20,
+              "deep_lrs": {8: (1e-3,)}, "shallow_lrs": (1e-3,), "wide_width": 128, "wide_lrs": (1e-3,),
+              "conv_width": 4, "conv_layers": (1, 1, 1, 1), "conv_sizes": (256,), "conv_epochs": 2,
+              "plain_lrs": (1e-3,), "residual_lrs": (1e-3,), "guide_width": 4, "guide_sizes": (256, 512),
+              "guide_epochs": {256: 2, 512: 2},
+              "guide_all_width": 4, "guide_all_epochs": 1, "guide_all_n": 1024},
+    "full": _FULL,
+    "paper": {**_FULL, "deep_lrs": {12: (1e-3, 3e-4, 1e-4, 3e-5, 1e-5), 24: (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)},
+              "shallow_lrs": (1e-3, 3e-4, 1e-4, 3e-5, 1e-5), "wide_lrs": (1e-3, 3e-4, 1e-4, 3e-5, 1e-5),
+              "plain_lrs": (3e-3, 1e-3, 3e-4, 1e-4, 3e-5), "residual_lrs": (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)},
+}
+#: A tiny slice of any profile with the same runs, for tests.
+SMOKE = {"sizes": (64, 96), "n_valid": 32, "n_test": 64, "n_test_curve": 32, "fcn_epochs": 2, "conv_sizes": (64,),
+         "conv_epochs": 1, "guide_sizes": (64, 96), "guide_epochs": {64: 1, 96: 1}, "guide_all_epochs": 1,
+         "guide_all_n": 128}
+
+
+def run_name(c: PilotConfig) -> str:
+    """A readable name: model, size, training images and learning rate (the key tells runs apart)."""
+    shape = f"{c.depth}x{c.width}" if c.depth else f"w{c.width}"
+    return f"{c.model}-{shape}-n{c.n_train or 'all'}-lr{c.lr:g}"
+
+
+def _fcn_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
+    runs = [PilotConfig("deep_fcn", "deep_fcn", p["fcn_width"], d, dropout=p["fcn_dropout"], n_train=n,
+                        epochs=p["fcn_epochs"], lr=lr, **common)
+            for d in p["deep_depths"] for n in p["sizes"] for lr in p["deep_lrs"][d]]
+    runs += [PilotConfig("shallow_fcn", "deep_fcn", p["fcn_width"], p["shallow_depth"], dropout=p["fcn_dropout"],
+                         n_train=n, epochs=p["fcn_epochs"], lr=lr, **common)
+             for n in p["sizes"] for lr in p["shallow_lrs"]]
+    runs += [PilotConfig("wide_fcn", "wide_fcn", p["wide_width"], p["wide_depth"], n_train=n, epochs=p["fcn_epochs"],
+                         lr=lr, **common) for n in p["sizes"] for lr in p["wide_lrs"]]
+    return runs
+
+
+def _conv_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
+    layers = tuple(p["conv_layers"])
+    return [PilotConfig("convnets", model, p["conv_width"], layers=layers, n_train=n, epochs=p["conv_epochs"], lr=lr,
+                        **common)
+            for model, lrs in (("plain_cnn", p["plain_lrs"]), ("residual_cnn", p["residual_lrs"]))
+            for n in p["conv_sizes"] for lr in lrs]
+
+
+def _guide_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
+    practitioner = dict(optimizer="sgd", schedule="cosine", lr=p["guide_lr"], weight_decay=p["guide_weight_decay"],
+                        augment=True, **common)
+    runs = [PilotConfig("guides", "resnet18", p["guide_width"], n_train=n, epochs=p["guide_epochs"][n], **practitioner)
+            for n in p["guide_sizes"]]
+    runs.append(PilotConfig("guide_all", "resnet18", p["guide_all_width"], n_train=p["guide_all_n"],
+                            epochs=p["guide_all_epochs"], **practitioner))
+    return runs
+
+
+def configs(profile: str, smoke: bool = False) -> list[PilotConfig]:
+    """The pilot runs of ``profile``, in :data:`GROUPS` order (``smoke``: a tiny slice of the same runs)."""
+    p = dict(PRESETS[check_profile(profile)])
+    if smoke:
+        p.update(SMOKE)
+    common = {k: p[k] for k in ("n_valid", "n_test", "n_test_curve")}
+    return _fcn_runs(p, common) + _conv_runs(p, common) + _guide_runs(p, common)
+
+
+def select(runs: list[PilotConfig], cells: Iterable[str] | None) -> list[PilotConfig]:
+    """The runs named by ``cells`` (group names or run names; None: all), in grid order."""
+    if cells is None:
+        return list(runs)
+    cells = set(cells)
+    unknown = cells - set(GROUPS) - {run_name(c) for c in runs}
+    if unknown:
+        raise ValueError(f"unknown pilot cells {sorted(unknown)}: name groups ({', '.join(GROUPS)}) or runs "
+                         f"({', '.join(run_name(c) for c in runs)})")
+    return [c for c in runs if c.group in cells or run_name(c) in cells]
+
+
+def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
+    """Every pilot record of ``profile``: each run for each seed (default :data:`DEFAULT_SEEDS`)."""
+    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
+    return [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class PilotData:
+    """Normalised images and labels: the training subset, the held-out validation split, the test
+    images of the per-epoch curve and the test images of the final evaluation."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    valid: tuple[torch.Tensor, torch.Tensor]
+    test_curve: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+
+
+def _pair(d: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+    return d.normalized(), d.labels
+
+
+def pilot_data(c: PilotConfig) -> PilotData:
+    """The splits of a run. The validation images are drawn first (class-balanced, ``data_seed``) and
+    the training subset from the rest, so every size shares one validation split and none overlap."""
+    full = load_cifar10(train=True)
+    held = torch.zeros(len(full), dtype=torch.bool)
+    held[stratified_indices(full.labels, c.n_valid, c.data_seed)] = True
+    valid = ImageData(full.images[held], full.labels[held], full.classes, full.mean, full.std)
+    rest = ImageData(full.images[~held], full.labels[~held], full.classes, full.mean, full.std)
+    test = load_cifar10(train=False).subset(c.n_test, seed=c.data_seed)
+    return PilotData(_pair(rest.subset(c.n_train, seed=c.data_seed)), _pair(valid),
+                     _pair(test.subset(c.n_test_curve, seed=c.data_seed)), _pair(test))
+
+
+def build_model(c: PilotConfig) -> nn.Module:
+    """The network of a pilot run (initialised from the current torch seed)."""
+    if c.model == "deep_fcn":
+        return deep_fcn(width=c.width, depth=c.depth, first_width=None, dropout=c.dropout)
+    if c.model == "wide_fcn":
+        return wide_fcn(width=c.width, depth=c.depth)
+    if c.model in ("plain_cnn", "residual_cnn"):
+        return ResNet(c.layers, "basic", c.width, residual=c.model == "residual_cnn")
+    if c.model == "resnet18":
+        return resnet18(c.width)
+    raise ValueError(f"unknown pilot model {c.model!r}: choose one of {', '.join(MODELS)}")
+
+
+def _settings(c: PilotConfig) -> FitSettings:
+    return FitSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
+                       optimizer=c.optimizer, schedule=c.schedule, precision=c.precision)
+
+
+def train_one(c: PilotConfig, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:
+    """Train one pilot run, restore its best-validation weights and evaluate them on the test set."""
+    generator = seed_everything(seed)
+    model = build_model(c)
+    data = pilot_data(c)
+    history = fit(model, data.train, data.test_curve, _settings(c), generator=generator, device=device,
+                  checkpoint=checkpoint, desc=f"{run_name(c)} seed {seed}", valid=data.valid, best_by=c.best_by,
+                  restore_best=True, augment=random_crop_flip if c.augment else None)
+    best = history[best_epoch(history, c.best_by) - 1]
+    final = evaluate(model, *data.test, device, precision=c.precision)
+    last = history[-1]
+    metrics = {k: last[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc", "test_loss", "test_acc")}
+    metrics.update(best_epoch=best["epoch"], best_valid_loss=best["valid_loss"], best_valid_acc=best["valid_acc"],
+                   best_test_loss=final["loss"], best_test_acc=final["acc"],
+                   min_valid_loss=min(h["valid_loss"] for h in history), parameters=count_parameters(model))
+    return {"metrics": metrics, "history": history}
+
+
+def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False,
+        smoke: bool = False, cells: Iterable[str] | None = None,
+        train_missing: bool | None = None) -> list[dict[str, Any]]:
+    """The record of every pilot run (or of those in ``cells``, see :func:`select`) for every seed."""
+    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
+    records = []
+    for c in select(configs(profile, smoke), cells):
+        for s in seeds:
+            log(f"{EXPERIMENT}/{run_name(c)} seed {s} ({profile})")
+            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s, train_one, device=device, force=force,
+                                       train_missing=train_missing, required_metrics=("test_acc", "best_test_acc")))
+    return records
+
+
+# ----------------------------------------------------------------------------- sizing the grid
+
+
+def _seconds_per_step(model: nn.Module, c: PilotConfig, device: torch.device, steps: int) -> float:
+    """Mean seconds of one training step on random inputs of the run's batch size (after one warm-up)."""
+    opt = make_optimizer(model.parameters(), _settings(c))
+    x, y = torch.randn(c.batch_size, 3, 32, 32), torch.randint(0, 10, (c.batch_size,))
+    generator = torch.Generator().manual_seed(0)
+    for i in range(steps + 1):
+        if i == 1:
+            t0 = time.perf_counter()
+        xb = random_crop_flip(x, generator) if c.augment else x
+        with autocast(device, c.precision):
+            loss = cross_entropy(model(xb.to(device)), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def estimate_seconds(c: PilotConfig, steps: int = 3, device: str = "cpu") -> dict[str, float]:
+    """Seconds one run of ``c`` should take on this machine, from a few timed steps and one timed
+    evaluation of 500 images: training steps, the per-epoch validation and test curves, the final test."""
+    set_threads()
+    dev = resolve_device(device)
+    with torch.random.fork_rng():
+        model = build_model(c).to(dev)
+    channels_last(model, c.precision, dev)
+    step = _seconds_per_step(model, c, dev, steps)
+    x, y = torch.randn(500, 3, 32, 32), torch.randint(0, 10, (500,))
+    t0 = time.perf_counter()
+    evaluate(model, x, y, dev, precision=c.precision)
+    per_image = (time.perf_counter() - t0) / 500
+    n_train = c.n_train or 50_000 - c.n_valid
+    steps_per_epoch = -(-n_train // c.batch_size)
+    train_s = c.epochs * steps_per_epoch * step
+    eval_s = per_image * (c.epochs * (c.n_valid + c.n_test_curve) + (c.n_test or 10_000))
+    return {"step_s": step, "train_s": train_s, "eval_s": eval_s, "total_s": train_s + eval_s}
+
+
+def estimate_table(profile: str, cells: Iterable[str] | None = None, seeds: Iterable[int] = DEFAULT_SEEDS,
+                   steps: int = 3) -> list[dict[str, Any]]:
+    """One row per planned run: group, name, seed count, measured step time and estimated minutes."""
+    rows = []
+    for c in select(configs(profile), cells):
+        e = estimate_seconds(c, steps)
+        rows.append({"group": c.group, "name": run_name(c), "seeds": len(tuple(seeds)), "step_ms": 1000 * e["step_s"],
+                     "minutes": e["total_s"] / 60 * len(tuple(seeds))})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the pilot runs from a shell (missing records are trained), or estimate their time.
+
+    ``--cells`` takes group names (``deep_fcn``, ``convnets``, ...) or run names, so the grid can be
+    split over parallel one-thread processes; records are shared and an interrupted run resumes.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.image_pilots", description=main.__doc__)
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--cells", nargs="*", help="group or run names (default: every run)")
+    parser.add_argument("--seeds", type=int, nargs="*", help=f"default: {DEFAULT_SEEDS}")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--estimate", action="store_true", help="time a few steps of each run and print estimates")
+    args = parser.parse_args(argv)
+    seeds = tuple(args.seeds) if args.seeds else DEFAULT_SEEDS
+    try:
+        select(configs(args.profile), args.cells)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.estimate:
+        rows = estimate_table(args.profile, args.cells, seeds)
+        for r in rows:
+            print(f"{r['group']:12s} {r['name']:40s} {r['step_ms']:7.0f} ms/step {r['minutes']:6.1f} min")
+        print(f"total {sum(r['minutes'] for r in rows):.0f} one-thread minutes")
+        return
+    run(args.profile, seeds, args.device, cells=args.cells, train_missing=True)
+
+
+if __name__ == "__main__":
+    main()
