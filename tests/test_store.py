@@ -118,3 +118,14 @@ def test_a_missing_full_parity_record_is_not_trained_silently():
 
     with pytest.raises(MissingRecordError):
         precision_parity.run("full")
+
+
+def test_the_committed_full_records_draw_chapter_07s_ensemble_line(monkeypatch):
+    """The ensemble's accuracy is read from the committed students that mimic it, whose stored teacher
+    configs predate the added ``precision`` field: they must still be recognised."""
+    from untrainable.experiments import mimic_students as M
+    from untrainable.paths import repo_root
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    records = M.records_by_sweep(M.run("full"))["size"]
+    assert 0.5 < M.ensemble_accuracy(records, "full") < 1.0

@@ -17,7 +17,7 @@ from typing import Any
 from untrainable.record_keys import config_dict, key_payload, run_key
 
 __all__ = ["REQUIRED_KEYS", "LAST_EPOCH_METRICS", "CorruptRecordError", "RecordMismatchError", "load_record",
-           "non_finite_paths"]
+           "non_finite_paths", "config_differences"]
 
 REQUIRED_KEYS = ("experiment", "profile", "seed", "config", "metrics", "history",
                  "git_commit", "device", "versions", "wall_time_s")
@@ -37,6 +37,13 @@ class RecordMismatchError(ValueError):
 def _json_form(value: Any) -> Any:
     """``value`` as it reads back from a record: tuples become lists, other objects strings."""
     return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def config_differences(stored: dict[str, Any], config: Any, where: str = "config") -> list[str]:
+    """Where a stored config (as read from a record) differs from ``config``, one line per field; an
+    added field at its default (:func:`added_field`) may be absent from a record stored before it existed."""
+    return _config_differences(_json_form(stored), _json_form(config_dict(config)), _json_form(key_payload(config)),
+                               where)
 
 
 def _config_differences(stored: Any, expected: Any, in_key: Any, where: str = "config") -> list[str]:

@@ -46,7 +46,7 @@ from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
 from untrainable.precision import resolve_precision
 from untrainable.record_checks import (LAST_EPOCH_METRICS, REQUIRED_KEYS, CorruptRecordError, RecordMismatchError,
-                                       load_record, non_finite_paths)
+                                       config_differences, load_record, non_finite_paths)
 from untrainable.record_keys import added_field, config_dict, key_payload, run_key
 from untrainable.runtime import device_description, log, machine_description, resolve_device, set_threads
 
@@ -54,8 +54,9 @@ __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "G
            "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError",
            "WeightsMismatchWarning",
            "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
-           "find_record", "training_allowed", "check_training_allowed", "will_train", "load_record", "run_or_load", "train_record",
-           "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
+           "find_record", "training_allowed", "check_training_allowed", "will_train", "load_record",
+           "config_differences", "non_finite_paths", "run_or_load", "train_record", "elapsed_before",
+           "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
 
 TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
 

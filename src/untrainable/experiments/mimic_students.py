@@ -16,7 +16,6 @@ missing, never over the teacher's record) only for a student that must be traine
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from untrainable.models import count_parameters
 from untrainable.experiments.mimic_sweeps import (PRESETS, SWEEPS, Preset, StudentConfig, TeacherConfig, TeacherSpec,
                                                  bottleneck_sweep, configs, loss_sweep, overfit_pair, preset,
                                                  quality_sweep, size_sweep)
-from untrainable.results import config_dict, run_key, run_or_load, run_with_weights, will_train
+from untrainable.results import config_differences, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
@@ -238,9 +237,9 @@ def ensemble_accuracy(records: list[dict[str, Any]], profile: str, smoke: bool =
     (``teacher_test_acc``), so the figure needs no teacher weights, which are never committed.
     """
     p = preset(profile, smoke)
-    ens = json.loads(json.dumps(config_dict(TeacherSpec(p.teacher, p.ensemble))))  # as stored: tuples as lists
-    found = {r["metrics"]["teacher_test_acc"] for r in records
-             if r["experiment"] == STUDENT_EXPERIMENT and r["config"].get("teacher") == ens}
+    ens = TeacherSpec(p.teacher, p.ensemble)
+    found = {r["metrics"]["teacher_test_acc"] for r in records if r["experiment"] == STUDENT_EXPERIMENT
+             and r["config"].get("teacher") is not None and not config_differences(r["config"]["teacher"], ens)}
     if not found:
         raise ValueError(f"no {profile!r} student record mimics the teacher ensemble: run the size sweep first")
     if max(found) - min(found) > 1e-6:
