@@ -214,13 +214,23 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
     record = {
         "experiment": experiment, "profile": profile, "seed": seed, "name": name, "key": key,
         "config": config_dict(config), **out,
-        "git_commit": git_commit(), "device": device_description(dev), "machine": machine_description(dev),
         "precision": resolve_precision(getattr(config, "precision", "fp32"), dev),  # what "auto" became here
-        "versions": versions(), "wall_time_s": before + time.perf_counter() - t0,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance(dev, t0, elapsed_before=before),
     }
     checkpoint.unlink(missing_ok=True)
     return record
+
+
+def provenance(dev: torch.device, started: float, commit: str | None = None,
+               elapsed_before: float = 0.0) -> dict[str, Any]:
+    """What made a record, for every writer of the store (runs and benchmarks alike): the commit
+    (``commit`` when it was read before the work began), the device and machine, the library
+    versions, the wall time since ``started`` (a ``time.perf_counter()``) plus ``elapsed_before``,
+    and when it was written."""
+    return {"git_commit": commit or git_commit(), "device": device_description(dev),
+            "machine": machine_description(dev), "versions": versions(),
+            "wall_time_s": elapsed_before + time.perf_counter() - started,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def elapsed_before(checkpoint: Path) -> float:

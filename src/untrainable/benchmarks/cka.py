@@ -33,7 +33,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,8 @@ from untrainable.models import resnet18
 from untrainable.paths import results_root
 from untrainable.profiles import check_profile
 from untrainable.recording import record_layers
-from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, run_key, versions
-from untrainable.runtime import device_description, resolve_device, set_threads
+from untrainable.results import check_training_allowed, config_dict, load_record, provenance, run_key
+from untrainable.runtime import resolve_device, set_threads
 
 __all__ = [
     "EXPERIMENT", "METHODS", "FUNCTIONS", "Config", "PRESETS", "RESNET_LAYERS", "peak_bytes", "make_data",
@@ -287,10 +286,8 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, progre
         "experiment": EXPERIMENT, "profile": profile, "seed": config.seed, "name": "cka_benchmark",
         "key": run_key(EXPERIMENT, config, config.seed), "config": config_dict(config),
         "metrics": {"cells": rows, "minibatch": minibatch, "goals": goals(rows)},
-        "history": [], "git_commit": git_commit(), "device": device_description(dev), "versions": versions(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "wall_time_s": time.perf_counter() - t0,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "history": [], "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        **provenance(dev, t0),
     }
     write_json_atomic(record, path)
     return record

@@ -33,7 +33,6 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,8 @@ from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.recording import LayerRecorder
-from untrainable.results import check_training_allowed, git_commit, load_record, versions
-from untrainable.runtime import device_description, resolve_device, set_threads
+from untrainable.results import check_training_allowed, load_record, provenance
+from untrainable.runtime import resolve_device, set_threads
 from untrainable.similarity import authors_linear_cka
 
 __all__ = ["EXPERIMENT", "VARIANTS", "ROUNDS", "record_file", "measure", "count_flops", "run", "table", "main"]
@@ -184,9 +183,7 @@ def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds:
                       "pairs": len(G.GuidanceLoss(target, guide, x_train[:2]).pairs), **out})
     record = {"experiment": EXPERIMENT, "profile": profile, "seed": 0, "config": {"rounds": rounds},
               "metrics": {f"{c['target']}_{v}_ratio": r for c in cases for v, r in c["ratio"].items()},
-              "history": [], "cases": cases, "git_commit": git_commit(), "device": device_description(dev),
-              "versions": versions(), "wall_time_s": time.perf_counter() - t_start,
-              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "history": [], "cases": cases, **provenance(dev, t_start)}
     write_json_atomic(record, path)
     return record
 

@@ -35,7 +35,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +47,8 @@ from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
-from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, run_key, versions
-from untrainable.runtime import cpu_model, machine_description, resolve_device, set_threads
+from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, provenance, run_key
+from untrainable.runtime import machine_description, resolve_device, set_threads
 from untrainable.train import make_optimizer, to_device
 
 __all__ = ["EXPERIMENT", "ROUNDS", "GOALS", "measure_case", "profile_step", "compile_finding", "Config", "record_file",
@@ -216,11 +215,9 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, rounds
     record = {"experiment": EXPERIMENT, "profile": profile, "seed": 0, "name": EXPERIMENT,
               "key": run_key(EXPERIMENT, config, 0), "config": config_dict(config),
               "metrics": {f"{r['chapter']} {r['model']}": r["ratio"] for r in results["cases"] + results["guided"]},
-              "history": [], **results, "compile": compiled, "machine": machine_before,
+              "history": [], **results, "compile": compiled,
               "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-              "git_commit": commit, "device": f"{dev.type}:{cpu_model()} x{config.threads} threads",
-              "versions": versions(), "wall_time_s": time.perf_counter() - t0,
-              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              **provenance(dev, t0, commit=commit), "machine": machine_before}
     write_json_atomic(record, path)
     return record
 
