@@ -438,16 +438,48 @@ def load_image_folder(spec: str, train: bool, image_size: int, n: int | None, se
     return ImageData(images, labels[idx], tuple(ds.classes), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+def _image_split(dataset: str, train: bool, n: int | None, data_seed: int, image_size: int) -> ImageData:
+    """One split of ``"cifar10"`` or ``"imagefolder:<root>"``, a class-balanced subset of ``n``."""
+    if dataset == "cifar10":
+        return load_cifar10(train=train).subset(n, seed=data_seed)
+    if dataset.startswith("imagefolder:"):
+        return load_image_folder(dataset, train, image_size, n, data_seed)
+    raise ValueError(f"unknown dataset {dataset!r}: use cifar10 or imagefolder:<path>")
+
+
 def load_image_data(dataset: str, n_train: int | None, n_test: int | None, data_seed: int, image_size: int = 32
                     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``((x_train, y_train), (x_test, y_test))`` of ``"cifar10"`` or ``"imagefolder:<root>"``:
     normalised float32 images and int64 labels, class-balanced subsets drawn from ``data_seed``."""
-    if dataset == "cifar10":
-        train = load_cifar10(train=True).subset(n_train, seed=data_seed)
-        test = load_cifar10(train=False).subset(n_test, seed=data_seed)
-    elif dataset.startswith("imagefolder:"):
-        train = load_image_folder(dataset, True, image_size, n_train, data_seed)
-        test = load_image_folder(dataset, False, image_size, n_test, data_seed)
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}: use cifar10 or imagefolder:<path>")
+    train = _image_split(dataset, True, n_train, data_seed, image_size)
+    test = _image_split(dataset, False, n_test, data_seed, image_size)
     return (train.normalized(), train.labels), (test.normalized(), test.labels)
+
+
+@dataclass(frozen=True)
+class HeldOutSplits:
+    """Training images, a validation split held out from the training images, and test images."""
+
+    train: ImageData
+    valid: ImageData
+    test: ImageData
+
+
+def held_out_splits(dataset: str, n_train: int | None, n_valid: int, n_test: int | None, data_seed: int,
+                    image_size: int = 32) -> HeldOutSplits:
+    """Training, validation and test images, the validation split held out from the training images.
+
+    The ``n_valid`` validation images are drawn first (class-balanced, ``data_seed``) and the
+    ``n_train`` training images from the rest, so runs of every training-set size share one
+    validation split, and no image is in two splits. Hyper-parameters are chosen on this split;
+    the test split is for reporting only.
+    """
+    if n_valid < 1:
+        raise ValueError(f"n_valid must be at least 1, got {n_valid}")
+    full = _image_split(dataset, True, None, data_seed, image_size)
+    held = torch.zeros(len(full), dtype=torch.bool)
+    held[stratified_indices(full.labels, n_valid, data_seed)] = True
+    valid = ImageData(full.images[held], full.labels[held], full.classes, full.mean, full.std)
+    rest = ImageData(full.images[~held], full.labels[~held], full.classes, full.mean, full.std)
+    test = _image_split(dataset, False, n_test, data_seed, image_size)
+    return HeldOutSplits(rest.subset(n_train, seed=data_seed), valid, test)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,34 +37,40 @@ import torch
 from torch import nn
 
 from untrainable import guidance as G
-from untrainable.data import load_image_data, stratified_indices
+from untrainable.data import held_out_splits, load_image_data, stratified_indices
 from untrainable.experiments import PlannedRun
 from untrainable.experiments.image_guides import (GUIDE_EXPERIMENT, GuideConfig, bank_path, guide_bank, guide_id,
-                                                   guide_weights_path, train_guide, trained_guide, untrained_guide)
+                                                   guide_name, guide_weights_path, train_guide, trained_guide,
+                                                   untrained_guide)
 from untrainable.models import build_guide, build_target, count_parameters
 from untrainable.profiles import check_profile, default_seeds
 from untrainable.results import added_field, find_record, record_path, run_key, run_or_load, training_allowed
 from untrainable.runtime import resolve_device, seed_everything
-from untrainable.train import FitSettings, LossFn, correct_string, cross_entropy_loss, fit
+from untrainable.train import FitSettings, LossFn, best_epoch, correct_string, cross_entropy_loss, fit
 
 __all__ = ["EXPERIMENT", "CONDITIONS", "CONDITION_LABELS", "Config", "PRESETS", "SMOKE", "preset", "guide_configs",
            "target_configs", "run_name", "planned_runs", "TargetInputs", "resolve_inputs", "train_target",
-           "run_targets", "guide_records", "describe_models", "layer_table"]
+           "target_data", "run_targets", "guide_records", "describe_models", "layer_table"]
 
 EXPERIMENT = "image_guidance"
 
-#: What each condition hands the target: (guide family, trained?, guided for the first steps only?)
-CONDITIONS: dict[str, tuple[str | None, bool, bool]] = {
-    "no_guide": (None, False, False),
-    "trained_guide": ("resnet", True, False),
-    "untrained_guide": ("resnet", False, False),
-    "trained_guide_init": ("resnet", True, True),
-    "small_cnn_guide": ("small_cnn", True, False),
+#: What each condition hands the target: (guide role, trained?, the preset key of its guided steps or
+#: None when guided throughout). Roles are keys of :func:`guide_configs`.
+CONDITIONS: dict[str, tuple[str | None, bool, str | None]] = {
+    "no_guide": (None, False, None),
+    "trained_guide": ("resnet", True, None),
+    "untrained_guide": ("resnet", False, None),
+    "trained_guide_init": ("resnet", True, "guide_steps"),
+    "trained_guide_init_long": ("resnet", True, "guide_steps_long"),
+    "small_cnn_guide": ("small_cnn", True, None),
+    "all_images_guide": ("resnet_all", True, None),
 }
 CONDITION_LABELS = {"no_guide": "no guide", "trained_guide": "trained ResNet-18 guide",
                     "untrained_guide": "untrained ResNet-18 guide",
                     "trained_guide_init": "trained guide, first steps only",
-                    "small_cnn_guide": "trained small-CNN guide"}
+                    "trained_guide_init_long": "trained guide, longer start",
+                    "small_cnn_guide": "trained small-CNN guide",
+                    "all_images_guide": "ResNet-18 guide trained on every image"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class Config:
     plain_width: int = 8
     reference_guide: GuideConfig | None = None  # the trained ResNet guide every run is probed against
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
+    n_valid: int = added_field(0)  # validation images held out from the training images (0: none)
 
 
 #: Sizes and lengths per profile. ``full`` is what 2 CPU cores allow in about an hour per chapter.
@@ -157,15 +164,20 @@ def guide_configs(p: dict[str, Any]) -> dict[str, GuideConfig]:
 
 def target_configs(p: dict[str, Any], runs: Iterable[tuple[str, str]], guides: dict[str, GuideConfig],
                    epochs: int) -> list[Config]:
-    """One config per (target, condition) of ``runs``, sized by preset ``p``, probed against ``guides["resnet"]``."""
+    """One config per (target, condition) of ``runs``, sized by preset ``p``, probed against ``guides["resnet"]``.
+
+    ``p["run_settings"]``, when present, maps ``"target/condition"`` to values chosen for that run
+    alone (its learning rate and alpha, chosen on validation).
+    """
     fields = {f.name for f in dataclasses.fields(Config)}
     base = {k: v for k, v in p.items() if k in fields and k not in ("guide_steps", "epochs")}
     out = []
     for target, condition in runs:
-        family, _, init_only = CONDITIONS[condition]
-        out.append(Config(target=target, condition=condition, guide=guides[family] if family else None,
-                          guide_steps=p["guide_steps"] if init_only else None, epochs=epochs,
-                          reference_guide=guides["resnet"], **base))
+        role, _, steps_key = CONDITIONS[condition]
+        own = {**base, **p.get("run_settings", {}).get(f"{target}/{condition}", {})}
+        out.append(Config(target=target, condition=condition, guide=guides[role] if role else None,
+                          guide_steps=p[steps_key] if steps_key else None, epochs=epochs,
+                          reference_guide=guides["resnet"], **own))
     return out
 
 
@@ -175,14 +187,14 @@ def run_name(c: Config) -> str:
 
 def _trained_guides(configs: Iterable[Config]) -> list[GuideConfig]:
     """The trained guides the configs need (each once): their own and the probes' reference."""
-    guides = [c.reference_guide for c in configs if c.reference_guide is not None]
-    guides += [c.guide for c in configs if c.guide is not None and CONDITIONS[c.condition][1]]
+    guides = [c.guide for c in configs if c.guide is not None and CONDITIONS[c.condition][1]]
+    guides += [c.reference_guide for c in configs if c.reference_guide is not None]
     return list(dict.fromkeys(guides))
 
 
 def planned_runs(configs: list[Config], seeds: Iterable[int]) -> list[PlannedRun]:
     """Every record the configs need: the trained guides first, then each target run per seed."""
-    guides = [PlannedRun(GUIDE_EXPERIMENT, g.family, g, 0) for g in _trained_guides(configs)]
+    guides = [PlannedRun(GUIDE_EXPERIMENT, guide_name(g), g, 0) for g in _trained_guides(configs)]
     return guides + [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs for s in seeds]
 
 
@@ -195,7 +207,8 @@ class TargetInputs:
 
     ``train``/``test``: normalised images and labels; ``guide``: the condition's frozen guide (None
     without one); ``bank``: that guide's Gram bank over ``train`` (None: the guide runs per batch);
-    ``references``: the trained and the untrained ResNet guide every run is probed against.
+    ``references``: the trained and the untrained ResNet guide every run is probed against;
+    ``valid``: the validation split held out from the training images (None without one).
     """
 
     train: tuple[torch.Tensor, torch.Tensor]
@@ -203,6 +216,17 @@ class TargetInputs:
     guide: nn.Module | None
     bank: G.GuideBank | None
     references: dict[str, nn.Module]
+    valid: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def target_data(c: Config) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """``(train, valid, test)`` of a target run, normalised images and labels (``valid`` None when
+    the config holds out none; else the split :func:`untrainable.data.held_out_splits` draws)."""
+    if not c.n_valid:
+        train, test = load_image_data(c.dataset, c.n_train, c.n_test, c.data_seed, c.image_size)
+        return train, None, test
+    s = held_out_splits(c.dataset, c.n_train, c.n_valid, c.n_test, c.data_seed, c.image_size)
+    return tuple((d.normalized(), d.labels) for d in (s.train, s.valid, s.test))
 
 
 def resolve_inputs(profile: str, c: Config, seed: int, device: str = "auto",
@@ -212,13 +236,13 @@ def resolve_inputs(profile: str, c: Config, seed: int, device: str = "auto",
     A trained guide comes from the store of ``profile`` (its weights from the cache; a missing
     ``full`` guide record is trained only with ``train_missing``), an untrained one from the seed.
     """
-    train, test = load_image_data(c.dataset, c.n_train, c.n_test, c.data_seed, c.image_size)
+    train, valid, test = target_data(c)
     ref = c.reference_guide
     references = {"trained": trained_guide(profile, ref, device, train_missing=train_missing)[0],
                   "untrained": untrained_guide(ref, seed)}
-    family, trained, _ = CONDITIONS[c.condition]
-    if family is None:
-        return TargetInputs(train, test, None, None, references)
+    role, trained, _ = CONDITIONS[c.condition]
+    if role is None:
+        return TargetInputs(train, test, None, None, references, valid)
     if c.guide == ref:
         guide = references["trained" if trained else "untrained"]
     else:
@@ -231,7 +255,7 @@ def resolve_inputs(profile: str, c: Config, seed: int, device: str = "auto",
         layers = G.guidance_layers(guide.to(dev), x_train[:2])
         bank = guide_bank(bank_path(profile, guide_id(c.guide, trained, seed), c.guide_bank, x_train), guide, layers,
                           x_train, c.guide_bank)
-    return TargetInputs(train, test, guide, bank, references)
+    return TargetInputs(train, test, guide, bank, references, valid)
 
 
 class TaskLossMeter:
@@ -312,7 +336,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
                            optimizer=c.optimizer, precision=c.precision)
     history = fit(model, (train_inputs, y_train), (x_test, y_test), settings, generator=generator, device=device,
                   loss_fn=meter, checkpoint=checkpoint, desc=f"{c.target}/{c.condition} seed {seed}", progress=False,
-                  on_epoch_start=start_epoch, on_epoch_end=end_epoch, state=state)
+                  on_epoch_start=start_epoch, on_epoch_end=end_epoch, state=state, valid=inputs.valid)
     last = history[-1]
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     metrics.update(
@@ -325,6 +349,8 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         mean_cka_trained=float(np.mean(last["cka_trained"])),
         mean_cka_untrained=float(np.mean(last["cka_untrained"])),
     )
+    if inputs.valid is not None:
+        metrics.update(_validation_metrics(history))
     out = {"metrics": metrics, "history": history, "initial_cka": state["initial_cka"],
            "probe_pairs": {k: p.pairs for k, p in probes.items()}}
     if guidance is not None:
@@ -332,18 +358,30 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     return out
 
 
+def _validation_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the validation split says: the lowest validation loss (the learning rate and alpha are
+    chosen on it) and the epoch of best validation accuracy with its test accuracy (the test
+    accuracy a practitioner who stops early would report)."""
+    best = history[best_epoch(history, "valid_acc") - 1]
+    return {"min_valid_loss": min(h["valid_loss"] for h in history), "valid_loss": history[-1]["valid_loss"],
+            "valid_acc": history[-1]["valid_acc"], "best_valid_epoch": best["epoch"],
+            "best_valid_acc": best["valid_acc"], "early_stop_test_acc": best["test_acc"]}
+
+
 def run_targets(profile: str, configs: list[Config], seeds: Iterable[int] | None = None, device: str = "auto",
-                force: bool = False, train_missing: bool | None = None) -> list[dict[str, Any]]:
-    """The record of every config for every seed in the store of ``profile``: stored ones are
-    loaded; for a missing one (when training is allowed) the inputs are resolved, then it trains."""
+                force: bool = False, train_missing: bool | None = None, experiment: str = EXPERIMENT,
+                name: Callable[[Config], str] = run_name) -> list[dict[str, Any]]:
+    """The record of every config for every seed in the store of ``profile`` (under ``experiment``,
+    named by ``name``): stored ones are loaded; for a missing one (when training is allowed) the
+    inputs are resolved, then it trains."""
     seeds = default_seeds(profile) if seeds is None else tuple(seeds)
     records = []
     for c in configs:
         for s in seeds:
-            path = record_path(profile, EXPERIMENT, run_name(c), s, run_key(EXPERIMENT, c, s))
+            path = record_path(profile, experiment, name(c), s, run_key(experiment, c, s))
             needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
             inputs = resolve_inputs(profile, c, s, device, train_missing) if needed else None
-            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s,
+            records.append(run_or_load(experiment, profile, name(c), c, s,
                                        functools.partial(train_target, inputs=inputs), device=device, force=force,
                                        train_missing=train_missing))
     return records
@@ -351,7 +389,7 @@ def run_targets(profile: str, configs: list[Config], seeds: Iterable[int] | None
 
 def guide_records(profile: str, configs: list[Config], device: str = "auto",
                   train_missing: bool | None = None) -> dict[str, dict[str, Any]]:
-    """The trained guides' records of a chapter, keyed by family.
+    """The trained guides' records of a chapter, keyed by record name (:func:`~.image_guides.guide_name`).
 
     A stored record is read without its weights (a reader of the book needs no guide); a missing
     one is trained when allowed, its weights cached.
@@ -359,7 +397,7 @@ def guide_records(profile: str, configs: list[Config], device: str = "auto",
     out = {}
     for g in _trained_guides(configs):
         train_fn = functools.partial(train_guide, weights=guide_weights_path(profile, g))
-        out[g.family] = run_or_load(GUIDE_EXPERIMENT, profile, g.family, g, 0, train_fn, device=device,
+        out[guide_name(g)] = run_or_load(GUIDE_EXPERIMENT, profile, guide_name(g), g, 0, train_fn, device=device,
                                     train_missing=train_missing)
     return out
 

@@ -24,15 +24,16 @@ import torch
 from torch import nn
 
 from untrainable import guidance as G
-from untrainable.data import load_image_data
+from untrainable.data import held_out_splits, load_image_data
+from untrainable.mimic import random_crop_flip
 from untrainable.files import exclusive, load_torch, save_torch_atomic
 from untrainable.models import build_guide, count_parameters
 from untrainable.paths import cache_root
 from untrainable.results import added_field, run_key, run_with_weights
 from untrainable.runtime import seed_everything
-from untrainable.train import FitSettings, correct_string, fit
+from untrainable.train import FitSettings, best_epoch, correct_string, evaluate, fit
 
-__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_weights_path", "train_guide",
+__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_name", "guide_weights_path", "train_guide",
            "trained_guide", "untrained_guide", "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
 
 GUIDE_EXPERIMENT = "guides"
@@ -59,25 +60,60 @@ class GuideConfig:
     image_size: int = 32
     num_classes: int = added_field(10)  # an ImageFolder dataset's classes (ImageNet: 1000)
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
+    # Trained as a practitioner would (chapter 04 on): a held-out validation split, the best-validation
+    # checkpoint, a schedule, random crop and flip. The defaults keep the keys of the earlier guides.
+    label: str = added_field("")  # the record's name (default: the family), e.g. "resnet18-same-images"
+    n_valid: int = added_field(0)  # validation images held out from the training images (0: none)
+    n_test_curve: int | None = added_field(None)  # the per-epoch test curve's images (None: the n_test images)
+    schedule: str = added_field("constant")  # "constant" | "cosine"
+    augment: bool = added_field(False)  # random crop (padding 4) and horizontal flip per batch
+    best_by: str = added_field("")  # restore the epoch best by this validation metric ("": the last epoch)
+
+
+def guide_name(g: GuideConfig) -> str:
+    """The name of a guide's record: its label, else its family."""
+    return g.label or g.family
 
 
 def guide_weights_path(profile: str, g: GuideConfig) -> Path:
     """Where a trained guide's weights are cached (never committed)."""
-    return cache_root() / "guides" / profile / f"{g.family}-{run_key(GUIDE_EXPERIMENT, g, 0)}.pt"
+    return cache_root() / "guides" / profile / f"{guide_name(g)}-{run_key(GUIDE_EXPERIMENT, g, 0)}.pt"
+
+
+def _guide_data(g: GuideConfig) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]:
+    """``(train, valid, test_curve, test)`` of a guide: normalised images and labels (``valid`` None
+    without a held-out split; ``test_curve`` the test images of the per-epoch curve)."""
+    if not g.n_valid:
+        train, test = load_image_data(g.dataset, g.n_train, g.n_test, g.data_seed, g.image_size)
+        return train, None, test, test
+    s = held_out_splits(g.dataset, g.n_train, g.n_valid, g.n_test, g.data_seed, g.image_size)
+    curve = s.test.subset(g.n_test_curve, seed=g.data_seed)
+    return ((s.train.normalized(), s.train.labels), (s.valid.normalized(), s.valid.labels),
+            (curve.normalized(), curve.labels), (s.test.normalized(), s.test.labels))
 
 
 def train_guide(g: GuideConfig, seed: int, device: torch.device, checkpoint: Path, weights: Path) -> dict[str, Any]:
-    """Train one guide, save its weights to ``weights``; return its metrics and history."""
+    """Train one guide, save its weights to ``weights``; return its metrics and history.
+
+    With ``best_by`` the best-validation epoch's weights are restored and saved, and ``test_*`` are
+    theirs on all ``n_test`` test images (``best_epoch`` says which); else the last epoch's.
+    """
     generator = seed_everything(seed)
     model = build_guide(g, g.num_classes)
-    train, test = load_image_data(g.dataset, g.n_train, g.n_test, g.data_seed, g.image_size)
+    train, valid, test_curve, test = _guide_data(g)
     settings = FitSettings(epochs=g.epochs, batch_size=g.batch_size, lr=g.lr, weight_decay=g.weight_decay,
-                           optimizer=g.optimizer, precision=g.precision)
-    history = fit(model, train, test, settings, generator=generator, device=device, checkpoint=checkpoint,
-                  desc=f"guide {g.family}")
+                           optimizer=g.optimizer, schedule=g.schedule, precision=g.precision)
+    history = fit(model, train, test_curve, settings, generator=generator, device=device, checkpoint=checkpoint,
+                  desc=f"guide {guide_name(g)}", valid=valid, best_by=g.best_by or "valid_loss",
+                  restore_best=bool(g.best_by), augment=random_crop_flip if g.augment else None)
     save_torch_atomic(model.state_dict(), weights)
     last = history[-1]
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    if g.best_by:
+        final = evaluate(model, *test, device, precision=g.precision)
+        best = history[best_epoch(history, g.best_by) - 1]
+        metrics.update(test_loss=final["loss"], test_acc=final["acc"], best_epoch=best["epoch"],
+                       best_valid_loss=best["valid_loss"], best_valid_acc=best["valid_acc"])
     metrics.update(parameters=count_parameters(model),
                    test_correct=correct_string(model, *test, device, precision=g.precision))
     return {"metrics": metrics, "history": history}
@@ -92,7 +128,7 @@ def trained_guide(profile: str, g: GuideConfig, device: str = "auto", force: boo
     """
     weights = guide_weights_path(profile, g)
     with torch.random.fork_rng():
-        record = run_with_weights(GUIDE_EXPERIMENT, profile, g.family, g, 0, weights,
+        record = run_with_weights(GUIDE_EXPERIMENT, profile, guide_name(g), g, 0, weights,
                                   functools.partial(train_guide, weights=weights), device=device, force=force,
                                   train_missing=train_missing)
     model = build_guide(g, g.num_classes)

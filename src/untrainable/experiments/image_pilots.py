@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from untrainable.data import ImageData, load_cifar10, stratified_indices
+from untrainable.data import ImageData, held_out_splits
 from untrainable.experiments import PlannedRun
 from untrainable.mimic import random_crop_flip
 from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
@@ -198,16 +198,11 @@ def _pair(d: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pilot_data(c: PilotConfig) -> PilotData:
-    """The splits of a run. The validation images are drawn first (class-balanced, ``data_seed``) and
-    the training subset from the rest, so every size shares one validation split and none overlap."""
-    full = load_cifar10(train=True)
-    held = torch.zeros(len(full), dtype=torch.bool)
-    held[stratified_indices(full.labels, c.n_valid, c.data_seed)] = True
-    valid = ImageData(full.images[held], full.labels[held], full.classes, full.mean, full.std)
-    rest = ImageData(full.images[~held], full.labels[~held], full.classes, full.mean, full.std)
-    test = load_cifar10(train=False).subset(c.n_test, seed=c.data_seed)
-    return PilotData(_pair(rest.subset(c.n_train, seed=c.data_seed)), _pair(valid),
-                     _pair(test.subset(c.n_test_curve, seed=c.data_seed)), _pair(test))
+    """The splits of a run (:func:`untrainable.data.held_out_splits`): every size shares one
+    validation split, and the per-epoch test curve is a class-balanced subset of the test images."""
+    s = held_out_splits("cifar10", c.n_train, c.n_valid, c.n_test, c.data_seed)
+    return PilotData(_pair(s.train), _pair(s.valid), _pair(s.test.subset(c.n_test_curve, seed=c.data_seed)),
+                     _pair(s.test))
 
 
 def build_model(c: PilotConfig) -> nn.Module:
