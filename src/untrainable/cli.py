@@ -1,7 +1,8 @@
-"""Command line: ``python -m untrainable reproduce|book|data``.
+"""Command line: ``python -m untrainable reproduce|book|verdicts|data``.
 
     python -m untrainable reproduce --profile quick           # every notebook, then the book
     python -m untrainable reproduce --profile full --only 01  # one chapter
+    python -m untrainable verdicts --profile full --csv       # the verdict of every paper number, for scripts
     python -m untrainable data check                          # are the datasets where we look?
     python -m untrainable data download cifar10               # opt-in download (needs internet)
 
@@ -99,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="build the book from the notebooks already executed for a profile")
     b.add_argument("--profile", default="full", choices=PROFILES)
 
+    v = sub.add_parser("verdicts", help="the verdict of every paper number from the stored records (trains nothing)")
+    v.add_argument("--profile", default="full", choices=PROFILES)
+    v.add_argument("--csv", action="store_true", help="CSV for scripts (default: a table to read)")
+
     d = sub.add_parser("data", help="check or (with internet) download the datasets")
     d.add_argument("action", choices=("check", "download"))
     d.add_argument("names", nargs="*", default=["cifar10", "mnist", "tinyshakespeare"])
@@ -129,6 +134,16 @@ def _data(action: str, names: list[str]) -> int:
     return status
 
 
+def _verdicts(profile: str, as_csv: bool) -> str:
+    """The verdict table of ``profile``'s stored records: CSV, or aligned text to read."""
+    from untrainable import paper_comparison as PC
+
+    if as_csv:
+        return PC.verdicts_csv(profile)
+    v = PC.verdicts(profile)[["seeds", "effect", "ci_low", "ci_high", "p_value", "verdict"]]
+    return v.to_string(float_format=lambda x: f"{x:.3g}") + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -144,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                       seeds=args.seeds, train_missing=args.train_missing)
         elif args.command == "book":
             print(f"book built: {build_book(args.profile) / 'index.html'}")
+        elif args.command == "verdicts":
+            print(_verdicts(args.profile, args.csv), end="")
         else:
             return _data(args.action, args.names)
     except ReproduceError as err:

@@ -9,8 +9,9 @@ so a row is judged by its *effect*: the difference to its ``baseline_row`` (e.g.
 of the same setting), tested by :func:`untrainable.analysis.verdict`, the book's one rule. The
 paper's direction is the sign of its own difference, or ``paper_direction`` ("higher"/"lower") where
 the paper gives no number. A row may name a ``precondition`` the claim needs from our records
-(``overfits:<record>``: that run overfits, :func:`untrainable.analysis.overfitting_precondition`);
-when it fails the row is "not testable". Rows without a baseline are reference numbers ("not
+(``overfits:<record>``: that run overfits, :func:`untrainable.analysis.preconditions.overfits`);
+when one fails the row is "not testable". A row may name several, ``;``-separated
+(:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
 comparable"); rows without records are "not run".
 
 Metrics: ``test_acc`` (in %), ``teacher_test_acc`` (a mimic student's teacher or ensemble, in %),
@@ -31,10 +32,11 @@ import numpy as np
 import pandas as pd
 
 from untrainable import analysis as A
+from untrainable.experiments.image_guides import guide_accuracy
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
-__all__ = ["DATA_FILE", "SHOWN", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
+__all__ = ["DATA_FILE", "SHOWN", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
            "verdict_counts"]
 
 #: The papers' numbers with their sources, one row per number.
@@ -125,15 +127,56 @@ def paper_direction(row: pd.Series, paper: pd.DataFrame) -> int | None:
     return _DIRECTIONS.get(row["paper_direction"]) if _is_set(row["paper_direction"]) else None
 
 
+def _named(store: _Store, experiment: str, name: str) -> list[dict[str, Any]]:
+    return [r for r in store.records(experiment) if r["name"] == name]
+
+
+def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Precondition:
+    """One precondition of a row, checked on the records (:data:`PRECONDITION_KINDS`)."""
+    kind, _, args = spec.partition(":")
+    experiment = row["experiment"]
+    if kind == "overfits":
+        return A.preconditions.overfits(_named(store, experiment, args), args)
+    if kind == "guide_beats":
+        guide, _, target = args.partition(">")
+        guides = [{**g, "metrics": {**g["metrics"], "test_acc": guide_accuracy(g)}}
+                  for g in _named(store, "guides", guide)]
+        return A.preconditions.guide_beats_target(guides, _named(store, experiment, target), f"the guide {guide}",
+                                                  metric="test_acc")
+    if kind == "falls_short":
+        plain, _, twin = args.partition(">")
+        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain), _named(store, experiment, twin),
+                                                   plain, metric="test_acc")
+    raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
+                     f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
+
+
+#: The preconditions a row of the data file may name, ``;``-separated (all must hold).
+PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>",
+                      "falls_short": "<plain record>><residual twin record>"}
+
+
 def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
-    """The row's named precondition, checked on our records (``None`` when the row names none)."""
+    """The row's named preconditions, checked on our records and joined (``None`` when it names none):
+    it holds when every one holds."""
     spec = row.get("precondition")
     if not _is_set(spec):
         return None
-    kind, _, name = spec.partition(":")
-    if kind == "overfits":
-        return A.overfitting_precondition(store.records(row["experiment"]), name)
-    raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: overfits:<record name>)")
+    checks = [_one_precondition(part.strip(), row, store) for part in spec.split(";") if part.strip()]
+    return A.Precondition("; ".join(c.name for c in checks), all(c.holds for c in checks),
+                          "; ".join(f"{c.name}: {'yes' if c.holds else 'no'} ({c.detail})" for c in checks))
+
+
+#: The columns of :func:`verdicts_csv`, for scripts.
+VERDICT_COLUMNS = ["row_id", "chapter", "precondition", "seeds", "baseline_seeds", "mean", "effect", "ci_low",
+                   "ci_high", "p_value", "paper_effect", "verdict", "reason"]
+
+
+def verdicts_csv(profile: str = "full", path: Path | None = None) -> str:
+    """:func:`verdicts` as CSV text (:data:`VERDICT_COLUMNS`), what ``python -m untrainable verdicts --csv`` prints."""
+    v = verdicts(profile, path).reset_index()
+    v["chapter"] = paper_numbers(path).loc[v["row_id"], "chapter"].fillna("").to_numpy()
+    return v[VERDICT_COLUMNS].to_csv(index=False, float_format="%.6g")
 
 
 def verdicts(profile: str = "full", path: Path | None = None) -> pd.DataFrame:

@@ -67,19 +67,20 @@ def _mean(records: list[dict[str, Any]], value) -> float:
 def overfits(records: list[dict[str, Any]], name: str = "the control", min_rise: float = 0.2,
              min_gap: float = 20.0) -> CheckedPrecondition:
     """Does the control (``records``: its seeds) overfit? The larger of its validation and test loss
-    rises after their minima must reach ``min_rise`` and its final train - test accuracy ``min_gap`` points."""
+    rises after their minima (the test loss alone where a run holds out no validation split) must
+    reach ``min_rise`` and its final train - test accuracy ``min_gap`` points."""
     what = f"{name} overfits"
     if not records:
         return _no_records(what, name)
-    rises = {s: _mean(records, lambda r, s=s: loss_rise(r, s)) for s in ("valid", "test")}
+    splits = [s for s in ("valid", "test") if all(f"{s}_loss" in r["history"][0] for r in records)]
+    rises = {s: _mean(records, lambda r, s=s: loss_rise(r, s)) for s in splits}
     gap = 100 * _mean(records, lambda r: r["history"][-1]["train_acc"] - r["history"][-1]["test_acc"])
     rise = max(rises.values())
-    numbers = {"valid_rise": rises["valid"], "test_rise": rises["test"], "train_test_gap": gap,
-               "seeds": float(len(records))}
+    numbers = {**{f"{s}_rise": v for s, v in rises.items()}, "train_test_gap": gap, "seeds": float(len(records))}
+    shown = ", ".join(f"{'validation' if s == 'valid' else s} {v:.2f}" for s, v in rises.items())
     return CheckedPrecondition(what, bool(rise >= min_rise and gap >= min_gap),
-                               f"loss rise after its minimum: validation {rises['valid']:.2f}, test {rises['test']:.2f} "
-                               f"(needs ≥ {min_rise}); train - test {gap:.1f} points (needs ≥ {min_gap:g}); "
-                               f"{len(records)} seed(s)", numbers)
+                               f"loss rise after its minimum: {shown} (needs ≥ {min_rise}); train - test {gap:.1f} "
+                               f"points (needs ≥ {min_gap:g}); {len(records)} seed(s)", numbers)
 
 
 def fails_to_train(records: list[dict[str, Any]], shallow: list[dict[str, Any]], name: str = "the control",

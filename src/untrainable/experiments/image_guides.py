@@ -33,7 +33,7 @@ from untrainable.results import added_field, run_key, run_with_weights
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, correct_string, evaluate, fit
 
-__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_name", "guide_weights_path", "train_guide",
+__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_name", "guide_accuracy", "guide_weights_path", "train_guide",
            "trained_guide", "untrained_guide", "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
 
 GUIDE_EXPERIMENT = "guides"
@@ -95,8 +95,9 @@ def _guide_data(g: GuideConfig) -> tuple[tuple[torch.Tensor, torch.Tensor] | Non
 def train_guide(g: GuideConfig, seed: int, device: torch.device, checkpoint: Path, weights: Path) -> dict[str, Any]:
     """Train one guide, save its weights to ``weights``; return its metrics and history.
 
-    With ``best_by`` the best-validation epoch's weights are restored and saved, and ``test_*`` are
-    theirs on all ``n_test`` test images (``best_epoch`` says which); else the last epoch's.
+    ``test_*`` are the last epoch's, as in its history. With ``best_by`` the best-validation epoch's
+    weights are restored and saved, and ``best_test_*`` are theirs on all ``n_test`` test images
+    (``best_epoch`` says which epoch): that is the guide's accuracy (:func:`guide_accuracy`).
     """
     generator = seed_everything(seed)
     model = build_guide(g, g.num_classes)
@@ -112,11 +113,16 @@ def train_guide(g: GuideConfig, seed: int, device: torch.device, checkpoint: Pat
     if g.best_by:
         final = evaluate(model, *test, device, precision=g.precision)
         best = history[best_epoch(history, g.best_by) - 1]
-        metrics.update(test_loss=final["loss"], test_acc=final["acc"], best_epoch=best["epoch"],
+        metrics.update(best_test_loss=final["loss"], best_test_acc=final["acc"], best_epoch=best["epoch"],
                        best_valid_loss=best["valid_loss"], best_valid_acc=best["valid_acc"])
     metrics.update(parameters=count_parameters(model),
                    test_correct=correct_string(model, *test, device, precision=g.precision))
     return {"metrics": metrics, "history": history}
+
+
+def guide_accuracy(record: dict[str, Any]) -> float:
+    """A trained guide's test accuracy: its best-validation checkpoint's when it kept one, else its last epoch's."""
+    return record["metrics"].get("best_test_acc", record["metrics"]["test_acc"])
 
 
 def trained_guide(profile: str, g: GuideConfig, device: str = "auto", force: bool = False,
