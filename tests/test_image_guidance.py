@@ -27,11 +27,45 @@ def test_profiles_scale_up_and_conditions_are_complete():
     assert [(c.target, c.condition) for c in full] == fcn.RUNS
     assert quick[0].n_train < full[0].n_train and paper[0].n_train is None
     assert paper[0].fcn_depth == 48 and paper[0].fcn_first_width == 2048 and paper[0].wide_width == 8192
-    init = next(c for c in full if c.condition == "trained_guide_init")
-    assert 150 <= init.guide_steps <= 300 and all(c.guide_steps is None for c in full if c is not init)
+    steps = full[0].epochs * -(-full[0].n_train // full[0].batch_size)
+    init = {c.condition: c.guide_steps for c in full if c.guide_steps is not None}
+    assert set(init) == {"trained_guide_init", "trained_guide_init_long"}
+    assert init["trained_guide_init"] <= 0.1 * steps < init["trained_guide_init_long"] < steps
+    assert all(c.n_valid > 0 and c.guide is None or c.guide.n_valid == c.n_valid for c in full)
     assert plain.configs("paper")[1].guide.family == "resnet50" and plain.configs("paper")[1].plain_block == "bottleneck"
     assert plain.configs("full")[0].epochs == 10 and plain.configs("full")[0].n_train == 2000
     assert len(default_seeds("full")) >= 3
+
+
+def test_headline_runs_have_five_seeds_and_the_others_three():
+    for c in fcn.configs("full"):
+        assert len(fcn.run_seeds("full", c)) == (5 if (c.target, c.condition) in fcn.HEADLINE else 3)
+
+
+def test_guides_see_the_targets_images_except_the_labelled_every_image_guide():
+    cfgs = {c.condition: c for c in fcn.configs("full") if c.target == "deep_fcn"}
+    same = cfgs["trained_guide"].guide
+    assert same.n_train == cfgs["no_guide"].n_train and same.augment and same.best_by == "valid_acc"
+    assert cfgs["small_cnn_guide"].guide.n_train == same.n_train
+    assert cfgs["all_images_guide"].guide.n_train is None and "every" in cfgs["all_images_guide"].guide.label
+
+
+def test_the_sweep_never_uses_a_reported_seed_and_covers_five_learning_rates():
+    sweep = fcn.sweep_configs("full")
+    reported = {s for c in fcn.configs("full") for s in fcn.run_seeds("full", c)}
+    assert fcn.SWEEP_SEED not in reported
+    for target, condition in fcn.SWEPT:
+        lrs = {c.lr for c in sweep if (c.target, c.condition) == (target, condition)}
+        assert len(lrs) >= 5
+
+
+def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):
+    """The preset's learning rates and alphas must be what the stored validation sweep chooses."""
+    from untrainable.results import load_record
+
+    folder = repo_root() / "results" / "full" / fcn.SWEEP_EXPERIMENT
+    records = [load_record(p) for p in sorted(folder.glob("*.json"))]
+    assert fcn.chosen_settings("full", records) == fcn.PRESETS["full"]["run_settings"]
 
 
 def test_every_full_run_of_chapters_04_and_05_has_its_committed_record(monkeypatch):
@@ -39,8 +73,10 @@ def test_every_full_run_of_chapters_04_and_05_has_its_committed_record(monkeypat
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     assert missing_records("full", ["04", "05"]) == []
     planned = fcn.planned_runs("full")
-    assert [(r.experiment, r.name) for r in planned[:2]] == [("guides", "resnet18"), ("guides", "small_cnn")]
-    assert len(planned) == 2 + len(fcn.RUNS) * 3
+    assert [(r.experiment, r.name) for r in planned[:3]] == [
+        ("guides", "resnet18-same-images"), ("guides", "small_cnn-same-images"), ("guides", "resnet18-every-image")]
+    runs = sum(len(fcn.run_seeds("full", c)) for c in fcn.configs("full"))
+    assert len(planned) == 3 + len(fcn.sweep_configs("full")) + runs
 
 
 @pytest.mark.parametrize("chapter", ["fcn", "plain"])
@@ -48,6 +84,7 @@ def test_smoke_run_writes_valid_records_and_reloads_without_resolving_guides(cha
     module = CHAPTERS[chapter]
     records = module.run("quick", seeds=(0,), smoke=True)
     assert [r["name"] for r in records] == [f"{t}-{c}" for t, c in module.RUNS]
+    assert all(("min_valid_loss" in r["metrics"]) == bool(r["config"]["n_valid"]) for r in records)
     for r in records:
         assert all(k in r for k in REQUIRED_KEYS)
         h = r["history"][-1]
@@ -57,7 +94,7 @@ def test_smoke_run_writes_valid_records_and_reloads_without_resolving_guides(cha
         assert np.isfinite(h["train_task_loss"]) and len(r["initial_cka"]["untrained"]) == len(h["cka_untrained"])
     guided = next(r for r in records if r["config"]["condition"] == "trained_guide")
     assert len(guided["history"][-1]["pair_distance"]) == len(guided["pairs"])
-    guide_record = module.guide_records("quick", smoke=True)["resnet18"]
+    guide_record = module.guide_records("quick", smoke=True)[guided["config"]["guide"].get("label") or "resnet18"]
     assert len(guide_record["metrics"]["test_correct"]) == guided["config"]["guide"]["n_test"]
 
     def no_resolving(*args, **kwargs):
@@ -155,7 +192,7 @@ def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, chapter):
     module = CHAPTERS[chapter]
     root = _image_folder(tmp_path / "folder")
     overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_test=8, guide_n_train=16,
-                     batch_size=8, probe_n=8)
+                     batch_size=8, probe_n=8, **({"n_valid": 4} if chapter == "fcn" else {}))
     cs = module.configs("paper", smoke=True, **overrides)
     assert cs[1].guide.num_classes == 2
     if chapter == "plain":

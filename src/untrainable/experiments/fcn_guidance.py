@@ -105,7 +105,8 @@ def guide_configs(p: dict[str, Any]) -> dict[str, GuideConfig]:
     """The chapter's guides by role, trained as a practitioner would (:data:`_PRACTITIONER`) on the
     targets' training images and validation split (``resnet_all``: on every training image)."""
     common = dict(_PRACTITIONER, n_train=p["n_train"], n_valid=p["n_valid"], n_test=p["n_test"],
-                  precision=p["precision"])
+                  precision=p["precision"], batch_size=min(_PRACTITIONER["batch_size"], p["batch_size"]),
+                  **{k: p[k] for k in ("dataset", "image_size", "num_classes", "data_seed") if k in p})
     return {role: GuideConfig(**{**common, **spec}) for role, spec in p["guides"].items()}
 
 
