@@ -95,11 +95,11 @@ def test_overfitting_gap_table_and_precondition():
     assert A.overfit_gap(over[0]) == pytest.approx(0.5) and A.overfit_gap(flat[0]) == 0
     table = A.overfitting_table(over + flat)
     assert table.loc["no_guide", "epoch of min"] == 2 and table.loc["no_guide", "train - test (points)"] == 50
-    assert A.overfitting_precondition(over + flat, "no_guide").holds
-    weak = A.overfitting_precondition(over + flat, "guided")
-    assert not weak.holds and "rise 0.00" in weak.detail
-    assert A.overfitting_precondition(over, "missing").detail == "no records"
-    assert "Precondition no_guide overfits: yes" in A.overfitting_summary(table, {}, baseline="no_guide")
+    assert A.overfits(over, "no_guide").holds
+    weak = A.overfits(flat, "guided")
+    assert not weak.holds and "test 0.00" in weak.detail
+    assert A.overfits([], "missing").status == "no records"
+    assert "ends 0.50 above it" in A.overfitting_summary(table, {}, baseline="no_guide")
 
 
 def test_contrasts_table_reads_better_worse_or_no_effect():

@@ -14,7 +14,10 @@ when one fails the row is "not testable". A row may name several, ``;``-separate
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
 comparable"); rows without records are "not run".
 
-Metrics: ``test_acc`` (in %), ``teacher_test_acc`` (a mimic student's teacher or ensemble, in %),
+Metrics: ``test_acc`` (in %), ``checkpoint_test_acc`` (the lowest-validation-loss checkpoint's test
+accuracy, the number the guidance paper reports, in %), ``guide_acc`` (a trained guide's accuracy,
+:func:`~untrainable.experiments.image_guides.guide_accuracy`, in %), ``teacher_test_acc`` (a mimic
+student's teacher or ensemble, in %),
 ``perplexity`` (ours per character, the paper's per word: only the effect's sign compares),
 ``overfit_gap`` (final test loss minus its minimum over epochs), and ``kappa`` (Cohen's kappa of
 errors, record ``kappa:A|B``: ``A``, ``B`` conditions of the Deep FCN runs, paired by seed, or
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from untrainable import analysis as A
-from untrainable.experiments.image_guides import guide_accuracy
+from untrainable.experiments.image_guides import guide_accuracy, scored_as
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
@@ -86,14 +89,16 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
     if metric == "kappa":
         return _kappa_values(row["record"], records, store.records("guides"))
     hits = [r for r in records if r["name"] == row["record"]]
-    if metric in ("test_acc", "teacher_test_acc"):
+    if metric in ("test_acc", "teacher_test_acc", "checkpoint_test_acc"):
         return [100 * r["metrics"][metric] for r in hits]
+    if metric == "guide_acc":
+        return [100 * guide_accuracy(r) for r in hits]
     if metric == "perplexity":
         return [r["metrics"]["perplexity"] for r in hits]
     if metric == "overfit_gap":
         return [A.overfit_gap(r) for r in hits]
-    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, teacher_test_acc, perplexity, "
-                     "overfit_gap or kappa)")
+    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, guide_acc, "
+                     "teacher_test_acc, perplexity, overfit_gap or kappa)")
 
 
 def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[str, Any]]) -> list[float]:
@@ -139,14 +144,13 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
         return A.preconditions.overfits(_named(store, experiment, args), args)
     if kind == "guide_beats":
         guide, _, target = args.partition(">")
-        guides = [{**g, "metrics": {**g["metrics"], "test_acc": guide_accuracy(g)}}
-                  for g in _named(store, "guides", guide)]
-        return A.preconditions.guide_beats_target(guides, _named(store, experiment, target), f"the guide {guide}",
-                                                  metric="test_acc")
+        metric = row["our_metric"]
+        return A.preconditions.guide_beats_target(scored_as(_named(store, "guides", guide), metric),
+                                                  _named(store, experiment, target), f"the guide {guide}", metric)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")
         return A.preconditions.falls_short_of_twin(_named(store, experiment, plain), _named(store, experiment, twin),
-                                                   plain, metric="test_acc")
+                                                   plain, metric=row["our_metric"])
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
 

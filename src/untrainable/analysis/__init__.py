@@ -12,6 +12,7 @@ models a chapter describes, and return numbers, frames or sentences. By meaning:
   guidance chapters share;
 * :mod:`.preconditions`: the failure each guidance claim needs its control to show, checked with its numbers;
 * :mod:`.chapter_summaries`: what chapters 01 and 07 conclude;
+* :mod:`.chapter_tables`: the preconditions, the validation sweep and the verdict narrative a chapter prints;
 * :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_benchmark`: chapters 02 and 03 and the
   CKA benchmark appendix.
 """
@@ -26,8 +27,9 @@ from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPA
                                           REPRODUCED, TOO_FEW_SEEDS, VERDICTS, Effect, Precondition, Verdict, verdict,
                                           welch_effect)
 from untrainable.analysis.kappa import GUIDED_BY, error_consistency, kappa_summary, kappa_table
-from untrainable.analysis.overfitting import (overfit_gap, overfitting_precondition, overfitting_summary,
-                                              overfitting_table)
+from untrainable.analysis.chapter_tables import (precondition_summary, precondition_table, sweep_table,
+                                                 verdict_narrative)
+from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, overfitting_table
 from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
                                                 falls_short_of_twin, guide_beats_target, loss_rise, overfits,
                                                 plateau_drop)
@@ -38,10 +40,10 @@ __all__ = [
     "ALPHA", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "NO_EFFECT", "NOT_TESTABLE", "NOT_COMPARABLE",
     "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition", "Verdict", "welch_effect", "verdict",
     "error_consistency", "GUIDED_BY", "kappa_table", "kappa_summary", "select", "renamed", "values", "find",
-    "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table", "overfitting_precondition",
+    "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table",
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
     "mean_percent", "endpoint_alignment", "inductive_bias_summary", "size_frame", "size_summary", "quality_frame",
     "quality_summary", "mimic_loss_labels",
     "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
-    "beats", "guide_beats_target",
+    "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "verdict_narrative",
 ]

@@ -29,35 +29,42 @@ def error_consistency(correct_a: str, correct_b: str) -> float:
     return (c_obs - c_exp) / (1 - c_exp) if c_exp < 1 else float("nan")
 
 
-#: The guide family each guided condition follows (for "each guide vs its guided nets").
+#: The guide each guided condition follows (condition -> the guide's record name), for "each guide vs
+#: its guided nets". Rows name a guide by its family, the record name's first part.
 GUIDED_BY = {"trained_guide": "resnet18", "small_cnn_guide": "small_cnn"}
 
 
 def kappa_table(records: list[dict[str, Any]], guides: dict[str, dict[str, Any]],
-                target: str = "deep_fcn") -> pd.DataFrame:
+                target: str = "deep_fcn", guided_by: dict[str, str] | None = None) -> pd.DataFrame:
     """Error consistency between a chapter's classifiers, with the controls a claim about guides needs.
 
     Rows: unguided vs unguided (pairs of seeds), unguided vs guided (same seed, per guide family),
     guided vs guided across guide families (same seed), each guide vs its guided nets, each guide vs
     the unguided nets, and the guides together. Columns: pair, kappa (mean), sd, pairs averaged.
+    ``guided_by`` maps the two guided conditions to their guides' names in ``guides`` (default
+    :data:`GUIDED_BY`; the first is the ResNet-18, the second the other family).
     """
+    guided_by = guided_by or GUIDED_BY
+    family = {cond: name.split("-")[0] for cond, name in guided_by.items()}
     correct = {(r["config"]["condition"], r["seed"]): r["metrics"]["test_correct"] for r in records
                if r["config"]["target"] == target}
     seeds = sorted({s for _, s in correct})
-    guide_correct = {fam: g["metrics"]["test_correct"] for fam, g in guides.items()}
+    guide_correct = {family[c]: guides[name]["metrics"]["test_correct"] for c, name in guided_by.items()
+                     if name in guides}
+    (first, fam_a), (second, fam_b) = list(family.items())[:2]
     pairs: dict[str, list[tuple[str | None, str | None]]] = {
         "unguided vs unguided (other seed)": [(correct.get(("no_guide", a)), correct.get(("no_guide", b)))
                                               for a, b in itertools.combinations(seeds, 2)]}
-    for cond, fam in GUIDED_BY.items():
+    for cond, fam in family.items():
         pairs[f"unguided vs guided by {fam} (same seed)"] = [(correct.get(("no_guide", s)), correct.get((cond, s)))
                                                              for s in seeds]
-    pairs["guided by resnet18 vs guided by small_cnn (same seed)"] = [
-        (correct.get(("trained_guide", s)), correct.get(("small_cnn_guide", s))) for s in seeds]
-    for cond, fam in GUIDED_BY.items():
+    pairs[f"guided by {fam_a} vs guided by {fam_b} (same seed)"] = [
+        (correct.get((first, s)), correct.get((second, s))) for s in seeds]
+    for cond, fam in family.items():
         pairs[f"{fam} guide vs its guided nets"] = [(guide_correct.get(fam), correct.get((cond, s))) for s in seeds]
         pairs[f"{fam} guide vs the unguided nets"] = [(guide_correct.get(fam), correct.get(("no_guide", s)))
                                                       for s in seeds]
-    pairs["the guides together"] = [(guide_correct.get("resnet18"), guide_correct.get("small_cnn"))]
+    pairs["the guides together"] = [(guide_correct.get(fam_a), guide_correct.get(fam_b))]
     return pd.DataFrame([_kappa_row(name, p) for name, p in pairs.items()])
 
 

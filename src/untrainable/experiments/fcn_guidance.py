@@ -27,16 +27,18 @@ Conditions that are not swept take the trained-guide condition's values. The sha
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
 from untrainable.experiments import PlannedRun
 from untrainable.experiments import image_guidance as ig
-from untrainable.experiments.image_guides import GuideConfig
+from untrainable.experiments.image_guides import GuideConfig, scored_as
 from untrainable.profiles import check_profile, default_seeds
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "PRESETS", "RUNS", "HEADLINE", "SWEPT", "preset",
-           "guide_configs", "configs", "run_seeds", "sweep_configs", "sweep_name", "chosen_settings", "planned_runs",
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "PRESETS", "RUNS", "HEADLINE", "SWEPT", "KAPPA_GUIDES", "preset",
+           "guide_configs", "configs", "run_seeds", "sweep_configs", "sweep_name", "chosen_settings", "planned_runs", "preconditions", "TARGET_LABELS", "GUIDE_TARGETS",
            "run", "run_sweep", "guide_records", "describe_models"]
 
 EXPERIMENT = ig.EXPERIMENT
@@ -53,6 +55,13 @@ RUNS: list[tuple[str, str]] = [
 HEADLINE = [(t, c) for t in ("deep_fcn", "wide_fcn") for c in ("no_guide", "trained_guide", "untrained_guide")]
 #: The runs whose learning rate (and, guided, alpha) the sweep chooses; the others take the trained guide's.
 SWEPT = HEADLINE
+#: Display names of the targets.
+TARGET_LABELS = {"deep_fcn": "Deep FCN", "wide_fcn": "Wide FCN"}
+#: Each trained-guide condition and the targets whose unguided control its guide must beat.
+GUIDE_TARGETS = {"trained_guide": ("deep_fcn", "wide_fcn"), "small_cnn_guide": ("deep_fcn",),
+                 "all_images_guide": ("deep_fcn",)}
+#: The two trained guide families of the error-consistency study: condition -> the guide's record name.
+KAPPA_GUIDES = {"trained_guide": "resnet18-same-images", "small_cnn_guide": "small_cnn-same-images"}
 
 _PRACTITIONER = dict(optimizer="sgd", schedule="cosine", lr=0.05, weight_decay=5e-4, augment=True,
                      best_by="valid_acc", batch_size=128, precision="auto")
@@ -217,6 +226,27 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     for c in configs(profile, smoke, **overrides):
         records += ig.run_targets(profile, [c], run_seeds(profile, c, seeds), device, force, train_missing)
     return records
+
+
+def preconditions(records: list[dict[str, Any]], guides: dict[str, dict[str, Any]],
+                  metric: str = "checkpoint_test_acc") -> list[CheckedPrecondition]:
+    """What the chapter's claims need from its records, checked: each unguided FCN overfits (the failure
+    guidance is to cure), and each trained guide beats each unguided target it guides on ``metric``
+    (by more than the seed spread), so that it has something to give."""
+    control = {t: [r for r in records if r["name"] == f"{t}-no_guide"] for t in ("deep_fcn", "wide_fcn")}
+    checks = [overfits(control[t], f"the unguided {label}") for t, label in TARGET_LABELS.items()]
+    for condition, targets in GUIDE_TARGETS.items():
+        guide = next((g for g in guides.values() if _guides_condition(records, g, condition)), None)
+        for t in targets:
+            checks.append(guide_beats_target(scored_as([guide] if guide else [], metric), control[t],
+                                             f"the {ig.CONDITION_LABELS[condition]}", metric))
+            checks[-1] = dataclasses.replace(checks[-1], name=f"{checks[-1].name} ({TARGET_LABELS[t]})")
+    return checks
+
+
+def _guides_condition(records: list[dict[str, Any]], guide: dict[str, Any], condition: str) -> bool:
+    """Is ``guide`` the trained guide of ``condition`` in these records?"""
+    return any(r["config"]["condition"] == condition and r["config"]["guide"] == guide["config"] for r in records)
 
 
 def guide_records(profile: str, device: str = "auto", train_missing: bool | None = None, smoke: bool = False,

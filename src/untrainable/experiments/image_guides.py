@@ -33,7 +33,7 @@ from untrainable.results import added_field, run_key, run_with_weights
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, correct_string, evaluate, fit
 
-__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_name", "guide_accuracy", "guide_weights_path", "train_guide",
+__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_name", "guide_accuracy", "scored_as", "guide_weights_path", "train_guide",
            "trained_guide", "untrained_guide", "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
 
 GUIDE_EXPERIMENT = "guides"
@@ -123,6 +123,12 @@ def train_guide(g: GuideConfig, seed: int, device: torch.device, checkpoint: Pat
 def guide_accuracy(record: dict[str, Any]) -> float:
     """A trained guide's test accuracy: its best-validation checkpoint's when it kept one, else its last epoch's."""
     return record["metrics"].get("best_test_acc", record["metrics"]["test_acc"])
+
+
+def scored_as(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Guide records with their accuracy (:func:`guide_accuracy`) under ``metric``, so that a guide
+    compares with its targets' ``metric`` (e.g. ``checkpoint_test_acc``) in one check."""
+    return [{**r, "metrics": {**r["metrics"], metric: guide_accuracy(r)}} for r in records]
 
 
 def trained_guide(profile: str, g: GuideConfig, device: str = "auto", force: bool = False,

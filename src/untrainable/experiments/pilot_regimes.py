@@ -27,12 +27,14 @@ from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short
 __all__ = ["CLAIMS", "Regime", "cells", "chosen_lr", "choose_regimes", "regime_table", "regime_summary",
            "pilot_table", "guide_table", "pilot_figure"]
 
-#: The claims whose regime the pilots choose: claim -> (control group, model, label).
-CLAIMS: dict[str, tuple[str, str, str]] = {
-    "deep_fcn": ("deep_fcn", "deep_fcn", "Deep FCN (chapter 04)"),
-    "wide_fcn": ("wide_fcn", "wide_fcn", "Wide FCN (chapter 04)"),
-    "plain_cnn": ("convnets", "plain_cnn", "plain ConvNet (chapter 05)"),
+#: The claims whose regime the pilots choose: claim -> (control groups, model, label).
+CLAIMS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "deep_fcn": (("deep_fcn",), "deep_fcn", "Deep FCN (chapter 04)"),
+    "wide_fcn": (("wide_fcn",), "wide_fcn", "Wide FCN (chapter 04)"),
+    "plain_cnn": (("convnets", "convnets_aug", "deeper_convnets"), "plain_cnn", "plain ConvNet (chapter 05)"),
 }
+#: A cell: (group, FCN depth or 0, ConvNet blocks or 0, training images).
+Cell = tuple[str, int, int, "int | None"]
 
 
 @dataclass(frozen=True)
@@ -54,19 +56,24 @@ class Regime:
         return self.control_check.holds and self.guide_check.holds
 
 
+#: Config fields a record may lack (grids made before they varied), with the value they then had.
+_DEFAULTS = {"layers": (), "augment": False}
+
+
 def _config(r: dict[str, Any], field: str) -> Any:
-    return r["config"][field]
+    return r["config"].get(field, _DEFAULTS[field]) if field in _DEFAULTS else r["config"][field]
 
 
 def _of(records: list[dict[str, Any]], **where: Any) -> list[dict[str, Any]]:
     return [r for r in records if all(_config(r, k) == v for k, v in where.items())]
 
 
-def cells(records: list[dict[str, Any]], group: str, model: str) -> dict[tuple[int, int | None], list[dict[str, Any]]]:
-    """The records of one control, by cell (depth, training images), in grid order."""
-    out: dict[tuple[int, int | None], list[dict[str, Any]]] = {}
-    for r in _of(records, group=group, model=model):
-        out.setdefault((_config(r, "depth"), _config(r, "n_train")), []).append(r)
+def cells(records: list[dict[str, Any]], groups: tuple[str, ...], model: str) -> dict[Cell, list[dict[str, Any]]]:
+    """The records of one control, by cell (group, depth, blocks, training images), in grid order."""
+    out: dict[Cell, list[dict[str, Any]]] = {}
+    for r in [r for r in records if _config(r, "group") in groups and _config(r, "model") == model]:
+        key = (_config(r, "group"), _config(r, "depth"), sum(_config(r, "layers")), _config(r, "n_train"))
+        out.setdefault(key, []).append(r)
     return out
 
 
@@ -79,9 +86,12 @@ def chosen_lr(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return by_lr[best]
 
 
-def _cell_label(depth: int, width: int, n_train: int | None) -> str:
-    shape = f"{depth}x{width}" if depth else f"width {width}"
-    return f"{shape}, {n_train or 'all'} training images"
+def _cell_label(r: dict[str, Any]) -> str:
+    """'12x512, 2000 training images' or '34 layers of width 16, crop and flip, 5000 training images'."""
+    depth, blocks, width = _config(r, "depth"), sum(_config(r, "layers")), _config(r, "width")
+    shape = f"{depth}x{width}" if depth else f"{2 * blocks + 2} layers of width {width}"
+    aug = ", crop and flip" if _config(r, "augment") else ""
+    return f"{shape}{aug}, {_config(r, 'n_train') or 'all'} training images"
 
 
 def _control_check(claim: str, control: list[dict[str, Any]], records: list[dict[str, Any]], n_train: int | None,
@@ -100,15 +110,15 @@ def _control_check(claim: str, control: list[dict[str, Any]], records: list[dict
 
 
 def _candidates(claim: str, records: list[dict[str, Any]]) -> list[Regime]:
-    group, model, _ = CLAIMS[claim]
+    groups, model, _ = CLAIMS[claim]
     out = []
-    for (depth, n_train), runs in cells(records, group, model).items():
+    for (group, depth, _, n_train), runs in cells(records, groups, model).items():
         control = chosen_lr(runs)
-        twin_runs = _of(records, group="convnets", model="residual_cnn", n_train=n_train)
+        twin_runs = _of(records, group=group, model="residual_cnn", n_train=n_train)
         residual = chosen_lr(twin_runs) if twin_runs else []
         guides = residual if claim == "plain_cnn" else _of(records, group="guides", n_train=n_train)
         out.append(Regime(
-            claim, _cell_label(depth, _config(control[0], "width"), n_train), control[0]["name"],
+            claim, _cell_label(control[0]), control[0]["name"],
             guides[0]["name"] if guides else "", _control_check(claim, control, records, n_train, residual),
             guide_beats_target(guides, control, "the residual twin" if claim == "plain_cnn" else "the guide"),
             sum(r["wall_time_s"] for r in control) / len(control) / 60))
@@ -180,11 +190,11 @@ def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
     """Each claim's control, one panel: validation (solid) and test (dashed) loss per epoch, one colour
     per cell at its chosen learning rate (seed 0), so where the loss turns up shows against size and depth."""
     fig, axes = plt.subplots(1, len(CLAIMS), figsize=(5 * len(CLAIMS), 3.8), squeeze=False)
-    for ax, (claim, (group, model, label)) in zip(axes[0], CLAIMS.items()):
-        for i, ((depth, n_train), runs) in enumerate(cells(records, group, model).items()):
+    for ax, (claim, (groups, model, label)) in zip(axes[0], CLAIMS.items()):
+        for i, runs in enumerate(cells(records, groups, model).values()):
             r = min(chosen_lr(runs), key=lambda rec: rec["seed"])
             epochs = [h["epoch"] for h in r["history"]]
-            name = f"{_cell_label(depth, _config(r, 'width'), n_train)}, lr {_config(r, 'lr'):g}"
+            name = f"{_cell_label(r)}, lr {_config(r, 'lr'):g}"
             ax.plot(epochs, [h["valid_loss"] for h in r["history"]], color=f"C{i}", label=name)
             ax.plot(epochs, [h["test_loss"] for h in r["history"]], color=f"C{i}", linestyle="--")
         ax.set(title=label, xlabel="epoch", ylabel="loss (solid: validation, dashed: test)")

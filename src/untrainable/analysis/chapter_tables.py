@@ -1,0 +1,72 @@
+"""Tables and prose a chapter prints from its records: the preconditions it checked, the validation
+sweep that chose its hyper-parameters, and a narrative of its verdicts against the paper.
+
+Every sentence is built from numbers passed in (records, checked preconditions, the verdict table of
+:func:`untrainable.paper_comparison.comparison`), so a page never states what its records do not show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from untrainable.analysis.effects import NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED
+from untrainable.analysis.preconditions import CheckedPrecondition
+
+__all__ = ["precondition_table", "precondition_summary", "sweep_table", "verdict_narrative"]
+
+
+def precondition_table(checks: Sequence[CheckedPrecondition]) -> pd.DataFrame:
+    """One row per checked precondition: what it requires, whether it holds, and the numbers why."""
+    return pd.DataFrame([{"precondition": c.name, "status": c.status, "numbers": c.detail} for c in checks]
+                        ).set_index("precondition")
+
+
+def precondition_summary(checks: Sequence[CheckedPrecondition]) -> str:
+    """'All 4 preconditions hold.' or which fail, by name: the sentence a chapter opens its results with."""
+    failed = [c.name for c in checks if not c.holds]
+    if not failed:
+        return f"All {len(checks)} preconditions hold, so every comparison below could show the paper's effect."
+    return (f"{len(failed)} of {len(checks)} preconditions fail ({'; '.join(failed)}): the comparisons that need "
+            "them are \"not testable\" here, whatever their numbers.")
+
+
+def sweep_table(records: Iterable[dict[str, Any]], chosen: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """The validation sweep: per run (target, condition, alpha, learning rate) its lowest validation loss,
+    the epoch it came at, and whether the chapter uses that setting (``chosen``: "target/condition" ->
+    {"lr", "alpha"})."""
+    rows = []
+    for r in records:
+        c, m = r["config"], r["metrics"]
+        pick = chosen.get(f"{c['target']}/{c['condition']}", {})
+        guided = c.get("guide") is not None
+        uses = pick.get("lr") == c["lr"] and (not guided or pick.get("alpha") == c["alpha"])
+        rows.append({"target": c["target"], "condition": c["condition"], "alpha": c["alpha"] if guided else None,
+                     "learning rate": c["lr"], "lowest validation loss": m["min_valid_loss"],
+                     "at epoch": m["checkpoint_epoch"], "chosen": "yes" if uses else ""})
+    table = pd.DataFrame(rows)
+    return table.sort_values(["target", "condition", "alpha", "learning rate"], na_position="first").reset_index(drop=True)
+
+
+_READING = {REPRODUCED: "reproduced", OPPOSITE: "went the other way", NO_EFFECT: "showed no effect we could detect",
+            NOT_TESTABLE: "could not be tested"}
+
+
+def verdict_narrative(table: pd.DataFrame) -> str:
+    """A Markdown list from the rows of :func:`untrainable.paper_comparison.comparison` that carry a test:
+    per row, the claim, our effect with its interval and p, the paper's effect, and (when a precondition
+    failed) which one. Reference rows and rows without records are left out."""
+    lines = []
+    for _, row in table.iterrows():
+        verdict = row["verdict"]
+        if verdict not in _READING:
+            continue
+        head = f"* **{row['setting']}, {row['condition']}** {_READING[verdict]}"
+        if verdict == NOT_TESTABLE:
+            lines.append(f"{head}: {row['why']}.")
+            continue
+        lines.append(f"{head}: our effect {row['effect (ours) [95 % CI]']} (p = {row['p']}, {row['seeds']} seeds); "
+                     f"the paper's {row['effect (paper)']}.")
+    return "\n".join(lines) if lines else "No row of this chapter has a test yet."
