@@ -167,7 +167,7 @@ def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
     if not _is_set(spec):
         return None
     checks = [_one_precondition(part.strip(), row, store) for part in spec.split(";") if part.strip()]
-    return A.Precondition("; ".join(c.name for c in checks), all(c.holds for c in checks),
+    return A.Precondition("preconditions", all(c.holds for c in checks),
                           "; ".join(f"{c.name}: {'yes' if c.holds else 'no'} ({c.detail})" for c in checks))
 
 

@@ -14,8 +14,8 @@ takes it) that also carries the numbers it was decided on.
   residual twin beats it by more than the seed spread;
 * :func:`guide_beats_target`: the guide's test accuracy beats the target's by more than the seed spread.
 
-With one seed per side there is no spread: a margin must then exceed a stated threshold instead
-(``min_margin``), and the detail says which rule was applied. Numbers are means over seeds; every
+A side with one seed has no spread: the other side's is used, and with one seed on both sides a margin
+must exceed a stated threshold instead (``min_margin``); the detail says which rule was applied. Numbers are means over seeds; every
 accuracy is a fraction in records and in points (x 100) in the details.
 """
 
@@ -108,12 +108,14 @@ def plateau_drop(record: dict[str, Any], last: int = 5) -> float:
 def beats(better: list[dict[str, Any]], worse: list[dict[str, Any]], metric: str,
           min_margin: float) -> tuple[bool, dict[str, float], str]:
     """Whether ``better``'s mean ``metric`` exceeds ``worse``'s by more than the larger seed spread
-    (standard deviation) of the two sides, or by more than ``min_margin`` when a side has one seed."""
+    (standard deviation) of the sides with two or more seeds (a guide trained once is compared with its
+    targets' spread), or by more than ``min_margin`` when neither side has two seeds."""
     a = np.array([r["metrics"][metric] for r in better], dtype=float)
     b = np.array([r["metrics"][metric] for r in worse], dtype=float)
     margin = float(a.mean() - b.mean())
-    if min(a.size, b.size) >= 2:
-        spread = float(max(a.std(ddof=1), b.std(ddof=1)))
+    spreads = [float(v.std(ddof=1)) for v in (a, b) if v.size >= 2]
+    if spreads:
+        spread = max(spreads)
         rule = f"the seed spread {100 * spread:.1f} points"
     else:
         spread = min_margin
