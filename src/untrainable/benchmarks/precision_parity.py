@@ -28,7 +28,7 @@ import torch
 
 from untrainable.analysis import welch_effect
 from untrainable.data import load_image_data
-from untrainable.experiments import (fcn_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
+from untrainable.experiments import (image_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
                                      sequence_guidance)
 from untrainable.models import build_target
 from untrainable.profiles import check_profile
@@ -66,8 +66,10 @@ def _chapter_config(profile: str, chapter: str) -> Any:
     """The chapter's own config of its main model in ``profile``."""
     if chapter == "01":
         return next(c for c in inductive_bias.configs(profile) if c.model == "cnn")
-    if chapter == "04":
-        return next(c for c in fcn_guidance.configs(profile) if c.target == "deep_fcn" and c.condition == "no_guide")
+    if chapter == "04":  # the Deep FCN the parity was measured on: chapter 04's model before its pilots (20x256)
+        p = image_guidance.preset(profile)
+        return image_guidance.target_configs(p, [("deep_fcn", "no_guide")], image_guidance.guide_configs(p),
+                                             p["epochs"])[0]
     if chapter == "05":
         return next(c for c in plain_cnn_guidance.configs(profile) if c.condition == "no_guide")
     if chapter == "06":
