@@ -45,9 +45,10 @@ __all__ = ["DATA_FILE", "SHOWN", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdi
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
 _DIRECTIONS = {"higher": 1, "lower": -1}
-#: The columns a chapter shows of :func:`comparison` (the rest: chapter, metric, reason, source).
-SHOWN = ["setting", "condition", "paper", "ours", "seeds", "effect (paper)", "effect (ours) [95 % CI]", "p",
-         "precondition", "verdict"]
+#: The columns a chapter shows of :func:`comparison`, the verdict first so a 1280-px page shows it (the
+#: rest: chapter, metric, why (the test or the failed precondition's numbers), source).
+SHOWN = ["setting", "condition", "verdict", "paper", "ours", "seeds", "effect (paper)", "effect (ours) [95 % CI]",
+         "p", "precondition"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
@@ -205,7 +206,8 @@ def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str, 
         v = A.verdict(base_vals, vals, paper_direction(row, paper), pre)
     e = v.effect
     paper_effect = row["paper_mean"] - paper.loc[base, "paper_mean"] if _is_set(base) else float("nan")
-    return {"row_id": rid, "precondition": "" if pre is None else str(pre), "seeds": len(vals),
+    return {"row_id": rid, "precondition": "" if pre is None else str(pre),
+            "precondition_holds": None if pre is None else pre.holds, "seeds": len(vals),
             "baseline_seeds": len(base_vals), "mean": float(np.mean(vals)) if vals else float("nan"),
             "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan"),
             "effect": e.effect if e else float("nan"), "ci_low": e.ci_low if e else float("nan"),
@@ -227,6 +229,11 @@ def _fmt_effect(e: pd.Series, digits: int) -> str:
     return f"{e['effect']:+.{digits}f} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
 
 
+def _status(holds: bool | None) -> str:
+    """'holds', 'fails' or '' (the row names no precondition); the numbers are in the row's "why"."""
+    return "" if holds is None or holds != holds else ("holds" if holds else "fails")
+
+
 def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
     """The display table: per paper number, the paper's value, ours (mean ± sd, seeds), both effects,
     our 95 % interval and p, the precondition and the verdict."""
@@ -243,7 +250,7 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "profile": profile, "effect (paper)": paper_effect if _is_set(paper_effect) else "",
                      "effect (ours) [95 % CI]": _fmt_effect(r, digits),
                      "p": "" if math.isnan(r["p_value"]) else f"{r['p_value']:.2g}",
-                     "precondition": r["precondition"], "verdict": r["verdict"], "why": r["reason"],
+                     "precondition": _status(r["precondition_holds"]), "verdict": r["verdict"], "why": r["reason"],
                      "source": row["source"]})
     return pd.DataFrame(rows).set_index("row")
 
