@@ -215,3 +215,20 @@ def test_describe_models_lists_each_network_once():
     rows = fcn.describe_models("quick")
     assert [r["model"] for r in rows] == ["deep_fcn", "resnet18", "small_cnn", "wide_fcn"]
     assert all(r["parameters"] > 0 and r["recorded layers"] > 1 for r in rows)
+
+
+def test_an_augmented_target_refuses_a_bank_and_the_residual_twin_is_its_plain_nets_layout():
+    import dataclasses
+
+    from untrainable.models import ResNet, build_guide
+
+    p = ig.preset("quick")
+    c = ig.target_configs(p, [("plain_cnn", "trained_guide")], ig.guide_configs(p), 1)[0]
+    with pytest.raises(ValueError, match="guide_bank='none'"):
+        dataclasses.replace(c, augment=True)
+    assert dataclasses.replace(c, augment=True, guide_bank="none").augment
+    twin = build_guide(guides.GuideConfig("residual_twin", width=4, layers=(1, 2, 1, 1)))
+    plain = ResNet((1, 2, 1, 1), "basic", 4, residual=False)
+    convs = [n for n, m in twin.named_modules() if isinstance(m, torch.nn.Conv2d) and "downsample" not in n]
+    assert isinstance(twin, ResNet) and convs == [n for n, m in plain.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert any("downsample" in n for n, _ in twin.named_modules())  # the twin has the skips the plain net lacks

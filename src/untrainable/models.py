@@ -282,7 +282,9 @@ def build_guide(g: "GuideConfig", num_classes: int = 10) -> nn.Module:
         return resnet50(g.width, num_classes, g.image_size)
     if g.family == "small_cnn":
         return SmallCNN(channels=g.channels, hidden=g.hidden, num_classes=num_classes, image_size=g.image_size)
-    raise ValueError(f"unknown guide family {g.family!r}: choose resnet18, resnet50 or small_cnn")
+    if g.family == "residual_twin":  # the plain ConvNet's layout with its skips: its guide in chapter 05
+        return ResNet(g.layers, g.block, g.width, num_classes, image_size=g.image_size, residual=True)
+    raise ValueError(f"unknown guide family {g.family!r}: choose resnet18, resnet50, small_cnn or residual_twin")
 
 
 # ----------------------------------------------------------------------------- sequence models (chapter 06)

@@ -42,6 +42,7 @@ from untrainable.experiments import PlannedRun
 from untrainable.experiments.image_guides import (GUIDE_EXPERIMENT, GuideConfig, bank_path, guide_bank, guide_id,
                                                    guide_name, guide_weights_path, train_guide, trained_guide,
                                                    untrained_guide)
+from untrainable.mimic import random_crop_flip
 from untrainable.models import build_guide, build_target, count_parameters
 from untrainable.profiles import check_profile, default_seeds
 from untrainable.results import added_field, find_record, record_path, run_key, run_or_load, training_allowed
@@ -110,6 +111,12 @@ class Config:
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
     n_valid: int = added_field(0)  # validation images held out from the training images (0: none)
     schedule: str = added_field("constant")  # learning-rate schedule (untrainable.train.lr_factor)
+    augment: bool = added_field(False)  # random crop and flip per batch (the guide then runs online: no bank)
+
+    def __post_init__(self) -> None:
+        if self.augment and self.guide is not None and self.guide_bank != "none":
+            raise ValueError("an augmented target sees new images every step, which no bank of the guide's side "
+                             "holds: set guide_bank='none' (the guide runs online) or augment=False")
 
 
 #: Sizes and lengths per profile. ``full`` is what 2 CPU cores allow in about an hour per chapter.
@@ -337,7 +344,8 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
                            optimizer=c.optimizer, schedule=c.schedule, precision=c.precision)
     history = fit(model, (train_inputs, y_train), (x_test, y_test), settings, generator=generator, device=device,
                   loss_fn=meter, checkpoint=checkpoint, desc=f"{c.target}/{c.condition} seed {seed}", progress=False,
-                  on_epoch_start=start_epoch, on_epoch_end=end_epoch, state=state, valid=inputs.valid)
+                  on_epoch_start=start_epoch, on_epoch_end=end_epoch, state=state, valid=inputs.valid,
+                  augment=random_crop_flip if c.augment else None)
     last = history[-1]
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     metrics.update(

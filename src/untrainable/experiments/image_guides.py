@@ -44,7 +44,7 @@ UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialise
 class GuideConfig:
     """A guide network and how it is trained (when it is). Every field is part of the record key."""
 
-    family: str  # "resnet18" | "resnet50" | "small_cnn"
+    family: str  # "resnet18" | "resnet50" | "small_cnn" | "residual_twin"
     width: int = 16  # ResNet first-stage channels
     channels: tuple[int, ...] = (32, 64, 128)  # small CNN
     hidden: int = 256  # small CNN
@@ -68,6 +68,8 @@ class GuideConfig:
     schedule: str = added_field("constant")  # "constant" | "cosine"
     augment: bool = added_field(False)  # random crop (padding 4) and horizontal flip per batch
     best_by: str = added_field("")  # restore the epoch best by this validation metric ("": the last epoch)
+    layers: tuple[int, ...] = added_field(())  # residual_twin: blocks per stage, as its plain ConvNet's
+    block: str = added_field("basic")  # residual_twin: "basic" | "bottleneck"
 
 
 def guide_name(g: GuideConfig) -> str:
