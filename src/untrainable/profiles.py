@@ -1,8 +1,8 @@
 """The three run profiles every experiment offers.
 
 * ``quick``: minutes on 2 CPU cores; executed by CI on every change.
-* ``full``: the reproduction the book shows, as faithful as 2 CPU cores allow (at most about
-  90 minutes per notebook, resumable); its records are committed.
+* ``full``: the reproduction the book shows, as faithful as 2 CPU cores allow (a chapter up to
+  about 4 hours of 2-core time, every single run under an hour and resumable); its records are committed.
 * ``paper``: the papers' scale and hyper-parameters, for readers with a GPU.
 """
 
