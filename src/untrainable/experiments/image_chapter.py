@@ -1,0 +1,221 @@
+"""What chapters 04 and 05 share as chapters: presets, seeds per run, the validation sweep, the shell.
+
+An :class:`ImageChapter` is a chapter's list of (target, condition) runs, which of them are headline
+runs (more seeds) and which are swept, and its presets; its methods are the chapter contract of
+:mod:`untrainable.experiments` (``configs``, ``planned_runs``, ``run``) plus the sweep:
+
+* **the validation sweep** (records of their own, :data:`SWEEP_EXPERIMENT`, seed :data:`SWEEP_SEED`,
+  which no reported run uses): for each swept guided condition alpha at ``sweep_alpha_lr``, then for
+  every swept condition the learning rate from ``sweep_lrs`` at that alpha, each by the lowest
+  validation loss. The values chosen are written into the preset (``run_settings``);
+  :meth:`ImageChapter.chosen_settings` recomputes them from the records, and a test holds the two
+  equal. A run that is not swept takes its target's trained-guide settings.
+* **guides** are trained as a practitioner would (:data:`PRACTITIONER`: random crop and flip, SGD with
+  a cosine schedule, the best-validation checkpoint) on the targets' training images and validation
+  split, unless the preset's guide spec says otherwise.
+
+One target run and the guides themselves are :mod:`.image_guidance` and :mod:`.image_guides`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from untrainable.experiments import PlannedRun
+from untrainable.experiments import image_guidance as ig
+from untrainable.experiments.image_guides import GuideConfig
+from untrainable.profiles import check_profile
+
+__all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "PRACTITIONER", "STAGES", "ImageChapter", "sweep_name"]
+
+SWEEP_EXPERIMENT = "image_sweeps"
+#: The seed of every sweep run: no reported run uses it, so the choice does not favour a reported seed.
+SWEEP_SEED = 100
+#: How every guide of these chapters is trained unless its spec says otherwise.
+PRACTITIONER = dict(optimizer="sgd", schedule="cosine", lr=0.05, weight_decay=5e-4, augment=True,
+                    best_by="valid_acc", batch_size=128, precision="auto")
+#: What a shell run trains, one stage at a time.
+STAGES = ("guides", "alpha", "lr", "runs")
+
+Run = tuple[str, str]
+
+
+def sweep_name(c: ig.Config) -> str:
+    """A sweep run's record name: target, condition, learning rate and (guided) alpha."""
+    alpha = "" if c.guide is None else f"-a{c.alpha:g}"
+    return f"{c.target}-{c.condition}-lr{c.lr:g}{alpha}"
+
+
+def _best(records: list[dict[str, Any]], field_name: str) -> Any:
+    """The ``field_name`` value of the record with the lowest validation loss."""
+    return min(records, key=lambda r: r["metrics"]["min_valid_loss"])["config"][field_name]
+
+
+def _guided(condition: str) -> bool:
+    return ig.CONDITIONS[condition][0] is not None
+
+
+@dataclass(frozen=True)
+class ImageChapter:
+    """A guidance chapter on images: its runs, headline and swept runs, presets and smoke slice."""
+
+    name: str  # the shell's program name, e.g. "untrainable.experiments.fcn_guidance"
+    runs: list[Run]
+    headline: list[Run]  # these get the preset's ``headline_seeds``, the others its ``seeds``
+    swept: list[Run]  # the runs whose learning rate (and, guided, alpha) the sweep chooses
+    presets: dict[str, dict[str, Any]]
+    smoke: dict[str, Any] = field(default_factory=dict)
+
+    def preset(self, profile: str, smoke: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The preset of ``profile`` (shrunk by ``self.smoke`` when ``smoke``), with ``overrides`` applied."""
+        p = dict(self.presets[check_profile(profile)])
+        if smoke:
+            p.update(self.smoke)
+        p.update(overrides or {})
+        return p
+
+    def guide_configs(self, p: dict[str, Any]) -> dict[str, GuideConfig]:
+        """The chapter's guides by role (:data:`PRACTITIONER`, the targets' images, then each role's spec)."""
+        common = dict(PRACTITIONER, n_train=p["n_train"], n_valid=p["n_valid"], n_test=p["n_test"],
+                      precision=p["precision"], batch_size=min(PRACTITIONER["batch_size"], p["batch_size"]),
+                      **{k: p[k] for k in ("dataset", "image_size", "num_classes", "data_seed") if k in p})
+        return {role: GuideConfig(**{**common, **spec}) for role, spec in p["guides"].items()}
+
+    def target_configs(self, p: dict[str, Any], runs: Iterable[Run]) -> list[ig.Config]:
+        """The configs of ``runs``; a run that is not swept takes its target's trained-guide settings."""
+        runs = list(runs)
+        settings = dict(p["run_settings"])
+        for target, condition in runs:
+            if (target, condition) not in self.swept:
+                settings.setdefault(f"{target}/{condition}", settings.get(f"{target}/trained_guide", {}))
+        return ig.target_configs({**p, "run_settings": settings}, runs, self.guide_configs(p), p["epochs"])
+
+    def configs(self, profile: str, smoke: bool = False, **overrides: Any) -> list[ig.Config]:
+        """The chapter's runs in ``profile`` (``smoke``: a tiny slice; ``overrides`` replace preset values)."""
+        return self.target_configs(self.preset(profile, smoke, overrides), self.runs)
+
+    def run_seeds(self, profile: str, c: ig.Config, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
+        """The seeds of run ``c``: ``seeds`` when given, else the preset's (headline runs get more)."""
+        if seeds is not None:
+            return tuple(seeds)
+        p = self.presets[check_profile(profile)]
+        return tuple(p["headline_seeds"] if (c.target, c.condition) in self.headline else p["seeds"])
+
+    # ------------------------------------------------------------------------- the validation sweep
+
+    def _one(self, p: dict[str, Any], target: str, condition: str, **values: Any) -> ig.Config:
+        return self.target_configs({**p, "run_settings": {f"{target}/{condition}": values}}, [(target, condition)])[0]
+
+    def sweep_configs(self, profile: str, smoke: bool = False, **overrides: Any) -> list[ig.Config]:
+        """Every sweep run: alpha at ``sweep_alpha_lr`` for each swept guided condition, then the learning
+        rates at the alpha chosen in ``run_settings`` (the preset's alpha before one is chosen)."""
+        p = self.preset(profile, smoke, overrides)
+        out: list[ig.Config] = []
+        for target, condition in self.swept:
+            chosen = p["run_settings"].get(f"{target}/{condition}", {})
+            if _guided(condition):
+                out += [self._one(p, target, condition, lr=p["sweep_alpha_lr"], alpha=a) for a in p["sweep_alphas"]]
+            alpha = chosen.get("alpha", p["alpha"]) if _guided(condition) else p["alpha"]
+            out += [self._one(p, target, condition, lr=lr, alpha=alpha) for lr in p["sweep_lrs"]]
+        return list(dict.fromkeys(out))
+
+    def chosen_settings(self, profile: str, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+        """``"target/condition" -> {"lr", "alpha"}`` chosen from the sweep's ``records``: alpha by the lowest
+        validation loss at ``sweep_alpha_lr``, then the learning rate by the lowest validation loss at that
+        alpha (unguided runs: the learning rate only)."""
+        p = self.presets[check_profile(profile)]
+        out = {}
+        for target, condition in self.swept:
+            mine = [r for r in records if r["config"]["target"] == target and r["config"]["condition"] == condition]
+            alpha = p["alpha"]
+            if _guided(condition):
+                at_lr = [r for r in mine if r["config"]["lr"] == p["sweep_alpha_lr"] and
+                         r["config"]["alpha"] in p["sweep_alphas"]]
+                alpha = _best(at_lr, "alpha") if at_lr else alpha
+            at_alpha = [r for r in mine if r["config"]["alpha"] == alpha and r["config"]["lr"] in p["sweep_lrs"]]
+            if at_alpha:
+                out[f"{target}/{condition}"] = {"lr": _best(at_alpha, "lr"),
+                                                **({"alpha": alpha} if _guided(condition) else {})}
+        return out
+
+    def run_sweep(self, profile: str = "quick", device: str = "auto", force: bool = False, *,
+                  train_missing: bool | None = None, smoke: bool = False, **overrides: Any) -> list[dict[str, Any]]:
+        """The record of every sweep run (seed :data:`SWEEP_SEED`): stored ones loaded, missing ones trained."""
+        return ig.run_targets(profile, self.sweep_configs(profile, smoke, **overrides), (SWEEP_SEED,), device,
+                              force, train_missing, experiment=SWEEP_EXPERIMENT, name=sweep_name)
+
+    # ------------------------------------------------------------------------- the chapter's runs
+
+    def planned_runs(self, profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
+        """Every record the chapter needs in ``profile``: its trained guides, the sweep, then the target runs."""
+        cfgs = self.configs(profile)
+        guides = [r for r in ig.planned_runs(cfgs, ()) if r.experiment != ig.EXPERIMENT]
+        sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in self.sweep_configs(profile)]
+        targets = [PlannedRun(ig.EXPERIMENT, ig.run_name(c), c, s) for c in cfgs
+                   for s in self.run_seeds(profile, c, seeds)]
+        return guides + sweep + targets
+
+    def run(self, profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto",
+            force: bool = False, *, train_missing: bool | None = None, smoke: bool = False,
+            **overrides: Any) -> list[dict[str, Any]]:
+        """The record of every run for every seed (:meth:`run_seeds`): stored ones loaded, missing ones trained
+        (see :func:`untrainable.results.run_or_load` for when a missing ``full`` record may train)."""
+        records = []
+        for c in self.configs(profile, smoke, **overrides):
+            records += ig.run_targets(profile, [c], self.run_seeds(profile, c, seeds), device, force, train_missing)
+        return records
+
+    def guide_records(self, profile: str, device: str = "auto", train_missing: bool | None = None,
+                      smoke: bool = False, **overrides: Any) -> dict[str, dict[str, Any]]:
+        """The records of the chapter's trained guides, keyed by record name."""
+        return ig.guide_records(profile, self.configs(profile, smoke, **overrides), device, train_missing)
+
+    def describe_models(self, profile: str) -> list[dict[str, Any]]:
+        """Each target and guide of the chapter: parameters and the number of recorded layers."""
+        return ig.describe_models(self.configs(profile))
+
+    # ------------------------------------------------------------------------- from a shell
+
+    def stage_configs(self, profile: str, stage: str) -> list[ig.Config]:
+        """The configs a shell stage trains: the alpha sweep, the learning-rate sweep or the chapter's runs."""
+        p = self.presets[check_profile(profile)]
+        if stage in ("runs", "guides"):
+            return self.configs(profile)
+        sweep = self.sweep_configs(profile)
+        if stage == "alpha":
+            return [c for c in sweep if c.guide is not None and c.lr == p["sweep_alpha_lr"]]
+        chosen = p["run_settings"]
+        return [c for c in sweep if c.lr in p["sweep_lrs"] and (
+            c.guide is None or c.alpha == chosen.get(f"{c.target}/{c.condition}", {}).get("alpha", p["alpha"]))]
+
+    def main(self, argv: list[str] | None = None) -> None:
+        """Train the chapter's records from a shell, one stage at a time (missing records are trained).
+
+        Stages: ``guides`` (the trained guides the named runs need), ``alpha`` and ``lr`` (the validation
+        sweep), ``runs`` (the chapter's runs). ``--runs deep_fcn/trained_guide ...`` trains only those
+        (target, condition) pairs, so a stage can be split over parallel one-thread processes; an
+        interrupted run resumes.
+        """
+        parser = argparse.ArgumentParser(prog=f"python -m {self.name}", description=self.main.__doc__)
+        parser.add_argument("--profile", default="full")
+        parser.add_argument("--stage", choices=STAGES, required=True)
+        parser.add_argument("--runs", nargs="*", help="target/condition pairs (default: all of the stage)")
+        parser.add_argument("--seeds", type=int, nargs="*", help="default: the preset's (headline runs get more)")
+        parser.add_argument("--device", default="auto")
+        args = parser.parse_args(argv)
+        cfgs = [c for c in self.stage_configs(args.profile, args.stage)
+                if not args.runs or f"{c.target}/{c.condition}" in args.runs]
+        if not cfgs:
+            parser.error(f"no {args.stage} runs match {args.runs}: name target/condition pairs of {self.runs}")
+        if args.stage == "guides":
+            ig.guide_records(args.profile, cfgs, args.device, train_missing=True)
+            return
+        for c in cfgs:
+            if args.stage == "runs":
+                ig.run_targets(args.profile, [c], self.run_seeds(args.profile, c, args.seeds), args.device, False, True)
+            else:
+                ig.run_targets(args.profile, [c], (SWEEP_SEED,), args.device, False, True,
+                               experiment=SWEEP_EXPERIMENT, name=sweep_name)
