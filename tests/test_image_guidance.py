@@ -232,3 +232,18 @@ def test_an_augmented_target_refuses_a_bank_and_the_residual_twin_is_its_plain_n
     convs = [n for n, m in twin.named_modules() if isinstance(m, torch.nn.Conv2d) and "downsample" not in n]
     assert isinstance(twin, ResNet) and convs == [n for n, m in plain.named_modules() if isinstance(m, torch.nn.Conv2d)]
     assert any("downsample" in n for n, _ in twin.named_modules())  # the twin has the skips the plain net lacks
+
+
+def test_the_shell_trains_only_the_named_stage_and_runs(monkeypatch):
+    trained = []
+    monkeypatch.setattr(ig, "run_targets", lambda profile, cfgs, seeds, *a, **k: trained.append(
+        (k.get("experiment", "image_guidance"), [(c.target, c.condition, c.lr, c.alpha) for c in cfgs], seeds)))
+    fcn.main(["--profile", "full", "--stage", "alpha", "--runs", "deep_fcn/trained_guide"])
+    p = fcn.PRESETS["full"]
+    assert [t[1][0][3] for t in trained] == list(p["sweep_alphas"])
+    assert all(t[0] == fcn.SWEEP_EXPERIMENT and t[2] == (fcn.SWEEP_SEED,) for t in trained)
+    trained.clear()
+    fcn.main(["--profile", "full", "--stage", "runs", "--runs", "wide_fcn/no_guide"])
+    assert trained == [("image_guidance", [("wide_fcn", "no_guide", trained[0][1][0][2], 1.0)], p["headline_seeds"])]
+    with pytest.raises(SystemExit):
+        fcn.main(["--profile", "full", "--stage", "lr", "--runs", "nothing/at_all"])
