@@ -69,7 +69,8 @@ _FULL: dict[str, Any] = dict(
     sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_alphas=(0.1, 0.3, 1.0), sweep_alpha_lr=1e-3,
     seeds=(0, 1, 2), headline_seeds=(0, 1, 2, 3, 4),
     # chosen by the validation sweep (image_sweeps records; a test holds these equal to what they pick)
-    run_settings={"deep_fcn/no_guide": {"lr": 3e-4}, "deep_fcn/trained_guide": {"lr": 3e-4, "alpha": 1.0}},
+    run_settings={"deep_fcn/no_guide": {"lr": 3e-4}, "deep_fcn/trained_guide": {"lr": 3e-4, "alpha": 1.0},
+                  "deep_fcn/untrained_guide": {"lr": 3e-4, "alpha": 1.0}, "wide_fcn/no_guide": {"lr": 1e-4}},
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {**_FULL, "n_train": 512, "n_valid": 256, "n_test": 512, "epochs": 6, "probe_n": 128,
