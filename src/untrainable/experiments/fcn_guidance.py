@@ -71,7 +71,8 @@ _FULL: dict[str, Any] = dict(
     # chosen by the validation sweep (image_sweeps records; a test holds these equal to what they pick)
     run_settings={"deep_fcn/no_guide": {"lr": 3e-4}, "deep_fcn/trained_guide": {"lr": 3e-4, "alpha": 1.0},
                   "deep_fcn/untrained_guide": {"lr": 3e-4, "alpha": 1.0}, "wide_fcn/no_guide": {"lr": 1e-4},
-                  "wide_fcn/trained_guide": {"lr": 3e-5, "alpha": 1.0}},
+                  "wide_fcn/trained_guide": {"lr": 3e-5, "alpha": 1.0},
+                  "wide_fcn/untrained_guide": {"lr": 1e-4, "alpha": 1.0}},
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {**_FULL, "n_train": 512, "n_valid": 256, "n_test": 512, "epochs": 6, "probe_n": 128,
