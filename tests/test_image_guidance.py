@@ -247,3 +247,11 @@ def test_the_shell_trains_only_the_named_stage_and_runs(monkeypatch):
     assert trained == [("image_guidance", [("wide_fcn", "no_guide", trained[0][1][0][2], 1.0)], p["headline_seeds"])]
     with pytest.raises(SystemExit):
         fcn.main(["--profile", "full", "--stage", "lr", "--runs", "nothing/at_all"])
+
+
+def test_chapter_04_checks_its_preconditions_on_the_committed_records(monkeypatch):
+    """Each unguided FCN overfits and each trained guide beats its targets: the comparisons can show an effect."""
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    checks = fcn.preconditions(fcn.run("full"), fcn.guide_records("full"))
+    assert len(checks) == 6 and {c.status for c in checks} == {"holds"}
+    assert all(c.numbers for c in checks)

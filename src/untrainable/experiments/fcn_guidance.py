@@ -127,7 +127,7 @@ def preconditions(records: list[dict[str, Any]], guides: dict[str, dict[str, Any
     control = {t: [r for r in records if r["name"] == f"{t}-no_guide"] for t in ("deep_fcn", "wide_fcn")}
     checks = [overfits(control[t], f"the unguided {label}") for t, label in TARGET_LABELS.items()]
     for condition, targets in GUIDE_TARGETS.items():
-        guide = next((g for g in guides.values() if _guides_condition(records, g, condition)), None)
+        guide = guides.get(_guide_of(records, condition))
         for t in targets:
             checks.append(guide_beats_target(scored_as([guide] if guide else [], metric), control[t],
                                              f"the {ig.CONDITION_LABELS[condition]}", metric))
@@ -135,9 +135,10 @@ def preconditions(records: list[dict[str, Any]], guides: dict[str, dict[str, Any
     return checks
 
 
-def _guides_condition(records: list[dict[str, Any]], guide: dict[str, Any], condition: str) -> bool:
-    """Is ``guide`` the trained guide of ``condition`` in these records?"""
-    return any(r["config"]["condition"] == condition and r["config"]["guide"] == guide["config"] for r in records)
+def _guide_of(records: list[dict[str, Any]], condition: str) -> str | None:
+    """The record name of the trained guide the runs of ``condition`` followed (None without such runs)."""
+    guide = next((r["config"]["guide"] for r in records if r["config"]["condition"] == condition), None)
+    return None if guide is None else guide.get("label") or guide["family"]
 
 
 if __name__ == "__main__":
