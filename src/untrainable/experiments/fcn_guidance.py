@@ -58,14 +58,23 @@ GUIDE_TARGETS = {"trained_guide": ("deep_fcn", "wide_fcn"), "small_cnn_guide": (
 #: The two trained guide families of the error-consistency study: condition -> the guide's record name.
 KAPPA_GUIDES = {"trained_guide": "resnet18-same-images", "small_cnn_guide": "small_cnn-same-images"}
 
+
+def _guides(width: int, epochs: int, all_width: int, all_epochs: int, all_n: int | None,
+            small: dict[str, Any] | None = None, **common: Any) -> dict[str, dict[str, Any]]:
+    """The specs of the three guide roles: a ResNet-18 and a small CNN on the targets' images, and a
+    ResNet-18 on ``all_n`` training images (None: every one); ``common`` applies to all three."""
+    return {"resnet": dict(family="resnet18", label="resnet18-same-images", width=width, epochs=epochs, **common),
+            "small_cnn": dict(family="small_cnn", label="small_cnn-same-images", epochs=epochs, **(small or {}),
+                              **common),
+            "resnet_all": dict(family="resnet18", label="resnet18-every-image", width=all_width, epochs=all_epochs,
+                               n_train=all_n, **common)}
+
+
 _FULL: dict[str, Any] = dict(
     n_train=2000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, optimizer="adam",
     fcn_depth=12, fcn_width=512, fcn_first_width=None, fcn_dropout=0.1, wide_width=1024, wide_depth=3,
     guide_steps=48, guide_steps_long=192, precision="auto", lr=1e-3, alpha=1.0, schedule="step",
-    guides={"resnet": dict(family="resnet18", label="resnet18-same-images", width=32, epochs=40, n_test_curve=1000),
-            "small_cnn": dict(family="small_cnn", label="small_cnn-same-images", epochs=40, n_test_curve=1000),
-            "resnet_all": dict(family="resnet18", label="resnet18-every-image", width=16, epochs=15, n_train=None,
-                               n_test_curve=1000)},
+    guides=_guides(32, 40, 16, 15, None, n_test_curve=1000),
     sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_alphas=(0.1, 0.3, 1.0), sweep_alpha_lr=1e-3,
     seeds=(0, 1, 2), headline_seeds=(0, 1, 2, 3, 4),
     # chosen by the validation sweep (image_sweeps records; a test holds these equal to what they pick)
@@ -77,31 +86,20 @@ _FULL: dict[str, Any] = dict(
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {**_FULL, "n_train": 512, "n_valid": 256, "n_test": 512, "epochs": 6, "probe_n": 128,
               "fcn_depth": 6, "fcn_width": 64, "wide_width": 256, "guide_steps": 2, "guide_steps_long": 8,
-              "guides": {"resnet": dict(family="resnet18", label="resnet18-same-images", width=4, epochs=3),
-                         "small_cnn": dict(family="small_cnn", label="small_cnn-same-images", channels=(8, 16, 32),
-                                           hidden=64, epochs=3),
-                         "resnet_all": dict(family="resnet18", label="resnet18-every-image", width=4, epochs=1,
-                                            n_train=2048)},
+              "guides": _guides(4, 3, 4, 1, 2048, small=dict(channels=(8, 16, 32), hidden=64)),
               "sweep_lrs": (1e-3, 3e-4), "sweep_alphas": (1.0,), "seeds": (0, 1), "headline_seeds": (0, 1),
               "run_settings": {}},
     "full": _FULL,
     "paper": {**_FULL, "n_train": None, "n_valid": 10000, "epochs": 100, "batch_size": 256,
               "fcn_depth": 48, "fcn_width": 1024, "fcn_first_width": 2048, "wide_width": 8192,
               "guide_steps": 300, "guide_steps_long": 3000,
-              "guides": {"resnet": dict(family="resnet18", label="resnet18-same-images", width=64, epochs=100),
-                         "small_cnn": dict(family="small_cnn", label="small_cnn-same-images", epochs=100),
-                         "resnet_all": dict(family="resnet18", label="resnet18-every-image", width=64, epochs=100,
-                                            n_train=None)},
+              "guides": _guides(64, 100, 64, 100, None),
               "seeds": (0, 1, 2, 3, 4), "headline_seeds": (0, 1, 2, 3, 4), "run_settings": {}},
 }
 #: A tiny slice of any profile, for testing that its code paths run.
 SMOKE = dict(n_train=128, n_valid=32, n_test=64, epochs=1, guide_steps=1, guide_steps_long=2, probe_n=32,
              fcn_depth=3, fcn_width=16, wide_width=32, sweep_lrs=(1e-3,), sweep_alphas=(1.0,),
-             guides={"resnet": dict(family="resnet18", label="resnet18-same-images", width=4, epochs=1),
-                     "small_cnn": dict(family="small_cnn", label="small_cnn-same-images", channels=(4, 8),
-                                       hidden=16, epochs=1),
-                     "resnet_all": dict(family="resnet18", label="resnet18-every-image", width=4, epochs=1,
-                                        n_train=256)})
+             guides=_guides(4, 1, 4, 1, 256, small=dict(channels=(4, 8), hidden=16)))
 
 
 CHAPTER = ImageChapter("untrainable.experiments.fcn_guidance", RUNS, HEADLINE, SWEPT, PRESETS, SMOKE)
