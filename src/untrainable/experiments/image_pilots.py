@@ -55,7 +55,8 @@ __all__ = ["EXPERIMENT", "MODELS", "GROUPS", "PilotConfig", "PRESETS", "SMOKE", 
 EXPERIMENT = "image_pilots"
 MODELS = ("deep_fcn", "wide_fcn", "plain_cnn", "residual_cnn", "resnet18")
 #: The groups of runs, in the order a shell run trains them (``--cells`` takes these or run names).
-GROUPS = ("deep_fcn", "shallow_fcn", "wide_fcn", "convnets", "convnets_aug", "deeper_convnets", "guides", "guide_all")
+GROUPS = ("deep_fcn", "shallow_fcn", "wide_fcn", "convnets", "convnets_aug", "deeper_convnets", "convnets_long",
+          "guides", "guide_all")
 #: One seed per pilot cell; a second seed is added where a regime's choice hinges on it.
 DEFAULT_SEEDS = (0,)
 
@@ -94,6 +95,7 @@ _FULL: dict[str, Any] = {
     "conv_width": 16, "conv_layers": (3, 4, 6, 3), "conv_sizes": (5000,), "conv_epochs": 30,
     "plain_lrs": (1e-3, 3e-4), "residual_lrs": (1e-3, 3e-4),
     "conv_aug_lrs": (1e-3,), "deeper_width": 8, "deeper_layers": (6, 8, 12, 6), "deeper_lrs": (1e-3,),
+    "long_epochs": 60,
     "guide_width": 32, "guide_sizes": (2000, 5000), "guide_epochs": {2000: 40, 5000: 30},
     "guide_lr": 0.05, "guide_weight_decay": 5e-4,
     "guide_all_width": 16, "guide_all_epochs": 15, "guide_all_n": None,
@@ -104,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
               "deep_lrs": {8: (1e-3,)}, "shallow_lrs": (1e-3,), "wide_width": 128, "wide_lrs": (1e-3,),
               "conv_width": 4, "conv_layers": (1, 1, 1, 1), "conv_sizes": (256,), "conv_epochs": 2,
               "plain_lrs": (1e-3,), "residual_lrs": (1e-3,), "conv_aug_lrs": (1e-3,), "deeper_width": 4,
-              "deeper_layers": (2, 2, 2, 2), "deeper_lrs": (1e-3,), "guide_width": 4, "guide_sizes": (256, 512),
+              "deeper_layers": (2, 2, 2, 2), "deeper_lrs": (1e-3,), "long_epochs": 3, "guide_width": 4, "guide_sizes": (256, 512),
               "guide_epochs": {256: 2, 512: 2},
               "guide_all_width": 4, "guide_all_epochs": 1, "guide_all_n": 1024},
     "full": _FULL,
@@ -123,7 +125,8 @@ def run_name(c: PilotConfig) -> str:
     shape = f"{c.depth}x{c.width}" if c.depth else f"w{c.width}"
     blocks = f"-b{sum(c.layers)}" if c.layers and c.group != "convnets" else ""
     aug = "-aug" if c.augment and c.model != "resnet18" else ""
-    return f"{c.model}-{shape}{blocks}-n{c.n_train or 'all'}-lr{c.lr:g}{aug}"
+    longer = f"-e{c.epochs}-{c.schedule}" if c.group == "convnets_long" else ""
+    return f"{c.model}-{shape}{blocks}-n{c.n_train or 'all'}-lr{c.lr:g}{aug}{longer}"
 
 
 def _fcn_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
@@ -152,6 +155,10 @@ def _conv_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
     runs += [PilotConfig("deeper_convnets", model, p["deeper_width"], layers=tuple(p["deeper_layers"]), n_train=n,
                          epochs=p["conv_epochs"], lr=lr, augment=True, **common)
              for model in ("plain_cnn", "residual_cnn") for n in p["conv_sizes"] for lr in p["deeper_lrs"]]
+    # the 34-layer crop-and-flip cell again, twice as long with the authors' step schedule, to a plateau
+    runs += [PilotConfig("convnets_long", model, p["conv_width"], layers=tuple(p["conv_layers"]), n_train=n,
+                         epochs=p["long_epochs"], lr=lr, augment=True, schedule="step", **common)
+             for model in ("plain_cnn", "residual_cnn") for n in p["conv_sizes"] for lr in p["conv_aug_lrs"]]
     return runs
 
 

@@ -31,7 +31,8 @@ __all__ = ["CLAIMS", "Regime", "cells", "chosen_lr", "choose_regimes", "regime_t
 CLAIMS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "deep_fcn": (("deep_fcn",), "deep_fcn", "Deep FCN (chapter 04)"),
     "wide_fcn": (("wide_fcn",), "wide_fcn", "Wide FCN (chapter 04)"),
-    "plain_cnn": (("convnets", "convnets_aug", "deeper_convnets"), "plain_cnn", "plain ConvNet (chapter 05)"),
+    "plain_cnn": (("convnets", "convnets_aug", "deeper_convnets", "convnets_long"), "plain_cnn",
+                  "plain ConvNet (chapter 05)"),
 }
 #: A cell: (group, FCN depth or 0, ConvNet blocks or 0, training images).
 Cell = tuple[str, int, int, "int | None"]
@@ -91,7 +92,8 @@ def _cell_label(r: dict[str, Any]) -> str:
     depth, blocks, width = _config(r, "depth"), sum(_config(r, "layers")), _config(r, "width")
     shape = f"{depth}x{width}" if depth else f"{2 * blocks + 2} layers of width {width}"
     aug = ", crop and flip" if _config(r, "augment") else ""
-    return f"{shape}{aug}, {_config(r, 'n_train') or 'all'} training images"
+    longer = f", {_config(r, 'epochs')} epochs with a step schedule" if _config(r, "group") == "convnets_long" else ""
+    return f"{shape}{aug}{longer}, {_config(r, 'n_train') or 'all'} training images"
 
 
 def _control_check(claim: str, control: list[dict[str, Any]], records: list[dict[str, Any]], n_train: int | None,
