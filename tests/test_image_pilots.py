@@ -121,8 +121,10 @@ def test_the_full_grid_has_every_group_and_no_guided_run():
     assert all(c.precision == "auto" and c.n_valid > 0 for c in runs)
     guides = [c for c in runs if c.group in ("guides", "guide_all")]
     assert all(c.augment and c.schedule == "cosine" for c in guides)
-    assert not any(c.augment for c in runs if c.group not in ("guides", "guide_all", "convnets_aug", "deeper_convnets"))
-    assert all(c.augment for c in runs if c.group in ("convnets_aug", "deeper_convnets"))
+    augmented = ("convnets_aug", "deeper_convnets", "convnets_long")
+    assert not any(c.augment for c in runs if c.group not in ("guides", "guide_all", *augmented))
+    assert all(c.augment for c in runs if c.group in augmented)
+    assert all(c.schedule == "step" and c.epochs == 60 for c in runs if c.group == "convnets_long")
     assert CHAPTERS["92"] == "untrainable.experiments.image_pilots"
 
 
