@@ -109,6 +109,10 @@ class ImageData:
         std = torch.tensor(self.std).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(normalised images, labels)``: the pair every training loop takes."""
+        return self.normalized(), self.labels
+
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """Indices of ``n`` examples with classes as balanced as possible, chosen by ``seed``.
@@ -453,7 +457,7 @@ def load_image_data(dataset: str, n_train: int | None, n_test: int | None, data_
     normalised float32 images and int64 labels, class-balanced subsets drawn from ``data_seed``."""
     train = _image_split(dataset, True, n_train, data_seed, image_size)
     test = _image_split(dataset, False, n_test, data_seed, image_size)
-    return (train.normalized(), train.labels), (test.normalized(), test.labels)
+    return train.tensors(), test.tensors()
 
 
 @dataclass(frozen=True)

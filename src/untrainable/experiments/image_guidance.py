@@ -234,7 +234,7 @@ def target_data(c: Config) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         train, test = load_image_data(c.dataset, c.n_train, c.n_test, c.data_seed, c.image_size)
         return train, None, test
     s = held_out_splits(c.dataset, c.n_train, c.n_valid, c.n_test, c.data_seed, c.image_size)
-    return tuple((d.normalized(), d.labels) for d in (s.train, s.valid, s.test))
+    return s.train.tensors(), s.valid.tensors(), s.test.tensors()
 
 
 def resolve_inputs(profile: str, c: Config, seed: int, device: str = "auto",

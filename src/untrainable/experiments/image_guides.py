@@ -90,8 +90,7 @@ def _guide_data(g: GuideConfig) -> tuple[tuple[torch.Tensor, torch.Tensor] | Non
         return train, None, test, test
     s = held_out_splits(g.dataset, g.n_train, g.n_valid, g.n_test, g.data_seed, g.image_size)
     curve = s.test.subset(g.n_test_curve, seed=g.data_seed)
-    return ((s.train.normalized(), s.train.labels), (s.valid.normalized(), s.valid.labels),
-            (curve.normalized(), curve.labels), (s.test.normalized(), s.test.labels))
+    return s.train.tensors(), s.valid.tensors(), curve.tensors(), s.test.tensors()
 
 
 def train_guide(g: GuideConfig, seed: int, device: torch.device, checkpoint: Path, weights: Path) -> dict[str, Any]:

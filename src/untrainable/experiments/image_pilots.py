@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from untrainable.data import ImageData, held_out_splits
+from untrainable.data import held_out_splits
 from untrainable.experiments import PlannedRun
 from untrainable.mimic import random_crop_flip
 from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
@@ -213,16 +213,12 @@ class PilotData:
     test: tuple[torch.Tensor, torch.Tensor]
 
 
-def _pair(d: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
-    return d.normalized(), d.labels
-
-
 def pilot_data(c: PilotConfig) -> PilotData:
     """The splits of a run (:func:`untrainable.data.held_out_splits`): every size shares one
     validation split, and the per-epoch test curve is a class-balanced subset of the test images."""
     s = held_out_splits("cifar10", c.n_train, c.n_valid, c.n_test, c.data_seed)
-    return PilotData(_pair(s.train), _pair(s.valid), _pair(s.test.subset(c.n_test_curve, seed=c.data_seed)),
-                     _pair(s.test))
+    return PilotData(s.train.tensors(), s.valid.tensors(), s.test.subset(c.n_test_curve, seed=c.data_seed).tensors(),
+                     s.test.tensors())
 
 
 def build_model(c: PilotConfig) -> nn.Module:

@@ -80,7 +80,7 @@ def build_model(name: str) -> nn.Module:
 def _data(config: Config) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     train = load_cifar10(train=True).subset(config.n_train, seed=config.data_seed)
     test = load_cifar10(train=False).subset(config.n_test, seed=config.data_seed)
-    return (train.normalized(), train.labels), (test.normalized(), test.labels)
+    return train.tensors(), test.tensors()
 
 
 def train_one(config: Config, seed: int, device: torch.device, checkpoint: Path) -> dict[str, Any]:

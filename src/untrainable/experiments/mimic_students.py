@@ -84,7 +84,7 @@ def train_teacher(config: TeacherConfig, seed: int, device: torch.device, checkp
 
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                            precision=config.precision)
-    history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
+    history = fit(model, train.tensors(), test.tensors(), settings,
                   generator=generator, device=device, checkpoint=checkpoint, desc=f"teacher seed {seed}",
                   on_epoch_end=snapshot)
     metrics = {"test_acc": history[-1]["test_acc"], "train_acc": history[-1]["train_acc"],

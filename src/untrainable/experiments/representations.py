@@ -156,7 +156,7 @@ def train_net(net: ComparedNetConfig, seed: int, device: torch.device, checkpoin
     train = load_cifar10(train=True).subset(net.n_train, seed=net.data_seed)
     test = load_cifar10(train=False).subset(net.n_test, seed=net.data_seed)
     settings = FitSettings(epochs=net.epochs, batch_size=net.batch_size, lr=net.lr, precision=net.precision)
-    history = fit(model, (train.normalized(), train.labels), (test.normalized(), test.labels), settings,
+    history = fit(model, train.tensors(), test.tensors(), settings,
                   generator=generator, device=device, checkpoint=checkpoint, desc=f"{net.model} seed {seed}")
     save_torch_atomic(model.state_dict(), weights_path(net, seed))
     last = history[-1]
