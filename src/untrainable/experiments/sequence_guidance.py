@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from untrainable import guidance as G
-from untrainable.data import SequenceData, sequence_data
+from untrainable.data import SequenceData, fresh_strings, sequence_data
 from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import CausalTransformer, StackedRNN, TransformerClassifier, count_parameters
@@ -109,6 +109,12 @@ class Config:
     data_seed: int = 0
     probe_n: int = 256
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
+    fresh: bool = added_field(False)  # copy, parity: new training strings every epoch (the paper's loader)
+
+    def __post_init__(self) -> None:
+        if self.fresh and self.task == "char_lm":
+            raise ValueError("fresh=True draws new strings every epoch, which a text corpus cannot: "
+                             "use it with the copy and parity tasks")
 
 
 def _nets(p: dict[str, Any], setting: str) -> dict[str, NetConfig]:
@@ -335,6 +341,10 @@ def train_run(c: Config, seed: int, device: torch.device, checkpoint: Path, guid
     steps_per_epoch = math.ceil(len(data.train[1]) / c.batch_size)
 
     def start_epoch(epoch: int, _: nn.Module) -> None:
+        if c.fresh:  # this epoch's strings, in place (the same again when a run resumes at this epoch)
+            for held, new in zip(data.train, fresh_strings(c.task, len(data.train[1]), c.data_seed, epoch,
+                                                          c.min_len, c.max_len)):
+                held.copy_(new)
         if guidance is not None:
             guidance.step, guidance.log = (epoch - 1) * steps_per_epoch, []
 
