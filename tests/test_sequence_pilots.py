@@ -72,3 +72,32 @@ def test_choose_takes_the_longest_qualifying_strings_and_the_smallest_guide_that
     chosen = table[table.chosen].set_index("setting")["cell"].to_dict()
     assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4"}
     assert not table.set_index(["setting", "cell"]).loc[("copy", "len20-40"), "qualifies"]  # the RNN at chance
+
+
+def test_a_per_token_probe_measures_token_rows_without_the_padding():
+    from untrainable import guidance as G
+    from untrainable.similarity import linear_cka
+
+    c = next(c for c in S.configs("quick", settings=("copy",), smoke=True) if c.condition == "untrained_guide")
+    data = S.load_data(c)
+    torch.manual_seed(0)
+    target, guide = S.build_net(c.net, data).eval(), S.build_net(c.guide, data).eval()
+    x = data.valid[0][:16]
+    pairs = G.resolve_mapping(G.guidance_layers(guide, x[:4]), G.guidance_layers(target, x[:4]))
+    probe = G.SimilarityProbe(guide, pairs, x, tokens="per_token", pad_id=data.pad_id)
+    keep = x != data.pad_id
+    (g, t), value = pairs[0], probe.measure(target)[0]
+    from untrainable.recording import record_layers
+    a, b = record_layers(target, x, [t])[t], record_layers(guide, x, [g])[g]
+    assert value == pytest.approx(float(linear_cka(a[keep], b[keep])), abs=1e-5)
+    same = G.SimilarityProbe(target, [(t, t)], x, tokens="per_token", pad_id=data.pad_id)
+    assert same.measure(target)[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_flattened_sequences_of_random_nets_already_agree_and_token_rows_leave_room():
+    """The diagnosis of chapter 06: at initialisation flattened copy-paste strings give CKA near 1."""
+    table = S.initial_cka_table("full", "copy", n=128)
+    mean = table.groupby("treatment")["cka"].mean()
+    assert set(mean.index) == set(S.TREATMENTS)
+    assert mean["flattened (the paper's)"] > 0.9 > mean["per token, padding dropped"]
+    assert mean["flattened, strings of one length"] < mean["flattened (the paper's)"]

@@ -586,23 +586,37 @@ class SimilarityProbe:
 
     The guide's side is recorded once; :meth:`measure` records the target's and returns one value
     per pair. Used for every condition, including the unguided one, so the curves compare.
+    ``tokens`` and ``pad_id`` treat sequence outputs as :class:`GuidanceLoss` does (:func:`sequence_rows`):
+    ``"per_token"`` compares token rows, padded positions dropped, in feature space (the
+    ``(n·T)²`` Gram matrix is never formed).
     """
 
     def __init__(self, guide: nn.Module, pairs: Sequence[tuple[str, str]], x_probe: torch.Tensor,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, tokens: str = "flatten", pad_id: int | None = None) -> None:
+        if tokens not in TOKEN_MODES:
+            raise ValueError(f"unknown token mode {tokens!r}: choose one of {', '.join(TOKEN_MODES)}")
         self.pairs = list(pairs)
-        self.x_probe, self.batch_size = x_probe, batch_size
+        self.x_probe, self.batch_size, self.tokens = x_probe, batch_size, tokens
+        self.keep = (x_probe != pad_id) if tokens == "per_token" and pad_id is not None else None
         names = list(dict.fromkeys(g for g, _ in self.pairs))
-        acts = record_layers(guide, x_probe, names, batch_size=batch_size, flatten=True)
-        self.guide_grams = {}  # the guide's side, centred Gram matrices: computed once
+        acts = record_layers(guide, x_probe, names, batch_size=batch_size, flatten=tokens == "flatten")
+        self.guide_grams = {}  # the guide's side, computed once: centred Gram matrices, or token rows
         for name in names:
-            y = S.center(acts.pop(name))
-            self.guide_grams[name] = y @ y.T
+            if tokens == "flatten":
+                y = S.center(acts.pop(name))
+                self.guide_grams[name] = y @ y.T
+            else:
+                self.guide_grams[name] = sequence_rows(acts.pop(name), tokens, self.keep)
 
     @torch.no_grad()
     def measure(self, target: nn.Module) -> list[float]:
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
-        acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size, flatten=True, device=device)
-        return [float(linear_cka_against_gram(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
+        acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size,
+                             flatten=self.tokens == "flatten", device=device)
+        if self.tokens == "flatten":
+            return [float(linear_cka_against_gram(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
+        keep = None if self.keep is None else self.keep.to(device)
+        return [float(S.linear_cka(sequence_rows(acts[t].float(), self.tokens, keep),
+                                   self.guide_grams[g].to(device).float())) for g, t in self.pairs]
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -53,7 +54,8 @@ from untrainable.train import FitSettings, cross_entropy, cross_entropy_loss, ev
 
 __all__ = ["EXPERIMENT", "PRESETS", "SETTINGS", "CONDITIONS", "SETTING_LABELS", "CONDITION_LABELS", "NetConfig",
            "Config", "configs", "planned_runs", "run", "load_data", "build_net", "guide_alone_config", "weights_path",
-           "guide_alone_record", "trained_guide", "untrained_guide", "resolve_guides", "mapping_table", "train_run", "run_name", "main"]
+           "guide_alone_record", "trained_guide", "untrained_guide", "resolve_guides", "mapping_table", "TREATMENTS",
+           "initial_cka_table", "train_run", "run_name", "main"]
 
 EXPERIMENT = "sequence_guidance"
 UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s
@@ -286,6 +288,38 @@ def mapping_table(guide: nn.Module, target: nn.Module, example: torch.Tensor) ->
     return rows
 
 
+#: How a diagnosis may treat a sequence layer's outputs: label -> (token mode, strings of one length).
+TREATMENTS = {"flattened (the paper's)": ("flatten", False), "flattened, strings of one length": ("flatten", True),
+              "per token, padding dropped": ("per_token", False)}
+
+
+def initial_cka_table(profile: str, setting: str, seed: int = 0, n: int = 256, **overrides: Any) -> pd.DataFrame:
+    """Linear CKA of each mapped layer pair of ``setting``'s untrained target and untrained guide,
+    before any step, under each of :data:`TREATMENTS`, on ``n`` validation strings.
+
+    Why it matters: guidance pulls ``1 - CKA`` towards 0, so a pair already near 1 at
+    initialisation gives the target almost no gradient. Flattened sequences of random networks
+    agree because both represent *which token sits where* and, with end padding, *where each
+    string ends*; strings of one length remove the second part, token rows both.
+    """
+    c = next(c for c in configs(profile, (setting,), **overrides) if c.condition == "untrained_guide")
+    rows = []
+    for label, (tokens, one_length) in TREATMENTS.items():
+        if one_length and c.task == "char_lm":
+            continue  # windows of a text are all of one length already
+        cc = dataclasses.replace(c, min_len=c.max_len, n_valid=n) if one_length else dataclasses.replace(c, n_valid=n)
+        data = load_data(cc)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            target = build_net(c.net, data).eval()
+        guide = untrained_guide(c, data, seed).eval()
+        x = data.valid[0][:n]
+        pairs = G.resolve_mapping(G.guidance_layers(guide, x[:4]), G.guidance_layers(target, x[:4]))
+        values = G.SimilarityProbe(guide, pairs, x, tokens=tokens, pad_id=data.pad_id).measure(target)
+        rows += [{"treatment": label, "pair": f"{g} → {t}", "cka": v} for (g, t), v in zip(pairs, values)]
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------- one run
 
 
@@ -295,13 +329,14 @@ def _settings(c: Config) -> FitSettings:
                        precision=c.precision)
 
 
-def _probes(model: nn.Module, guides: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor
-            ) -> dict[str, G.SimilarityProbe]:
-    """A linear-CKA probe per guide (trained, untrained), over the evenly mapped layer pairs."""
+def _probes(model: nn.Module, guides: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor,
+            tokens: str = "flatten", pad_id: int | None = None) -> dict[str, G.SimilarityProbe]:
+    """A linear-CKA probe per guide (trained, untrained), over the evenly mapped layer pairs, with
+    the run's token treatment (so the probe measures what the guidance term aligns)."""
     probes = {}
     for label, g in guides.items():
         pairs = G.resolve_mapping(G.guidance_layers(g, example), G.guidance_layers(model, example))
-        probes[label] = G.SimilarityProbe(g, pairs, x_probe)
+        probes[label] = G.SimilarityProbe(g, pairs, x_probe, tokens=tokens, pad_id=pad_id)
     return probes
 
 
@@ -337,7 +372,7 @@ def train_run(c: Config, seed: int, device: torch.device, checkpoint: Path, guid
     if c.condition in ("trained_guide", "untrained_guide"):
         guidance = G.GuidanceLoss(model, guides[c.condition.split("_")[0]], example, alpha=c.alpha,
                                   distance=c.distance, task_loss=cross_entropy, tokens=c.tokens, pad_id=data.pad_id)
-    probes = _probes(model, guides, example, data.valid[0][: c.probe_n].to(device))
+    probes = _probes(model, guides, example, data.valid[0][: c.probe_n].to(device), c.tokens, data.pad_id)
     steps_per_epoch = math.ceil(len(data.train[1]) / c.batch_size)
 
     def start_epoch(epoch: int, _: nn.Module) -> None:
