@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from untrainable.experiments import PlannedRun
@@ -36,7 +37,7 @@ from untrainable.results import run_or_load
 from untrainable.runtime import log
 
 __all__ = ["EXPERIMENT", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "PRESETS", "configs", "run_name", "select",
-           "planned_runs", "run", "pilot_table", "choose", "main"]
+           "planned_runs", "run", "pilot_table", "choose", "pilot_figure", "main"]
 
 EXPERIMENT = "sequence_pilots"
 GROUPS = ("copy", "parity", "lm")
@@ -186,6 +187,32 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     for setting, group in out[out.qualifies].groupby("setting"):
         out.loc[group["size"].idxmax(), "chosen"] = True
     return out.drop(columns="size")
+
+
+def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
+    """One panel per setting: the validation accuracy (copy, parity) or perplexity (language model)
+    per epoch of each target (solid) and guide (dashed), one colour per cell."""
+    settings = [s for s in GROUPS if any(r["config"]["setting"] == s for r in records)]
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.8), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        mine = sorted((r for r in records if r["config"]["setting"] == setting), key=lambda r: r["name"])
+        cells = list(dict.fromkeys(run_name_parts(r)[1] if setting != "lm" else "" for r in mine))
+        lm = setting == "lm"
+        for r in mine:
+            net, cell = run_name_parts(r)
+            target = r["config"]["net"]["family"] == _base(setting, "no_guide").net.family
+            y = [math.exp(h["valid_loss"]) if lm else h["valid_acc"] for h in r["history"]]
+            colour = f"C{len(cells) + mine.index(r)}" if lm else f"C{cells.index(cell)}"
+            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle="-" if target else "--",
+                    label=net if lm else f"{cell}, {'target' if target else 'guide'} ({net})")
+        if not lm:
+            ax.axhline(CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
+        ax.set(title=S.SETTING_LABELS[setting], xlabel="epoch",
+               ylabel="validation perplexity (per character)" if lm else "validation accuracy")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def main(argv: list[str] | None = None) -> None:
