@@ -11,8 +11,9 @@ before any guided result exists:
 * **parity**: the Transformer encoder (the target) and the tanh RNN (its guide) at four maximum
   lengths, strings drawn fresh: where does the RNN reach at least 95 % on validation while the
   Transformer stays clearly below it?
-* **language model**: the RNN (the target) and Transformers of two widths (guides) on
-  tiny-shakespeare characters, trained twice as long as chapter 06 did: which guide beats the RNN?
+* **language model**: the RNN (the target) and Transformers of two widths, the wider also with
+  dropout 0.2 (guides), on tiny-shakespeare characters, trained twice as long as chapter 06 did:
+  which guide beats the RNN?
 
 Every run is one network trained by :func:`.sequence_guidance.train_run` with no guide; its config
 is chapter 06's :class:`~.sequence_guidance.Config` (condition ``"alone"``), so a chosen cell
@@ -53,13 +54,13 @@ _FULL: dict[str, Any] = dict(
     copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3),
     parity=dict(lengths=((2, 10), (2, 20), (2, 30), (2, 50)), n_train=16_000, n_valid=500, n_test=1000, epochs=8,
                 lr=3e-3),
-    lm=dict(guide_widths=((64, 256), (128, 512)), n_train=9600, n_valid=400, n_test=871, epochs=12, seq_len=64,
+    lm=dict(guide_widths=((64, 256, 0.0), (128, 512, 0.0), (128, 512, 0.2)), n_train=9600, n_valid=400, n_test=871, epochs=12, seq_len=64,
             lr=2e-3),
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
                   parity=dict(_FULL["parity"], lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
-                  lm=dict(_FULL["lm"], guide_widths=((32, 64),), n_train=64, n_valid=16, n_test=16, epochs=2,
+                  lm=dict(_FULL["lm"], guide_widths=((32, 64, 0.0),), n_train=64, n_valid=16, n_test=16, epochs=2,
                           seq_len=32)),
     "full": _FULL,
     "paper": _FULL,  # the pilots choose the CPU regime; the paper profile has the paper's own
@@ -91,13 +92,14 @@ def configs(profile: str) -> list[S.Config]:
     common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
                   seq_len=q["seq_len"])
     out.append(_alone(target, target.net, **common))
-    out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff), **common) for w, ff in q["guide_widths"]]
+    out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff, dropout=d), **common)
+            for w, ff, d in q["guide_widths"]]
     return out
 
 
 def run_name(c: S.Config) -> str:
     """A readable name: setting, network, and the lengths (copy, parity) or the epochs (language model)."""
-    net = f"{c.net.family}{c.net.width}x{c.net.layers}"
+    net = f"{c.net.family}{c.net.width}x{c.net.layers}" + (f"d{c.net.dropout:g}" if c.net.dropout else "")
     cell = f"len{c.min_len}-{c.max_len}" if c.task != "char_lm" else f"e{c.epochs}"
     return f"{c.setting}-{net}-{cell}"
 
