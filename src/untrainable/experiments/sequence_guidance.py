@@ -58,7 +58,7 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SWEEP_STAGES", "swee
            "chosen_settings", "run_sweep", "guide_seed", "CHANCE", "GUIDE_BAR", "used_guides", "preconditions", "PRESETS", "SETTINGS", "CONDITIONS", "SETTING_LABELS", "CONDITION_LABELS", "NetConfig",
            "Config", "configs", "planned_runs", "run", "load_data", "build_net", "guide_alone_config", "weights_path",
            "guide_alone_record", "trained_guide", "untrained_guide", "resolve_guides", "mapping_table", "TREATMENTS",
-           "initial_cka_table", "train_run", "run_name", "main"]
+           "initial_cka_table", "initial_cka_overview", "train_run", "run_name", "main"]
 
 EXPERIMENT = "sequence_guidance"
 #: The validation sweep's records and seed (no reported run uses it), and its stages in order.
@@ -381,6 +381,13 @@ def initial_cka_table(profile: str, setting: str, seed: int = 0, n: int = 256, *
         values = G.SimilarityProbe(guide, pairs, x, tokens=tokens, pad_id=data.pad_id).measure(target)
         rows += [{"treatment": label, "pair": f"{g} → {t}", "cka": v} for (g, t), v in zip(pairs, values)]
     return pd.DataFrame(rows)
+
+
+def initial_cka_overview(profile: str, n: int = 256) -> pd.DataFrame:
+    """:func:`initial_cka_table` of every setting, one column per treatment, one row per (setting, pair)."""
+    tables = {setting: initial_cka_table(profile, setting, n=n) for setting in SETTINGS}
+    return pd.concat(tables, names=["setting"]).pivot_table(index=["setting", "pair"], columns="treatment",
+                                                            values="cka", sort=False)
 
 
 # ----------------------------------------------------------------------------- one run
