@@ -151,7 +151,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # token rows as what CKA compares; each condition's learning rate chosen on validation (run_settings).
     "full": dict(rnn_hidden=128, rnn_layers=4, rnn_embed=64, d_model=64, tf_layers=4, heads=4, ff=256, batch_size=64,
                  parity_rnn_hidden=64, parity_rnn_layers=2, probe_n=256,
-                 sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_settings=("copy", "parity"), run_settings={},
+                 sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_settings=("copy", "parity"),
+                 # chosen by the sweep (sequence_sweeps records; a test holds these equal to what they pick)
+                 run_settings={"copy/guide_alone": {"lr": 3e-3}, "parity/guide_alone": {"lr": 3e-3}},
                  copy=dict(n_train=16_000, n_valid=500, n_test=1000, epochs=8, min_len=5, max_len=10, lr=1e-3,
                            fresh=True, tokens="per_token"),
                  parity=dict(n_train=16_000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=20, lr=3e-3,
@@ -577,16 +579,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", nargs="*", choices=SETTINGS, help="default: all")
     parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--conditions", nargs="*", choices=CONDITIONS, help="default: all")
     parser.add_argument("--sweep", choices=SWEEP_STAGES, help="train a stage of the validation sweep instead")
     args = parser.parse_args(argv)
+    settings, conditions = set(args.settings or SETTINGS), set(args.conditions or CONDITIONS)
     if args.sweep:
-        settings = set(args.settings or SETTINGS)
         for c in _stage_configs(args.profile, args.sweep):
-            if c.setting in settings:
+            if c.setting in settings and c.condition in conditions:
                 _record(args.profile, c, SWEEP_SEED, args.device, False, True, experiment=SWEEP_EXPERIMENT)
         return
     run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
-        settings=tuple(args.settings or SETTINGS), train_missing=True)
+        settings=tuple(sorted(settings, key=SETTINGS.index)), conditions=conditions, train_missing=True)
 
 
 if __name__ == "__main__":
