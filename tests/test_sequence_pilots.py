@@ -134,3 +134,14 @@ def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guide
     records = [{"config": {"setting": "copy", "condition": "no_guide", "lr": lr}, "metrics": {"min_valid_loss": v}}
                for lr, v in ((1e-3, 0.9), (3e-4, 0.7))]
     assert S.chosen_settings(records) == {"copy/no_guide": {"lr": 3e-4}}
+
+
+def test_every_pilot_record_is_committed_and_the_choice_reads_them(monkeypatch):
+    from untrainable.experiments import CHAPTERS, missing_records
+    from untrainable.paths import repo_root
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    assert CHAPTERS["93"] == "untrainable.experiments.sequence_pilots"
+    assert missing_records("full", ["93"]) == []
+    chosen = P.choose(P.run("full")).query("chosen").set_index("setting")["cell"].to_dict()
+    assert chosen == {"copy": "len5-10", "parity": "len2-10"}  # no language-model guide beats the RNN
