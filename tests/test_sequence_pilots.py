@@ -61,10 +61,10 @@ def _record(setting: str, family: str, lengths: tuple[int, int] | tuple[None, No
 
 def test_choose_takes_the_longest_qualifying_strings_and_the_smallest_guide_that_beats_the_target():
     records = [_record("copy", "rnn", (5, 10), 0.40, 0.40), _record("copy", "transformer", (5, 10), 0.99, 0.99),
-               _record("copy", "rnn", (10, 20), 0.15, 0.15), _record("copy", "transformer", (10, 20), 0.98, 0.98),
+               _record("copy", "rnn", (10, 20), 0.25, 0.25), _record("copy", "transformer", (10, 20), 0.98, 0.98),
                _record("copy", "rnn", (20, 40), 0.10, 0.10), _record("copy", "transformer", (20, 40), 0.95, 0.95),
                _record("parity", "transformer", (2, 10), 0.90, 0.9), _record("parity", "rnn", (2, 10), 1.0, 1.0),
-               _record("parity", "transformer", (2, 20), 0.60, 0.6), _record("parity", "rnn", (2, 20), 0.99, 0.99),
+               _record("parity", "transformer", (2, 20), 0.65, 0.65), _record("parity", "rnn", (2, 20), 0.99, 0.99),
                _record("parity", "transformer", (2, 50), 0.52, 0.52), _record("parity", "rnn", (2, 50), 0.60, 0.6),
                _record("lm", "rnn", (None, None), 0.5, 0.5, ppl=6.5),
                _record("lm", "transformer", (None, None), 0.4, 0.4, ppl=7.5, width=64),
@@ -134,3 +134,14 @@ def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guide
     records = [{"config": {"setting": "copy", "condition": "no_guide", "lr": lr}, "metrics": {"min_valid_loss": v}}
                for lr, v in ((1e-3, 0.9), (3e-4, 0.7))]
     assert S.chosen_settings(records) == {"copy/no_guide": {"lr": 3e-4}}
+
+
+def test_every_pilot_record_is_committed_and_the_choice_reads_them(monkeypatch):
+    from untrainable.experiments import CHAPTERS, missing_records
+    from untrainable.paths import repo_root
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    assert CHAPTERS["93"] == "untrainable.experiments.sequence_pilots"
+    assert missing_records("full", ["93"]) == []
+    chosen = P.choose(P.run("full")).query("chosen").set_index("setting")["cell"].to_dict()
+    assert chosen == {"copy": "len5-10", "parity": "len2-10"}  # no language-model guide beats the RNN

@@ -545,7 +545,7 @@ def used_guides(records: list[dict[str, Any]], setting: str) -> list[dict[str, A
 
 def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
     """What each setting's claims need from its records, checked: the unguided target learns something
-    (copy-paste: above chance), every trained guide succeeds (parity: ≥ 95 % on validation), and the
+    (copy-paste, parity: at least 10 points above chance), every trained guide succeeds (parity: ≥ 95 % on validation), and the
     guides beat the unguided target (accuracy; perplexity for the language model) by more than the
     seed spread."""
     checks = []
@@ -556,7 +556,7 @@ def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
         control = [r for r in mine if r["config"]["condition"] == "no_guide"]
         guides = used_guides(records, setting)
         target, guide = (NET_LABELS[SETTING_NETS[setting][i]] for i in (1, 2))
-        if setting == "copy":
+        if setting in CHANCE:
             checks.append(above_chance(control, CHANCE[setting], f"the unguided {target} ({setting})"))
         if setting in GUIDE_BAR:
             checks.append(every_guide_reaches(guides, GUIDE_BAR[setting], f"every trained {guide} guide ({setting})"))
