@@ -144,9 +144,10 @@ def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
     assert S.chosen_settings(records) == S.PRESETS["full"]["run_settings"]
 
 
-def test_chapter_06s_preconditions_hold_in_its_new_regimes_and_fail_for_the_language_model(monkeypatch):
-    """Copy-paste and parity in the cells appendix 93 chose can show the paper's effects; no language-model
-    guide the pilots tried beats the RNN, so that setting stays "not testable"."""
+def test_chapter_06s_preconditions_hold_for_copy_paste_and_fail_for_parity_and_the_language_model(monkeypatch):
+    """Copy-paste in the cell appendix 93 chose can show the paper's effects; parity cannot (at its
+    validation-chosen learning rate the unguided Transformer learns 2-10-bit parity), nor the language
+    model (no guide the pilots tried beats the RNN): both stay "not testable"."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
@@ -154,5 +155,5 @@ def test_chapter_06s_preconditions_hold_in_its_new_regimes_and_fail_for_the_lang
     assert checks["the unguided RNN (copy) is above chance"].status == "holds"
     assert checks["every trained RNN guide (parity) reaches 95%"].status == "holds"
     assert checks["the trained Transformer (copy) beats its target"].status == "holds"
-    assert checks["the trained RNN (parity) beats its target"].status == "holds"
+    assert checks["the trained RNN (parity) beats its target"].status == "fails"  # the tuned Transformer: 99.6 %
     assert checks["the trained Transformer (lm) beats its target"].status == "fails"
