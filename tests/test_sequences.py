@@ -281,7 +281,8 @@ def test_every_full_run_of_chapter_06_has_its_committed_record(monkeypatch):
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     assert missing_records("full", ["06"]) == []
-    assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3
+    sweep = len(sg.PRESETS["full"]["sweep_settings"]) * len(sg.CONDITIONS) * len(sg.PRESETS["full"]["sweep_lrs"])
+    assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3 + sweep
 
 
 def test_the_shell_entry_trains_missing_records(monkeypatch):
@@ -290,7 +291,8 @@ def test_the_shell_entry_trains_missing_records(monkeypatch):
     calls = []
     monkeypatch.setattr(sg, "run", lambda *a, **k: calls.append((a, k)))
     sg.main(["--settings", "lm", "--seeds", "1"])
-    assert calls == [(("full",), {"seeds": (1,), "device": "auto", "settings": ("lm",), "train_missing": True})]
+    assert calls == [(("full",), {"seeds": (1,), "device": "auto", "settings": ("lm",),
+                                  "conditions": set(sg.CONDITIONS), "train_missing": True})]
 
 
 def test_mapping_table_shows_each_pair_and_its_shapes():

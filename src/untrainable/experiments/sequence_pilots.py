@@ -78,7 +78,10 @@ def _base(setting: str, condition: str) -> S.Config:
 
 
 def _alone(c: S.Config, net: S.NetConfig, **values: Any) -> S.Config:
-    return dataclasses.replace(c, condition="alone", net=net, guide=None, **values)
+    """One network alone, everything else as chapter 06's first regime had it (the pilots chose the
+    chapter's later settings, so they must not follow them)."""
+    return dataclasses.replace(c, condition="alone", net=net, guide=None, tokens="flatten", guide_lr=None,
+                               guide_reseeds=(), **values)
 
 
 def configs(profile: str) -> list[S.Config]:
