@@ -35,6 +35,7 @@ CHAPTERS: dict[str, str] = {
     "05": "untrainable.experiments.plain_cnn_guidance",
     "06": "untrainable.experiments.sequence_guidance",
     "07": "untrainable.experiments.mimic_students",
+    "08": "untrainable.experiments.transfer_comparison",
     "92": "untrainable.experiments.image_pilots",
     "93": "untrainable.experiments.sequence_pilots",
 }
