@@ -41,7 +41,8 @@ def test_the_sweep_tries_each_weight_at_the_students_rate_then_each_rate_at_the_
 
 
 def _sweep_record(name: str, weight: float, lr: float, loss: float) -> dict:
-    return {"name": f"{name}-w{weight:g}-lr{lr:g}", "config": {"weight": weight, "student": {"lr": lr}},
+    return {"name": f"{name}-w{weight:g}-lr{lr:g}", "config": {"weight": weight,
+                                                             "student": {"lr": lr, "target": "deep_fcn"}},
             "metrics": {"min_valid_loss": loss}}
 
 
@@ -63,6 +64,14 @@ def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):
     if not records:
         pytest.skip("chapter 08's sweep has no committed records yet")
     assert TC.chosen_settings("full", records) == TC.PRESETS["full"]["chosen"]
+
+
+def test_the_paper_profile_adds_the_plain_convnet_taught_by_its_residual_twin():
+    full, paper = TC.configs("full"), TC.configs("paper")
+    assert {c.student.target for c in full} == {"deep_fcn"}
+    plain = [c for c in paper if c.student.target == "plain_cnn"]
+    assert len(plain) == 1 + 2 * (len(TC.METHODS) - 1) and all(TC.run_name(c).startswith("plain_cnn-") for c in plain)
+    assert all(c.distance == "linear_cka" for c in plain)  # the distance study keeps to the Deep FCN
 
 
 def test_an_unknown_run_name_is_refused_with_the_known_ones():

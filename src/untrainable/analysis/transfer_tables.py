@@ -48,9 +48,10 @@ def _table(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFrame:
                                       teacher=("teacher", "first"), seeds=("seed", "count"),
                                       accuracy=("accuracy", "mean"), cka=("cka", "mean"),
                                       ms_per_step=("ms_per_step", "mean"))
-    effects = contrasts_table({"": list(records)}, [(n, "labels") for n in names if n != "labels"],
+    base = names[0]  # the student's labels-alone run
+    effects = contrasts_table({"": list(records)}, [(n, base) for n in names[1:]],
                               "checkpoint_test_acc").set_index("treated")
-    labels_ms = means.loc["labels", "ms_per_step"] if "labels" in means.index else np.nan
+    labels_ms = means.loc[base, "ms_per_step"] if base in means.index else np.nan
     out = means.reindex([n for n in names if n in means.index])
     out["effect vs labels"] = effects["effect"].reindex(out.index) if "effect" in effects else np.nan
     out["ci_low"] = effects["ci_low"].reindex(out.index) if "ci_low" in effects else np.nan
@@ -61,10 +62,11 @@ def _table(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFrame:
     return out
 
 
-def method_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def method_table(records: Sequence[dict[str, Any]], prefix: str = "") -> pd.DataFrame:
     """The methods comparison: the labels alone, then each method with the trained and the untrained
-    teacher (guidance with linear CKA, the paper's distance)."""
-    names = ["labels"] + [f"{m}-{t}" for m in list(METHOD_LABELS)[1:] for t in ("trained", "untrained")]
+    teacher (guidance with linear CKA, the paper's distance); ``prefix`` picks another student's runs
+    (``"plain_cnn-"``)."""
+    names = [f"{prefix}labels"] + [f"{prefix}{m}-{t}" for m in list(METHOD_LABELS)[1:] for t in ("trained", "untrained")]
     out = _table(records, names)
     shown = out["method"].map(METHOD_LABELS)
     out = out.drop(columns=["method", "distance"])

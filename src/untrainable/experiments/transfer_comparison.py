@@ -27,10 +27,12 @@ import torch
 
 from untrainable import guidance as G
 from untrainable import transfer as T
-from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
+from untrainable.mimic import random_crop_flip
+from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, guide_beats_target,
+                                                overfits)
 from untrainable.data import stratified_indices
 from untrainable.experiments import PlannedRun
-from untrainable.experiments import fcn_guidance
+from untrainable.experiments import fcn_guidance, plain_cnn_guidance
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
 from untrainable.models import build_target, count_parameters
@@ -41,7 +43,7 @@ from untrainable.train import FitSettings, fit
 
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "STAGES", "Config", "PRESETS", "configs",
            "run_name", "sweep_name", "sweep_configs", "chosen_settings", "planned_runs", "train_student", "run",
-           "run_sweep", "teacher_record", "preconditions", "sweep_table", "main"]
+           "run_sweep", "teacher_record", "preconditions", "plain_preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
@@ -76,21 +78,30 @@ class Config:
 #: test holds them equal); a run not yet chosen takes weight 1 and the student's learning rate.
 #: CCA is left out of ``full``: it took 15 s a step on one thread (an SVD per layer pair), 130
 #: times the labels' step, about 4 h a run.
+#: ``students``: chapter 04's Deep FCN; ``paper`` adds chapter 05's plain ConvNet with its residual twin
+#: as the teacher, which ``full`` cannot afford (a guided run of chapter 05 takes about 45 one-thread
+#: minutes here: 11 runs x 3 seeds and their sweep would take days).
 _FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5),
                              distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa"),
-                             seeds=(0, 1, 2), chosen={})
+                             students=("deep_fcn",), seeds=(0, 1, 2), chosen={})
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(_FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"), seeds=(0, 1)),
     "full": _FULL,
-    "paper": dict(_FULL, distances=(*_FULL["distances"], "cca"), seeds=(0, 1, 2, 3, 4)),
+    "paper": dict(_FULL, distances=(*_FULL["distances"], "cca"), students=("deep_fcn", "plain_cnn"),
+                  seeds=(0, 1, 2, 3, 4)),
 }
 #: What a shell run trains, one stage at a time.
 STAGES = ("weights", "lrs", "runs")
 
 
-def _student(profile: str, smoke: bool = False) -> ig.Config:
-    """Chapter 04's unguided Deep FCN run: the data, model and training every method keeps."""
-    return next(c for c in fcn_guidance.configs(profile, smoke) if (c.target, c.condition) == ("deep_fcn", "no_guide"))
+#: Each student's chapter module: its unguided run is the student, its trained guide the teacher.
+_CHAPTERS = {"deep_fcn": fcn_guidance, "plain_cnn": plain_cnn_guidance}
+
+
+def _student(profile: str, smoke: bool = False, target: str = "deep_fcn") -> ig.Config:
+    """The unguided run of ``target``'s chapter (04: the Deep FCN; 05: the plain ConvNet): the data, model
+    and training every method keeps."""
+    return next(c for c in _CHAPTERS[target].configs(profile, smoke) if (c.target, c.condition) == (target, "no_guide"))
 
 
 def _at(c: Config, weight: float, lr: float) -> Config:
@@ -101,9 +112,13 @@ def _at(c: Config, weight: float, lr: float) -> Config:
 def _methods(profile: str, smoke: bool = False) -> list[Config]:
     """Every run at weight 1 and the student's learning rate: the labels alone, each method with each
     teacher, and guidance with each other distance."""
-    p, student = PRESETS[check_profile(profile)], _student(profile, smoke)
-    runs = [Config(student, "labels", True)]
-    runs += [Config(student, m, trained) for m in METHODS[1:] for trained in (True, False)]
+    p = PRESETS[check_profile(profile)]
+    runs = []
+    for target in p["students"]:
+        student = _student(profile, smoke, target)
+        runs += [Config(student, "labels", True)]
+        runs += [Config(student, m, trained) for m in METHODS[1:] for trained in (True, False)]
+    student = _student(profile, smoke)  # the distance study: the Deep FCN
     runs += [Config(student, "guidance", trained, distance=d) for d in p["distances"] if d != "linear_cka"
              for trained in (True, False)]
     return runs
@@ -130,9 +145,11 @@ def _kind(trained: bool) -> str:
 
 
 def run_name(c: Config) -> str:
-    """``labels``, or the method (guidance with another distance: ``guidance-<distance>``) and the teacher."""
+    """``labels``, or the method (guidance with another distance: ``guidance-<distance>``) and the teacher;
+    prefixed ``plain_cnn-`` for the plain ConvNet student."""
     method = c.method if c.distance == "linear_cka" or c.method != "guidance" else f"guidance-{c.distance}"
-    return f"{method}-{_kind(c.teacher_trained)}" if c.method != "labels" else "labels"
+    name = f"{method}-{_kind(c.teacher_trained)}" if c.method != "labels" else "labels"
+    return name if c.student.target == "deep_fcn" else f"{c.student.target}-{name}"
 
 
 def sweep_name(c: Config) -> str:
@@ -158,14 +175,16 @@ def sweep_configs(profile: str, smoke: bool = False, stage: str | None = None) -
 def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """``run name -> {"weight", "lr"}`` from the sweep's ``records``: the weight of lowest validation loss
     at the student's learning rate, then the learning rate of lowest validation loss at that weight."""
-    p, student_lr = PRESETS[check_profile(profile)], _student(profile).lr
+    p = PRESETS[check_profile(profile)]
+    student_lr = {t: _student(profile, target=t).lr for t in p["students"]}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["name"].split("-w", 1)[0], []).append(r)
     best = lambda rs: min(rs, key=lambda r: r["metrics"]["min_valid_loss"])["config"]  # noqa: E731
     out = {}
     for name, rs in groups.items():
-        at_lr = [r for r in rs if r["config"]["student"]["lr"] == student_lr and r["config"]["weight"] in p["weights"]]
+        own_lr = student_lr[rs[0]["config"]["student"]["target"]]
+        at_lr = [r for r in rs if r["config"]["student"]["lr"] == own_lr and r["config"]["weight"] in p["weights"]]
         if not at_lr:
             continue
         weight = best(at_lr)["weight"]
@@ -198,7 +217,8 @@ def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, 
     settings = FitSettings(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, weight_decay=s.weight_decay,
                            optimizer=s.optimizer, schedule=s.schedule, precision=s.precision)
     history = fit(T.with_regressors(loss), train, test, settings, generator=generator, device=device, loss_fn=loss,
-                  checkpoint=checkpoint, desc=f"{run_name(c)} seed {seed}", progress=False, valid=valid)
+                  checkpoint=checkpoint, desc=f"{run_name(c)} seed {seed}", progress=False, valid=valid,
+                  augment=random_crop_flip if s.augment else None)
     x_probe = test[0][stratified_indices(test[1], min(s.probe_n, len(test[1])), 1)].to(device)
     cka = G.SimilarityProbe(teacher, loss.pairs, x_probe).measure(model)
     steps = len(history) * -(-len(train[1]) // s.batch_size)
@@ -252,10 +272,11 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
                     train_missing, SWEEP_EXPERIMENT, sweep_name)
 
 
-def teacher_record(profile: str) -> dict[str, Any]:
-    """The trained teacher's record: chapter 04's trained ResNet-18 guide."""
-    records = fcn_guidance.guide_records(profile)
-    return records[_student(profile).reference_guide.label]
+def teacher_record(profile: str, target: str = "deep_fcn") -> dict[str, Any]:
+    """The trained teacher's record: chapter 04's trained ResNet-18 guide (the Deep FCN's), or chapter
+    05's residual twin (the plain ConvNet's)."""
+    records = _CHAPTERS[target].guide_records(profile)
+    return records[_student(profile, target=target).reference_guide.label]
 
 
 def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
@@ -266,6 +287,16 @@ def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
     labels = [r for r in records if r["name"] == "labels"]
     return [overfits(labels, "the student on labels alone"),
             guide_beats_target(scored_as([teacher] if teacher else [], metric), labels, "the trained teacher", metric)]
+
+
+def plain_preconditions(records: list[dict[str, Any]], twin: dict[str, Any] | None,
+                        metric: str = "checkpoint_test_acc") -> list[CheckedPrecondition]:
+    """The plain-ConvNet part (``paper``): chapter 05's failure (the plain net on labels alone falls short
+    of its residual twin, the teacher), checked as chapter 05 checks it."""
+    labels = [r for r in records if r["name"] == "plain_cnn-labels"]
+    twin_scored = scored_as([twin] if twin else [], metric)
+    return [falls_short_of_twin(labels, twin_scored, "the plain ConvNet on labels alone", metric),
+            guide_beats_target(twin_scored, labels, "the residual twin (teacher)", metric)]
 
 
 def sweep_table(records: list[dict[str, Any]], chosen: dict[str, dict[str, float]]) -> pd.DataFrame:
