@@ -98,6 +98,10 @@ def test_cli_rejects_an_unknown_profile():
     assert proc.returncode != 0 and "invalid choice: 'fast'" in proc.stderr
 
 
+#: A ``<script>`` whose ``src`` names another host (``https://…`` or ``//…``).
+EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"'](?:https?:)?//", re.IGNORECASE)
+
+
 @pytest.mark.slow
 def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
     runs = reproduce.reproduce("quick")
@@ -114,6 +118,10 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
     assert not unlabelled, f"these pages never state the profile their results come from: {unlabelled}"
     chapter = (html / "notebooks" / "01_inductive_bias.html").read_text()
     assert chapter.count("<img") >= 1 and "Subramaniam" in chapter
+    # the site reads offline: no page loads a script from another host (MathJax is served from _static)
+    online = sorted(str(p.relative_to(html)) for p in html.rglob("*.html") if EXTERNAL_SCRIPT.search(p.read_text()))
+    assert not online, f"these pages load a script from another host and break offline: {online}"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
