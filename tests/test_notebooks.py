@@ -98,6 +98,8 @@ def test_cli_rejects_an_unknown_profile():
     assert proc.returncode != 0 and "invalid choice: 'fast'" in proc.stderr
 
 
+#: A folded block of the site (a code cell's source behind its "show code" toggle).
+FOLDED = re.compile(r"<details\b.*?</details>", re.DOTALL)
 #: A ``<script>`` whose ``src`` names another host (``https://…`` or ``//…``).
 EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"'](?:https?:)?//", re.IGNORECASE)
 
@@ -122,6 +124,13 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
     online = sorted(str(p.relative_to(html)) for p in html.rglob("*.html") if EXTERNAL_SCRIPT.search(p.read_text()))
     assert not online, f"these pages load a script from another host and break offline: {online}"
     assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    # code is folded or removed (pages.site_tags); no page names the machine's folders
+    for nb in NOTEBOOKS:
+        page = (html / "notebooks" / f"{nb.stem}.html").read_text()
+        visible = FOLDED.sub("", page)
+        assert visible.count('class="cell_input') == visible.count("tag_show-input"), f"{nb.stem} shows code unfolded"
+        assert "tag_injected-parameters" not in page and "tag_parameters" not in page, nb.stem
+        assert str(repo_root()) not in page, f"{nb.stem} prints a path of this machine"
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):

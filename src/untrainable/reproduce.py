@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from untrainable.pages import tag_for_site
 from untrainable.paths import repo_root
 from untrainable.profiles import check_profile
 
@@ -108,7 +109,8 @@ def unexecuted(profile: str) -> list[str]:
 
 
 def stage_book(executed: Path, stage: Path) -> Path:
-    """Copy the book sources to ``stage``, every chapter notebook replaced by its executed copy."""
+    """Copy the book sources to ``stage``, every chapter notebook replaced by its executed copy, its cells
+    tagged for the site (:func:`untrainable.pages.tag_for_site`)."""
     root = repo_root()
     if stage.exists():
         shutil.rmtree(stage)
@@ -122,7 +124,8 @@ def stage_book(executed: Path, stage: Path) -> Path:
     (stage / "notebooks").mkdir()
     for nb in sorted((root / "notebooks").glob("*.ipynb")):
         done = executed / nb.name
-        shutil.copy2(done if done.is_file() else nb, stage / "notebooks" / nb.name)
+        notebook = tag_for_site(json.loads((done if done.is_file() else nb).read_text()))
+        (stage / "notebooks" / nb.name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return stage
 
 

@@ -1,0 +1,76 @@
+"""What a book page shows: whole source listings, and which cells the site hides.
+
+The notebooks stay the reader's working copies: every cell is there in JupyterLab or Colab. The
+site is built from staged copies (:func:`untrainable.reproduce.stage_book`) whose cells get
+Jupyter Book's display tags from one rule, :func:`site_tags`, so no notebook carries tags by hand:
+
+* the setup cell and papermill's parameters cells (its own and the injected copy) are left out:
+  every table and figure states its profile and seeds, and the setup only matters in a notebook;
+* a cell whose outputs are prose alone (``display(Markdown(...))``, or a listing from
+  :func:`show_source`) shows its output without the code that made it;
+* every other code cell is folded behind a "show code" toggle, its outputs shown.
+
+A cell already tagged ``remove-cell``, ``remove-input``, ``hide-input`` or ``show-input`` keeps its
+choice (``show-input``, not a Jupyter Book tag, keeps a cell's code open on the page).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
+
+__all__ = ["show_source", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS"]
+
+#: The first line of every chapter's setup cell (a test holds each notebook to it).
+SETUP_MARK = "# Setup."
+#: Tags that already say how a cell is shown; :func:`site_tags` leaves such a cell alone.
+CHOSEN_TAGS = frozenset({"remove-cell", "remove-input", "hide-input", "show-input"})
+_PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
+_PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
+
+
+def show_source(*objects: Any) -> "Markdown":
+    """The whole source of each function, method or class, as one highlighted Python listing.
+
+    Pages teach from the code that ran, never a copy: the listing is read from the installed
+    library when the cell runs, so it cannot drift from what made the numbers.
+    """
+    from IPython.display import Markdown  # the notebooks' kernel has IPython; the library alone does not need it
+
+    if not objects:
+        raise ValueError("show_source needs at least one function, method or class")
+    listings = [inspect.getsource(obj).rstrip() for obj in objects]
+    return Markdown("```python\n" + "\n\n".join(listings) + "\n```")
+
+
+def _is_prose(output: dict[str, Any]) -> bool:
+    """An output of Markdown (its plain-text twin aside): prose for the page, not a result table."""
+    data = output.get("data", {})
+    return output.get("output_type") in ("display_data", "execute_result") and "text/markdown" in data \
+        and set(data) <= _PROSE_TYPES
+
+
+def site_tags(cell: dict[str, Any]) -> list[str]:
+    """The display tags the site gives ``cell`` (a cell of an nbformat notebook as a dict)."""
+    tags = list(cell.get("metadata", {}).get("tags", []))
+    if cell.get("cell_type") != "code" or CHOSEN_TAGS & set(tags):
+        return tags
+    source = "".join(cell.get("source", ""))
+    if _PARAMETER_TAGS & set(tags) or source.lstrip().startswith(SETUP_MARK):
+        return tags + ["remove-cell"]
+    outputs = cell.get("outputs", [])
+    if outputs and all(_is_prose(o) for o in outputs):
+        return tags + ["remove-input"]
+    return tags + ["hide-input"]
+
+
+def tag_for_site(notebook: dict[str, Any]) -> dict[str, Any]:
+    """``notebook`` with every cell tagged by :func:`site_tags` (the notebook is changed in place and returned)."""
+    for cell in notebook.get("cells", []):
+        tags = site_tags(cell)
+        if tags:
+            cell.setdefault("metadata", {})["tags"] = tags
+    return notebook

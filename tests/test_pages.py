@@ -1,0 +1,58 @@
+"""What the site shows: whole source listings, and the one rule that tags cells for the site."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from untrainable import pages, similarity
+from untrainable.paths import describe_data_root
+
+
+def _code(source: str, outputs: list | None = None, tags: list | None = None) -> dict:
+    return {"cell_type": "code", "source": source, "outputs": outputs or [], "metadata": {"tags": tags or []}}
+
+
+def _markdown_output(text: str = "**prose**") -> dict:
+    return {"output_type": "display_data", "data": {"text/markdown": text, "text/plain": "<Markdown>"}}
+
+
+def test_show_source_lists_whole_functions_highlighted():
+    listing = pages.show_source(similarity.linear_cka, similarity.center).data
+    assert listing.startswith("```python\n") and listing.endswith("\n```")
+    for fn in (similarity.linear_cka, similarity.center):
+        assert inspect.getsource(fn).rstrip() in listing  # whole, never cut
+    with pytest.raises(ValueError, match="at least one"):
+        pages.show_source()
+
+
+@pytest.mark.parametrize("cell, expected", [
+    (_code("profile = 'quick'", tags=["parameters"]), ["parameters", "remove-cell"]),
+    (_code("profile = 'full'\n", tags=["injected-parameters"]), ["injected-parameters", "remove-cell"]),
+    (_code("# Setup. On Colab this installs the companion\nimport os"), ["remove-cell"]),
+    (_code("display(Markdown(text))", [_markdown_output(), _markdown_output()]), ["remove-input"]),
+    (_code("show_source(f)", [{"output_type": "execute_result", "data": {"text/markdown": "```python```"}}]),
+     ["remove-input"]),  # a listing is the cell's value
+    (_code("table", [{"output_type": "execute_result", "data": {"text/html": "<table>", "text/plain": "t"}}]),
+     ["hide-input"]),
+    (_code("display(Markdown(a))\nfig", [_markdown_output(), {"output_type": "display_data",
+                                                              "data": {"image/png": "...", "text/plain": "fig"}}]),
+     ["hide-input"]),
+    (_code("x = 1"), ["hide-input"]),
+    (_code("shown", tags=["show-input"]), ["show-input"]),
+    ({"cell_type": "markdown", "source": "# Title", "metadata": {}}, []),
+])
+def test_site_tags_follow_one_rule(cell, expected):
+    assert pages.site_tags(cell) == expected
+
+
+def test_tag_for_site_tags_every_cell_in_place():
+    nb = {"cells": [_code("x = 1"), {"cell_type": "markdown", "source": "text", "metadata": {}}]}
+    assert pages.tag_for_site(nb) is nb
+    assert nb["cells"][0]["metadata"]["tags"] == ["hide-input"] and "tags" not in nb["cells"][1]["metadata"]
+
+
+def test_the_data_root_is_described_without_this_machines_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("UNTRAINABLE_DATA", str(tmp_path / "somewhere"))
+    assert str(tmp_path) not in describe_data_root() and "UNTRAINABLE_DATA" in describe_data_root()
