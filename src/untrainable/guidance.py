@@ -29,7 +29,7 @@ What this module guarantees, and tests:
   task loss alone (the paper's "guidance as initialisation").
 * **a degenerate batch does not stop training**: when one side of a pair is constant over the
   batch (a dead layer), its similarity is ``0/0`` and :mod:`untrainable.similarity` raises; the loss
-  then counts that pair as unrelated representations (:attr:`GuidanceDistance.unrelated`, 1 for
+  then counts that pair as unrelated representations (``GuidanceDistance.unrelated``, 1 for
   ``1 - similarity``) with zero gradient, logs it (``constant_pairs``) and warns.
 
 A frozen guide on un-augmented inputs computes the same representation of an example at every
@@ -532,7 +532,7 @@ class GuidanceLoss:
         """The distance of each pair, as one tensor (differentiable in the target's activations).
 
         A pair with a side that is constant over the batch counts as unrelated, with zero gradient
-        (see the module's docstring); :attr:`constant_pairs` lists the pairs of the last call.
+        (see the module's docstring); ``constant_pairs`` lists the pairs of the last call.
         """
         terms = []
         self.constant_pairs = []
@@ -641,6 +641,7 @@ class SimilarityProbe:
 
     @torch.no_grad()
     def measure(self, target: nn.Module) -> list[float]:
+        """The linear CKA of each mapped pair, ``target``'s layers against the guide's recorded side."""
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size,
