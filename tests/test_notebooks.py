@@ -133,6 +133,7 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
         assert visible.count('class="cell_input') == visible.count("tag_show-input"), f"{nb.stem} shows code unfolded"
         assert "tag_injected-parameters" not in page and "tag_parameters" not in page, nb.stem
         assert str(repo_root()) not in page, f"{nb.stem} prints a path of this machine"
+        assert ">NaN<" not in page and "…</td>" not in page, f"{nb.stem} shows a NaN or truncated table cell"
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):

@@ -56,3 +56,25 @@ def test_tag_for_site_tags_every_cell_in_place():
 def test_the_data_root_is_described_without_this_machines_folders(monkeypatch, tmp_path):
     monkeypatch.setenv("UNTRAINABLE_DATA", str(tmp_path / "somewhere"))
     assert str(tmp_path) not in describe_data_root() and "UNTRAINABLE_DATA" in describe_data_root()
+
+
+def test_tables_print_every_column_with_empty_cells_explained():
+    import numpy as np
+    import pandas as pd
+
+    wide = pd.DataFrame(np.arange(60.0).reshape(2, 30), columns=[f"column {i}" for i in range(30)])
+    out = pages.table_html(wide)
+    assert all(f"column {i}</th>" in out for i in range(30)) and "…" not in out and "book-table-note" not in out
+    gaps = pd.DataFrame({"ratio": [np.nan, 1.5, -0.0]})
+    gaps.attrs[pages.NA_NOTE_ATTR] = "— : a baseline has no ratio to itself"
+    out = pages.table_html(gaps)
+    assert "NaN" not in out and "—</td>" in out and "a baseline has no ratio to itself" in out
+    assert "-0.0" not in out and ">0.0</td>" in out
+    assert pages.DEFAULT_NA_NOTE in pages.table_html(pd.DataFrame({"x": [np.nan]}))
+
+
+def test_signed_effects_never_read_minus_zero():
+    from untrainable.analysis.contrasts import signed
+
+    assert signed(-0.04, 1) == "0.0" and signed(0.04, 1) == "0.0"
+    assert signed(2.345, 1) == "+2.3" and signed(-1.25, 2) == "-1.25"

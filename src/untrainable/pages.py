@@ -1,4 +1,4 @@
-"""What a book page shows: whole source listings, and which cells the site hides.
+"""What a book page shows: whole source listings, tables as the book prints them, and which cells the site hides.
 
 The notebooks stay the reader's working copies: every cell is there in JupyterLab or Colab. The
 site is built from staged copies (:func:`untrainable.reproduce.stage_book`) whose cells get
@@ -10,24 +10,36 @@ Jupyter Book's display tags from one rule, :func:`site_tags`, so no notebook car
   :func:`show_source`) shows its output without the code that made it;
 * every other code cell is folded behind a "show code" toggle, its outputs shown.
 
+Tables: :func:`book_tables` (called by :func:`untrainable.plotting.set_theme`, once per notebook)
+makes every DataFrame a notebook shows render through :func:`table_html`: all rows and columns
+(the page scrolls sideways rather than hide a column), long text wrapped by the book's style
+sheet, no negative zeros, and an empty cell as "—" with a note saying why.
+
 A cell already tagged ``remove-cell``, ``remove-input``, ``hide-input`` or ``show-input`` keeps its
 choice (``show-input``, not a Jupyter Book tag, keeps a cell's code open on the page).
 """
 
 from __future__ import annotations
 
+import html
 import inspect
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 if TYPE_CHECKING:
     from IPython.display import Markdown
 
-__all__ = ["show_source", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS"]
+__all__ = ["show_source", "table_html", "book_tables", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
+           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
 SETUP_MARK = "# Setup."
 #: Tags that already say how a cell is shown; :func:`site_tags` leaves such a cell alone.
 CHOSEN_TAGS = frozenset({"remove-cell", "remove-input", "hide-input", "show-input"})
+#: ``DataFrame.attrs`` key under which a table's maker says why some of its cells are empty.
+NA_NOTE_ATTR = "na_note"
+DEFAULT_NA_NOTE = "— : no value for this row (the column does not apply to it)"
 _PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
 _PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
 
@@ -44,6 +56,31 @@ def show_source(*objects: Any) -> "Markdown":
         raise ValueError("show_source needs at least one function, method or class")
     listings = [inspect.getsource(obj).rstrip() for obj in objects]
     return Markdown("```python\n" + "\n\n".join(listings) + "\n```")
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    """``frame`` as the book prints it: every row and column, floats without negative zeros, an empty
+    cell as "—" and, when there is one, a note under the table saying why (``frame.attrs["na_note"]``,
+    else :data:`DEFAULT_NA_NOTE`)."""
+    shown = frame.copy()
+    floats = shown.select_dtypes("float").columns
+    shown[floats] = shown[floats] + 0.0  # -0.0 + 0.0 is 0.0: a rounded "−0.0" reads as a sign that is not there
+    out = shown.to_html(na_rep="—", classes="book-table", border=0)
+    if frame.isna().to_numpy().any():
+        note = frame.attrs.get(NA_NOTE_ATTR, DEFAULT_NA_NOTE)
+        out += f'\n<p class="book-table-note">{html.escape(note)}</p>'
+    return out
+
+
+def book_tables() -> None:
+    """Make the running IPython kernel show DataFrames through :func:`table_html` (a no-op outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
 
 
 def _is_prose(output: dict[str, Any]) -> bool:

@@ -37,7 +37,10 @@ LINESTYLES: dict[str, str] = {"deep_mlp_labels": "--", "deep_mlp_mimic": "--"}
 
 
 def set_theme() -> None:
-    """The book's seaborn theme (call once per notebook)."""
+    """The book's look, once per notebook: the seaborn theme, and tables through :func:`untrainable.pages.book_tables`."""
+    from untrainable.pages import book_tables
+
+    book_tables()
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold",
                          "figure.autolayout": False})

@@ -31,7 +31,7 @@ __all__ = [
     "stage_book", "build_book", "missing_runs", "reproduce",
 ]
 
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
 
 
 class ReproduceError(RuntimeError):
