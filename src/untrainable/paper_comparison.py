@@ -47,10 +47,10 @@ __all__ = ["DATA_FILE", "SHOWN", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdi
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
 _DIRECTIONS = {"higher": 1, "lower": -1}
-#: The columns a chapter shows of :func:`comparison`, the verdict first so a 1280-px page shows it (the
-#: rest: chapter, metric, why (the test or the failed precondition's numbers), source).
-SHOWN = ["setting", "condition", "verdict", "paper", "ours", "seeds", "effect (paper)", "effect (ours) [95 % CI]",
-         "p", "precondition"]
+#: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number,
+#: and "why" last, in full (the test, or the failed precondition's numbers). Not shown: chapter, source.
+SHOWN = ["verdict", "setting", "condition", "paper metric", "paper", "ours", "seeds", "effect (paper)",
+         "effect (ours) [95 % CI]", "p", "precondition", "why"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
