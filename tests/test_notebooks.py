@@ -124,6 +124,7 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
     online = sorted(str(p.relative_to(html)) for p in html.rglob("*.html") if EXTERNAL_SCRIPT.search(p.read_text()))
     assert not online, f"these pages load a script from another host and break offline: {online}"
     assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "What the <code" in (html / "book" / "intro.html").read_text()  # the landing page's results
     api = (html / "book" / "api.html").read_text()  # the API reference, from the docstrings
     assert 'id="untrainable.guidance.GuidanceLoss"' in api and 'id="untrainable.similarity.linear_cka"' in api
     # code is folded or removed (pages.site_tags); no page names the machine's folders

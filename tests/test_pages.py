@@ -78,3 +78,21 @@ def test_signed_effects_never_read_minus_zero():
 
     assert signed(-0.04, 1) == "0.0" and signed(0.04, 1) == "0.0"
     assert signed(2.345, 1) == "+2.3" and signed(-1.25, 2) == "-1.25"
+
+
+def test_the_landing_pages_results_count_each_chapters_verdicts(monkeypatch):
+    import pandas as pd
+
+    from untrainable import analysis as A
+    from untrainable import paper_comparison as PC
+    from untrainable import reproduce
+
+    table = pd.DataFrame({"chapter": ["04", "04", "04", "06"],
+                          "verdict": [A.REPRODUCED, A.NO_EFFECT, A.NOT_COMPARABLE, A.NOT_TESTABLE]})
+    monkeypatch.setattr(PC, "comparison", lambda profile, path=None: table)
+    links = reproduce.chapter_links()
+    assert set(links) == {nb.name[:2] for nb in reproduce.notebooks()}
+    assert all(title and not title.startswith("#") for title, _ in links.values())
+    text = PC.headline("full", links)
+    assert f"* [{links['04'][0]}]({links['04'][1]}): 1 reproduced, 1 no effect detected (of 2 judged rows)" in text
+    assert f"* [{links['06'][0]}]({links['06'][1]}): 1 not testable (of 1 judged row)" in text
