@@ -135,6 +135,7 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
         assert "tag_injected-parameters" not in page and "tag_parameters" not in page, nb.stem
         assert str(repo_root()) not in page, f"{nb.stem} prints a path of this machine"
         assert ">NaN<" not in page and "…</td>" not in page, f"{nb.stem} shows a NaN or truncated table cell"
+        assert '<img alt="../_images' not in page, f"{nb.stem} has a figure whose alt text is its file name"
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):

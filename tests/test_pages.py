@@ -96,3 +96,21 @@ def test_the_landing_pages_results_count_each_chapters_verdicts(monkeypatch):
     text = PC.headline("full", links)
     assert f"* [{links['04'][0]}]({links['04'][1]}): 1 reproduced, 1 no effect detected (of 2 judged rows)" in text
     assert f"* [{links['06'][0]}]({links['06'][1]}): 1 not testable (of 1 judged row)" in text
+
+
+def test_a_figures_alt_text_is_its_title_and_reaches_the_page():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2)
+    axes[0].set_title("left")
+    axes[1].set_title("right")
+    assert pages.figure_alt(fig) == "Figure: left; right"
+    fig.suptitle("Deep FCN (profile full, 3 seeds)")
+    assert pages.figure_alt(fig) == "Figure: Deep FCN (profile full, 3 seeds)"
+    plt.close(fig)
+    png = {"output_type": "display_data", "data": {"image/png": "..."}, "metadata": {"image/png": {"alt": "Figure: a"}}}
+    nb = {"cells": [_code("fig", [png, {**png, "metadata": {"image/png": {"alt": "Figure: b"}}}])]}
+    assert pages.tag_for_site(nb)["cells"][0]["metadata"]["mystnb"]["image"]["alt"] == "Figure: a; Figure: b"

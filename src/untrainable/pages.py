@@ -15,6 +15,10 @@ makes every DataFrame a notebook shows render through :func:`table_html`: all ro
 (the page scrolls sideways rather than hide a column), long text wrapped by the book's style
 sheet, no negative zeros, and an empty cell as "—" with a note saying why.
 
+Figures: :func:`book_figures` (also called by ``set_theme``) stores each figure's title with its
+PNG as alt text, and :func:`tag_for_site` hands it to the page (cell metadata ``mystnb.image.alt``);
+``_static/book.js`` makes every figure open full size when clicked.
+
 A cell already tagged ``remove-cell``, ``remove-input``, ``hide-input`` or ``show-input`` keeps its
 choice (``show-input``, not a Jupyter Book tag, keeps a cell's code open on the page).
 """
@@ -30,7 +34,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from IPython.display import Markdown
 
-__all__ = ["show_source", "table_html", "book_tables", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
+__all__ = ["show_source", "table_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
            "NA_NOTE_ATTR", "DEFAULT_NA_NOTE"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
@@ -83,6 +87,36 @@ def book_tables() -> None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
 
 
+def figure_alt(fig: Any) -> str:
+    """A figure's alt text: its title (the suptitle, else its panels' titles), which every book figure
+    has and which names what is plotted, the profile and the seeds."""
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if not title:
+        title = "; ".join(t for t in (ax.get_title() for ax in fig.axes) if t)
+    return f"Figure: {title}" if title else "Figure"
+
+
+def _png_with_alt(fig: Any) -> tuple[bytes, dict[str, str]]:
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(fig, "png", bbox_inches="tight"), {"alt": figure_alt(fig)}
+
+
+def book_figures() -> None:
+    """Make the running IPython kernel store each matplotlib figure's alt text beside its PNG."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+
+        plt.close(plt.figure())  # the inline backend loads (and sets its own formatter) at the first figure: before ours
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_alt)
+
+
 def _is_prose(output: dict[str, Any]) -> bool:
     """An output of Markdown (its plain-text twin aside): prose for the page, not a result table."""
     data = output.get("data", {})
@@ -105,9 +139,13 @@ def site_tags(cell: dict[str, Any]) -> list[str]:
 
 
 def tag_for_site(notebook: dict[str, Any]) -> dict[str, Any]:
-    """``notebook`` with every cell tagged by :func:`site_tags` (the notebook is changed in place and returned)."""
+    """``notebook`` with every cell tagged by :func:`site_tags` and its figures' alt text (from
+    :func:`book_figures`) as the page's (the notebook is changed in place and returned)."""
     for cell in notebook.get("cells", []):
         tags = site_tags(cell)
         if tags:
             cell.setdefault("metadata", {})["tags"] = tags
+        alts = [o.get("metadata", {}).get("image/png", {}).get("alt") for o in cell.get("outputs", [])]
+        if alts := list(dict.fromkeys(a for a in alts if a)):
+            cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})["alt"] = "; ".join(alts)
     return notebook

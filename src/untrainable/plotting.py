@@ -37,10 +37,12 @@ LINESTYLES: dict[str, str] = {"deep_mlp_labels": "--", "deep_mlp_mimic": "--"}
 
 
 def set_theme() -> None:
-    """The book's look, once per notebook: the seaborn theme, and tables through :func:`untrainable.pages.book_tables`."""
-    from untrainable.pages import book_tables
+    """The book's look, once per notebook: the seaborn theme, tables through :func:`untrainable.pages.book_tables`
+    and figures with alt text (:func:`untrainable.pages.book_figures`)."""
+    from untrainable.pages import book_figures, book_tables
 
     book_tables()
+    book_figures()
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold",
                          "figure.autolayout": False})
