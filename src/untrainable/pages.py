@@ -76,14 +76,18 @@ def table_html(frame: pd.DataFrame) -> str:
     return out
 
 
-def book_tables() -> None:
-    """Make the running IPython kernel show DataFrames through :func:`table_html` (a no-op outside IPython)."""
+def _shell() -> Any:
+    """The running IPython shell, or None (plain Python, or no IPython installed)."""
     try:
         from IPython import get_ipython
     except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None:
+        return None
+    return get_ipython()
+
+
+def book_tables() -> None:
+    """Make the running IPython kernel show DataFrames through :func:`table_html` (a no-op outside IPython)."""
+    if (shell := _shell()) is not None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
 
 
@@ -104,12 +108,7 @@ def _png_with_alt(fig: Any) -> tuple[bytes, dict[str, str]]:
 
 def book_figures() -> None:
     """Make the running IPython kernel store each matplotlib figure's alt text beside its PNG."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None:
+    if (shell := _shell()) is not None:
         import matplotlib.pyplot as plt
         from matplotlib.figure import Figure
 
