@@ -72,7 +72,7 @@ def test_choose_takes_the_longest_qualifying_strings_and_the_smallest_guide_that
                _record("lm", "transformer", (None, None), 0.5, 0.5, ppl=5.5, width=128)]
     table = P.choose(records)
     chosen = table[table.chosen].set_index("setting")["cell"].to_dict()
-    assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4, windows of 64"}
+    assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4, windows of 64 characters"}
     assert not table.set_index(["setting", "cell"]).loc[("copy", "len20-40"), "qualifies"]  # the RNN at chance
 
 

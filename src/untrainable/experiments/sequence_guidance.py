@@ -43,7 +43,7 @@ from torch import nn
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
                                                 guide_beats_target)
-from untrainable.data import SequenceData, fresh_strings, sequence_data
+from untrainable.data import LM_TASKS, SequenceData, fresh_strings, sequence_data
 from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import CausalTransformer, StackedRNN, TransformerClassifier, count_parameters
@@ -105,7 +105,7 @@ class Config:
     epochs: int
     min_len: int | None = None  # copy, parity
     max_len: int | None = None
-    seq_len: int = 128  # char_lm window
+    seq_len: int = 128  # language-model window (characters or words)
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -123,7 +123,7 @@ class Config:
     guide_reseeds: tuple[tuple[int, int], ...] = added_field(())
 
     def __post_init__(self) -> None:
-        if self.fresh and self.task == "char_lm":
+        if self.fresh and self.task in LM_TASKS:
             raise ValueError("fresh=True draws new strings every epoch, which a text corpus cannot: "
                              "use it with the copy and parity tasks")
 
@@ -202,7 +202,7 @@ def configs(profile: str, settings: Iterable[str] = SETTINGS, smoke: bool = Fals
         values = {k: v for k, v in p.items() if k in fields}
         values.update(p[setting])
         values.update({k: v for k, v in overrides.items() if k in fields})
-        if task == "char_lm" and values.get("n_train") is None:
+        if task in LM_TASKS and values.get("n_train") is None:
             values.update(n_train=10**9, n_valid=10**9, n_test=10**9)  # every window
         target, guide = nets[target_family], nets[guide_family]
         chosen = p.get("run_settings", {})
@@ -381,7 +381,7 @@ def initial_cka_table(profile: str, setting: str, seed: int = 0, n: int = 256, *
     c = next(c for c in configs(profile, (setting,), **overrides) if c.condition == "untrained_guide")
     rows = []
     for label, (tokens, one_length) in TREATMENTS.items():
-        if one_length and c.task == "char_lm":
+        if one_length and c.task in LM_TASKS:
             continue  # windows of a text are all of one length already
         cc = dataclasses.replace(c, min_len=c.max_len, n_valid=n) if one_length else dataclasses.replace(c, n_valid=n)
         data = load_data(cc)

@@ -14,7 +14,9 @@ before any guided result exists:
 * **language model**: the RNN (the target) and Transformers of two widths, the wider also with
   dropout 0.2 (guides), on tiny-shakespeare characters in windows of 64, trained twice as long as
   chapter 06 did, and the RNN and the wider Transformer with dropout on the same characters in
-  windows of 256: which guide beats the RNN?
+  windows of 256; then the RNN and the wider Transformer (with and without dropout) on the words of
+  the same text (:func:`untrainable.data.word_corpus`, windows of 64 words; the paper's models read
+  WikiText-103's words): which guide beats the RNN?
 
 A target (the control of chapter 06) is trained at four learning rates per cell and judged at the
 one of lowest validation loss, as chapter 06 chooses each condition's rate: a control that fails
@@ -68,7 +70,10 @@ _FULL: dict[str, Any] = dict(
     lm=dict(guide_widths=((64, 256, 0.0), (128, 512, 0.0), (128, 512, 0.2)), n_train=9600, n_valid=400, n_test=871,
             epochs=12, seq_len=64, lr=2e-3,
             # the same characters in windows four times longer, where a Transformer's attention should pay
-            long=dict(seq_len=256, n_train=2400, n_valid=100, n_test=217, guide_widths=((128, 512, 0.2),))),
+            long=dict(seq_len=256, n_train=2400, n_valid=100, n_test=217, guide_widths=((128, 512, 0.2),)),
+            # words instead of characters (the paper's models read words): every window of 64 words
+            words=dict(task="word_lm", seq_len=64, n_train=None, n_valid=None, n_test=None, epochs=10,
+                       guide_widths=((128, 512, 0.0), (128, 512, 0.2)))),
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
@@ -77,7 +82,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                               target_lrs=(3e-3, 1e-3)),
                   lm=dict(_FULL["lm"], guide_widths=((32, 64, 0.0),), n_train=64, n_valid=16, n_test=16, epochs=2,
                           seq_len=32, long=dict(seq_len=64, n_train=32, n_valid=8, n_test=8,
-                                                guide_widths=((32, 64, 0.0),)))),
+                                                guide_widths=((32, 64, 0.0),)),
+                          words=dict(task="word_lm", seq_len=16, n_train=32, n_valid=8, n_test=8, epochs=1,
+                                     guide_widths=((32, 64, 0.0),)))),
     "full": _FULL,
     "paper": _FULL,  # the pilots choose the CPU regime; the paper profile has the paper's own
 }
@@ -108,9 +115,10 @@ def configs(profile: str) -> list[S.Config]:
             out += [_alone(target, target.net, min_len=lo, max_len=hi, lr=lr, **common) for lr in lrs]
             out.append(_alone(target, target.guide, min_len=lo, max_len=hi, lr=q["lr"], **common))
     target = _base("lm", "no_guide")
-    for q in (p["lm"], {**p["lm"], **p["lm"]["long"]}):
-        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
-                      seq_len=q["seq_len"])
+    for q in (p["lm"], {**p["lm"], **p["lm"]["long"]}, {**p["lm"], **p["lm"]["words"]}):
+        every = 10**9  # None: every window of the split
+        common = dict(n_train=q["n_train"] or every, n_valid=q["n_valid"] or every, n_test=q["n_test"] or every,
+                      epochs=q["epochs"], lr=q["lr"], seq_len=q["seq_len"], task=q.get("task", target.task))
         out.append(_alone(target, target.net, **common))
         out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff, dropout=d), **common)
                 for w, ff, d in q["guide_widths"]]
@@ -121,8 +129,8 @@ def run_name(c: S.Config) -> str:
     """A readable name: setting, network, and the lengths (copy, parity) or the epochs (language model),
     then the learning rate where it is not the setting's first pilot rate (a target's other rates)."""
     net = f"{c.net.family}{c.net.width}x{c.net.layers}" + (f"d{c.net.dropout:g}" if c.net.dropout else "")
-    cell = f"len{c.min_len}-{c.max_len}" if c.task != "char_lm" else f"e{c.epochs}" + (
-        f"-T{c.seq_len}" if c.seq_len != _FULL["lm"]["seq_len"] else "")
+    cell = f"len{c.min_len}-{c.max_len}" if c.setting != "lm" else f"e{c.epochs}" + (
+        f"-T{c.seq_len}" if c.seq_len != _FULL["lm"]["seq_len"] else "") + ("-words" if c.task == "word_lm" else "")
     rate = f"-lr{c.lr:g}" if c.lr != _FULL[c.setting]["lr"] else ""
     return f"{c.setting}-{net}-{cell}{rate}"
 
@@ -162,7 +170,8 @@ def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         c = r["config"]
         m = r["metrics"]
         net, cell = run_name_parts(r)
-        rows.append({"setting": c["setting"], "role": _role(r), "net": net, "cell": cell, "lr": c["lr"],
+        rows.append({"setting": c["setting"], "task": c["task"], "role": _role(r), "net": net, "cell": cell,
+                     "lr": c["lr"],
                      "width": c["net"]["width"], "seq_len": c["seq_len"], "lengths": (c["min_len"], c["max_len"]),
                      "test_acc": m["test_acc"], "best_valid_acc": m["best_valid_acc"],
                      "min_valid_loss": min(h["valid_loss"] for h in r["history"]), "perplexity": m["perplexity"],
@@ -213,11 +222,13 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append({"setting": setting, "cell": target.cell, "target_lr": target.lr, "target": target.test_acc,
                      "guide": guide.test_acc,
                      "guide_valid": guide.best_valid_acc, "qualifies": bool(ok), "size": lengths[1]})
-    for seq_len, lm in t[t.setting == "lm"].groupby("seq_len"):  # each context length has its own target
+    for (task, seq_len), lm in t[t.setting == "lm"].groupby(["task", "seq_len"]):  # each text and window: a target
         target = lm[lm.role == "target"].iloc[0]
+        unit = "words" if task == "word_lm" else "characters"
         for _, guide in lm[lm.role == "guide"].iterrows():
             ok = guide.perplexity <= (1 - RULES["ppl_margin"]) * target.perplexity
-            rows.append({"setting": "lm", "cell": f"{guide.net}, windows of {seq_len}", "target": target.perplexity,
+            rows.append({"setting": "lm", "cell": f"{guide.net}, windows of {seq_len} {unit}",
+                         "target_lr": target.lr, "target": target.perplexity,
                          "guide": guide.perplexity, "guide_valid": math.nan, "qualifies": bool(ok),
                          "size": -(10_000 * guide.width + seq_len)})
     out = pd.DataFrame(rows)
