@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -55,6 +56,7 @@ def _record(setting: str, family: str, lengths: tuple[int, int] | tuple[None, No
              and (c.task == "char_lm" or (c.min_len, c.max_len) == lengths) and (c.task != "char_lm" or
                                                                                  family == "rnn" or c.net.width == width)
              and c.seq_len in (64, 128) and c.lr == (P.PRESETS["full"][setting]["lr"] if lr is None else lr))
+    valid_loss = math.log(ppl) if setting == "lm" else valid_loss  # a language model is judged on validation
     return {"name": P.run_name(c), "config": dataclasses.asdict(c), "seed": 0, "wall_time_s": 60.0,
             "metrics": {"test_acc": acc, "best_valid_acc": valid, "perplexity": ppl},
             "history": [{"epoch": 1, "valid_loss": valid_loss + 0.5}, {"epoch": 2, "valid_loss": valid_loss}]}
@@ -87,6 +89,22 @@ def test_a_target_is_judged_at_its_learning_rate_of_lowest_validation_loss():
     row = P.choose([untuned, tuned, worse, guide]).iloc[0]
     assert row.target == 0.99 and row.target_lr == 3e-4 and not row.qualifies
     assert P.choose([untuned, guide]).iloc[0].qualifies  # judged at the one rate, as the first pilots were
+
+
+def test_a_language_model_is_judged_at_its_best_validation_epoch_against_its_texts_best_target():
+    """The word-level Transformer overfits within ten epochs while the RNN still improves: each is read at
+    its lowest validation perplexity, the guide against the better of the two RNNs."""
+    def words(family, epochs, losses, dropout=0.0):
+        c = next(c for c in P.configs("full") if c.task == "word_lm" and c.net.family == family
+                 and c.epochs == epochs and c.net.dropout == dropout)
+        return {"name": P.run_name(c), "config": dataclasses.asdict(c), "seed": 0, "wall_time_s": 60.0,
+                "metrics": {"test_acc": 0.3, "best_valid_acc": 0.3, "perplexity": 99.0},
+                "history": [{"epoch": i + 1, "valid_loss": v} for i, v in enumerate(losses)]}
+    rnn10, rnn25 = words("rnn", 10, [math.log(70), math.log(64)]), words("rnn", 25, [math.log(64), math.log(58)])
+    tf = words("transformer", 10, [math.log(60), math.log(54), math.log(70)])
+    row = P.choose([rnn10, rnn25, tf]).iloc[0]
+    assert row.target == pytest.approx(58) and row.guide == pytest.approx(54) and row.qualifies  # 54 <= 0.95 * 58
+    assert not P.choose([rnn10, rnn25, words("transformer", 10, [math.log(56)])]).iloc[0].qualifies
 
 
 def test_every_target_cell_has_four_learning_rates_and_each_guide_one():
