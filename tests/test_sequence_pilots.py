@@ -87,7 +87,7 @@ def test_a_target_is_judged_at_its_learning_rate_of_lowest_validation_loss():
     worse = _record("parity", "transformer", (2, 20), 0.55, 0.55, lr=1e-4, valid_loss=0.69)
     assert P.tuned_targets([untuned, tuned, worse, guide]) == [tuned, guide]
     row = P.choose([untuned, tuned, worse, guide]).iloc[0]
-    assert row.target == 0.99 and row.target_lr == 3e-4 and not row.qualifies
+    assert row.target == 0.99 and row.target_lr == "0.0003" and not row.qualifies
     assert P.choose([untuned, guide]).iloc[0].qualifies  # judged at the one rate, as the first pilots were
 
 

@@ -172,7 +172,7 @@ def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         m = r["metrics"]
         net, cell = run_name_parts(r)
         rows.append({"setting": c["setting"], "task": c["task"], "role": _role(r), "net": net, "cell": cell,
-                     "lr": c["lr"],
+                     "lr": f"{c['lr']:g}",
                      "width": c["net"]["width"], "seq_len": c["seq_len"], "lengths": (c["min_len"], c["max_len"]),
                      "test_acc": m["test_acc"], "best_valid_acc": m["best_valid_acc"],
                      "min_valid_loss": min(h["valid_loss"] for h in r["history"]),
