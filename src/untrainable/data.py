@@ -347,23 +347,24 @@ def parity_task(n: int, min_len: int = 2, max_len: int = 50, seed: int = 0) -> t
 
 
 @dataclass(frozen=True)
-class CharCorpus:
-    """A text as character ids, split into contiguous train / validation / test parts."""
+class TextCorpus:
+    """A text as token ids (characters or words), split into contiguous train / validation / test parts."""
 
-    vocab: str  # the characters, sorted; a character's id is its index
+    vocab: str | tuple[str, ...]  # id -> token: the sorted characters, or the words with "<unk>" first
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
+    separator: str = ""  # what :meth:`decode` puts between tokens: nothing for characters, a space for words
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
     def decode(self, ids: torch.Tensor) -> str:
-        return "".join(self.vocab[i] for i in ids.tolist())
+        return self.separator.join(self.vocab[i] for i in ids.tolist())
 
 
-def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> CharCorpus:
+def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> TextCorpus:
     """Character ids of ``text`` split in order: the first 90 % train, the next 5 % validation, the
     last 5 % test (contiguous and disjoint, the same on every machine). The vocabulary is every
     character of the whole text, so the splits share one."""
@@ -375,7 +376,7 @@ def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0
     ids = lookup[torch.frombuffer(bytearray(text.encode("latin-1")), dtype=torch.uint8).long()]
     a = int(len(ids) * fractions[0])
     b = a + int(len(ids) * fractions[1])
-    return CharCorpus(vocab, ids[:a], ids[a:b], ids[b:])
+    return TextCorpus(vocab, ids[:a], ids[a:b], ids[b:])
 
 
 #: The word-level model's vocabulary: the most frequent tokens of the training part (95.8 % of its
@@ -386,25 +387,8 @@ WORD_VOCAB = 4096
 _WORD = re.compile(r"[a-z']+|[^\sa-z']|\n")
 
 
-@dataclass(frozen=True)
-class WordCorpus:
-    """A text as word ids, split into contiguous train / validation / test parts."""
-
-    vocab: tuple[str, ...]  # id -> token; id 0 is "<unk>"
-    train: torch.Tensor
-    valid: torch.Tensor
-    test: torch.Tensor
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def decode(self, ids: torch.Tensor) -> str:
-        return " ".join(self.vocab[i] for i in ids.tolist())
-
-
 def word_corpus(text: str, vocab_size: int = WORD_VOCAB,
-                fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> WordCorpus:
+                fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> TextCorpus:
     """Word ids of ``text`` (lower-cased words, punctuation marks and line breaks), split in order as
     :func:`char_corpus` splits characters. The vocabulary is read from the training part alone (the
     ``vocab_size - 1`` most frequent tokens, ties in order of first appearance), so validation and
@@ -417,7 +401,7 @@ def word_corpus(text: str, vocab_size: int = WORD_VOCAB,
     vocab = ("<unk>", *(w for w, _ in Counter(tokens[:a]).most_common(vocab_size - 1)))
     lookup = {w: i for i, w in enumerate(vocab)}
     ids = torch.tensor([lookup.get(w, 0) for w in tokens], dtype=torch.int64)
-    return WordCorpus(vocab, ids[:a], ids[a:b], ids[b:])
+    return TextCorpus(vocab, ids[:a], ids[a:b], ids[b:], separator=" ")
 
 
 def lm_sequences(ids: torch.Tensor, seq_len: int, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
