@@ -156,7 +156,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                  # chosen by the sweep (sequence_sweeps records; a test holds these equal to what they pick)
                  run_settings={"copy/guide_alone": {"lr": 3e-3}, "copy/no_guide": {"lr": 3e-4},
                                "copy/trained_guide": {"lr": 1e-3}, "copy/untrained_guide": {"lr": 1e-3},
-                               "parity/guide_alone": {"lr": 3e-3}},
+                               "parity/guide_alone": {"lr": 3e-3}, "parity/no_guide": {"lr": 1e-3},
+                               "parity/trained_guide": {"lr": 1e-3}, "parity/untrained_guide": {"lr": 3e-4}},
                  copy=dict(n_train=16_000, n_valid=500, n_test=1000, epochs=8, min_len=5, max_len=10, lr=1e-3,
                            fresh=True, tokens="per_token"),
                  parity=dict(n_train=16_000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=30, lr=3e-3,
