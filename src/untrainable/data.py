@@ -529,6 +529,9 @@ def held_out_splits(dataset: str, n_train: int | None, n_valid: int, n_test: int
     if n_valid < 1:
         raise ValueError(f"n_valid must be at least 1, got {n_valid}")
     full = _image_split(dataset, True, None, data_seed, image_size)
+    if n_valid >= len(full):
+        raise ValueError(f"n_valid={n_valid} leaves no training images: {dataset!r} has {len(full)} in its training "
+                         "split; ask for fewer validation images")
     held = torch.zeros(len(full), dtype=torch.bool)
     held[stratified_indices(full.labels, n_valid, data_seed)] = True
     valid = ImageData(full.images[held], full.labels[held], full.classes, full.mean, full.std)

@@ -433,6 +433,7 @@ class GuideBank:
 
     def lookup(self, name: str, index: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         """The batch's guide features ``(n, d)`` (float32), or its centred Gram matrix ``(n, n)``."""
+        index = index.to(self.store[name].device)  # the bank may stay in host memory while the batch is on a GPU
         if self.mode == "features":
             return self.store[name][index].to(device, torch.float32)
         k = torch.take(self.store[name], index[:, None] * self.n + index[None, :]).to(device)  # the n x n block
@@ -645,8 +646,9 @@ class SimilarityProbe:
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size,
                              flatten=self.tokens == "flatten", device=device)
         if self.tokens == "flatten":
-            return [float(linear_cka_against_gram(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
+            return [float(linear_cka_against_gram(acts[t].to(device), self.guide_grams[g].to(device)))
+                    for g, t in self.pairs]
         keep = None if self.keep is None else self.keep.to(device)
-        return [float(S.linear_cka(sequence_rows(acts[t].float(), self.tokens, keep),
+        return [float(S.linear_cka(sequence_rows(acts[t].to(device).float(), self.tokens, keep),
                                    self.guide_grams[g].to(device).float())) for g, t in self.pairs]
 

@@ -279,8 +279,8 @@ def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) ->
     order = [labels[m] for m in labels if m != "labels" and labels[m] in set(rest["method"])]
     fig, ax = plt.subplots(figsize=(9, 4.2))
     if len(base):
-        ax.axhspan(base.mean() - base.std(ddof=1 if len(base) > 1 else 0), base.mean() + base.std(
-            ddof=1 if len(base) > 1 else 0), color="grey", alpha=0.2, lw=0)
+        spread = base.std(ddof=1) if len(base) > 1 else 0.0
+        ax.axhspan(base.mean() - spread, base.mean() + spread, color="grey", alpha=0.2, lw=0)
         ax.axhline(base.mean(), color="grey", lw=1, label=f"labels alone ({base.mean():.1f} %)")
     sns.pointplot(data=rest, x="method", y="accuracy", hue="teacher", order=order, hue_order=["trained", "untrained"],
                   errorbar=("ci", 95), dodge=0.35, linestyle="none", markers="D", ax=ax)
