@@ -174,7 +174,7 @@ def test_every_pilot_record_is_committed_and_the_choice_reads_them(monkeypatch):
     assert CHAPTERS["93"] == "untrainable.experiments.sequence_pilots"
     assert missing_records("full", ["93"]) == []
     chosen = P.choose(P.run("full")).query("chosen").set_index("setting")["cell"].to_dict()
-    assert chosen == {"copy": "len5-10", "parity": "len2-10"}  # no language-model guide beats the RNN
+    assert chosen == {"copy": "len5-10", "parity": "len2-30"}  # no language-model guide beats the RNN
 
 
 def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
@@ -186,10 +186,10 @@ def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
     assert S.chosen_settings(records) == S.PRESETS["full"]["run_settings"]
 
 
-def test_chapter_06s_preconditions_hold_for_copy_paste_and_fail_for_parity_and_the_language_model(monkeypatch):
-    """Copy-paste in the cell appendix 93 chose can show the paper's effects; parity cannot (at its
-    validation-chosen learning rate the unguided Transformer learns 2-10-bit parity), nor the language
-    model (no guide the pilots tried beats the RNN): both stay "not testable"."""
+def test_chapter_06s_preconditions_hold_for_copy_paste_and_parity_and_fail_for_the_language_model(monkeypatch):
+    """Copy-paste and parity in the cells appendix 93 chose can show the paper's effects (the unguided
+    Transformer is at 69 % on 2-30-bit parity, its RNN guide at 100 %); the language model cannot (no
+    guide the pilots tried beats the RNN) and stays "not testable"."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
@@ -197,5 +197,6 @@ def test_chapter_06s_preconditions_hold_for_copy_paste_and_fail_for_parity_and_t
     assert checks["the unguided RNN (copy) is above chance"].status == "holds"
     assert checks["every trained RNN guide (parity) reaches 95%"].status == "holds"
     assert checks["the trained Transformer (copy) beats its target"].status == "holds"
-    assert checks["the trained RNN (parity) beats its target"].status == "fails"  # the tuned Transformer: 99.6 %
+    assert checks["the unguided Transformer (parity) is above chance"].status == "holds"
+    assert checks["the trained RNN (parity) beats its target"].status == "holds"
     assert checks["the trained Transformer (lm) beats its target"].status == "fails"

@@ -246,7 +246,7 @@ def test_presets_scale_up_and_the_paper_preset_has_the_papers_models():
     assert (copy.guide.width, copy.guide.heads, copy.guide.ff, copy.guide.layers) == (512, 16, 2048, 4)
     f_copy = next(c for c in full if c.setting == "copy")
     f_parity = next(c for c in full if c.setting == "parity")
-    assert (f_copy.min_len, f_copy.max_len, f_parity.max_len) == (5, 10, 10)  # the cells appendix 93 chose
+    assert (f_copy.min_len, f_copy.max_len, f_parity.max_len) == (5, 10, 30)  # the cells appendix 93 chose
     assert f_copy.fresh and f_parity.fresh and f_copy.tokens == f_parity.tokens == "per_token"
     assert (copy.min_len, copy.max_len) == (20, 40) and next(c for c in paper if c.setting == "parity").max_len == 50
     assert all(c.tokens == "per_token" for c in sg.configs("quick", tokens="per_token"))
