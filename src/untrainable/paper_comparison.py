@@ -149,8 +149,9 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
         return A.preconditions.guide_beats_target(scored_as(_named(store, "guides", guide), metric),
                                                   _named(store, experiment, target), f"the guide {guide}", metric)
     if kind == "falls_short":
-        plain, _, twin = args.partition(">")
-        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain), _named(store, experiment, twin),
+        plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
+        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain),
+                                                   scored_as(_named(store, "guides", twin), row["our_metric"]),
                                                    plain, metric=row["our_metric"])
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
@@ -158,7 +159,7 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
 
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
 PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>",
-                      "falls_short": "<plain record>><residual twin record>"}
+                      "falls_short": "<plain record>><residual twin guide record>"}
 
 
 def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:

@@ -48,17 +48,17 @@ CONDITION_LABELS = {"no_guide": "no guide", "trained_guide": "trained residual t
 TWIN = "residual-twin-same-images"
 
 
-def _twin(layers: tuple[int, ...], block: str, width: int, epochs: int, **common: Any) -> dict[str, dict[str, Any]]:
-    """The guide spec: the plain net's layout with its skips, trained on the plain net's images."""
-    return {"resnet": dict(family="residual_twin", label=TWIN, layers=layers, block=block, width=width,
-                           epochs=epochs, **common)}
+def _twin(epochs: int, **common: Any) -> dict[str, dict[str, Any]]:
+    """The guide spec: the residual twin (its layout is the plain net's, :class:`.ImageChapter` sees to
+    that), trained on the plain net's images."""
+    return {"resnet": dict(family="residual_twin", label=TWIN, epochs=epochs, **common)}
 
 
 _FULL: dict[str, Any] = dict(
     n_train=5000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, optimizer="adam",
     plain_layers=(3, 4, 6, 3), plain_block="basic", plain_width=16, augment=True, guide_bank="none",
     precision="auto", lr=1e-3, alpha=1.0, schedule="step",
-    guides=_twin((3, 4, 6, 3), "basic", 16, 40, n_test_curve=1000),
+    guides=_twin(40, n_test_curve=1000),
     sweep_lrs=(1e-3,), sweep_alphas=(0.3, 1.0), sweep_alpha_lr=1e-3,
     seeds=(0, 1, 2), headline_seeds=(0, 1, 2, 3, 4),
     # no_guide: the pilots' learning rate; trained_guide: chosen by the validation sweep (a test holds it)
@@ -66,17 +66,17 @@ _FULL: dict[str, Any] = dict(
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {**_FULL, "n_train": 512, "n_valid": 256, "n_test": 512, "epochs": 3, "probe_n": 128,
-              "plain_layers": (1, 1, 1, 1), "plain_width": 8, "guides": _twin((1, 1, 1, 1), "basic", 8, 2),
+              "plain_layers": (1, 1, 1, 1), "plain_width": 8, "guides": _twin(2),
               "sweep_alphas": (1.0,), "seeds": (0, 1), "headline_seeds": (0, 1)},
     "full": _FULL,
     "paper": {**_FULL, "n_train": None, "n_valid": 10000, "epochs": 100, "batch_size": 256,
-              "plain_block": "bottleneck", "plain_width": 64, "guides": _twin((3, 4, 6, 3), "bottleneck", 64, 100),
+              "plain_block": "bottleneck", "plain_width": 64, "guides": _twin(100),
               "sweep_lrs": (3e-3, 1e-3, 3e-4), "sweep_alphas": (0.1, 0.3, 1.0), "seeds": (0, 1, 2, 3, 4),
               "run_settings": {"plain_cnn/no_guide": {"lr": 1e-3}}},
 }
 #: A tiny slice of any profile, for testing that its code paths run.
 SMOKE = dict(n_train=128, n_valid=32, n_test=64, epochs=1, probe_n=32, plain_layers=(1, 1, 1, 1), plain_width=4,
-             sweep_lrs=(1e-3,), sweep_alphas=(1.0,), guides=_twin((1, 1, 1, 1), "basic", 4, 1))
+             sweep_lrs=(1e-3,), sweep_alphas=(1.0,), guides=_twin(1))
 
 CHAPTER = ImageChapter("untrainable.experiments.plain_cnn_guidance", RUNS, HEADLINE, SWEPT, PRESETS, SMOKE)
 preset = CHAPTER.preset
