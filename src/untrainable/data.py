@@ -275,6 +275,23 @@ PARITY_PAD, PARITY_VOCAB = 2, 3  # bits are tokens 0 and 1
 SEQUENCE_TASKS = ("copy", "parity", "char_lm")
 #: Seeds of the fixed validation and test sets of the generated tasks (the training set's is the run's ``data_seed``).
 VALID_SEED, TEST_SEED = 1_000_001, 1_000_002
+#: The string lengths of the generated tasks when a config gives none (the paper's).
+DEFAULT_LENGTHS = {"copy": (20, 40), "parity": (2, 50)}
+#: Fresh training strings: epoch ``e`` of data seed ``d`` draws from ``FRESH_SEED + 1000 d + e``
+#: (never a validation or test seed), so a resumed run draws the same strings again.
+FRESH_SEED = 2_000_000
+
+
+def fresh_strings(task: str, n: int, data_seed: int, epoch: int, min_len: int | None = None,
+                  max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Epoch ``epoch``'s ``n`` training strings of ``copy`` or ``parity``, drawn anew for every epoch
+    as the paper's data loader does (so no string is learnt by heart)."""
+    makers = {"copy": copy_task, "parity": parity_task}
+    if task not in makers:
+        raise ValueError(f"fresh strings exist for the generated tasks {sorted(makers)}, not {task!r}: "
+                         f"a corpus has only the strings it has")
+    lo, hi = DEFAULT_LENGTHS[task]
+    return makers[task](n, min_len or lo, max_len or hi, FRESH_SEED + 1000 * data_seed + epoch)
 
 
 def _check_lengths(min_len: int, max_len: int, task: str) -> None:
@@ -398,11 +415,11 @@ def sequence_data(task: str, n_train: int, n_valid: int, n_test: int, seed: int 
     ``seq_len`` characters (``n_*`` windows at most; ``seed`` is not used: the split is fixed).
     """
     if task == "copy":
-        lo, hi = min_len or 20, max_len or 40
+        lo, hi = min_len or DEFAULT_LENGTHS["copy"][0], max_len or DEFAULT_LENGTHS["copy"][1]
         make = lambda n, s: copy_task(n, lo, hi, s)  # noqa: E731
         vocab, pad, out = COPY_VOCAB, COPY_PAD, COPY_VOCAB
     elif task == "parity":
-        lo, hi = min_len or 2, max_len or 50
+        lo, hi = min_len or DEFAULT_LENGTHS["parity"][0], max_len or DEFAULT_LENGTHS["parity"][1]
         make = lambda n, s: parity_task(n, lo, hi, s)  # noqa: E731
         vocab, pad, out = PARITY_VOCAB, PARITY_PAD, 2
     elif task == "char_lm":

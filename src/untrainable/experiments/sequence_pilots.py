@@ -1,0 +1,237 @@
+"""Appendix 93: pilot runs that choose the sequence regimes of chapter 06 (issue 16, step 1).
+
+Guidance can only be tested where the unguided target fails at what the paper's guide cures, and
+where the guide succeeds. This module trains the targets and the guides of chapter 06 *alone*
+(never a guided run), at several string lengths or sizes, so that each setting's regime is chosen
+before any guided result exists:
+
+* **copy-paste**: the tanh RNN (the target) and the causal Transformer (its guide) at three ranges
+  of string length, on strings drawn fresh every epoch as the paper's loader does: where is the RNN
+  above chance but far below the Transformer (the paper: 14 % vs 97 %)?
+* **parity**: the Transformer encoder (the target) and the tanh RNN (its guide) at four maximum
+  lengths, strings drawn fresh: where does the RNN reach at least 95 % on validation while the
+  Transformer stays clearly below it?
+* **language model**: the RNN (the target) and Transformers of two widths (guides) on
+  tiny-shakespeare characters, trained twice as long as chapter 06 did: which guide beats the RNN?
+
+Every run is one network trained by :func:`.sequence_guidance.train_run` with no guide; its config
+is chapter 06's :class:`~.sequence_guidance.Config` (condition ``"alone"``), so a chosen cell
+carries over to the chapter unchanged. Validation and test strings are the fixed splits of
+:func:`untrainable.data.sequence_data`. The choice itself is :func:`choose`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from untrainable.experiments import PlannedRun
+from untrainable.experiments import sequence_guidance as S
+from untrainable.profiles import check_profile
+from untrainable.results import run_or_load
+from untrainable.runtime import log
+
+__all__ = ["EXPERIMENT", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "PRESETS", "configs", "run_name", "select",
+           "planned_runs", "run", "pilot_table", "choose", "pilot_figure", "main"]
+
+EXPERIMENT = "sequence_pilots"
+GROUPS = ("copy", "parity", "lm")
+DEFAULT_SEEDS = (0,)
+#: Chance accuracy of the generated tasks (copy: one of ten digits; parity: one of two labels).
+CHANCE = {"copy": 0.10, "parity": 0.50}
+#: What a cell must show to qualify: copy, the target this far above chance and the guide this far
+#: above the target; parity, the guide at least ``guide_valid_acc`` on validation and this far above
+#: the target; the language model, the guide's perplexity this fraction below the target's.
+RULES = {"above_chance": 0.02, "gap": 0.20, "guide_valid_acc": 0.95, "parity_gap": 0.10, "ppl_margin": 0.05}
+
+_FULL: dict[str, Any] = dict(
+    copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3),
+    parity=dict(lengths=((2, 10), (2, 20), (2, 30), (2, 50)), n_train=16_000, n_valid=500, n_test=1000, epochs=8,
+                lr=3e-3),
+    lm=dict(guide_widths=((64, 256), (128, 512)), n_train=9600, n_valid=400, n_test=871, epochs=12, seq_len=64,
+            lr=2e-3),
+)
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
+                  parity=dict(_FULL["parity"], lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
+                  lm=dict(_FULL["lm"], guide_widths=((32, 64),), n_train=64, n_valid=16, n_test=16, epochs=2,
+                          seq_len=32)),
+    "full": _FULL,
+    "paper": _FULL,  # the pilots choose the CPU regime; the paper profile has the paper's own
+}
+
+
+def _base(setting: str, condition: str) -> S.Config:
+    """Chapter 06's ``full`` config of ``setting`` (its nets' sizes), to be varied by the pilots."""
+    return next(c for c in S.configs("full", settings=(setting,)) if c.condition == condition)
+
+
+def _alone(c: S.Config, net: S.NetConfig, **values: Any) -> S.Config:
+    return dataclasses.replace(c, condition="alone", net=net, guide=None, **values)
+
+
+def configs(profile: str) -> list[S.Config]:
+    """Every pilot run of ``profile``: per setting, its target and its guide at each length or size."""
+    p = PRESETS[check_profile(profile)]
+    out = []
+    for setting in ("copy", "parity"):
+        q = p[setting]
+        target = _base(setting, "no_guide")
+        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
+                      fresh=True)
+        for lo, hi in q["lengths"]:
+            out += [_alone(target, net, min_len=lo, max_len=hi, **common) for net in (target.net, target.guide)]
+    q = p["lm"]
+    target = _base("lm", "no_guide")
+    common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
+                  seq_len=q["seq_len"])
+    out.append(_alone(target, target.net, **common))
+    out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff), **common) for w, ff in q["guide_widths"]]
+    return out
+
+
+def run_name(c: S.Config) -> str:
+    """A readable name: setting, network, and the lengths (copy, parity) or the epochs (language model)."""
+    net = f"{c.net.family}{c.net.width}x{c.net.layers}"
+    cell = f"len{c.min_len}-{c.max_len}" if c.task != "char_lm" else f"e{c.epochs}"
+    return f"{c.setting}-{net}-{cell}"
+
+
+def select(runs: list[S.Config], cells: Iterable[str] | None) -> list[S.Config]:
+    """The runs named by ``cells`` (settings or run names; None: all)."""
+    if cells is None:
+        return list(runs)
+    cells = set(cells)
+    unknown = cells - set(GROUPS) - {run_name(c) for c in runs}
+    if unknown:
+        raise ValueError(f"unknown pilot cells {sorted(unknown)}: name settings ({', '.join(GROUPS)}) or runs "
+                         f"({', '.join(run_name(c) for c in runs)})")
+    return [c for c in runs if c.setting in cells or run_name(c) in cells]
+
+
+def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
+    """Every pilot record of ``profile``."""
+    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
+    return [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+
+
+def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
+        cells: Iterable[str] | None = None, train_missing: bool | None = None) -> list[dict[str, Any]]:
+    """The record of every pilot run (or of those in ``cells``): stored ones loaded, missing ones trained."""
+    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
+    records = []
+    for c in select(configs(profile), cells):
+        for s in seeds:
+            log(f"{EXPERIMENT}/{run_name(c)} seed {s} ({profile})")
+            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s, S.train_run, device=device,
+                                       force=force, train_missing=train_missing))
+    return records
+
+
+# ----------------------------------------------------------------------------- choosing the regimes
+
+
+def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per pilot record: setting, role (target or guide), network, cell, accuracies, perplexity, minutes."""
+    rows = []
+    for r in records:
+        c = r["config"]
+        role = "target" if c["net"]["family"] == _base(c["setting"], "no_guide").net.family else "guide"
+        m = r["metrics"]
+        rows.append({"setting": c["setting"], "role": role, "net": run_name_parts(r)[0], "cell": run_name_parts(r)[1],
+                     "width": c["net"]["width"], "lengths": (c["min_len"], c["max_len"]), "test_acc": m["test_acc"],
+                     "best_valid_acc": m["best_valid_acc"], "perplexity": m["perplexity"],
+                     "minutes": r.get("wall_time_s", math.nan) / 60, "seed": r["seed"]})
+    return pd.DataFrame(rows)
+
+
+def run_name_parts(r: dict[str, Any]) -> tuple[str, str]:
+    """(network, cell) of a pilot record's name."""
+    _, net, cell = r["name"].split("-", 2)
+    return net, cell
+
+
+def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per setting and cell: the target's and the guide's numbers, whether the cell qualifies
+    (:data:`RULES`) and which cell is chosen: for copy-paste and parity the longest qualifying
+    strings (the nearest to the paper's 20-40 and 2-50), for the language model the smallest guide
+    that beats the target."""
+    t = pilot_table(records)
+    rows = []
+    for (setting, lengths), cell in t[t.setting != "lm"].groupby(["setting", "lengths"]):
+        target, guide = cell[cell.role == "target"].iloc[0], cell[cell.role == "guide"].iloc[0]
+        if setting == "copy":
+            ok = (target.test_acc >= CHANCE["copy"] + RULES["above_chance"]
+                  and guide.test_acc - target.test_acc >= RULES["gap"])
+        else:
+            ok = (guide.best_valid_acc >= RULES["guide_valid_acc"]
+                  and guide.test_acc - target.test_acc >= RULES["parity_gap"])
+        rows.append({"setting": setting, "cell": target.cell, "target": target.test_acc, "guide": guide.test_acc,
+                     "guide_valid": guide.best_valid_acc, "qualifies": bool(ok), "size": lengths[1]})
+    lm = t[t.setting == "lm"]
+    if len(lm):
+        target = lm[lm.role == "target"].iloc[0]
+        for _, guide in lm[lm.role == "guide"].iterrows():
+            ok = guide.perplexity <= (1 - RULES["ppl_margin"]) * target.perplexity
+            rows.append({"setting": "lm", "cell": guide.net, "target": target.perplexity, "guide": guide.perplexity,
+                         "guide_valid": math.nan, "qualifies": bool(ok), "size": -guide.width})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["chosen"] = False
+    for setting, group in out[out.qualifies].groupby("setting"):
+        out.loc[group["size"].idxmax(), "chosen"] = True
+    return out.drop(columns="size")
+
+
+def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
+    """One panel per setting: the validation accuracy (copy, parity) or perplexity (language model)
+    per epoch of each target (solid) and guide (dashed), one colour per cell."""
+    settings = [s for s in GROUPS if any(r["config"]["setting"] == s for r in records)]
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.8), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        mine = sorted((r for r in records if r["config"]["setting"] == setting), key=lambda r: r["name"])
+        cells = list(dict.fromkeys(run_name_parts(r)[1] if setting != "lm" else "" for r in mine))
+        lm = setting == "lm"
+        for r in mine:
+            net, cell = run_name_parts(r)
+            target = r["config"]["net"]["family"] == _base(setting, "no_guide").net.family
+            y = [math.exp(h["valid_loss"]) if lm else h["valid_acc"] for h in r["history"]]
+            colour = f"C{len(cells) + mine.index(r)}" if lm else f"C{cells.index(cell)}"
+            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle="-" if target else "--",
+                    label=net if lm else f"{cell}, {'target' if target else 'guide'} ({net})")
+        if not lm:
+            ax.axhline(CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
+        ax.set(title=S.SETTING_LABELS[setting], xlabel="epoch",
+               ylabel="validation perplexity (per character)" if lm else "validation accuracy")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the pilot runs from a shell (missing records are trained); ``--cells`` splits the grid
+    over parallel one-thread processes (settings or run names)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.sequence_pilots", description=main.__doc__)
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--cells", nargs="*", help="settings or run names (default: every run)")
+    parser.add_argument("--seeds", type=int, nargs="*", help=f"default: {DEFAULT_SEEDS}")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    try:
+        select(configs(args.profile), args.cells)
+    except ValueError as err:
+        parser.error(str(err))
+    run(args.profile, tuple(args.seeds) if args.seeds else None, args.device, cells=args.cells, train_missing=True)
+
+
+if __name__ == "__main__":
+    main()
