@@ -10,8 +10,9 @@ pilots).
 
 The plain net is trained with no guide, with its trained twin and with an untrained twin
 (randomly initialised, frozen). Because the targets see new crops every step, the guide runs on
-them online (no Gram bank). Training, validation and the reported checkpoint are chapter 04's
-(:mod:`.fcn_guidance`): Adam, the learning rate x0.1 after each 30 % of training, the checkpoint
+them online (no Gram bank), and the CKA of its wide conv maps takes bf16 Gram products
+(``gram_precision``, where the CPU multiplies bf16 natively). Training, validation and the reported
+checkpoint are chapter 04's (:mod:`.fcn_guidance`): Adam, the learning rate x0.1 after each 30 % of training, the checkpoint
 of lowest validation loss. The learning rate, 1e-3, is the pilots' (lower validation loss than
 3e-4 for the plain net); alpha is chosen on the validation split by a sweep of the trained-guide
 condition (:mod:`.image_chapter`), which the untrained-guide condition follows. One target run is
@@ -40,7 +41,8 @@ EXPERIMENT = ig.EXPERIMENT
 #: (target, condition) of every run of the chapter.
 RUNS: list[tuple[str, str]] = [("plain_cnn", c) for c in ("no_guide", "trained_guide", "untrained_guide")]
 #: Five seeds for the control and the trained twin (the claim); three for the untrained twin, whose runs,
-#: like every guided run here, cost about 55 one-thread minutes (the online guide and 34 CKA pairs of conv maps).
+#: like every guided run here, cost about 37 one-thread minutes (the online guide and 34 CKA pairs of conv
+#: maps, their Gram products in bf16), an unguided one about 23.
 HEADLINE = RUNS[:2]
 #: alpha is swept for the trained twin; the untrained twin takes its values, the control the pilots' lr.
 SWEPT = [("plain_cnn", "trained_guide")]
@@ -59,7 +61,7 @@ def _twin(epochs: int, **common: Any) -> dict[str, dict[str, Any]]:
 _FULL: dict[str, Any] = dict(
     n_train=5000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, optimizer="adam",
     plain_layers=(3, 4, 6, 3), plain_block="basic", plain_width=16, augment=True, guide_bank="none",
-    precision="auto", lr=1e-3, alpha=1.0, schedule="step",
+    precision="auto", gram_precision="auto", lr=1e-3, alpha=1.0, schedule="step",
     guides=_twin(40, n_test_curve=1000),
     sweep_lrs=(1e-3,), sweep_alphas=(0.3, 1.0), sweep_alpha_lr=1e-3,
     seeds=(0, 1, 2), headline_seeds=(0, 1, 2, 3, 4),
