@@ -143,3 +143,10 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
     assert (others["verdict"] == A.NOT_TESTABLE).all()
     assert others.loc["seq-parity-trained", "why"].count("parity-guide_alone beats its target: no") == 1
     assert "lm-guide_alone beats its target: no" in others.loc["seq-lm-trained", "why"]
+
+
+def test_a_record_without_the_rows_metric_is_named(data_file):
+    path = results_root() / "full" / "exp" / "a-guide-0.json"
+    write_json_atomic({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
+    with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
+        PC.verdicts("full", data_file)

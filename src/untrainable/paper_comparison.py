@@ -101,7 +101,7 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
         return _kappa_values(row["record"], records, store.records("guides"))
     hits = [r for r in records if r["name"] == row["record"]]
     if metric in ("test_acc", "teacher_test_acc", "checkpoint_test_acc"):
-        return [100 * r["metrics"][metric] for r in hits]
+        return [100 * _metric(r, metric, row.name) for r in hits]
     if metric == "guide_acc":
         return [100 * guide_accuracy(r) for r in hits]
     if metric == "perplexity":
@@ -110,6 +110,15 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
         return [A.overfit_gap(r) for r in hits]
     raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, guide_acc, "
                      "teacher_test_acc, perplexity, overfit_gap or kappa)")
+
+
+def _metric(record: dict[str, Any], metric: str, row_id: str) -> float:
+    """One metric of a record, or an error naming the record (a record older than the row's metric)."""
+    try:
+        return record["metrics"][metric]
+    except KeyError:
+        raise KeyError(f"row {row_id}: record {record['name']} (seed {record['seed']}) has no metric {metric!r}; "
+                       "it predates the row: rerun its chapter or remove the record") from None
 
 
 def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[str, Any]]) -> list[float]:
