@@ -277,3 +277,12 @@ def test_chapter_04_checks_its_preconditions_on_the_committed_records(monkeypatc
     checks = fcn.preconditions(fcn.run("full"), fcn.guide_records("full"))
     assert len(checks) == 6 and {c.status for c in checks} == {"holds"}
     assert all(c.numbers for c in checks)
+
+
+def test_chapter_05_checks_its_preconditions_on_the_committed_records(monkeypatch):
+    """The unguided plain ConvNet trains to a plateau short of its residual twin, which beats it: the
+    comparison can show the paper's effect."""
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    checks = plain.preconditions(plain.run("full"), plain.guide_records("full"))
+    assert len(checks) == 2 and {c.status for c in checks} == {"holds"}
+    assert all(c.numbers for c in checks)
