@@ -35,7 +35,7 @@ from untrainable.experiments.image_guides import scored_as
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "PRESETS", "SMOKE", "RUNS", "HEADLINE", "SWEPT",
            "CONDITION_LABELS", "TWIN", "CHAPTER", "preset", "guide_configs", "configs", "run_seeds", "sweep_configs",
            "sweep_name", "chosen_settings", "run_sweep", "planned_runs", "run", "guide_records", "describe_models",
-           "preconditions", "first_regime_configs", "main"]
+           "preconditions", "first_regime_configs", "regime_text", "main"]
 
 EXPERIMENT = ig.EXPERIMENT
 #: (target, condition) of every run of the chapter.
@@ -106,6 +106,37 @@ def preconditions(records: list[dict[str, Any]], guides: dict[str, dict[str, Any
     twin = scored_as([guides[TWIN]] if TWIN in guides else [], metric)
     return [falls_short_of_twin(control, twin, "the unguided plain ConvNet", metric),
             guide_beats_target(twin, control, "the trained residual twin", metric)]
+
+
+#: The ResNet whose layout a plain stack copies, by (blocks per stage, block kind).
+LAYOUTS = {((3, 4, 6, 3), "basic"): "ResNet-34", ((3, 4, 6, 3), "bottleneck"): "ResNet-50",
+           ((2, 2, 2, 2), "basic"): "ResNet-18"}
+
+
+def regime_text(profile: str) -> str:
+    """The chapter's regime in words (Markdown), from the profile's trained-guide config: target, data,
+    training and guide, so the page states what ran rather than what was meant to."""
+    c = next(c for c in configs(profile) if c.condition == "trained_guide")
+    g = c.guide
+    n_train, n_test = c.n_train or 50_000, c.n_test or 10_000
+    layers = sum(c.plain_layers) * {"basic": 2, "bottleneck": 3}[c.plain_block] + 2
+    layout = LAYOUTS.get((tuple(c.plain_layers), c.plain_block), "a reduced ResNet")
+    augment = "(as practitioners train ConvNets)" if c.augment else "(none)"
+    return f"""
+Profile **{profile}**:
+
+* **target**: a plain stack of {c.plain_block} blocks, {tuple(c.plain_layers)} per stage (the layout of {layout}
+  without its shortcuts: {layers} weight layers), first-stage width {c.plain_width}.
+* **data**: {n_train:,} CIFAR-10 training images (class-balanced), a validation split of {c.n_valid:,} other
+  training images, {n_test:,} test images; random crop (padding 4) and flip on every batch {augment};
+  batches of {c.batch_size}: {-(-n_train // c.batch_size)} steps per epoch, {c.epochs} epochs.
+* **training**: Adam at {c.lr:g}, the rate divided by ten after each 30 % of training, the checkpoint of lowest
+  validation loss reported; guidance by linear CKA, alpha = {c.alpha:g}, the guide run on each batch as the
+  target sees it (the crops differ every step, so no bank of the guide's side can be precomputed).
+* **guide**: the {g.family.replace("_", " ")} (the same layout with its skips), trained on the same {g.n_train or 50_000:,}
+  images as a practitioner would: crop and flip, SGD with a cosine schedule, {g.epochs} epochs, the
+  best-validation checkpoint kept. The untrained guide is the same network at a random initialisation, one per seed.
+"""
 
 
 def first_regime_configs(profile: str) -> list[ig.Config]:
