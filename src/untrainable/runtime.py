@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["log", "resolve_device", "set_threads", "seed_everything", "cpu_model", "cpu_flags",
+__all__ = ["log", "resolve_device", "set_threads", "synchronize", "seed_everything", "cpu_model", "cpu_flags",
            "machine_description", "device_description", "eval_mode"]
 
 #: CPU features that decide which kernels torch runs, hence the last bits of a result and the speed.
@@ -45,6 +45,12 @@ def resolve_device(device: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
     return dev
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU: its kernels run asynchronously, so a timed step's wall time is only known once they end."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def set_threads(n: int | None = None) -> int:
