@@ -6,7 +6,8 @@ import contextlib
 import os
 import platform
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -51,6 +52,15 @@ def synchronize(device: torch.device) -> None:
     """Wait for the GPU: its kernels run asynchronously, so a timed step's wall time is only known once they end."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(step: Callable[[], object], device: torch.device) -> float:
+    """Seconds of one call of ``step``, the GPU's queued kernels finished before and after (see :func:`synchronize`)."""
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def set_threads(n: int | None = None) -> int:

@@ -48,7 +48,7 @@ from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, provenance, run_key
-from untrainable.runtime import machine_description, resolve_device, set_threads, synchronize
+from untrainable.runtime import machine_description, resolve_device, set_threads, timed
 from untrainable.train import make_optimizer, to_device
 
 __all__ = ["EXPERIMENT", "ROUNDS", "GOALS", "measure_case", "profile_step", "compile_finding", "Config", "record_file",
@@ -88,15 +88,6 @@ def _prepared(w: Workload, bf16: bool, device: torch.device) -> Callable[[], Non
     return step
 
 
-def _timed(step: Callable[[], None], device: torch.device) -> float:
-    """Seconds of one step, with the GPU's queued kernels finished before and after (a no-op on a CPU)."""
-    synchronize(device)
-    start = time.perf_counter()
-    step()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
 def measure_case(case: Case, rounds: int, device: torch.device) -> dict[str, Any]:
     """Seconds per step in fp32 and bf16, interleaved over ``rounds`` rounds after warm-up; the ratio."""
     w = case.make()
@@ -104,7 +95,7 @@ def measure_case(case: Case, rounds: int, device: torch.device) -> dict[str, Any
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for r in range(WARMUP + rounds):
         for p in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
-            seconds = _timed(steps[p], device)
+            seconds = timed(steps[p], device)
             if r >= WARMUP:
                 times[p].append(seconds)
     best = {p: min(t) for p, t in times.items()}
@@ -148,13 +139,13 @@ def compile_finding(case: Case, device: torch.device, rounds: int, profile: str)
     compiled_w = dataclasses.replace(w, model=torch.compile(copy.deepcopy(w.model)))
     try:
         compiled = _prepared(compiled_w, True, device)
-        compile_s = _timed(compiled, device)  # the first call compiles forward and backward graphs
+        compile_s = timed(compiled, device)  # the first call compiles forward and backward graphs
     except Exception as err:  # a CPU without a working C++ toolchain cannot compile: say so
         return {"model": case.name, "error": f"{type(err).__name__}: {err}"[:500]}
     times: dict[str, list[float]] = {"eager": [], "compiled": []}
     for r in range(WARMUP + rounds):
         for name, step in (("eager", eager), ("compiled", compiled)):
-            seconds = _timed(step, device)
+            seconds = timed(step, device)
             if r >= WARMUP:
                 times[name].append(seconds)
     best = {k: min(v) for k, v in times.items()}
