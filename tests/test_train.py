@@ -54,6 +54,30 @@ def test_resume_from_a_checkpoint_is_exact(tmp_path):
     assert _strip_time(resumed) == _strip_time(straight)
 
 
+def _train_with_valid(test_every_epoch: bool) -> list[dict]:
+    """A run that overfits a small training set, so its validation loss has an early best epoch."""
+    gen = seed_everything(0)
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 3))
+    x, y = _blobs(60, 0)
+    y[:20] = (y[:20] + 1) % 3  # noisy labels: memorising them hurts the validation loss
+    return fit(model, (x, y), _blobs(300, 1), FitSettings(epochs=12, batch_size=20, lr=3e-2), generator=gen,
+               device=CPU, progress=False, valid=_blobs(200, 2), test_every_epoch=test_every_epoch)
+
+
+def test_testing_only_the_best_and_last_epochs_trains_the_same():
+    every, some = _strip_time(_train_with_valid(True)), _strip_time(_train_with_valid(False))
+    best_so_far = [h["epoch"] for i, h in enumerate(every)
+                   if h["valid_loss"] < min((e["valid_loss"] for e in every[:i]), default=float("inf"))]
+    tested = [h["epoch"] for h in some if h["test_acc"] is not None]
+    assert tested == sorted({*best_so_far, 12}) and len(tested) < 12  # the best so far, and the last
+    for full, part in zip(every, some):
+        assert {k: v for k, v in part.items() if v is not None} == \
+               {k: v for k, v in full.items() if part[k] is not None}  # same training, same numbers
+    with pytest.raises(ValueError, match="needs a validation split"):
+        fit(nn.Linear(10, 3), _blobs(60, 0), _blobs(60, 1), FitSettings(epochs=1), generator=seed_everything(0),
+            device=CPU, progress=False, test_every_epoch=False)
+
+
 def test_nan_loss_is_a_clear_error():
     x, y = _blobs(100, 0)
     x[:] = float("nan")

@@ -49,9 +49,18 @@ def _sweep_record(name: str, weight: float, lr: float, loss: float) -> dict:
 def test_chosen_settings_take_the_weight_then_the_rate_of_lowest_validation_loss():
     lr0 = TC.configs("full")[0].student.lr
     records = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 1.2), (1.0, 1.1), (10.0, 1.3))]
-    records += [_sweep_record("kd-trained", 1.0, lr, v) for lr, v in ((3e-3, 1.4), (1e-4, 1.0), (3e-5, 1.5))]
+    rates = [_sweep_record("kd-trained", 1.0, lr, v) for lr, v in ((3e-3, 1.4), (1e-3, 1.2), (1e-4, 1.0), (3e-5, 1.5))]
+    records += rates
     records.append(_sweep_record("kd-trained", 10.0, 1e-3, 0.5))  # another weight's rate: not a candidate
     assert TC.chosen_settings("full", records) == {"kd-trained": {"weight": 1.0, "lr": 1e-4}}
+
+
+def test_a_half_done_sweep_chooses_nothing_it_has_not_finished():
+    lr0 = TC.configs("full")[0].student.lr
+    weights = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 1.2), (1.0, 1.1), (10.0, 1.3))]
+    assert TC.chosen_settings("full", weights[:2]) == {}  # one weight still to train
+    some_rates = [_sweep_record("kd-trained", 1.0, 1e-4, 0.9)]  # four of the five rates missing
+    assert TC.chosen_settings("full", weights + some_rates) == {"kd-trained": {"weight": 1.0, "lr": lr0}}
 
 
 def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):

@@ -250,6 +250,25 @@ def _train_epoch(model: nn.Module, train: tuple[Any, torch.Tensor], settings: Fi
     return {"train_loss": sum_loss / seen, "train_acc": sum_correct / max(counted, 1)}, steps
 
 
+def _evaluated(split: str, model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], settings: FitSettings,
+               device: torch.device, desc: str, epoch: int, steps: int) -> dict[str, float]:
+    """``{split}_loss`` and ``{split}_acc`` of ``model`` on ``data`` after the 0-based ``epoch``."""
+    try:
+        metrics = evaluate(model, data[0], data[1], device, settings.eval_batch_size, settings.precision)
+    except NonFiniteLossError as err:  # the epoch's last steps broke the weights
+        raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
+    return {f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]}
+
+
+def _shown(row: dict[str, Any], split: str, only: str | None = None) -> str:
+    """A row's ``split`` accuracy and loss for the log (``only="acc"``: the accuracy alone), or
+    "<split> not evaluated" for an epoch that skipped it."""
+    if row[f"{split}_acc"] is None:
+        return f"{split} not evaluated"
+    acc = f"{row[f'{split}_acc']:.3f}"
+    return acc if only == "acc" else f"{split} acc {acc} {split} loss {row[f'{split}_loss']:.3f}"
+
+
 def fit(
     model: nn.Module,
     train: tuple[Any, torch.Tensor],
@@ -269,6 +288,7 @@ def fit(
     best_by: str = "valid_loss",
     restore_best: bool = False,
     augment: Augment | None = None,
+    test_every_epoch: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``model`` and return its history: one dict of metrics per epoch.
 
@@ -294,9 +314,17 @@ def fit(
     (:func:`best_epoch`) are kept, in the checkpoint too, and ``restore_best`` loads them into
     ``model`` at the end, so the caller evaluates the best-validation checkpoint. ``augment``
     transforms each training batch before the step (never the validation or test inputs).
+
+    ``test_every_epoch=False`` (with ``valid``) evaluates the test split only where a run's numbers
+    are read: at each epoch that is the best by validation so far, and at the last epoch; the other
+    rows have ``test_loss``/``test_acc`` None. Evaluation draws no random numbers, so the training is
+    the same; a run whose test curve is not plotted saves most of its evaluation time (the test split
+    is often several times the training set).
     """
     if restore_best and valid is None:
         raise ValueError("restore_best needs a validation split (valid=...) to choose the best epoch by")
+    if not test_every_epoch and valid is None:
+        raise ValueError("test_every_epoch=False needs a validation split (valid=...): it tests the best epochs")
     if best_by not in BEST_BY:
         raise ValueError(f"unknown best_by {best_by!r}: choose one of {', '.join(BEST_BY)}")
     model.to(device)
@@ -325,22 +353,22 @@ def fit(
                                   augment)
         train_time = time.perf_counter() - t0
         _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
-        splits = {"test": test} if valid is None else {"valid": valid, "test": test}
-        for split, (x_eval, y_eval) in splits.items():
-            try:
-                metrics = evaluate(model, x_eval, y_eval, device, settings.eval_batch_size, settings.precision)
-            except NonFiniteLossError as err:  # the epoch's last steps broke the weights
-                raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
-            row.update({f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]})
+        if valid is not None:
+            row.update(_evaluated("valid", model, valid, settings, device, desc, epoch, steps))
+        is_best = valid is not None and best_epoch([*history, {"epoch": epoch + 1, **row}], best_by) == epoch + 1
+        if test_every_epoch or is_best or epoch + 1 == settings.epochs:
+            row.update(_evaluated("test", model, test, settings, device, desc, epoch, steps))
+        else:
+            row.update(test_loss=None, test_acc=None)
         row = {"epoch": epoch + 1, **row, "epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time}
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch + 1, model) or {})
         history.append(row)
-        if valid is not None and best_epoch(history, best_by) == epoch + 1:
+        if is_best:
             best = {"epoch": epoch + 1, "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        log(f"{desc} epoch {epoch + 1}/{settings.epochs}: train acc {row['train_acc']:.3f} test acc "
-            f"{row['test_acc']:.3f} test loss {row['test_loss']:.3f} ({row['epoch_time_s']:.1f} s)")
-        bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
+        log(f"{desc} epoch {epoch + 1}/{settings.epochs}: train acc {row['train_acc']:.3f} "
+            f"{_shown(row, 'test')} ({row['epoch_time_s']:.1f} s)")
+        bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=_shown(row, "test", "acc"))
         if checkpoint is not None:
             save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),

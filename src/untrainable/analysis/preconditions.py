@@ -58,8 +58,9 @@ def _no_records(name: str, what: str) -> CheckedPrecondition:
 
 
 def loss_rise(record: dict[str, Any], split: str) -> float:
-    """How far ``split``'s (``valid`` or ``test``) loss ends above its minimum over epochs (0: never rose)."""
-    losses = [h[f"{split}_loss"] for h in record["history"]]
+    """How far ``split``'s (``valid`` or ``test``) loss ends above its minimum over epochs (0: never rose);
+    epochs that skipped the split (None: ``fit(test_every_epoch=False)``) are left out."""
+    losses = [h[f"{split}_loss"] for h in record["history"] if h[f"{split}_loss"] is not None]
     return losses[-1] - min(losses)
 
 
