@@ -139,3 +139,16 @@ def test_the_package_offers_every_name_of_its_shared_modules():
         for name in module.__all__:
             assert getattr(A, name) is getattr(module, name), f"{module.__name__}.{name}"
             assert name in A.__all__
+
+
+def test_pair_alignment_gives_each_pairs_initial_and_final_cka_averaged_over_seeds():
+    from untrainable.analysis import pair_alignment
+
+    def rec(seed, init, final):
+        return {"name": "trained_guide", "seed": seed, "config": {"setting": "copy"},
+                "probe_pairs": {"trained": [["g0", "t0"], ["g1", "t1"]]},
+                "initial_cka": {"trained": init}, "final_cka": {"trained": final}}
+
+    table = pair_alignment([rec(0, [0.9, 0.5], [1.0, 0.7]), rec(1, [0.7, 0.3], [0.8, 0.5])], {})
+    assert table.loc[("copy", "trained", "trained_guide", "g0 → t0"), "at init"] == pytest.approx(0.8)
+    assert table.loc[("copy", "trained", "trained_guide", "g1 → t1"), "at the end"] == pytest.approx(0.6)

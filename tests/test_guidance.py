@@ -368,3 +368,25 @@ def test_symmetric_gram_backward_is_autograds_in_one_product():
     (g_sym,) = torch.autograd.grad((G.SymmetricGram.apply(x) * w).sum(), x)
     (g_ref,) = torch.autograd.grad(((x @ x.T) * w).sum(), x)
     torch.testing.assert_close(g_sym, g_ref)
+
+
+def test_the_bf16_gram_path_matches_float32_cka_and_its_gradient():
+    """Chapter 05's wide conv layers take linear CKA through bf16 Gram matrices: the value within 1e-3 of
+    float32, the gradient pointing the same way, and only where asked and native."""
+    from untrainable.similarity import linear_cka
+
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(64, 2048) + 0.5).requires_grad_()
+    y = torch.relu(x.detach()[:, torch.randperm(2048)] + 0.3 * torch.randn(64, 2048))
+    exact = linear_cka(x, y)
+    (g_exact,) = torch.autograd.grad(exact, x)
+    fast = G.linear_cka_bf16_gram(x, y)
+    (g_fast,) = torch.autograd.grad(fast, x)
+    assert float(fast) == pytest.approx(float(exact), abs=1e-3)
+    assert float(torch.nn.functional.cosine_similarity(g_fast.flatten(), g_exact.flatten(), dim=0)) > 0.99
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    guide = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    loss = G.GuidanceLoss(net, guide, torch.randn(2, 4), gram_precision="bf16")
+    assert not loss._bf16_gram(torch.randn(16, 8))  # more examples than features: the float32 route
+    with pytest.raises(ValueError, match="gram_precision"):
+        G.GuidanceLoss(net, guide, torch.randn(2, 4), gram_precision="fp16")

@@ -127,3 +127,16 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
     assert paper.loc["img-kappa-unguided", "record"] == "kappa:no_guide|trained_guide"
     assert "guided FCN" in paper.loc["img-kappa-unguided", "setting"]
     assert isinstance(PC.comparison("full"), pd.DataFrame)
+
+
+def test_chapter_06s_first_regime_rows_are_not_testable_and_say_why(monkeypatch):
+    """Issue 16: the RNN at chance on copy-paste, a parity guide that failed, an LM guide worse than its target."""
+    from untrainable.paths import repo_root
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    rows = PC.comparison("full")
+    seq = rows[rows.index.str.match(r"seq-(copy|parity|lm)-(un)?trained$")]
+    assert len(seq) == 6 and (seq["verdict"] == A.NOT_TESTABLE).all()
+    reasons = " ".join(seq["why"])
+    assert "copy-no_guide is above chance: no" in reasons and "parity-guide_alone reaches 95%: no" in reasons
+    assert "the guide lm-guide_alone beats its target: no" in reasons

@@ -53,7 +53,8 @@ def _record(setting: str, family: str, lengths: tuple[int, int] | tuple[None, No
             ppl: float = 1.0, width: int = 64) -> dict:
     c = next(c for c in P.configs("full") if c.setting == setting and c.net.family == family
              and (c.task == "char_lm" or (c.min_len, c.max_len) == lengths) and (c.task != "char_lm" or
-                                                                                 family == "rnn" or c.net.width == width))
+                                                                                 family == "rnn" or c.net.width == width)
+             and c.seq_len in (64, 128))
     return {"name": P.run_name(c), "config": dataclasses.asdict(c), "seed": 0, "wall_time_s": 60.0,
             "metrics": {"test_acc": acc, "best_valid_acc": valid, "perplexity": ppl}}
 
@@ -70,7 +71,7 @@ def test_choose_takes_the_longest_qualifying_strings_and_the_smallest_guide_that
                _record("lm", "transformer", (None, None), 0.5, 0.5, ppl=5.5, width=128)]
     table = P.choose(records)
     chosen = table[table.chosen].set_index("setting")["cell"].to_dict()
-    assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4"}
+    assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4, windows of 64"}
     assert not table.set_index(["setting", "cell"]).loc[("copy", "len20-40"), "qualifies"]  # the RNN at chance
 
 
@@ -101,3 +102,35 @@ def test_flattened_sequences_of_random_nets_already_agree_and_token_rows_leave_r
     assert set(mean.index) == set(S.TREATMENTS)
     assert mean["flattened (the paper's)"] > 0.9 > mean["per token, padding dropped"]
     assert mean["flattened, strings of one length"] < mean["flattened (the paper's)"]
+
+
+def test_the_first_regimes_records_cannot_test_chapter_06s_claims(monkeypatch):
+    """Measured in issue 16: the RNN at chance on copy-paste, a failed parity guide, an LM guide worse than its target."""
+    from untrainable.paths import repo_root
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    checks = {c.name: c for c in S.preconditions(S.run("full"))}
+    assert checks["the unguided RNN (copy) is above chance"].status == "fails"
+    assert checks["every trained RNN guide (parity) reaches 95%"].status == "fails"
+    assert checks["the trained Transformer (lm) beats its target"].status == "fails"
+    assert checks["the trained Transformer (copy) beats its target"].status == "holds"
+
+
+def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guides_use_their_own(monkeypatch):
+    full = dict(S.PRESETS["full"], sweep_lrs=(1e-3, 3e-4),
+                run_settings={"copy/guide_alone": {"lr": 3e-4}, "copy/no_guide": {"lr": 1e-3}},
+                guide_reseeds={"copy": ((1, 101),)})
+    monkeypatch.setitem(S.PRESETS, "full", full)
+    cfgs = {c.condition: c for c in S.configs("full", settings=("copy",))}
+    assert cfgs["guide_alone"].lr == 3e-4 and cfgs["no_guide"].lr == 1e-3 and cfgs["trained_guide"].guide_lr == 3e-4
+    assert S.guide_alone_config(cfgs["trained_guide"]) == cfgs["guide_alone"]  # one guide for every condition
+    assert S.guide_seed(cfgs["trained_guide"], 1) == 101 and S.guide_seed(cfgs["trained_guide"], 2) == 2
+    sweep = [c for c in S.sweep_configs("full") if c.setting == "copy"]
+    assert [c.condition for c in sweep[:2]] == ["guide_alone"] * 2 and len(sweep) == 4 * 2
+    assert {c.guide_lr for c in sweep if c.condition != "guide_alone"} == {3e-4}
+    planned = S.planned_runs("full", seeds=(0, 1))
+    assert any(r.experiment == S.SWEEP_EXPERIMENT and r.seed == S.SWEEP_SEED for r in planned)
+    assert any(r.name == "copy-guide_alone" and r.seed == 101 for r in planned)  # the replacement guide is planned
+    records = [{"config": {"setting": "copy", "condition": "no_guide", "lr": lr}, "metrics": {"min_valid_loss": v}}
+               for lr, v in ((1e-3, 0.9), (3e-4, 0.7))]
+    assert S.chosen_settings(records) == {"copy/no_guide": {"lr": 3e-4}}

@@ -9,7 +9,9 @@ so a row is judged by its *effect*: the difference to its ``baseline_row`` (e.g.
 of the same setting), tested by :func:`untrainable.analysis.verdict`, the book's one rule. The
 paper's direction is the sign of its own difference, or ``paper_direction`` ("higher"/"lower") where
 the paper gives no number. A row may name a ``precondition`` the claim needs from our records
-(``overfits:<record>``: that run overfits, :func:`untrainable.analysis.preconditions.overfits`);
+(``overfits:<record>``: that run overfits, :func:`untrainable.analysis.preconditions.overfits`;
+``above_chance:<record>@0.1``; ``guides_reach:<guide record>@0.95``; ``guide_beats:<guide>><target>``,
+the guide's record among the trained guides or, for a sequence guide, in the row's experiment);
 when one fails the row is "not testable". A row may name several, ``;``-separated
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
 comparable"); rows without records are "not run".
@@ -137,6 +139,18 @@ def _named(store: _Store, experiment: str, name: str) -> list[dict[str, Any]]:
     return [r for r in store.records(experiment) if r["name"] == name]
 
 
+def _used(store: _Store, experiment: str, guide: str) -> list[dict[str, Any]]:
+    """The records of guide ``guide`` in ``experiment`` that guided a target run: for a sequence guide, each
+    run seed's own or its replacement (:func:`~untrainable.experiments.sequence_guidance.used_guides`)."""
+    from untrainable.experiments import sequence_guidance
+
+    named = _named(store, experiment, guide)
+    if experiment != sequence_guidance.EXPERIMENT or not named:
+        return named
+    return [r for r in sequence_guidance.used_guides(store.records(experiment), named[0]["config"]["setting"])
+            if r["name"] == guide]
+
+
 def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Precondition:
     """One precondition of a row, checked on the records (:data:`PRECONDITION_KINDS`)."""
     kind, _, args = spec.partition(":")
@@ -146,8 +160,16 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
     if kind == "guide_beats":
         guide, _, target = args.partition(">")
         metric = row["our_metric"]
-        return A.preconditions.guide_beats_target(scored_as(_named(store, "guides", guide), metric),
-                                                  _named(store, experiment, target), f"the guide {guide}", metric)
+        guides = scored_as(_named(store, "guides", guide), metric) or _used(store, experiment, guide)
+        return A.preconditions.guide_beats_target(guides, _named(store, experiment, target), f"the guide {guide}",
+                                                  metric)
+    if kind == "above_chance":
+        name, _, chance = args.partition("@")
+        return A.preconditions.above_chance(_named(store, experiment, name), float(chance), name,
+                                            metric=row["our_metric"])
+    if kind == "guides_reach":
+        name, _, bar = args.partition("@")
+        return A.preconditions.every_guide_reaches(_used(store, experiment, name), float(bar), name)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")
         return A.preconditions.falls_short_of_twin(_named(store, experiment, plain), _named(store, experiment, twin),
@@ -158,7 +180,8 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
 
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
 PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>",
-                      "falls_short": "<plain record>><residual twin record>"}
+                      "falls_short": "<plain record>><residual twin record>", "above_chance": "<record>@<chance>",
+                      "guides_reach": "<guide record>@<validation accuracy every used guide reaches>"}
 
 
 def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:

@@ -19,9 +19,9 @@ models a chapter describes, and return numbers, frames or sentences. By meaning:
 
 from __future__ import annotations
 
-from untrainable.analysis.alignment import alignment_frame, alignment_summary, endpoint_alignment
+from untrainable.analysis.alignment import alignment_frame, alignment_summary, endpoint_alignment, pair_alignment
 from untrainable.analysis.chapter_summaries import (inductive_bias_summary, mimic_loss_labels, quality_frame,
-                                                    quality_summary, size_frame, size_summary)
+                                                    quality_summary, size_frame, size_summary, best_means)
 from untrainable.analysis.contrasts import contrasts_summary, contrasts_table
 from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPARABLE, NOT_RUN, NOT_TESTABLE, OPPOSITE,
                                           REPRODUCED, TOO_FEW_SEEDS, VERDICTS, Effect, Precondition, Verdict, verdict,
@@ -42,7 +42,7 @@ __all__ = [
     "error_consistency", "GUIDED_BY", "kappa_table", "kappa_summary", "select", "renamed", "values", "find",
     "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table",
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
-    "mean_percent", "endpoint_alignment", "inductive_bias_summary", "size_frame", "size_summary", "quality_frame",
+    "mean_percent", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",
     "quality_summary", "mimic_loss_labels",
     "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "verdict_narrative",

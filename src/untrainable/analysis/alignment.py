@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["alignment_frame", "alignment_summary", "endpoint_alignment"]
+__all__ = ["alignment_frame", "alignment_summary", "endpoint_alignment", "pair_alignment"]
 
 
 def alignment_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -39,3 +39,14 @@ def endpoint_alignment(records: list[dict[str, Any]], labels: dict[str, str], gr
              "at init": float(np.mean(r["initial_cka"][ref])), "at the end": float(np.mean(r["final_cka"][ref]))}
             for r in records if "final_cka" in r for ref in r["final_cka"]]
     return pd.DataFrame(rows).groupby([group, "guide", "condition"], sort=False).mean()
+
+
+def pair_alignment(records: list[dict[str, Any]], labels: dict[str, str], group: str = "setting") -> pd.DataFrame:
+    """Per group, reference guide, condition and mapped pair (``guide layer → target layer``): the CKA at
+    initialisation and at the end, means over seeds. A pair near 1 at initialisation leaves guidance
+    little to pull; the end shows how far training (guided or not) moved it."""
+    rows = [{group: r["config"][group], "guide": ref, "condition": labels.get(r["name"], r["name"]),
+             "pair": f"{g} → {t}", "at init": a, "at the end": b}
+            for r in records if "final_cka" in r for ref in r["final_cka"]
+            for (g, t), a, b in zip(r["probe_pairs"][ref], r["initial_cka"][ref], r["final_cka"][ref])]
+    return pd.DataFrame(rows).groupby([group, "guide", "condition", "pair"], sort=False).mean()

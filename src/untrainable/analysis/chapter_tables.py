@@ -33,21 +33,24 @@ def precondition_summary(checks: Sequence[CheckedPrecondition]) -> str:
             "them are \"not testable\" here, whatever their numbers.")
 
 
-def sweep_table(records: Iterable[dict[str, Any]], chosen: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """The validation sweep: per run (target, condition, alpha, learning rate) its lowest validation loss,
-    the epoch it came at, and whether the chapter uses that setting (``chosen``: "target/condition" ->
-    {"lr", "alpha"})."""
+def sweep_table(records: Iterable[dict[str, Any]], chosen: dict[str, dict[str, float]],
+                group: str = "target") -> pd.DataFrame:
+    """The validation sweep: per run (``group``: its target or setting, condition, alpha when guided,
+    learning rate) its lowest validation loss, the epoch it came at, and whether the chapter uses that
+    setting (``chosen``: "<group>/condition" -> {"lr"} and, where alpha was swept, "alpha")."""
     rows = []
     for r in records:
         c, m = r["config"], r["metrics"]
-        pick = chosen.get(f"{c['target']}/{c['condition']}", {})
+        pick = chosen.get(f"{c[group]}/{c['condition']}", {})
         guided = c.get("guide") is not None
-        uses = pick.get("lr") == c["lr"] and (not guided or pick.get("alpha") == c["alpha"])
-        rows.append({"target": c["target"], "condition": c["condition"], "alpha": c["alpha"] if guided else None,
+        uses = pick.get("lr") == c["lr"] and ("alpha" not in pick or pick["alpha"] == c["alpha"])
+        losses = [h["valid_loss"] for h in r["history"]]
+        rows.append({group: c[group], "condition": c["condition"], "alpha": c["alpha"] if guided else None,
                      "learning rate": c["lr"], "lowest validation loss": m["min_valid_loss"],
-                     "at epoch": m["checkpoint_epoch"], "chosen": "yes" if uses else ""})
+                     "at epoch": m.get("checkpoint_epoch", 1 + losses.index(min(losses))),
+                     "chosen": "yes" if uses else ""})
     table = pd.DataFrame(rows)
-    return table.sort_values(["target", "condition", "alpha", "learning rate"], na_position="first").reset_index(drop=True)
+    return table.sort_values([group, "condition", "alpha", "learning rate"], na_position="first").reset_index(drop=True)
 
 
 _READING = {REPRODUCED: "reproduced", OPPOSITE: "went the other way", NO_EFFECT: "showed no effect we could detect",

@@ -28,11 +28,13 @@ def overfitting_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return table.assign(**{"train - test (points)": table["final train acc"] - table["final test acc"]})
 
 
-def overfitting_summary(table: pd.DataFrame, labels: dict[str, str], baseline: str = "no_guide") -> str:
-    """Prose for :func:`overfitting_table`: the baseline's curve, then each other run (whether the baseline
-    overfits enough for a claim is :func:`untrainable.analysis.preconditions.overfits`)."""
+def overfitting_summary(table: pd.DataFrame, labels: dict[str, str], baseline: str = "no_guide",
+                        opening: str = "Without a guide") -> str:
+    """Prose for :func:`overfitting_table`: the baseline's curve (its sentence opens with ``opening``), then
+    each other run (whether the baseline overfits enough for a claim is
+    :func:`untrainable.analysis.preconditions.overfits`)."""
     b = table.loc[baseline]
-    lines = [f"Without a guide the lowest test loss ({b['min test loss']:.2f}) comes at epoch {b['epoch of min']:.1f} on "
+    lines = [f"{opening} the lowest test loss ({b['min test loss']:.2f}) comes at epoch {b['epoch of min']:.1f} on "
              f"average and the final loss ends {b['rise after min']:.2f} above it; training accuracy ends "
              f"{b['train - test (points)']:.1f} points above test accuracy.\n"]
     lines += [f"* {labels.get(name, name)}: the test loss ends {row['rise after min']:.2f} above its minimum; train "

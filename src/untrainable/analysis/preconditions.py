@@ -12,7 +12,10 @@ takes it) that also carries the numbers it was decided on.
   shallower net of the same width trains;
 * :func:`falls_short_of_twin`: the plain net's training loss has reached a plateau, and its
   residual twin beats it by more than the seed spread;
-* :func:`guide_beats_target`: the guide's test accuracy beats the target's by more than the seed spread.
+* :func:`guide_beats_target`: the guide's test accuracy (or perplexity) beats the target's by more than the
+  seed spread;
+* :func:`above_chance`: the control learns something, so a gain is not read off noise at chance;
+* :func:`every_guide_reaches`: every seed's trained guide reaches a stated bar on validation.
 
 A side with one seed has no spread: the other side's is used, and with one seed on both sides a margin
 must exceed a stated threshold instead (``min_margin``); the detail says which rule was applied. Numbers are means over seeds; every
@@ -29,8 +32,8 @@ import numpy as np
 
 from untrainable.analysis.effects import Precondition
 
-__all__ = ["CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop",
-           "falls_short_of_twin", "beats", "guide_beats_target"]
+__all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train",
+           "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance", "every_guide_reaches"]
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
 CHANCE = 0.1
@@ -105,24 +108,39 @@ def plateau_drop(record: dict[str, Any], last: int = 5) -> float:
     return losses[max(0, len(losses) - 1 - last)] - losses[-1]
 
 
+#: Metrics where lower is better: ``beats`` then asks for the lower value.
+LOWER_IS_BETTER = frozenset({"perplexity", "bits_per_char", "test_loss", "overfit_gap"})
+
+
+def _shown(metric: str, value: float) -> str:
+    """An accuracy in points (x 100, with %), anything else as it is."""
+    return f"{value:.2f}" if metric in LOWER_IS_BETTER else f"{100 * value:.1f}%"
+
+
+def _points(metric: str, value: float) -> str:
+    """A difference of ``metric``: accuracy points, or the metric's own units."""
+    return f"{value:.2f}" if metric in LOWER_IS_BETTER else f"{100 * value:.1f} points"
+
+
 def beats(better: list[dict[str, Any]], worse: list[dict[str, Any]], metric: str,
           min_margin: float) -> tuple[bool, dict[str, float], str]:
-    """Whether ``better``'s mean ``metric`` exceeds ``worse``'s by more than the larger seed spread
-    (standard deviation) of the sides with two or more seeds (a guide trained once is compared with its
-    targets' spread), or by more than ``min_margin`` when neither side has two seeds."""
+    """Whether ``better``'s mean ``metric`` is better than ``worse``'s (higher, or lower for
+    :data:`LOWER_IS_BETTER`) by more than the larger seed spread (standard deviation) of the sides with
+    two or more seeds (a guide trained once is compared with its targets' spread), or by more than
+    ``min_margin`` when neither side has two seeds."""
     a = np.array([r["metrics"][metric] for r in better], dtype=float)
     b = np.array([r["metrics"][metric] for r in worse], dtype=float)
-    margin = float(a.mean() - b.mean())
+    margin = float(a.mean() - b.mean()) * (-1 if metric in LOWER_IS_BETTER else 1)
     spreads = [float(v.std(ddof=1)) for v in (a, b) if v.size >= 2]
     if spreads:
         spread = max(spreads)
-        rule = f"the seed spread {100 * spread:.1f} points"
+        rule = f"the seed spread {_points(metric, spread)}"
     else:
         spread = min_margin
-        rule = f"the stated threshold {100 * min_margin:.1f} points (one seed: no spread)"
+        rule = f"the stated threshold {_points(metric, min_margin)} (one seed: no spread)"
     numbers = {"better": float(a.mean()), "worse": float(b.mean()), "margin": margin, "threshold": spread,
                "seeds": float(min(a.size, b.size))}
-    return bool(margin > spread), numbers, f"margin {100 * margin:.1f} points against {rule}"
+    return bool(margin > spread), numbers, f"margin {_points(metric, margin)} against {rule}"
 
 
 def falls_short_of_twin(plain: list[dict[str, Any]], residual: list[dict[str, Any]], name: str = "the plain net",
@@ -148,5 +166,33 @@ def guide_beats_target(guide: list[dict[str, Any]], target: list[dict[str, Any]]
     if not guide or not target:
         return _no_records(what, name if not guide else "the target")
     holds, numbers, rule = beats(guide, target, metric, min_margin)
-    return CheckedPrecondition(what, holds, f"{metric}: guide {100 * numbers['better']:.1f}%, target "
-                               f"{100 * numbers['worse']:.1f}%, {rule}", numbers)
+    return CheckedPrecondition(what, holds, f"{metric}: guide {_shown(metric, numbers['better'])}, target "
+                               f"{_shown(metric, numbers['worse'])}, {rule}", numbers)
+
+
+def above_chance(records: list[dict[str, Any]], chance: float, name: str = "the control",
+                 metric: str = "test_acc", margin: float = 0.02) -> CheckedPrecondition:
+    """Does the control learn something (its mean ``metric`` at least ``margin`` above ``chance``), so
+    that a guided run's gain is not read off noise at chance?"""
+    what = f"{name} is above chance"
+    if not records:
+        return _no_records(what, name)
+    value = _mean(records, lambda r: r["metrics"][metric])
+    return CheckedPrecondition(what, bool(value >= chance + margin),
+                               f"{metric} {100 * value:.1f}% against chance {100 * chance:.0f}% (needs ≥ "
+                               f"{100 * (chance + margin):.0f}%); {len(records)} seed(s)",
+                               {metric: value, "chance": chance, "seeds": float(len(records))})
+
+
+def every_guide_reaches(guides: list[dict[str, Any]], bar: float, name: str = "every trained guide",
+                        metric: str = "best_valid_acc") -> CheckedPrecondition:
+    """Does every trained guide (each seed's) reach ``bar`` on ``metric``? A guide that failed its task has
+    nothing to give, whatever its targets do."""
+    what = f"{name} reaches {100 * bar:.0f}%"
+    if not guides:
+        return _no_records(what, name)
+    values = {r["seed"]: r["metrics"][metric] for r in guides}
+    low = {s: v for s, v in values.items() if v < bar}
+    detail = ", ".join(f"seed {s}: {100 * v:.1f}%" for s, v in sorted(values.items()))
+    return CheckedPrecondition(what, not low, f"{metric}: {detail} (needs ≥ {100 * bar:.0f}% each)",
+                               {"lowest": min(values.values()), "seeds": float(len(values))})

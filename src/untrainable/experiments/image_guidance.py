@@ -112,6 +112,7 @@ class Config:
     n_valid: int = added_field(0)  # validation images held out from the training images (0: none)
     schedule: str = added_field("constant")  # learning-rate schedule (untrainable.train.lr_factor)
     augment: bool = added_field(False)  # random crop and flip per batch (the guide then runs online: no bank)
+    gram_precision: str = added_field("fp32")  # wide layers' CKA Gram products: "fp32" | "bf16" | "auto"
 
     def __post_init__(self) -> None:
         if self.augment and self.guide is not None and self.guide_bank != "none":
@@ -322,7 +323,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     guidance = None
     if inputs.guide is not None:
         guidance = G.GuidanceLoss(model, inputs.guide.to(device), example, alpha=c.alpha, distance=c.distance,
-                                  guide_steps=c.guide_steps, bank=inputs.bank)
+                                  guide_steps=c.guide_steps, bank=inputs.bank, gram_precision=c.gram_precision)
     meter = TaskLossMeter(guidance or cross_entropy_loss, guidance)
     steps_per_epoch = math.ceil(len(y_train) / c.batch_size)
 

@@ -41,6 +41,8 @@ import torch
 from torch import nn
 
 from untrainable import guidance as G
+from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
+                                                guide_beats_target)
 from untrainable.data import SequenceData, fresh_strings, sequence_data
 from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
@@ -52,12 +54,16 @@ from untrainable.results import added_field, find_record, record_path, run_key, 
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, cross_entropy, cross_entropy_loss, evaluate, fit
 
-__all__ = ["EXPERIMENT", "PRESETS", "SETTINGS", "CONDITIONS", "SETTING_LABELS", "CONDITION_LABELS", "NetConfig",
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SWEEP_STAGES", "sweep_configs", "sweep_name",
+           "chosen_settings", "run_sweep", "guide_seed", "CHANCE", "GUIDE_BAR", "used_guides", "preconditions", "PRESETS", "SETTINGS", "CONDITIONS", "SETTING_LABELS", "CONDITION_LABELS", "NetConfig",
            "Config", "configs", "planned_runs", "run", "load_data", "build_net", "guide_alone_config", "weights_path",
            "guide_alone_record", "trained_guide", "untrained_guide", "resolve_guides", "mapping_table", "TREATMENTS",
            "initial_cka_table", "train_run", "run_name", "main"]
 
 EXPERIMENT = "sequence_guidance"
+#: The validation sweep's records and seed (no reported run uses it), and its stages in order.
+SWEEP_EXPERIMENT, SWEEP_SEED = "sequence_sweeps", 100
+SWEEP_STAGES = ("guides", "targets")
 UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s
 SETTINGS = ("copy", "parity", "lm")
 #: Per setting: (task, target family, guide family)
@@ -112,6 +118,9 @@ class Config:
     probe_n: int = 256
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
     fresh: bool = added_field(False)  # copy, parity: new training strings every epoch (the paper's loader)
+    guide_lr: float | None = added_field(None)  # the trained guide's learning rate (None: this run's lr)
+    # (run seed, guide seed) where a run seed's own guide missed its bar and another seed's guide serves
+    guide_reseeds: tuple[tuple[int, int], ...] = added_field(())
 
     def __post_init__(self) -> None:
         if self.fresh and self.task == "char_lm":
@@ -184,17 +193,62 @@ def configs(profile: str, settings: Iterable[str] = SETTINGS, smoke: bool = Fals
         if task == "char_lm" and values.get("n_train") is None:
             values.update(n_train=10**9, n_valid=10**9, n_test=10**9)  # every window
         target, guide = nets[target_family], nets[guide_family]
-        for condition in CONDITIONS:
-            net = guide if condition == "guide_alone" else target
-            g = None if condition == "guide_alone" else guide
-            out.append(Config(setting=setting, condition=condition, task=task, net=net, guide=g, **values))
+        chosen = p.get("run_settings", {})
+        guide_lr = chosen.get(f"{setting}/guide_alone", {}).get("lr")
+        targets = [Config(setting=setting, condition=condition, task=task, net=target, guide=guide,
+                          **{**values, **chosen.get(f"{setting}/{condition}", {}), "guide_lr": guide_lr,
+                             "guide_reseeds": tuple(p.get("guide_reseeds", {}).get(setting, ()))})
+                   for condition in CONDITIONS[1:]]
+        out += [guide_alone_config(targets[0]), *targets]
     return out
 
 
+def _stage_configs(profile: str, stage: str) -> list[Config]:
+    """The sweep's configs of ``stage``: ``"guides"``, each guide alone at every learning rate of the
+    preset's ``sweep_lrs``; ``"targets"``, each target condition at every learning rate (guided by the
+    guide trained at its chosen learning rate)."""
+    if stage not in SWEEP_STAGES:
+        raise ValueError(f"unknown sweep stage {stage!r}: choose one of {', '.join(SWEEP_STAGES)}")
+    lrs = PRESETS[check_profile(profile)].get("sweep_lrs", ())
+    return [dataclasses.replace(c, lr=lr) for c in configs(profile)
+            if (c.condition == "guide_alone") == (stage == "guides") for lr in lrs]
+
+
+def sweep_configs(profile: str) -> list[Config]:
+    """Every run of the validation sweep (seed :data:`SWEEP_SEED`, its own records): guides, then targets."""
+    return [c for stage in SWEEP_STAGES for c in _stage_configs(profile, stage)]
+
+
+def sweep_name(c: Config) -> str:
+    return f"{run_name(c)}-lr{c.lr:g}"
+
+
+def chosen_settings(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``"setting/condition" -> {"lr": ...}``: per setting and condition, the learning rate of the sweep
+    record with the lowest validation loss (as the paper chose its learning rates)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(f"{r['config']['setting']}/{r['config']['condition']}", []).append(r)
+    return {k: {"lr": min(rs, key=lambda r: r["metrics"]["min_valid_loss"])["config"]["lr"]}
+            for k, rs in sorted(groups.items())}
+
+
+def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *,
+              stages: Iterable[str] = SWEEP_STAGES, train_missing: bool | None = None) -> list[dict[str, Any]]:
+    """The record of every sweep run (seed :data:`SWEEP_SEED`): stored ones loaded, missing ones trained."""
+    return [_record(profile, c, SWEEP_SEED, device, force, train_missing, experiment=SWEEP_EXPERIMENT,
+                    name=sweep_name(c)) for stage in stages for c in _stage_configs(profile, stage)]
+
+
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
-    """Every record of the chapter in ``profile`` (each setting's ``guide_alone`` runs are among them)."""
+    """Every record of the chapter in ``profile``: the sweep, then each setting's ``guide_alone`` runs
+    (a reseeded guide's too) and its target runs."""
     seeds = default_seeds(profile) if seeds is None else tuple(seeds)
-    return [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
+    runs = [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+    reseeded = [PlannedRun(EXPERIMENT, run_name(guide_alone_config(c)), guide_alone_config(c), g)
+                for c in configs(profile) if c.condition == "no_guide" for s, g in c.guide_reseeds if s in seeds]
+    return list({r.path(profile): r for r in sweep + runs + reseeded}.values())
 
 
 # ----------------------------------------------------------------------------- data and models
@@ -223,39 +277,47 @@ def build_net(n: NetConfig, data: SequenceData) -> nn.Module:
 
 
 def guide_alone_config(c: Config) -> Config:
-    """The ``guide_alone`` run whose weights are the trained guide of run ``c``."""
-    return dataclasses.replace(c, condition="guide_alone", net=c.guide, guide=None)
+    """The ``guide_alone`` run whose weights are the trained guide of run ``c``: the guide's net at the
+    guide's learning rate, with nothing of the target's guidance in its key."""
+    return dataclasses.replace(c, condition="guide_alone", net=c.guide, guide=None, lr=c.guide_lr or c.lr, alpha=1.0,
+                               guide_lr=None, guide_reseeds=())
+
+
+def guide_seed(c: Config, seed: int) -> int:
+    """The seed of the ``guide_alone`` run that guides run (``c``, ``seed``): its own, unless reseeded."""
+    return dict(c.guide_reseeds).get(seed, seed)
 
 
 
-def weights_path(profile: str, c: Config, seed: int) -> Path:
+def weights_path(profile: str, c: Config, seed: int, experiment: str = EXPERIMENT) -> Path:
     """Where the weights of a ``guide_alone`` run are cached (never committed)."""
-    return cache_root() / "guides" / profile / EXPERIMENT / f"{run_name(c)}-seed{seed}-{run_key(EXPERIMENT, c, seed)}.pt"
+    return cache_root() / "guides" / profile / experiment / f"{run_name(c)}-seed{seed}-{run_key(experiment, c, seed)}.pt"
 
 
 def guide_alone_record(profile: str, g: Config, seed: int, device: str = "auto", force: bool = False,
-                       train_missing: bool | None = None) -> dict[str, Any]:
+                       train_missing: bool | None = None, experiment: str = EXPERIMENT,
+                       name: str | None = None) -> dict[str, Any]:
     """The record of ``guide_alone`` run ``g`` in ``profile``, with its weights in the cache.
 
     A stored record is loaded and its weights retrained into the cache when they are missing (the
     record untouched); a missing record is trained when allowed. A lock on the weight file makes
     parallel processes train it once; the global random state is left as it was.
     """
-    weights = weights_path(profile, g, seed)
+    weights = weights_path(profile, g, seed, experiment)
     with torch.random.fork_rng():
-        return run_with_weights(EXPERIMENT, profile, run_name(g), g, seed, weights,
+        return run_with_weights(experiment, profile, name or _name(experiment, g), g, seed, weights,
                                 functools.partial(train_run, weights=weights), device=device, force=force,
                                 train_missing=train_missing)
 
 
 def trained_guide(profile: str, c: Config, seed: int, device: str = "auto",
-                  train_missing: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Seed ``seed``'s trained, frozen guide for target run ``c`` and its ``guide_alone`` record."""
-    g = guide_alone_config(c)
-    record = guide_alone_record(profile, g, seed, device, train_missing=train_missing)
+                  train_missing: bool | None = None, experiment: str = EXPERIMENT) -> tuple[nn.Module, dict[str, Any]]:
+    """Seed ``seed``'s trained, frozen guide for target run ``c`` (:func:`guide_seed`) and its ``guide_alone`` record."""
+    g, seed = guide_alone_config(c), guide_seed(c, seed)
+    record = guide_alone_record(profile, g, seed, device, train_missing=train_missing, experiment=experiment)
     with torch.random.fork_rng():
         model = build_net(g.net, load_data(g))
-    model.load_state_dict(load_torch(weights_path(profile, g, seed)))
+    model.load_state_dict(load_torch(weights_path(profile, g, seed, experiment)))
     return G.freeze(model), record
 
 
@@ -267,9 +329,10 @@ def untrained_guide(c: Config, data: SequenceData, seed: int) -> nn.Module:
 
 
 def resolve_guides(profile: str, c: Config, seed: int, device: str = "auto",
-                   train_missing: bool | None = None) -> dict[str, nn.Module]:
-    """The trained and the untrained guide of target run (``c``, ``seed``) in ``profile``."""
-    return {"trained": trained_guide(profile, c, seed, device, train_missing=train_missing)[0],
+                   train_missing: bool | None = None, experiment: str = EXPERIMENT) -> dict[str, nn.Module]:
+    """The trained and the untrained guide of target run (``c``, ``seed``) in ``profile`` (a sweep run's
+    trained guide is the sweep's own guide record)."""
+    return {"trained": trained_guide(profile, c, seed, device, train_missing=train_missing, experiment=experiment)[0],
             "untrained": untrained_guide(c, load_data(c), seed)}
 
 
@@ -348,6 +411,7 @@ def _test_metrics(model: nn.Module, data: SequenceData, history: list[dict[str, 
             "bits_per_char": test["loss"] / math.log(2), "valid_acc": history[-1]["valid_acc"],
             "valid_loss": history[-1]["valid_loss"], "train_acc": history[-1]["train_acc"],
             "train_loss": history[-1]["train_loss"], "best_valid_acc": max(h["valid_acc"] for h in history),
+            "min_valid_loss": min(h["valid_loss"] for h in history),
             "parameters": count_parameters(model)}
 
 
@@ -415,15 +479,21 @@ def run_name(c: Config) -> str:
     return f"{c.setting}-{c.condition}"
 
 
-def _record(profile: str, c: Config, seed: int, device: str, force: bool, train_missing: bool | None
-            ) -> dict[str, Any]:
+def _name(experiment: str, c: Config) -> str:
+    """A record's name: the run's, with its learning rate in the sweep."""
+    return sweep_name(c) if experiment == SWEEP_EXPERIMENT else run_name(c)
+
+
+def _record(profile: str, c: Config, seed: int, device: str, force: bool, train_missing: bool | None,
+            experiment: str = EXPERIMENT, name: str | None = None) -> dict[str, Any]:
     """One run's record in ``profile``: loaded when stored, else (when allowed) its guides resolved, then trained."""
-    path = record_path(profile, EXPERIMENT, run_name(c), seed, run_key(EXPERIMENT, c, seed))
+    name = name or _name(experiment, c)
+    path = record_path(profile, experiment, name, seed, run_key(experiment, c, seed))
     needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
     if needed and c.condition == "guide_alone":  # its weights are a later run's guide: trained under a lock
-        return guide_alone_record(profile, c, seed, device, force, train_missing)
-    guides = resolve_guides(profile, c, seed, device, train_missing) if needed else None
-    return run_or_load(EXPERIMENT, profile, run_name(c), c, seed, functools.partial(train_run, guides=guides),
+        return guide_alone_record(profile, c, seed, device, force, train_missing, experiment, name)
+    guides = resolve_guides(profile, c, seed, device, train_missing, experiment) if needed else None
+    return run_or_load(experiment, profile, name, c, seed, functools.partial(train_run, guides=guides),
                        device=device, force=force, train_missing=train_missing)
 
 
@@ -441,6 +511,43 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
             for c in configs(profile, settings, smoke, **overrides) if c.condition in conditions for s in seeds]
 
 
+#: Chance accuracy of the generated tasks; the bar every trained parity guide must reach on validation.
+CHANCE = {"copy": 0.10, "parity": 0.50}
+GUIDE_BAR = {"parity": 0.95}
+NET_LABELS = {"rnn": "RNN", "lstm": "LSTM", "transformer": "Transformer"}
+
+
+def used_guides(records: list[dict[str, Any]], setting: str) -> list[dict[str, Any]]:
+    """The ``guide_alone`` records of ``setting`` that guided its target runs (a reseeded seed's
+    replacement in place of its own)."""
+    mine = [r for r in records if r["config"]["setting"] == setting]
+    seeds = {dict(map(tuple, r["config"].get("guide_reseeds", ()))).get(r["seed"], r["seed"])
+             for r in mine if r["config"]["condition"] != "guide_alone"}
+    return [r for r in mine if r["config"]["condition"] == "guide_alone" and r["seed"] in seeds]
+
+
+def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
+    """What each setting's claims need from its records, checked: the unguided target learns something
+    (copy-paste: above chance), every trained guide succeeds (parity: ≥ 95 % on validation), and the
+    guides beat the unguided target (accuracy; perplexity for the language model) by more than the
+    seed spread."""
+    checks = []
+    for setting in SETTINGS:
+        mine = [r for r in records if r["config"]["setting"] == setting]
+        if not mine:
+            continue
+        control = [r for r in mine if r["config"]["condition"] == "no_guide"]
+        guides = used_guides(records, setting)
+        target, guide = (NET_LABELS[SETTING_NETS[setting][i]] for i in (1, 2))
+        if setting == "copy":
+            checks.append(above_chance(control, CHANCE[setting], f"the unguided {target} ({setting})"))
+        if setting in GUIDE_BAR:
+            checks.append(every_guide_reaches(guides, GUIDE_BAR[setting], f"every trained {guide} guide ({setting})"))
+        metric = "perplexity" if setting == "lm" else "test_acc"
+        checks.append(guide_beats_target(guides, control, f"the trained {guide} ({setting})", metric))
+    return checks
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the chapter from a shell, e.g. settings in parallel background processes (records are shared).
 
@@ -455,7 +562,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", nargs="*", choices=SETTINGS, help="default: all")
     parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--sweep", choices=SWEEP_STAGES, help="train a stage of the validation sweep instead")
     args = parser.parse_args(argv)
+    if args.sweep:
+        settings = set(args.settings or SETTINGS)
+        for c in _stage_configs(args.profile, args.sweep):
+            if c.setting in settings:
+                _record(args.profile, c, SWEEP_SEED, args.device, False, True, experiment=SWEEP_EXPERIMENT)
+        return
     run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
         settings=tuple(args.settings or SETTINGS), train_missing=True)
 

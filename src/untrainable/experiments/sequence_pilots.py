@@ -11,8 +11,10 @@ before any guided result exists:
 * **parity**: the Transformer encoder (the target) and the tanh RNN (its guide) at four maximum
   lengths, strings drawn fresh: where does the RNN reach at least 95 % on validation while the
   Transformer stays clearly below it?
-* **language model**: the RNN (the target) and Transformers of two widths (guides) on
-  tiny-shakespeare characters, trained twice as long as chapter 06 did: which guide beats the RNN?
+* **language model**: the RNN (the target) and Transformers of two widths, the wider also with
+  dropout 0.2 (guides), on tiny-shakespeare characters in windows of 64, trained twice as long as
+  chapter 06 did, and the RNN and the wider Transformer with dropout on the same characters in
+  windows of 256: which guide beats the RNN?
 
 Every run is one network trained by :func:`.sequence_guidance.train_run` with no guide; its config
 is chapter 06's :class:`~.sequence_guidance.Config` (condition ``"alone"``), so a chosen cell
@@ -27,6 +29,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from untrainable.experiments import PlannedRun
@@ -36,7 +39,7 @@ from untrainable.results import run_or_load
 from untrainable.runtime import log
 
 __all__ = ["EXPERIMENT", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "PRESETS", "configs", "run_name", "select",
-           "planned_runs", "run", "pilot_table", "choose", "main"]
+           "planned_runs", "run", "pilot_table", "choose", "pilot_figure", "main"]
 
 EXPERIMENT = "sequence_pilots"
 GROUPS = ("copy", "parity", "lm")
@@ -52,14 +55,17 @@ _FULL: dict[str, Any] = dict(
     copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3),
     parity=dict(lengths=((2, 10), (2, 20), (2, 30), (2, 50)), n_train=16_000, n_valid=500, n_test=1000, epochs=8,
                 lr=3e-3),
-    lm=dict(guide_widths=((64, 256), (128, 512)), n_train=9600, n_valid=400, n_test=871, epochs=12, seq_len=64,
-            lr=2e-3),
+    lm=dict(guide_widths=((64, 256, 0.0), (128, 512, 0.0), (128, 512, 0.2)), n_train=9600, n_valid=400, n_test=871,
+            epochs=12, seq_len=64, lr=2e-3,
+            # the same characters in windows four times longer, where a Transformer's attention should pay
+            long=dict(seq_len=256, n_train=2400, n_valid=100, n_test=217, guide_widths=((128, 512, 0.2),))),
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
                   parity=dict(_FULL["parity"], lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
-                  lm=dict(_FULL["lm"], guide_widths=((32, 64),), n_train=64, n_valid=16, n_test=16, epochs=2,
-                          seq_len=32)),
+                  lm=dict(_FULL["lm"], guide_widths=((32, 64, 0.0),), n_train=64, n_valid=16, n_test=16, epochs=2,
+                          seq_len=32, long=dict(seq_len=64, n_train=32, n_valid=8, n_test=8,
+                                                guide_widths=((32, 64, 0.0),)))),
     "full": _FULL,
     "paper": _FULL,  # the pilots choose the CPU regime; the paper profile has the paper's own
 }
@@ -85,19 +91,21 @@ def configs(profile: str) -> list[S.Config]:
                       fresh=True)
         for lo, hi in q["lengths"]:
             out += [_alone(target, net, min_len=lo, max_len=hi, **common) for net in (target.net, target.guide)]
-    q = p["lm"]
     target = _base("lm", "no_guide")
-    common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
-                  seq_len=q["seq_len"])
-    out.append(_alone(target, target.net, **common))
-    out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff), **common) for w, ff in q["guide_widths"]]
+    for q in (p["lm"], {**p["lm"], **p["lm"]["long"]}):
+        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
+                      seq_len=q["seq_len"])
+        out.append(_alone(target, target.net, **common))
+        out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff, dropout=d), **common)
+                for w, ff, d in q["guide_widths"]]
     return out
 
 
 def run_name(c: S.Config) -> str:
     """A readable name: setting, network, and the lengths (copy, parity) or the epochs (language model)."""
-    net = f"{c.net.family}{c.net.width}x{c.net.layers}"
-    cell = f"len{c.min_len}-{c.max_len}" if c.task != "char_lm" else f"e{c.epochs}"
+    net = f"{c.net.family}{c.net.width}x{c.net.layers}" + (f"d{c.net.dropout:g}" if c.net.dropout else "")
+    cell = f"len{c.min_len}-{c.max_len}" if c.task != "char_lm" else f"e{c.epochs}" + (
+        f"-T{c.seq_len}" if c.seq_len != _FULL["lm"]["seq_len"] else "")
     return f"{c.setting}-{net}-{cell}"
 
 
@@ -143,7 +151,7 @@ def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         role = "target" if c["net"]["family"] == _base(c["setting"], "no_guide").net.family else "guide"
         m = r["metrics"]
         rows.append({"setting": c["setting"], "role": role, "net": run_name_parts(r)[0], "cell": run_name_parts(r)[1],
-                     "width": c["net"]["width"], "lengths": (c["min_len"], c["max_len"]), "test_acc": m["test_acc"],
+                     "width": c["net"]["width"], "seq_len": c["seq_len"], "lengths": (c["min_len"], c["max_len"]), "test_acc": m["test_acc"],
                      "best_valid_acc": m["best_valid_acc"], "perplexity": m["perplexity"],
                      "minutes": r.get("wall_time_s", math.nan) / 60, "seed": r["seed"]})
     return pd.DataFrame(rows)
@@ -159,7 +167,7 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Per setting and cell: the target's and the guide's numbers, whether the cell qualifies
     (:data:`RULES`) and which cell is chosen: for copy-paste and parity the longest qualifying
     strings (the nearest to the paper's 20-40 and 2-50), for the language model the smallest guide
-    that beats the target."""
+    that beats the target of its context length (then the shorter context)."""
     t = pilot_table(records)
     rows = []
     for (setting, lengths), cell in t[t.setting != "lm"].groupby(["setting", "lengths"]):
@@ -172,13 +180,13 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
                   and guide.test_acc - target.test_acc >= RULES["parity_gap"])
         rows.append({"setting": setting, "cell": target.cell, "target": target.test_acc, "guide": guide.test_acc,
                      "guide_valid": guide.best_valid_acc, "qualifies": bool(ok), "size": lengths[1]})
-    lm = t[t.setting == "lm"]
-    if len(lm):
+    for seq_len, lm in t[t.setting == "lm"].groupby("seq_len"):  # each context length has its own target
         target = lm[lm.role == "target"].iloc[0]
         for _, guide in lm[lm.role == "guide"].iterrows():
             ok = guide.perplexity <= (1 - RULES["ppl_margin"]) * target.perplexity
-            rows.append({"setting": "lm", "cell": guide.net, "target": target.perplexity, "guide": guide.perplexity,
-                         "guide_valid": math.nan, "qualifies": bool(ok), "size": -guide.width})
+            rows.append({"setting": "lm", "cell": f"{guide.net}, windows of {seq_len}", "target": target.perplexity,
+                         "guide": guide.perplexity, "guide_valid": math.nan, "qualifies": bool(ok),
+                         "size": -(10_000 * guide.width + seq_len)})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -186,6 +194,32 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     for setting, group in out[out.qualifies].groupby("setting"):
         out.loc[group["size"].idxmax(), "chosen"] = True
     return out.drop(columns="size")
+
+
+def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
+    """One panel per setting: the validation accuracy (copy, parity) or perplexity (language model)
+    per epoch of each target (solid) and guide (dashed), one colour per cell."""
+    settings = [s for s in GROUPS if any(r["config"]["setting"] == s for r in records)]
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.8), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        mine = sorted((r for r in records if r["config"]["setting"] == setting), key=lambda r: r["name"])
+        cells = list(dict.fromkeys(run_name_parts(r)[1] if setting != "lm" else "" for r in mine))
+        lm = setting == "lm"
+        for r in mine:
+            net, cell = run_name_parts(r)
+            target = r["config"]["net"]["family"] == _base(setting, "no_guide").net.family
+            y = [math.exp(h["valid_loss"]) if lm else h["valid_acc"] for h in r["history"]]
+            colour = f"C{len(cells) + mine.index(r)}" if lm else f"C{cells.index(cell)}"
+            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle="-" if target else "--",
+                    label=net if lm else f"{cell}, {'target' if target else 'guide'} ({net})")
+        if not lm:
+            ax.axhline(CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
+        ax.set(title=S.SETTING_LABELS[setting], xlabel="epoch",
+               ylabel="validation perplexity (per character)" if lm else "validation accuracy")
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def main(argv: list[str] | None = None) -> None:
