@@ -129,14 +129,17 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
     assert isinstance(PC.comparison("full"), pd.DataFrame)
 
 
-def test_chapter_06s_first_regime_rows_are_not_testable_and_say_why(monkeypatch):
-    """Issue 16: the RNN at chance on copy-paste, a parity guide that failed, an LM guide worse than its target."""
+def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch):
+    """Copy-paste in the regime appendix 93 chose gets verdicts; parity (the Transformer learns it at its
+    validation-chosen learning rate) and the language model (its guide is worse than its target) stay
+    "not testable" and say why."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     rows = PC.comparison("full")
-    seq = rows[rows.index.str.match(r"seq-(copy|parity|lm)-(un)?trained$")]
-    assert len(seq) == 6 and (seq["verdict"] == A.NOT_TESTABLE).all()
-    reasons = " ".join(seq["why"])
-    assert "copy-no_guide is above chance: no" in reasons and "parity-guide_alone reaches 95%: no" in reasons
-    assert "the guide lm-guide_alone beats its target: no" in reasons
+    copy = rows.loc[["seq-copy-trained", "seq-copy-untrained"]]
+    assert (copy["precondition"] == "holds").all() and not copy["verdict"].isin([A.NOT_TESTABLE, A.NOT_RUN]).any()
+    others = rows.loc[["seq-parity-trained", "seq-parity-untrained", "seq-lm-trained", "seq-lm-untrained"]]
+    assert (others["verdict"] == A.NOT_TESTABLE).all()
+    assert others.loc["seq-parity-trained", "why"].count("parity-guide_alone beats its target: no") == 1
+    assert "lm-guide_alone beats its target: no" in others.loc["seq-lm-trained", "why"]

@@ -649,8 +649,6 @@ def test_item10_records_name_the_cpu_model(tmp_path, monkeypatch):
 AWAITING_CHAPTER_RERUN = {
     "results/full/mimic_teacher/teacher-seed0-a8b02b0b4998.json",
     "results/full/mimic_teacher/teacher-seed2-e8f1da74d2a1.json",
-    "results/full/sequence_guidance/copy-guide_alone-seed0-38a1f6166588.json",
-    "results/full/sequence_guidance/lm-guide_alone-seed0-a24f35867b03.json",
 }
 
 

@@ -245,8 +245,10 @@ def test_presets_scale_up_and_the_paper_preset_has_the_papers_models():
     assert (copy.net.family, copy.net.width, copy.net.layers, copy.net.embed) == ("rnn", 512, 4, 256)
     assert (copy.guide.width, copy.guide.heads, copy.guide.ff, copy.guide.layers) == (512, 16, 2048, 4)
     f_copy = next(c for c in full if c.setting == "copy")
-    assert (f_copy.min_len, f_copy.max_len) == (20, 40)
-    assert next(c for c in full if c.setting == "parity").max_len == 50
+    f_parity = next(c for c in full if c.setting == "parity")
+    assert (f_copy.min_len, f_copy.max_len, f_parity.max_len) == (5, 10, 10)  # the cells appendix 93 chose
+    assert f_copy.fresh and f_parity.fresh and f_copy.tokens == f_parity.tokens == "per_token"
+    assert (copy.min_len, copy.max_len) == (20, 40) and next(c for c in paper if c.setting == "parity").max_len == 50
     assert all(c.tokens == "per_token" for c in sg.configs("quick", tokens="per_token"))
     with pytest.raises(ValueError, match="unknown setting"):
         sg.configs("quick", ["sorting"])
@@ -279,7 +281,8 @@ def test_every_full_run_of_chapter_06_has_its_committed_record(monkeypatch):
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     assert missing_records("full", ["06"]) == []
-    assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3
+    sweep = len(sg.PRESETS["full"]["sweep_settings"]) * len(sg.CONDITIONS) * len(sg.PRESETS["full"]["sweep_lrs"])
+    assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3 + sweep
 
 
 def test_the_shell_entry_trains_missing_records(monkeypatch):
@@ -288,7 +291,8 @@ def test_the_shell_entry_trains_missing_records(monkeypatch):
     calls = []
     monkeypatch.setattr(sg, "run", lambda *a, **k: calls.append((a, k)))
     sg.main(["--settings", "lm", "--seeds", "1"])
-    assert calls == [(("full",), {"seeds": (1,), "device": "auto", "settings": ("lm",), "train_missing": True})]
+    assert calls == [(("full",), {"seeds": (1,), "device": "auto", "settings": ("lm",),
+                                  "conditions": set(sg.CONDITIONS), "train_missing": True})]
 
 
 def test_mapping_table_shows_each_pair_and_its_shapes():

@@ -75,8 +75,16 @@ class _Store:
             for r in found:
                 if r.get("created", "") >= newest.get(r.get("name", ""), {}).get("created", ""):
                     newest[r.get("name", "")] = r
-            self._cache[experiment] = [r for r in found if r["config"] == newest[r.get("name", "")]["config"]]
+            self._cache[experiment] = [r for r in found if _same_config(r["config"], newest[r.get("name", "")]["config"])]
         return self._cache[experiment]
+
+
+def _same_config(a: Any, b: Any) -> bool:
+    """Equal configs, where a field one record lacks (an added field, stored only by newer records) counts
+    as equal: a record rerun after a field was added keeps its seeds' company."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same_config(a[k], b[k]) for k in a.keys() & b.keys())
+    return a == b
 
 
 def _is_set(value: Any) -> bool:
@@ -158,11 +166,12 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
     if kind == "overfits":
         return A.preconditions.overfits(_named(store, experiment, args), args)
     if kind == "guide_beats":
-        guide, _, target = args.partition(">")
+        pair, _, gap = args.partition("@")
+        guide, _, target = pair.partition(">")
         metric = row["our_metric"]
         guides = scored_as(_named(store, "guides", guide), metric) or _used(store, experiment, guide)
         return A.preconditions.guide_beats_target(guides, _named(store, experiment, target), f"the guide {guide}",
-                                                  metric)
+                                                  metric, min_gap=float(gap or 0))
     if kind == "above_chance":
         name, _, chance = args.partition("@")
         return A.preconditions.above_chance(_named(store, experiment, name), float(chance), name,
@@ -179,7 +188,7 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
 
 
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
-PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>",
+PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>[@<min gap>]",
                       "falls_short": "<plain record>><residual twin record>", "above_chance": "<record>@<chance>",
                       "guides_reach": "<guide record>@<validation accuracy every used guide reaches>"}
 

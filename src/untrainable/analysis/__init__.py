@@ -33,8 +33,8 @@ from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, o
 from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
                                                 falls_short_of_twin, guide_beats_target, loss_rise, overfits,
                                                 plateau_drop)
-from untrainable.analysis.runs import (config_table, find, guide_table, mean_percent, renamed, run_summary, select,
-                                       values)
+from untrainable.analysis.runs import (config_table, find, guide_table, mean_minutes, mean_percent, named, renamed,
+                                       run_summary, select, values)
 
 __all__ = [
     "ALPHA", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "NO_EFFECT", "NOT_TESTABLE", "NOT_COMPARABLE",
@@ -42,7 +42,7 @@ __all__ = [
     "error_consistency", "GUIDED_BY", "kappa_table", "kappa_summary", "select", "renamed", "values", "find",
     "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table",
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
-    "mean_percent", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",
+    "mean_percent", "mean_minutes", "named", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",
     "quality_summary", "mimic_loss_labels",
     "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "verdict_narrative",

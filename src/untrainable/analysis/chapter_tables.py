@@ -49,7 +49,8 @@ def sweep_table(records: Iterable[dict[str, Any]], chosen: dict[str, dict[str, f
                      "learning rate": c["lr"], "lowest validation loss": m["min_valid_loss"],
                      "at epoch": m.get("checkpoint_epoch", 1 + losses.index(min(losses))),
                      "chosen": "yes" if uses else ""})
-    table = pd.DataFrame(rows)
+    columns = [group, "condition", "alpha", "learning rate", "lowest validation loss", "at epoch", "chosen"]
+    table = pd.DataFrame(rows, columns=columns)  # a profile without a sweep: an empty table
     return table.sort_values([group, "condition", "alpha", "learning rate"], na_position="first").reset_index(drop=True)
 
 

@@ -160,18 +160,22 @@ def falls_short_of_twin(plain: list[dict[str, Any]], residual: list[dict[str, An
 
 
 def guide_beats_target(guide: list[dict[str, Any]], target: list[dict[str, Any]], name: str = "the guide",
-                       metric: str = "best_test_acc", min_margin: float = 0.05) -> CheckedPrecondition:
-    """Does the guide beat its unguided target on ``metric`` by more than the seed spread (:func:`beats`)?"""
+                       metric: str = "best_test_acc", min_margin: float = 0.05, min_gap: float = 0.0
+                       ) -> CheckedPrecondition:
+    """Does the guide beat its unguided target on ``metric`` by more than the seed spread (:func:`beats`),
+    and by at least ``min_gap`` (a target within a point of a perfect guide has nothing left to gain)?"""
     what = f"{name} beats its target"
     if not guide or not target:
         return _no_records(what, name if not guide else "the target")
     holds, numbers, rule = beats(guide, target, metric, min_margin)
-    return CheckedPrecondition(what, holds, f"{metric}: guide {_shown(metric, numbers['better'])}, target "
-                               f"{_shown(metric, numbers['worse'])}, {rule}", numbers)
+    gap = f" and at least {_points(metric, min_gap)}" if min_gap else ""
+    return CheckedPrecondition(what, bool(holds and numbers["margin"] >= min_gap),
+                               f"{metric}: guide {_shown(metric, numbers['better'])}, target "
+                               f"{_shown(metric, numbers['worse'])}, {rule}{gap}", numbers)
 
 
 def above_chance(records: list[dict[str, Any]], chance: float, name: str = "the control",
-                 metric: str = "test_acc", margin: float = 0.02) -> CheckedPrecondition:
+                 metric: str = "test_acc", margin: float = 0.10) -> CheckedPrecondition:
     """Does the control learn something (its mean ``metric`` at least ``margin`` above ``chance``), so
     that a guided run's gain is not read off noise at chance?"""
     what = f"{name} is above chance"

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["select", "renamed", "values", "find", "mean_percent", "run_summary", "config_table", "guide_table"]
+__all__ = ["select", "renamed", "named", "values", "find", "mean_percent", "mean_minutes", "run_summary", "config_table",
+           "guide_table"]
 
 
 def select(records: Iterable[dict[str, Any]], conditions: Sequence[str] | None = None,
@@ -31,6 +32,19 @@ def select(records: Iterable[dict[str, Any]], conditions: Sequence[str] | None =
 def renamed(records: Iterable[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
     """Copies of the records named in ``names``, renamed (e.g. ``overfit-mimic`` to its condition ``mimic``)."""
     return [{**r, "name": names[r["name"]]} for r in records if r["name"] in names]
+
+
+def named(records: Iterable[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The records called ``name`` (one per seed)."""
+    return [r for r in records if r["name"] == name]
+
+
+def mean_minutes(records: Iterable[dict[str, Any]], metric: str = "train_time_s") -> dict[str, float]:
+    """Per record name, the mean over seeds of ``metric`` (seconds) in minutes."""
+    out: dict[str, list[float]] = {}
+    for r in records:
+        out.setdefault(r["name"], []).append(r["metrics"][metric] / 60)
+    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 def values(records: Iterable[dict[str, Any]], name: str, metric: str, scale: float = 1.0) -> list[float]:

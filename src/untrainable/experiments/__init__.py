@@ -35,6 +35,7 @@ CHAPTERS: dict[str, str] = {
     "06": "untrainable.experiments.sequence_guidance",
     "07": "untrainable.experiments.mimic_students",
     "92": "untrainable.experiments.image_pilots",
+    "93": "untrainable.experiments.sequence_pilots",
 }
 
 

@@ -7,10 +7,10 @@ before any guided result exists:
 
 * **copy-paste**: the tanh RNN (the target) and the causal Transformer (its guide) at three ranges
   of string length, on strings drawn fresh every epoch as the paper's loader does: where is the RNN
-  above chance but far below the Transformer (the paper: 14 % vs 97 %)?
+  clearly above chance but far below the Transformer (the paper: 14 % vs 97 %)?
 * **parity**: the Transformer encoder (the target) and the tanh RNN (its guide) at four maximum
   lengths, strings drawn fresh: where does the RNN reach at least 95 % on validation while the
-  Transformer stays clearly below it?
+  Transformer learns something (clearly above chance, as the paper's 72 %) yet stays clearly below it?
 * **language model**: the RNN (the target) and Transformers of two widths, the wider also with
   dropout 0.2 (guides), on tiny-shakespeare characters in windows of 64, trained twice as long as
   chapter 06 did, and the RNN and the wider Transformer with dropout on the same characters in
@@ -46,10 +46,11 @@ GROUPS = ("copy", "parity", "lm")
 DEFAULT_SEEDS = (0,)
 #: Chance accuracy of the generated tasks (copy: one of ten digits; parity: one of two labels).
 CHANCE = {"copy": 0.10, "parity": 0.50}
-#: What a cell must show to qualify: copy, the target this far above chance and the guide this far
+#: What a cell must show to qualify: on copy-paste and parity the target at least ``above_chance`` above
+#: chance (a target that learns nothing would give verdicts read off noise); copy, the guide this far
 #: above the target; parity, the guide at least ``guide_valid_acc`` on validation and this far above
 #: the target; the language model, the guide's perplexity this fraction below the target's.
-RULES = {"above_chance": 0.02, "gap": 0.20, "guide_valid_acc": 0.95, "parity_gap": 0.10, "ppl_margin": 0.05}
+RULES = {"above_chance": 0.10, "gap": 0.20, "guide_valid_acc": 0.95, "parity_gap": 0.10, "ppl_margin": 0.05}
 
 _FULL: dict[str, Any] = dict(
     copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3),
@@ -77,7 +78,10 @@ def _base(setting: str, condition: str) -> S.Config:
 
 
 def _alone(c: S.Config, net: S.NetConfig, **values: Any) -> S.Config:
-    return dataclasses.replace(c, condition="alone", net=net, guide=None, **values)
+    """One network alone, everything else as chapter 06's first regime had it (the pilots chose the
+    chapter's later settings, so they must not follow them)."""
+    return dataclasses.replace(c, condition="alone", net=net, guide=None, tokens="flatten", guide_lr=None,
+                               guide_reseeds=(), **values)
 
 
 def configs(profile: str) -> list[S.Config]:
@@ -172,11 +176,11 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for (setting, lengths), cell in t[t.setting != "lm"].groupby(["setting", "lengths"]):
         target, guide = cell[cell.role == "target"].iloc[0], cell[cell.role == "guide"].iloc[0]
+        learns = target.test_acc >= CHANCE[setting] + RULES["above_chance"]
         if setting == "copy":
-            ok = (target.test_acc >= CHANCE["copy"] + RULES["above_chance"]
-                  and guide.test_acc - target.test_acc >= RULES["gap"])
+            ok = learns and guide.test_acc - target.test_acc >= RULES["gap"]
         else:
-            ok = (guide.best_valid_acc >= RULES["guide_valid_acc"]
+            ok = (learns and guide.best_valid_acc >= RULES["guide_valid_acc"]
                   and guide.test_acc - target.test_acc >= RULES["parity_gap"])
         rows.append({"setting": setting, "cell": target.cell, "target": target.test_acc, "guide": guide.test_acc,
                      "guide_valid": guide.best_valid_acc, "qualifies": bool(ok), "size": lengths[1]})
