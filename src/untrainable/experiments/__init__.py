@@ -20,6 +20,7 @@ config, a seed and a device, and knows nothing of profiles or stores. Seeds come
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -54,6 +55,20 @@ class PlannedRun:
 
         return record_path(profile, self.experiment, self.name, self.seed, run_key(self.experiment, self.config,
                                                                                      self.seed))
+
+
+def select_cells(runs: list[Any], cells: Iterable[str] | None, groups: Sequence[str], name: Callable[[Any], str],
+                 group: Callable[[Any], str], kind: str = "groups") -> list[Any]:
+    """The pilot runs named by ``cells`` (a group's name, ``group(run)``, or a run's, ``name(run)``; None:
+    all), in grid order; an unknown name is an error that lists the ``kind`` and the runs there are."""
+    if cells is None:
+        return list(runs)
+    cells = set(cells)
+    unknown = cells - set(groups) - {name(c) for c in runs}
+    if unknown:
+        raise ValueError(f"unknown pilot cells {sorted(unknown)}: name {kind} ({', '.join(groups)}) or runs "
+                         f"({', '.join(name(c) for c in runs)})")
+    return [c for c in runs if group(c) in cells or name(c) in cells]
 
 
 def chapter(prefix: str) -> ModuleType:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from untrainable.data import held_out_splits
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, select_cells
 from untrainable.mimic import random_crop_flip
 from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
 from untrainable.precision import autocast, channels_last
@@ -183,14 +183,7 @@ def configs(profile: str, smoke: bool = False) -> list[PilotConfig]:
 
 def select(runs: list[PilotConfig], cells: Iterable[str] | None) -> list[PilotConfig]:
     """The runs named by ``cells`` (group names or run names; None: all), in grid order."""
-    if cells is None:
-        return list(runs)
-    cells = set(cells)
-    unknown = cells - set(GROUPS) - {run_name(c) for c in runs}
-    if unknown:
-        raise ValueError(f"unknown pilot cells {sorted(unknown)}: name groups ({', '.join(GROUPS)}) or runs "
-                         f"({', '.join(run_name(c) for c in runs)})")
-    return [c for c in runs if c.group in cells or run_name(c) in cells]
+    return select_cells(runs, cells, GROUPS, run_name, lambda c: c.group)
 
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:

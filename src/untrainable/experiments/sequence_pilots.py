@@ -32,7 +32,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, select_cells
 from untrainable.experiments import sequence_guidance as S
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
@@ -114,15 +114,8 @@ def run_name(c: S.Config) -> str:
 
 
 def select(runs: list[S.Config], cells: Iterable[str] | None) -> list[S.Config]:
-    """The runs named by ``cells`` (settings or run names; None: all)."""
-    if cells is None:
-        return list(runs)
-    cells = set(cells)
-    unknown = cells - set(GROUPS) - {run_name(c) for c in runs}
-    if unknown:
-        raise ValueError(f"unknown pilot cells {sorted(unknown)}: name settings ({', '.join(GROUPS)}) or runs "
-                         f"({', '.join(run_name(c) for c in runs)})")
-    return [c for c in runs if c.setting in cells or run_name(c) in cells]
+    """The runs named by ``cells`` (settings or run names; None: all), in grid order."""
+    return select_cells(runs, cells, GROUPS, run_name, lambda c: c.setting, kind="settings")
 
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
