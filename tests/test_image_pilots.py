@@ -199,7 +199,8 @@ def test_without_the_new_options_a_history_row_keeps_its_keys():
     train, valid = _toy_problem()
     history = fit(nn.Linear(4, 2), train, valid, FitSettings(epochs=1), generator=torch.Generator().manual_seed(0),
                   device=torch.device("cpu"), progress=False)
-    assert list(history[0]) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s"]
+    assert list(history[0]) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s",
+                                "train_time_s"]
 
 
 def test_an_interrupted_run_resumes_with_its_best_weights(tmp_path):

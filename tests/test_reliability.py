@@ -200,7 +200,7 @@ def _mlp() -> nn.Module:
 
 
 def _strip_time(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in history]
+    return [{k: v for k, v in h.items() if k not in ("epoch_time_s", "train_time_s")} for h in history]
 
 
 def _killed_at(real_fit, step: int):

@@ -112,3 +112,39 @@ def test_a_student_learns_its_teachers_function_from_the_logits_alone():
         FitSettings(epochs=30, batch_size=64, lr=1e-2), generator=torch.Generator().manual_seed(0),
         device=torch.device("cpu"), loss_fn=loss, progress=False)
     assert agreement() > max(0.9, before + 0.2)
+
+
+@pytest.mark.parametrize("student_kind", ["flat", "conv"])
+def test_a_banked_teacher_gives_the_online_teachers_loss_and_never_runs(student_kind):
+    """The bank holds what the teacher computes on the training set; a batch that says which examples
+    it holds gets the same terms (every method at once, FitNets' hint included) with the teacher gone."""
+    x, y = torch.randn(12, 3, 8, 8), torch.randint(0, 3, (12,))
+    student = _conv(4, 0) if student_kind == "conv" else nn.Sequential(nn.Flatten(), _net_from(192, 8, 0))
+    methods = [T.Method("labels"), T.Method("kd", 0.5), T.Method("logits", 0.1), T.Method("fitnets", 0.3),
+               T.Method("spkd", 2.0), T.Method("guidance", 1.0)]
+    loss = T.TransferLoss(student, _conv(6, 1), methods, x[:2])
+    student.train()
+    index = torch.tensor([3, 0, 7, 11, 5])
+    online, _ = loss(student, x[index], y[index])
+    online_terms = loss.log[-1]
+    loss.bank_teacher(x)
+    loss.teacher.forward = None  # a teacher pass would now fail
+    banked, _ = loss(student, G.IndexedInputs(x)[index], y[index])
+    for name, value in online_terms.items():
+        assert loss.log[-1][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    assert float(banked) == pytest.approx(float(online), rel=1e-4)
+
+
+def test_the_labels_alone_never_run_the_teacher():
+    student, teacher = _net(8, 0), _net(16, 1)
+    loss = T.TransferLoss(student, teacher, [T.Method("labels")], torch.randn(2, 6))
+    loss.bank_teacher(torch.randn(5, 6))
+    teacher.forward = None
+    student.train()
+    total, _ = loss(student, torch.randn(4, 6), torch.randint(0, 3, (4,)))
+    assert loss.bank is None and torch.isfinite(total)
+
+
+def _net_from(inputs: int, width: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 3))

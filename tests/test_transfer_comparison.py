@@ -1,8 +1,9 @@
-"""Chapter 08 (issue 17): the runs, the weight sweep and a smoke run of every method with both teachers."""
+"""Chapter 08 (issue 17): the runs, the validation sweep and a smoke run of every method with both teachers."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from untrainable.experiments import transfer_comparison as TC
 
@@ -13,14 +14,71 @@ def test_every_method_meets_both_teachers_at_the_chapter_04_students_training():
     assert len(set(names)) == len(names) and names[0] == "labels"
     assert {c.method for c in cfgs} == set(TC.METHODS)
     assert {c.teacher_trained for c in cfgs if c.method == "kd"} == {True, False}
-    assert len({c.student for c in cfgs}) == 1 and cfgs[0].student.target == "deep_fcn"
+    assert len({c.student.target for c in cfgs}) == 1 and cfgs[0].student.target == "deep_fcn"
     assert {c.distance for c in cfgs if c.method == "guidance"} == set(TC.PRESETS["full"]["distances"])
     assert [m.name for m in cfgs[1].methods()] == ["labels", cfgs[1].method]
-    sweep = TC.sweep_configs("full")
-    assert len(sweep) == (len(cfgs) - 1) * len(TC.PRESETS["full"]["weights"])
-    records = [{"name": f"kd-trained-w{w:g}", "config": {"weight": w}, "metrics": {"min_valid_loss": v}}
-               for w, v in ((0.1, 1.2), (1.0, 1.1), (10.0, 1.3))]
-    assert TC.chosen_weights(records) == {"kd-trained": 1.0}
+    assert {dataclasses_without_lr(c) for c in cfgs} == {dataclasses_without_lr(cfgs[0])}  # one student otherwise
+
+
+def dataclasses_without_lr(c: TC.Config):
+    import dataclasses
+
+    return dataclasses.replace(c.student, lr=0.0)
+
+
+def test_the_sweep_tries_each_weight_at_the_students_rate_then_each_rate_at_the_chosen_weight():
+    p = TC.PRESETS["full"]
+    weights, lrs = TC.sweep_configs("full", stage="weights"), TC.sweep_configs("full", stage="lrs")
+    runs = len(TC.configs("full")) - 1  # the labels alone are not swept
+    distances = len([c for c in TC.configs("full") if c.method == "guidance" and c.distance != "linear_cka"])
+    assert len(weights) == runs * len(p["weights"]) and len(lrs) == (runs - distances) * len(p["lrs"])
+    assert all(c.distance == "linear_cka" for c in lrs)  # the distance study chooses its weight only
+    student_lr = TC.configs("full")[0].student.lr
+    assert {c.student.lr for c in weights} == {student_lr} and {c.student.lr for c in lrs} == set(p["lrs"])
+    assert len(TC.sweep_configs("full")) == len(set(weights) | set(lrs))
+    names = [TC.sweep_name(c) for c in TC.sweep_configs("full")]
+    assert len(set(names)) == len(names)
+
+
+def _sweep_record(name: str, weight: float, lr: float, loss: float) -> dict:
+    return {"name": f"{name}-w{weight:g}-lr{lr:g}", "config": {"weight": weight,
+                                                             "student": {"lr": lr, "target": "deep_fcn"}},
+            "metrics": {"min_valid_loss": loss}}
+
+
+def test_chosen_settings_take_the_weight_then_the_rate_of_lowest_validation_loss():
+    lr0 = TC.configs("full")[0].student.lr
+    records = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 1.2), (1.0, 1.1), (10.0, 1.3))]
+    records += [_sweep_record("kd-trained", 1.0, lr, v) for lr, v in ((3e-3, 1.4), (1e-4, 1.0), (3e-5, 1.5))]
+    records.append(_sweep_record("kd-trained", 10.0, 1e-3, 0.5))  # another weight's rate: not a candidate
+    assert TC.chosen_settings("full", records) == {"kd-trained": {"weight": 1.0, "lr": 1e-4}}
+
+
+def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):
+    from untrainable.paths import repo_root
+    from untrainable.results import load_record
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    folder = repo_root() / "results" / "full" / TC.SWEEP_EXPERIMENT
+    records = [load_record(p) for p in sorted(folder.glob("*.json"))]
+    if not records:
+        pytest.skip("chapter 08's sweep has no committed records yet")
+    assert TC.chosen_settings("full", records) == TC.PRESETS["full"]["chosen"]
+
+
+def test_the_paper_profile_adds_the_plain_convnet_taught_by_its_residual_twin():
+    full, paper = TC.configs("full"), TC.configs("paper")
+    assert {c.student.target for c in full} == {"deep_fcn"}
+    plain = [c for c in paper if c.student.target == "plain_cnn"]
+    assert len(plain) == 1 + 2 * (len(TC.METHODS) - 1) and all(TC.run_name(c).startswith("plain_cnn-") for c in plain)
+    assert all(c.distance == "linear_cka" for c in plain)  # the distance study keeps to the Deep FCN
+
+
+def test_an_unknown_run_name_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="unknown runs .*'nothing'.*choose from .*kd-trained"):
+        TC.run("quick", names=["nothing"])
+    with pytest.raises(SystemExit):
+        TC.main(["--profile", "quick", "--stage", "runs", "--runs", "nothing"])
 
 
 def test_a_smoke_run_trains_each_method_with_a_trained_and_an_untrained_teacher():

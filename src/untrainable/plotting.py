@@ -268,3 +268,26 @@ def time_per_call(cells: pd.DataFrame, methods: Sequence[str], title: str) -> pl
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) -> plt.Figure:
+    """Chapter 08: each method's test accuracy with the trained and the untrained teacher (mean and 95 %
+    interval over seeds; seeds as dots), the labels alone as a grey band (its mean ± one SD) across
+    both. ``frame`` as :func:`untrainable.analysis.method_frame`; ``labels``: method -> display name."""
+    base = frame[frame["method"] == "labels"]["accuracy"]
+    rest = frame[frame["method"] != "labels"].assign(method=lambda f: f["method"].map(labels))
+    order = [labels[m] for m in labels if m != "labels" and labels[m] in set(rest["method"])]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    if len(base):
+        ax.axhspan(base.mean() - base.std(ddof=1 if len(base) > 1 else 0), base.mean() + base.std(
+            ddof=1 if len(base) > 1 else 0), color="grey", alpha=0.2, lw=0)
+        ax.axhline(base.mean(), color="grey", lw=1, label=f"labels alone ({base.mean():.1f} %)")
+    sns.pointplot(data=rest, x="method", y="accuracy", hue="teacher", order=order, hue_order=["trained", "untrained"],
+                  errorbar=("ci", 95), dodge=0.35, linestyle="none", markers="D", ax=ax)
+    sns.stripplot(data=rest, x="method", y="accuracy", hue="teacher", order=order, hue_order=["trained", "untrained"],
+                  dodge=True, alpha=0.4, size=4, ax=ax, legend=False)
+    ax.set(xlabel="", ylabel="test accuracy (%), best-validation checkpoint", title=title)
+    ax.tick_params(axis="x", labelrotation=15)
+    ax.legend(title="teacher", fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -26,6 +26,7 @@ from here too, so ``results`` stays the one door to the store.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -53,7 +54,7 @@ from untrainable.runtime import device_description, log, machine_description, re
 __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "GUARDED_PROFILES",
            "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError",
            "WeightsMismatchWarning",
-           "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
+           "run_or_load_resolved", "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
            "find_record", "training_allowed", "check_training_allowed", "will_train", "load_record",
            "config_differences", "non_finite_paths", "run_or_load", "train_record", "elapsed_before",
            "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
@@ -192,6 +193,19 @@ def run_or_load(
     write_json_atomic(record, path)
     # exactly what a later call will load (tuples become lists, etc.), checked the same way
     return load_record(path, experiment=experiment, config=config, seed=seed, required_metrics=required_metrics)
+
+
+def run_or_load_resolved(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: Callable[..., Any],
+                         resolve: Callable[[], dict[str, Any]], *, device: str = "auto", force: bool = False,
+                         train_missing: bool | None = None) -> dict[str, Any]:
+    """:func:`run_or_load` for a run whose training needs inputs (its guide, its teacher) that cost time
+    to build: ``resolve()`` returns them as keyword arguments of ``train_fn``, and is called only when
+    the run will train, so loading a stored record never builds (or trains) a guide."""
+    path = record_path(profile, experiment, name, seed, run_key(experiment, config, seed))
+    needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
+    train = functools.partial(train_fn, **resolve()) if needed else train_fn
+    return run_or_load(experiment, profile, name, config, seed, train, device=device, force=force,
+                       train_missing=train_missing)
 
 
 def train_record(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: TrainFn, *,

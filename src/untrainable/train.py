@@ -275,7 +275,8 @@ def fit(
     ``train_loss``/``train_acc`` are running means over the epoch's mini-batches (in train mode,
     as the optimiser saw them; with soft targets such as a teacher's logits, ``train_acc`` is the
     agreement with the teacher's top class; with sequence labels it is per counted token);
-    ``test_loss``/``test_acc`` are computed after the epoch in eval mode.
+    ``test_loss``/``test_acc`` are computed after the epoch in eval mode. ``epoch_time_s`` is the
+    epoch's whole time, ``train_time_s`` its optimiser steps alone (what a method's cost per step is).
 
     Per-epoch work of the caller: ``on_epoch_start(epoch, model)`` runs before each epoch
     (1-based; e.g. to set a step-based schedule of the loss, which also holds after a resume), and
@@ -322,6 +323,7 @@ def fit(
             on_epoch_start(epoch + 1, model)
         row, steps = _train_epoch(model, train, settings, opt, epoch, total_steps, generator, device, loss_fn, desc,
                                   augment)
+        train_time = time.perf_counter() - t0
         _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
         splits = {"test": test} if valid is None else {"valid": valid, "test": test}
         for split, (x_eval, y_eval) in splits.items():
@@ -330,7 +332,7 @@ def fit(
             except NonFiniteLossError as err:  # the epoch's last steps broke the weights
                 raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
             row.update({f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]})
-        row = {"epoch": epoch + 1, **row, "epoch_time_s": time.perf_counter() - t0}
+        row = {"epoch": epoch + 1, **row, "epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time}
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch + 1, model) or {})
         history.append(row)

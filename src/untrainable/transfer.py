@@ -18,8 +18,10 @@ The methods, each a term of the loss with its weight (:class:`Method`), summed:
   evenly mapped pairs, any distance of :data:`untrainable.guidance.GUIDANCE_DISTANCES`, computed by
   :class:`~untrainable.guidance.GuidanceLoss` itself.
 
-The teacher is frozen and run once per step under ``no_grad``, recording what the methods need.
-A FitNets regressor has parameters: :func:`with_regressors` puts them beside the student in one
+The teacher is frozen and run once per step under ``no_grad``, recording what the methods need;
+or, where the student's inputs are the same every epoch (no augmentation), looked up in a
+:class:`TeacherBank` of what it computes on the training set, built once (:meth:`TransferLoss.bank_teacher`):
+the student then pays for no teacher pass at all. A FitNets regressor has parameters: :func:`with_regressors` puts them beside the student in one
 module, so :func:`untrainable.train.fit` trains and checkpoints them with it.
 """
 
@@ -34,10 +36,10 @@ from torch import nn
 
 from untrainable import guidance as G
 from untrainable import mimic
-from untrainable.recording import LayerRecorder
+from untrainable.recording import LayerRecorder, record_layers
 
 __all__ = ["METHODS", "Method", "StudentWithRegressors", "with_regressors", "spkd_loss", "fitnets_loss",
-           "TransferLoss"]
+           "TeacherBank", "TransferLoss"]
 
 METHODS = ("labels", "kd", "logits", "fitnets", "spkd", "guidance")
 
@@ -105,6 +107,39 @@ def with_regressors(loss: TransferLoss) -> nn.Module:
     return StudentWithRegressors(loss.student, loss.regressors) if len(loss.regressors) else loss.student
 
 
+class TeacherBank:
+    """The frozen teacher's side of a transfer loss on the whole training set, computed once: its logits,
+    each layer the methods compare (flattened, float32: :class:`untrainable.guidance.GuideBank`) and
+    the FitNets hint in the shape its regressor predicts. A batch of :class:`~untrainable.guidance.IndexedInputs`
+    looks its rows up; the teacher then never runs during training, which on a CPU is most of a step
+    for a small student (chapter 08: a ResNet-18 teacher and a Deep FCN student).
+
+    The teacher runs in float32 here (an online teacher runs in the step's precision). Memory:
+    ``N · (Σ layer sizes + hint + classes) · 4`` bytes.
+    """
+
+    def __init__(self, loss: "TransferLoss", x_train: torch.Tensor, batch_size: int = 256) -> None:
+        teacher_layers, student_layers = loss._layers(fitnets=False)
+        self.features = (G.GuideBank(loss.teacher, teacher_layers, x_train, "features", batch_size=batch_size)
+                         if teacher_layers else None)
+        with torch.no_grad():
+            outputs = [loss.teacher(x_train[i:i + batch_size]).float() for i in range(0, len(x_train), batch_size)]
+        self.logits = torch.cat(outputs)
+        self.hint = None
+        if loss.needs_hint:
+            g, t = loss.hint
+            acts = record_layers(loss.teacher, x_train, [g], batch_size=batch_size)[g]
+            student = loss._record(loss.student, [t], x_train[:2], detach=True)[0][t]
+            self.hint = _hint_shape(student, acts)
+
+    def lookup(self, layers: Sequence[str], index: torch.Tensor, device: torch.device | str
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """The batch's teacher layers (flattened), logits and hint."""
+        acts = {g: self.features.lookup(g, index, device) for g in layers} if layers else {}
+        hint = None if self.hint is None else self.hint[index].to(device)
+        return acts, self.logits[index].to(device), hint
+
+
 class TransferLoss:
     """``Σ weight · method loss``, a ``loss_fn`` for :func:`~untrainable.train.fit`: ``loss, logits = tl(model, x, y)``.
 
@@ -133,6 +168,21 @@ class TransferLoss:
                                                                     detach=True)[0][self.hint[0]])
             self.regressors["fitnets"] = _regressor(acts[self.hint[1]], hint)
         self.log: list[dict[str, float]] = []
+        self.bank: TeacherBank | None = None
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether any method reads the teacher (the labels alone do not)."""
+        return any(m.name != "labels" for m in self.methods)
+
+    @property
+    def needs_hint(self) -> bool:
+        return any(m.name == "fitnets" for m in self.methods)
+
+    def bank_teacher(self, x_train: torch.Tensor) -> None:
+        """Compute the teacher's side once on ``x_train`` (:class:`TeacherBank`); batches of
+        ``IndexedInputs(x_train)`` then look it up instead of running the teacher."""
+        self.bank = TeacherBank(self, x_train) if self.needs_teacher else None
 
     @staticmethod
     def _record(model: nn.Module, names: list[str], x: torch.Tensor, detach: bool = False
@@ -143,32 +193,46 @@ class TransferLoss:
             logits = model(x)
         return rec.check_complete(), logits
 
-    def _layers(self) -> tuple[list[str], list[str]]:
-        """(teacher layers, student layers) the methods need recorded."""
+    def _layers(self, fitnets: bool = True) -> tuple[list[str], list[str]]:
+        """(teacher layers, student layers) the methods need recorded (``fitnets=False``: without the hint)."""
         names = {m.name for m in self.methods}
         pairs = self.pairs if names & {"spkd", "guidance"} else []
-        pairs = pairs + ([self.hint] if "fitnets" in names else [])
+        pairs = pairs + ([self.hint] if "fitnets" in names and fitnets else [])
         return [g for g, _ in pairs], [t for _, t in pairs]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         student = model.student if isinstance(model, StudentWithRegressors) else model
         if student is not self.student:
             raise ValueError("this TransferLoss was built for another student")
+        index = x.index if isinstance(x, G.IndexedBatch) else None
+        x = x.x if index is not None else x
         if not model.training:
             logits = model(x)
             return F.cross_entropy(logits, y), logits
         teacher_layers, student_layers = self._layers()
         s_acts, logits = self._record(student, student_layers, x)
-        self.teacher.eval()
-        with torch.no_grad():
-            t_acts, t_logits = self._record(self.teacher, teacher_layers, x, detach=True)
-        terms = {m.name: self._term(m, s_acts, t_acts, logits, t_logits, y) for m in self.methods}
+        t_acts, t_logits, hint = self._teacher_side(x, index, teacher_layers)
+        terms = {m.name: self._term(m, s_acts, t_acts, logits, t_logits, y, hint) for m in self.methods}
         self.log.append({k: float(v.detach()) for k, v in terms.items()})
         total = sum(m.weight * terms[m.name] for m in self.methods)
         return total, logits
 
+    def _teacher_side(self, x: torch.Tensor, index: torch.Tensor | None, layers: list[str]
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
+        """The teacher's layers, logits and FitNets hint on this batch: looked up in the bank when the
+        batch says which examples it holds, else computed (nothing when no method reads the teacher)."""
+        if not self.needs_teacher:
+            return {}, None, None
+        if self.bank is not None and index is not None:
+            return self.bank.lookup(self._layers(fitnets=False)[0], index, x.device)  # the hint comes apart
+        self.teacher.eval()
+        with torch.no_grad():
+            t_acts, t_logits = self._record(self.teacher, layers, x, detach=True)
+        return t_acts, t_logits, None
+
     def _term(self, m: Method, s_acts: dict[str, torch.Tensor], t_acts: dict[str, torch.Tensor],
-              logits: torch.Tensor, t_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+              logits: torch.Tensor, t_logits: torch.Tensor, y: torch.Tensor,
+              hint: torch.Tensor | None = None) -> torch.Tensor:
         if m.name == "labels":
             return F.cross_entropy(logits.float(), y)
         if m.name == "kd":
@@ -181,4 +245,4 @@ class TransferLoss:
             return self.guidance.pair_terms([s_acts[t] for _, t in self.pairs], [t_acts[g] for g, _ in self.pairs]).sum()
         g, t = self.hint
         v = s_acts[t]
-        return fitnets_loss(self.regressors["fitnets"](v.float()), _hint_shape(v, t_acts[g]))
+        return fitnets_loss(self.regressors["fitnets"](v.float()), _hint_shape(v, t_acts[g]) if hint is None else hint)

@@ -13,6 +13,7 @@ models a chapter describes, and return numbers, frames or sentences. By meaning:
 * :mod:`.preconditions`: the failure each guidance claim needs its control to show, checked with its numbers;
 * :mod:`.chapter_summaries`: what chapters 01 and 07 conclude;
 * :mod:`.chapter_tables`: the preconditions, the validation sweep and the verdict narrative a chapter prints;
+* :mod:`.transfer_tables`: chapter 08's methods and distances against the labels alone;
 * :mod:`.layer_comparison`, :mod:`.layer_mapping`, :mod:`.cka_benchmark`: chapters 02 and 03 and the
   CKA benchmark appendix.
 """
@@ -33,6 +34,8 @@ from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, o
 from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
                                                 falls_short_of_twin, guide_beats_target, loss_rise, overfits,
                                                 plateau_drop)
+from untrainable.analysis.transfer_tables import (DISTANCE_LABELS, METHOD_LABELS, distance_table, method_frame,
+                                                 method_table, transfer_summary)
 from untrainable.analysis.runs import (config_table, find, guide_table, mean_minutes, mean_percent, named, renamed,
                                        run_summary, select, values)
 
@@ -46,4 +49,5 @@ __all__ = [
     "quality_summary", "mimic_loss_labels",
     "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "verdict_narrative",
+    "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary",
 ]

@@ -45,7 +45,7 @@ from untrainable.experiments.image_guides import (GUIDE_EXPERIMENT, GuideConfig,
 from untrainable.mimic import random_crop_flip
 from untrainable.models import build_guide, build_target, count_parameters
 from untrainable.profiles import check_profile, default_seeds
-from untrainable.results import added_field, find_record, record_path, run_key, run_or_load, training_allowed
+from untrainable.results import added_field, run_or_load, run_or_load_resolved
 from untrainable.runtime import resolve_device, seed_everything
 from untrainable.train import FitSettings, LossFn, best_epoch, correct_string, cross_entropy_loss, fit
 
@@ -386,16 +386,10 @@ def run_targets(profile: str, configs: list[Config], seeds: Iterable[int] | None
     named by ``name``): stored ones are loaded; for a missing one (when training is allowed) the
     inputs are resolved, then it trains."""
     seeds = default_seeds(profile) if seeds is None else tuple(seeds)
-    records = []
-    for c in configs:
-        for s in seeds:
-            path = record_path(profile, experiment, name(c), s, run_key(experiment, c, s))
-            needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
-            inputs = resolve_inputs(profile, c, s, device, train_missing) if needed else None
-            records.append(run_or_load(experiment, profile, name(c), c, s,
-                                       functools.partial(train_target, inputs=inputs), device=device, force=force,
-                                       train_missing=train_missing))
-    return records
+    return [run_or_load_resolved(experiment, profile, name(c), c, s, train_target,
+                                 lambda c=c, s=s: {"inputs": resolve_inputs(profile, c, s, device, train_missing)},
+                                 device=device, force=force, train_missing=train_missing)
+            for c in configs for s in seeds]
 
 
 def guide_records(profile: str, configs: list[Config], device: str = "auto",

@@ -1,13 +1,14 @@
-"""Chapter 08 (in progress, issue 17): guidance against distillation, one student, one teacher, one budget.
+"""Chapter 08: guidance against distillation, one student, one teacher, one budget (issue 17).
 
 A student of chapter 04 (the Deep FCN in its chosen regime) learns from the labels beside one
 method of handing it what a frozen teacher knows (:mod:`untrainable.transfer`): Hinton's KD, logit
 regression (mimic), FitNets' hint, similarity-preserving KD, or guidance; the teacher is the trained
 ResNet-18 guide of chapter 04 or the same network untrained. Everything else (data, epochs,
-learning rate, schedule, the checkpoint of lowest validation loss) is the chapter-04 run's, so the
-methods differ in their loss alone. Each method's weight is chosen on the validation split
-(:func:`sweep_configs`, seed :data:`SWEEP_SEED`); guidance's distance can be any of
-:data:`untrainable.guidance.GUIDANCE_DISTANCES` (the distance study).
+schedule, the checkpoint of lowest validation loss) is the chapter-04 run's, so the methods differ
+in their loss, its weight and the learning rate alone. Each method's weight and learning rate are
+chosen on the validation split as chapter 04 chose alpha and the learning rate (:func:`sweep_configs`,
+seed :data:`SWEEP_SEED`); the labels alone keep the rate chapter 04 chose for this student. Guidance's
+distance can be any of :data:`untrainable.guidance.GUIDANCE_DISTANCES` (the distance study).
 
 One run: :func:`train_student`. Records: ``transfer_comparison`` (the sweep: ``transfer_sweeps``).
 """
@@ -15,30 +16,34 @@ One run: :func:`train_student`. Records: ``transfer_comparison`` (the sweep: ``t
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from untrainable import guidance as G
 from untrainable import transfer as T
+from untrainable.mimic import random_crop_flip
+from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, guide_beats_target,
+                                                overfits)
 from untrainable.data import stratified_indices
 from untrainable.experiments import PlannedRun
-from untrainable.experiments import fcn_guidance
+from untrainable.experiments import fcn_guidance, plain_cnn_guidance
 from untrainable.experiments import image_guidance as ig
-from untrainable.experiments.image_guides import trained_guide, untrained_guide
+from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
 from untrainable.models import build_target, count_parameters
 from untrainable.profiles import check_profile
-from untrainable.results import find_record, record_path, run_key, run_or_load, training_allowed
+from untrainable.results import run_or_load_resolved
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, fit
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "Config", "PRESETS", "configs", "run_name",
-           "sweep_configs", "chosen_weights", "planned_runs", "train_student", "run", "run_sweep"]
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "STAGES", "Config", "PRESETS", "configs",
+           "run_name", "sweep_name", "sweep_configs", "chosen_settings", "planned_runs", "train_student", "run",
+           "run_sweep", "teacher_record", "preconditions", "plain_preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
@@ -67,29 +72,72 @@ class Config:
         return [T.Method("labels"), *own]
 
 
+#: The sweep (chapter 04's: the method's weight at the student's own learning rate, then the learning
+#: rate from five values at the chosen weight; the distance study's runs choose their weight only, at
+#: the student's rate); ``chosen``: run name -> {"weight", "lr"}, what the committed sweep picks (a
+#: test holds them equal); a run not yet chosen takes weight 1 and the student's learning rate.
+#: CCA is left out of ``full``: it took 15 s a step on one thread (an SVD per layer pair), 130
+#: times the labels' step, about 4 h a run.
+#: ``students``: chapter 04's Deep FCN; ``paper`` adds chapter 05's plain ConvNet with its residual twin
+#: as the teacher, which ``full`` cannot afford (a guided run of chapter 05 takes about 45 one-thread
+#: minutes here: 11 runs x 3 seeds and their sweep would take days).
+_FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5),
+                             distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa"),
+                             students=("deep_fcn",), seeds=(0, 1, 2), chosen={})
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(weights=(1.0,), distances=("linear_cka", "rbf_cka"), seeds=(0, 1), chosen={}),
-    "full": dict(weights=(0.1, 1.0, 10.0), distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa",
-                                                       "cca"), seeds=(0, 1, 2), chosen={}),
-    "paper": dict(weights=(0.1, 1.0, 10.0), distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa",
-                                                        "cca"), seeds=(0, 1, 2, 3, 4), chosen={}),
+    "quick": dict(_FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"), seeds=(0, 1)),
+    "full": _FULL,
+    "paper": dict(_FULL, distances=(*_FULL["distances"], "cca"), students=("deep_fcn", "plain_cnn"),
+                  seeds=(0, 1, 2, 3, 4)),
 }
+#: What a shell run trains, one stage at a time.
+STAGES = ("weights", "lrs", "runs")
 
 
-def _student(profile: str, smoke: bool = False) -> ig.Config:
-    """Chapter 04's unguided Deep FCN run: the data, model and training every method keeps."""
-    return next(c for c in fcn_guidance.configs(profile, smoke) if (c.target, c.condition) == ("deep_fcn", "no_guide"))
+#: Each student's chapter module: its unguided run is the student, its trained guide the teacher.
+_CHAPTERS = {"deep_fcn": fcn_guidance, "plain_cnn": plain_cnn_guidance}
+
+
+def _student(profile: str, smoke: bool = False, target: str = "deep_fcn") -> ig.Config:
+    """The unguided run of ``target``'s chapter (04: the Deep FCN; 05: the plain ConvNet): the data, model
+    and training every method keeps."""
+    return next(c for c in _CHAPTERS[target].configs(profile, smoke) if (c.target, c.condition) == (target, "no_guide"))
+
+
+def _at(c: Config, weight: float, lr: float) -> Config:
+    """``c`` with the method's weight and the student's learning rate replaced."""
+    return dataclasses.replace(c, weight=weight, student=dataclasses.replace(c.student, lr=lr))
+
+
+def _methods(profile: str, smoke: bool = False) -> list[Config]:
+    """Every run at weight 1 and the student's learning rate: the labels alone, each method with each
+    teacher, and guidance with each other distance."""
+    p = PRESETS[check_profile(profile)]
+    runs = []
+    for target in p["students"]:
+        student = _student(profile, smoke, target)
+        runs += [Config(student, "labels", True)]
+        runs += [Config(student, m, trained) for m in METHODS[1:] for trained in (True, False)]
+    student = _student(profile, smoke)  # the distance study: the Deep FCN
+    runs += [Config(student, "guidance", trained, distance=d) for d in p["distances"] if d != "linear_cka"
+             for trained in (True, False)]
+    return runs
 
 
 def configs(profile: str, smoke: bool = False) -> list[Config]:
-    """Every run: the labels alone, each method with each teacher, and guidance with each other distance,
-    each at its chosen weight (the preset's ``chosen``: run name -> weight; 1 before a choice)."""
-    p, student = PRESETS[check_profile(profile)], _student(profile, smoke)
-    runs = [Config(student, "labels", True)]
-    runs += [Config(student, m, trained) for m in METHODS[1:] for trained in (True, False)]
-    runs += [Config(student, "guidance", trained, distance=d) for d in p["distances"] if d != "linear_cka"
-             for trained in (True, False)]
-    return [dataclasses.replace(c, weight=p["chosen"].get(run_name(c), 1.0)) for c in runs]
+    """Every run, each at its chosen weight and learning rate (the preset's ``chosen``). The labels
+    alone keep the learning rate chapter 04 chose for this student on validation."""
+    chosen = PRESETS[check_profile(profile)]["chosen"]
+    out = []
+    for c in _methods(profile, smoke):
+        values = chosen.get(run_name(c), {})
+        out.append(_at(c, values.get("weight", c.weight), values.get("lr", c.student.lr)))
+    return out
+
+
+def _distance_study(c: Config) -> bool:
+    """Guidance with another distance than the paper's linear CKA (weight chosen, not the learning rate)."""
+    return c.method == "guidance" and c.distance != "linear_cka"
 
 
 def _kind(trained: bool) -> str:
@@ -97,33 +145,59 @@ def _kind(trained: bool) -> str:
 
 
 def run_name(c: Config) -> str:
+    """``labels``, or the method (guidance with another distance: ``guidance-<distance>``) and the teacher;
+    prefixed ``plain_cnn-`` for the plain ConvNet student."""
     method = c.method if c.distance == "linear_cka" or c.method != "guidance" else f"guidance-{c.distance}"
-    return f"{method}-{_kind(c.teacher_trained)}" if c.method != "labels" else "labels"
+    name = f"{method}-{_kind(c.teacher_trained)}" if c.method != "labels" else "labels"
+    return name if c.student.target == "deep_fcn" else f"{c.student.target}-{name}"
 
 
-def sweep_configs(profile: str, smoke: bool = False) -> list[Config]:
-    """Each method with each teacher at every weight of the preset (the labels alone need none)."""
-    weights = PRESETS[check_profile(profile)]["weights"]
-    return [dataclasses.replace(c, weight=w) for c in configs(profile, smoke) if c.method != "labels" for w in weights]
+def sweep_name(c: Config) -> str:
+    """A sweep run's record name: the run's, its weight and its learning rate."""
+    return f"{run_name(c)}-w{c.weight:g}-lr{c.student.lr:g}"
 
 
-def chosen_weights(records: list[dict[str, Any]]) -> dict[str, float]:
-    """``"<run name>" -> weight``: per method, teacher and distance, the weight of lowest validation loss."""
+def sweep_configs(profile: str, smoke: bool = False, stage: str | None = None) -> list[Config]:
+    """The validation sweep of every method and teacher (the labels alone need none): ``"weights"``, each
+    weight at the student's learning rate; ``"lrs"``, each learning rate at the chosen weight (weight 1
+    before one is chosen), for the methods, not the distance study; None, both."""
+    p = PRESETS[check_profile(profile)]
+    out: list[Config] = []
+    for c in _methods(profile, smoke)[1:]:
+        if stage in (None, "weights"):
+            out += [_at(c, w, c.student.lr) for w in p["weights"]]
+        if stage in (None, "lrs") and not _distance_study(c):
+            weight = p["chosen"].get(run_name(c), {}).get("weight", c.weight)
+            out += [_at(c, weight, lr) for lr in p["lrs"]]
+    return list(dict.fromkeys(out))
+
+
+def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``run name -> {"weight", "lr"}`` from the sweep's ``records``: the weight of lowest validation loss
+    at the student's learning rate, then the learning rate of lowest validation loss at that weight."""
+    p = PRESETS[check_profile(profile)]
+    student_lr = {t: _student(profile, target=t).lr for t in p["students"]}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
-        groups.setdefault(r["name"].rsplit("-w", 1)[0], []).append(r)
-    return {k: min(rs, key=lambda r: r["metrics"]["min_valid_loss"])["config"]["weight"] for k, rs in groups.items()}
+        groups.setdefault(r["name"].split("-w", 1)[0], []).append(r)
+    best = lambda rs: min(rs, key=lambda r: r["metrics"]["min_valid_loss"])["config"]  # noqa: E731
+    out = {}
+    for name, rs in groups.items():
+        own_lr = student_lr[rs[0]["config"]["student"]["target"]]
+        at_lr = [r for r in rs if r["config"]["student"]["lr"] == own_lr and r["config"]["weight"] in p["weights"]]
+        if not at_lr:
+            continue
+        weight = best(at_lr)["weight"]
+        at_weight = [r for r in rs if r["config"]["weight"] == weight and r["config"]["student"]["lr"] in p["lrs"]]
+        out[name] = {"weight": weight, "lr": best(at_weight)["student"]["lr"]}
+    return out
 
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """The sweep, then every run for every seed (the teacher is chapter 04's guide, planned there)."""
     seeds = PRESETS[check_profile(profile)]["seeds"] if seeds is None else tuple(seeds)
-    sweep = [PlannedRun(SWEEP_EXPERIMENT, _sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
+    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
     return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
-
-
-def _sweep_name(c: Config) -> str:
-    return f"{run_name(c)}-w{c.weight:g}"
 
 
 def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, teacher: torch.nn.Module
@@ -137,16 +211,20 @@ def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, 
     teacher = teacher.to(device)
     example = train[0][:2].to(device)
     loss = T.TransferLoss(model, teacher, c.methods(), example)
+    if not s.augment:  # the same images every epoch: the teacher's side is computed once, then looked up
+        loss.bank_teacher(train[0].to(device))
+        train = (G.IndexedInputs(train[0]), train[1])
     settings = FitSettings(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, weight_decay=s.weight_decay,
                            optimizer=s.optimizer, schedule=s.schedule, precision=s.precision)
     history = fit(T.with_regressors(loss), train, test, settings, generator=generator, device=device, loss_fn=loss,
-                  checkpoint=checkpoint, desc=f"{run_name(c)} seed {seed}", progress=False, valid=valid)
+                  checkpoint=checkpoint, desc=f"{run_name(c)} seed {seed}", progress=False, valid=valid,
+                  augment=random_crop_flip if s.augment else None)
     x_probe = test[0][stratified_indices(test[1], min(s.probe_n, len(test[1])), 1)].to(device)
     cka = G.SimilarityProbe(teacher, loss.pairs, x_probe).measure(model)
     steps = len(history) * -(-len(train[1]) // s.batch_size)
     metrics = {k: history[-1][k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     metrics.update(ig._validation_metrics(history), parameters=count_parameters(model), mean_cka_teacher=float(
-        np.mean(cka)), seconds_per_step=sum(h["epoch_time_s"] for h in history) / steps)
+        np.mean(cka)), seconds_per_step=sum(h["train_time_s"] for h in history) / steps)
     return {"metrics": metrics, "history": history, "final_cka": cka, "pairs": loss.pairs}
 
 
@@ -157,28 +235,107 @@ def _teacher(profile: str, c: Config, seed: int, device: str, train_missing: boo
 
 
 def _records(profile: str, cfgs: list[Config], seeds: Iterable[int], device: str, force: bool,
-             train_missing: bool | None, experiment: str, name) -> list[dict[str, Any]]:
-    out = []
-    for c in cfgs:
-        for seed in seeds:
-            path = record_path(profile, experiment, name(c), seed, run_key(experiment, c, seed))
-            needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
-            teacher = _teacher(profile, c, seed, device, train_missing) if needed else None
-            out.append(run_or_load(experiment, profile, name(c), c, seed,
-                                   functools.partial(train_student, teacher=teacher), device=device, force=force,
-                                   train_missing=train_missing))
-    return out
+             train_missing: bool | None, experiment: str, name: Callable[[Config], str]) -> list[dict[str, Any]]:
+    return [run_or_load_resolved(experiment, profile, name(c), c, seed, train_student,
+                                 lambda c=c, seed=seed: {"teacher": _teacher(profile, c, seed, device, train_missing)},
+                                 device=device, force=force, train_missing=train_missing)
+            for c in cfgs for seed in seeds]
+
+
+def _named(cfgs: list[Config], names: Iterable[str] | None) -> list[Config]:
+    """The configs whose run name is in ``names`` (None: all); an unknown name is an error listing them."""
+    if names is None:
+        return cfgs
+    known = {run_name(c) for c in cfgs}
+    unknown = set(names) - known
+    if unknown:
+        raise ValueError(f"unknown runs {sorted(unknown)}: choose from {', '.join(sorted(known))}")
+    return [c for c in cfgs if run_name(c) in set(names)]
 
 
 def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
-        train_missing: bool | None = None, smoke: bool = False) -> list[dict[str, Any]]:
-    """The record of every run for every seed: stored ones loaded, missing ones trained when allowed."""
+        train_missing: bool | None = None, smoke: bool = False, names: Iterable[str] | None = None
+        ) -> list[dict[str, Any]]:
+    """The record of every run (or of the runs ``names``) for every seed: stored ones loaded, missing ones
+    trained when allowed."""
     seeds = PRESETS[check_profile(profile)]["seeds"] if seeds is None else tuple(seeds)
-    return _records(profile, configs(profile, smoke), seeds, device, force, train_missing, EXPERIMENT, run_name)
+    return _records(profile, _named(configs(profile, smoke), names), seeds, device, force, train_missing, EXPERIMENT,
+                    run_name)
 
 
-def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *,
-              train_missing: bool | None = None, smoke: bool = False) -> list[dict[str, Any]]:
-    """The record of every sweep run (seed :data:`SWEEP_SEED`)."""
-    return _records(profile, sweep_configs(profile, smoke), (SWEEP_SEED,), device, force, train_missing,
-                    SWEEP_EXPERIMENT, _sweep_name)
+def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *, train_missing: bool | None = None,
+              smoke: bool = False, stage: str | None = None, names: Iterable[str] | None = None
+              ) -> list[dict[str, Any]]:
+    """The record of every sweep run (seed :data:`SWEEP_SEED`; ``stage`` and ``names`` as in
+    :func:`sweep_configs` and :func:`run`)."""
+    return _records(profile, _named(sweep_configs(profile, smoke, stage), names), (SWEEP_SEED,), device, force,
+                    train_missing, SWEEP_EXPERIMENT, sweep_name)
+
+
+def teacher_record(profile: str, target: str = "deep_fcn") -> dict[str, Any]:
+    """The trained teacher's record: chapter 04's trained ResNet-18 guide (the Deep FCN's), or chapter
+    05's residual twin (the plain ConvNet's)."""
+    records = _CHAPTERS[target].guide_records(profile)
+    return records[_student(profile, target=target).reference_guide.label]
+
+
+def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
+                  metric: str = "checkpoint_test_acc") -> list[CheckedPrecondition]:
+    """What the comparison needs from its records, checked: the student trained on labels alone shows
+    chapter 04's failure (it overfits), and the trained teacher beats it by more than the seed spread,
+    so it has something to hand over."""
+    labels = [r for r in records if r["name"] == "labels"]
+    return [overfits(labels, "the student on labels alone"),
+            guide_beats_target(scored_as([teacher] if teacher else [], metric), labels, "the trained teacher", metric)]
+
+
+def plain_preconditions(records: list[dict[str, Any]], twin: dict[str, Any] | None,
+                        metric: str = "checkpoint_test_acc") -> list[CheckedPrecondition]:
+    """The plain-ConvNet part (``paper``): chapter 05's failure (the plain net on labels alone falls short
+    of its residual twin, the teacher), checked as chapter 05 checks it."""
+    labels = [r for r in records if r["name"] == "plain_cnn-labels"]
+    twin_scored = scored_as([twin] if twin else [], metric)
+    return [falls_short_of_twin(labels, twin_scored, "the plain ConvNet on labels alone", metric),
+            guide_beats_target(twin_scored, labels, "the residual twin (teacher)", metric)]
+
+
+def sweep_table(records: list[dict[str, Any]], chosen: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """The validation sweep: per run, weight and learning rate, its lowest validation loss and whether the
+    chapter uses that setting (``chosen`` as :func:`chosen_settings` returns it)."""
+    rows = []
+    for r in records:
+        name, c = r["name"].split("-w", 1)[0], r["config"]
+        pick = chosen.get(name, {})
+        rows.append({"run": name, "weight": c["weight"], "learning rate": c["student"]["lr"],
+                     "lowest validation loss": r["metrics"]["min_valid_loss"],
+                     "chosen": "yes" if pick == {"weight": c["weight"], "lr": c["student"]["lr"]} else ""})
+    columns = ["run", "weight", "learning rate", "lowest validation loss", "chosen"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["run", "weight", "learning rate"]).reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the chapter's records from a shell, one stage at a time (missing records are trained):
+    ``weights`` and ``lrs`` (the validation sweep), ``runs``; ``--runs kd-trained ...`` trains only those
+    runs, so a stage can be split over parallel one-thread processes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.transfer_comparison",
+                                     description=main.__doc__)
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--runs", nargs="*", help="run names (default: every run of the stage)")
+    parser.add_argument("--seeds", type=int, nargs="*")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    try:
+        _named(_methods(args.profile), args.runs)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.stage == "runs":
+        run(args.profile, tuple(args.seeds) if args.seeds else None, args.device, train_missing=True, names=args.runs)
+    else:
+        run_sweep(args.profile, args.device, train_missing=True, stage=args.stage, names=args.runs)
+
+
+if __name__ == "__main__":
+    main()

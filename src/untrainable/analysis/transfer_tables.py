@@ -1,0 +1,113 @@
+"""Chapter 08's tables and prose: each way of handing a student what a teacher knows, against the
+labels alone, with a trained and an untrained teacher; and guidance under each distance.
+
+Every number comes from the records passed in; effects are :func:`~untrainable.analysis.effects.welch_effect`'s
+(the same test as every chapter), read as "better", "worse" or "no effect detected".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from untrainable.analysis.contrasts import contrasts_table
+from untrainable.analysis.effects import NO_EFFECT, TOO_FEW_SEEDS
+
+__all__ = ["METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary"]
+
+#: How the page names each method.
+METHOD_LABELS = {"labels": "labels alone", "kd": "KD (Hinton)", "logits": "logit regression (mimic)",
+                 "fitnets": "FitNets hint", "spkd": "similarity-preserving KD", "guidance": "guidance (linear CKA)"}
+#: How the page names each distance of the distance study.
+DISTANCE_LABELS = {"linear_cka": "linear CKA", "debiased_cka": "debiased linear CKA", "rbf_cka": "RBF CKA",
+                   "procrustes": "Procrustes", "rsa": "RSA", "cca": "CCA"}
+
+
+def _teacher(config: dict[str, Any]) -> str:
+    return "—" if config["method"] == "labels" else ("trained" if config["teacher_trained"] else "untrained")
+
+
+def method_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: run name, method, distance, teacher, seed, checkpoint test accuracy (%), the
+    mean CKA reached with the trained teacher's layers, and milliseconds per training step."""
+    rows = [{"name": r["name"], "method": r["config"]["method"], "distance": r["config"]["distance"],
+             "teacher": _teacher(r["config"]), "seed": r["seed"],
+             "accuracy": 100 * r["metrics"]["checkpoint_test_acc"], "cka": r["metrics"]["mean_cka_teacher"],
+             "ms_per_step": 1000 * r["metrics"]["seconds_per_step"]} for r in records]
+    return pd.DataFrame(rows, columns=["name", "method", "distance", "teacher", "seed", "accuracy", "cka",
+                                       "ms_per_step"])
+
+
+def _table(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFrame:
+    """Per run name: means over seeds, the effect against the labels alone and the cost per step."""
+    frame = method_frame(records)
+    means = frame.groupby("name").agg(method=("method", "first"), distance=("distance", "first"),
+                                      teacher=("teacher", "first"), seeds=("seed", "count"),
+                                      accuracy=("accuracy", "mean"), cka=("cka", "mean"),
+                                      ms_per_step=("ms_per_step", "mean"))
+    base = names[0]  # the student's labels-alone run
+    effects = contrasts_table({"": list(records)}, [(n, base) for n in names[1:]],
+                              "checkpoint_test_acc").set_index("treated")
+    labels_ms = means.loc[base, "ms_per_step"] if base in means.index else np.nan
+    out = means.reindex([n for n in names if n in means.index])
+    out["effect vs labels"] = effects["effect"].reindex(out.index) if "effect" in effects else np.nan
+    out["ci_low"] = effects["ci_low"].reindex(out.index) if "ci_low" in effects else np.nan
+    out["ci_high"] = effects["ci_high"].reindex(out.index) if "ci_high" in effects else np.nan
+    out["p"] = effects["p_value"].reindex(out.index) if "p_value" in effects else np.nan
+    out["reading"] = effects["reading"].reindex(out.index).fillna("")
+    out["cost vs labels"] = out["ms_per_step"] / labels_ms
+    return out
+
+
+def method_table(records: Sequence[dict[str, Any]], prefix: str = "") -> pd.DataFrame:
+    """The methods comparison: the labels alone, then each method with the trained and the untrained
+    teacher (guidance with linear CKA, the paper's distance); ``prefix`` picks another student's runs
+    (``"plain_cnn-"``)."""
+    names = [f"{prefix}labels"] + [f"{prefix}{m}-{t}" for m in list(METHOD_LABELS)[1:] for t in ("trained", "untrained")]
+    out = _table(records, names)
+    shown = out["method"].map(METHOD_LABELS)
+    out = out.drop(columns=["method", "distance"])
+    out.insert(0, "method", shown)
+    return out
+
+
+def distance_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The distance study: guidance under each distance, trained and untrained teacher, against the labels."""
+    frame = method_frame(records)
+    distances = list(dict.fromkeys(frame.loc[frame.method == "guidance", "distance"]))
+    names = ["labels"] + [f"guidance{'' if d == 'linear_cka' else '-' + d}-{t}" for d in distances
+                          for t in ("trained", "untrained")]
+    out = _table(records, names).drop(index="labels", errors="ignore")
+    shown = out["distance"].map(lambda d: DISTANCE_LABELS.get(d, d))
+    out = out.drop(columns=["method", "distance"])
+    out.insert(0, "distance", shown)
+    return out
+
+
+def transfer_summary(table: pd.DataFrame) -> str:
+    """A Markdown list, one line per teacher: which methods beat the labels alone, which did worse, and
+    which showed no effect we could detect (from :func:`method_table`)."""
+    lines = []
+    for teacher in ("trained", "untrained"):
+        rows = table[table["teacher"] == teacher]
+        if rows.empty:
+            continue
+        parts = []
+        for reading, word in (("better", "beat the labels alone"), ("worse", "did worse than the labels alone"),
+                              (NO_EFFECT, "showed no effect we could detect"), (TOO_FEW_SEEDS, "have too few seeds")):
+            hit = rows[rows["reading"] == reading]
+            if not hit.empty:
+                parts.append(f"{', '.join(_effect(r) for _, r in hit.iterrows())} {word}")
+        lines.append(f"* **{teacher} teacher**: " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def _effect(row: pd.Series) -> str:
+    """'KD (Hinton) (+2.1 points, p = 0.03)'."""
+    name = row["method"] if "method" in row else row["distance"]
+    if pd.isna(row.get("effect vs labels")):
+        return str(name)
+    return f"{name} ({row['effect vs labels']:+.1f} points, p = {row['p']:.2g})"

@@ -1,0 +1,41 @@
+"""Chapter 08's tables: effects against the labels alone come from Welch's test, cost from the records."""
+
+from __future__ import annotations
+
+import pytest
+from scipy import stats
+
+from untrainable import analysis as A
+
+
+def _record(name: str, method: str, trained: bool, seed: int, acc: float, distance: str = "linear_cka",
+            seconds: float = 0.1) -> dict:
+    return {"name": name, "seed": seed, "profile": "full",
+            "config": {"method": method, "teacher_trained": trained, "distance": distance},
+            "metrics": {"checkpoint_test_acc": acc, "mean_cka_teacher": 0.5, "seconds_per_step": seconds}}
+
+
+RECORDS = ([_record("labels", "labels", True, s, a, seconds=0.05) for s, a in enumerate((0.30, 0.31, 0.32))]
+           + [_record("kd-trained", "kd", True, s, a) for s, a in enumerate((0.40, 0.41, 0.42))]
+           + [_record("kd-untrained", "kd", False, s, a) for s, a in enumerate((0.30, 0.33, 0.31))]
+           + [_record("guidance-untrained", "guidance", False, s, a, seconds=0.2) for s, a in enumerate((0.35, 0.36, 0.37))]
+           + [_record("guidance-rsa-untrained", "guidance", False, s, a, "rsa") for s, a in enumerate((0.2, 0.21, 0.22))])
+
+
+def test_each_method_is_read_against_the_labels_alone_by_welchs_test():
+    t = A.method_table(RECORDS)
+    assert list(t.index) == ["labels", "kd-trained", "kd-untrained", "guidance-untrained"]
+    assert t.loc["kd-trained", "effect vs labels"] == pytest.approx(10.0)
+    p = stats.ttest_ind([40, 41, 42], [30, 31, 32], equal_var=False).pvalue
+    assert t.loc["kd-trained", "p"] == pytest.approx(p) and t.loc["kd-trained", "reading"] == "better"
+    assert t.loc["kd-untrained", "reading"] == A.NO_EFFECT
+    assert t.loc["guidance-untrained", "cost vs labels"] == pytest.approx(4.0)
+    summary = A.transfer_summary(t)
+    assert "**trained teacher**: KD (Hinton) (+10.0 points" in summary and "beat the labels alone" in summary
+    assert "**untrained teacher**:" in summary and "KD (Hinton) (+0.3 points" in summary
+
+
+def test_the_distance_study_reads_guidance_under_each_distance():
+    t = A.distance_table(RECORDS)
+    assert list(t.index) == ["guidance-untrained", "guidance-rsa-untrained"]
+    assert list(t["distance"]) == ["linear CKA", "RSA"] and t.loc["guidance-rsa-untrained", "reading"] == "worse"
