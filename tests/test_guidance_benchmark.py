@@ -57,3 +57,16 @@ def test_minibatch_benchmark_layers_are_resnet18_modules():
 
     assert len(cka.RESNET_LAYERS) == 11
     resolve_layers(resnet18(), cka.RESNET_LAYERS)  # raises for a name the network does not have
+
+
+def test_the_benchmark_runs_on_another_dataset_and_stores_which(tmp_path):
+    """``--dataset`` replaces CIFAR-10 (absent on a rented GPU, say): the record says which images were timed,
+    and every variant of both chapters is measured on them."""
+    from test_image_guidance import _image_folder
+
+    root = _image_folder(tmp_path / "folder", classes=tuple("abcdefghij"), per_split={"train": 3, "val": 1}, size=36)
+    B.main(["--profile", "quick", "--rounds", "1", "--dataset", f"imagefolder:{root}"])
+    record = B.run("quick")  # loads what main stored
+    assert record["config"]["dataset"] == f"imagefolder:{root}"
+    assert {c["target"] for c in record["cases"]} == {"deep_fcn", "plain_cnn"}
+    assert all(set(c["min_s"]) == set(B.VARIANTS) and c["n_train"] == 30 for c in record["cases"])

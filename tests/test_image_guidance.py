@@ -211,6 +211,15 @@ def test_a_missing_image_folder_names_the_expected_layout(tmp_path):
         D.load_image_data("mnist", 10, 10, 0)
 
 
+def test_a_validation_split_that_takes_every_training_image_is_refused(tmp_path):
+    """An image folder smaller than the profile's validation split would otherwise train on nothing and fail
+    later with a division by zero; the error names the sizes instead."""
+    root = _image_folder(tmp_path / "folder")  # 24 training images
+    with pytest.raises(ValueError, match="n_valid=24 leaves no training images.*has 24"):
+        D.held_out_splits(f"imagefolder:{root}", 16, 24, 8, 0)
+    assert len(D.held_out_splits(f"imagefolder:{root}", 16, 4, 8, 0).train) == 16
+
+
 def test_describe_models_lists_each_network_once():
     rows = fcn.describe_models("quick")
     assert [r["model"] for r in rows] == ["deep_fcn", "resnet18", "small_cnn", "wide_fcn"]

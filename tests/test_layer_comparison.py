@@ -3,6 +3,8 @@ read from the chapter's records (here small records built by hand)."""
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -77,10 +79,15 @@ def test_panels_carry_the_mean_matrix_and_the_layer_names():
 
 def test_network_table_has_one_row_per_seed():
     table = LC.network_table(RECORDS)
-    assert list(table["seed"]) == [0, 1] and list(table["test acc fcn"]) == [0.4, 0.4]
+    assert list(table["seed"]) == [0, 1] and list(table["test acc fcn (%)"]) == [40.0, 40.0]
 
 
 def test_summaries_state_the_records_numbers():
+    ranked = LC.sanity_result(RECORDS, LABELS, "profile quick, 2 seeds")
+    table = LC.sanity_table(RECORDS, LABELS)["layers matched (mean)"]
+    shares = [int(x) for x in re.findall(r"(\d+)%", ranked.split("best first:")[1])]
+    assert "profile quick, 2 seeds" in ranked and shares == sorted(shares, reverse=True) and len(shares) == len(table)
+    assert all(f"{measure} {share:.0%}" in ranked for measure, share in table.items())
     assert "linear CKA matches 75% of the layers" in LC.sanity_summary(RECORDS)
     text = LC.heatmap_summary(RECORDS)
     assert "first convolution 0.80" in text and "from 0.80 to 0.80" in text

@@ -98,6 +98,12 @@ def test_cli_rejects_an_unknown_profile():
     assert proc.returncode != 0 and "invalid choice: 'fast'" in proc.stderr
 
 
+#: A folded block of the site (a code cell's source behind its "show code" toggle).
+FOLDED = re.compile(r"<details\b.*?</details>", re.DOTALL)
+#: A ``<script>`` whose ``src`` names another host (``https://…`` or ``//…``).
+EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"'](?:https?:)?//", re.IGNORECASE)
+
+
 @pytest.mark.slow
 def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
     runs = reproduce.reproduce("quick")
@@ -114,6 +120,22 @@ def test_reproduce_quick_executes_every_notebook_and_builds_the_book():
     assert not unlabelled, f"these pages never state the profile their results come from: {unlabelled}"
     chapter = (html / "notebooks" / "01_inductive_bias.html").read_text()
     assert chapter.count("<img") >= 1 and "Subramaniam" in chapter
+    # the site reads offline: no page loads a script from another host (MathJax is served from _static)
+    online = sorted(str(p.relative_to(html)) for p in html.rglob("*.html") if EXTERNAL_SCRIPT.search(p.read_text()))
+    assert not online, f"these pages load a script from another host and break offline: {online}"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "What the <code" in (html / "book" / "intro.html").read_text()  # the landing page's results
+    api = (html / "book" / "api.html").read_text()  # the API reference, from the docstrings
+    assert 'id="untrainable.guidance.GuidanceLoss"' in api and 'id="untrainable.similarity.linear_cka"' in api
+    # code is folded or removed (pages.site_tags); no page names the machine's folders
+    for nb in NOTEBOOKS:
+        page = (html / "notebooks" / f"{nb.stem}.html").read_text()
+        visible = FOLDED.sub("", page)
+        assert visible.count('class="cell_input') == visible.count("tag_show-input"), f"{nb.stem} shows code unfolded"
+        assert "tag_injected-parameters" not in page and "tag_parameters" not in page, nb.stem
+        assert str(repo_root()) not in page, f"{nb.stem} prints a path of this machine"
+        assert ">NaN<" not in page and "…</td>" not in page, f"{nb.stem} shows a NaN or truncated table cell"
+        assert '<img alt="../_images' not in page, f"{nb.stem} has a figure whose alt text is its file name"
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -50,13 +51,15 @@ def test_the_pilot_grid_trains_every_target_and_guide_alone_at_each_cell():
 
 
 def _record(setting: str, family: str, lengths: tuple[int, int] | tuple[None, None], acc: float, valid: float,
-            ppl: float = 1.0, width: int = 64) -> dict:
+            ppl: float = 1.0, width: int = 64, lr: float | None = None, valid_loss: float = 1.0) -> dict:
     c = next(c for c in P.configs("full") if c.setting == setting and c.net.family == family
              and (c.task == "char_lm" or (c.min_len, c.max_len) == lengths) and (c.task != "char_lm" or
                                                                                  family == "rnn" or c.net.width == width)
-             and c.seq_len in (64, 128))
+             and c.seq_len in (64, 128) and c.lr == (P.PRESETS["full"][setting]["lr"] if lr is None else lr))
+    valid_loss = math.log(ppl) if setting == "lm" else valid_loss  # a language model is judged on validation
     return {"name": P.run_name(c), "config": dataclasses.asdict(c), "seed": 0, "wall_time_s": 60.0,
-            "metrics": {"test_acc": acc, "best_valid_acc": valid, "perplexity": ppl}}
+            "metrics": {"test_acc": acc, "best_valid_acc": valid, "perplexity": ppl},
+            "history": [{"epoch": 1, "valid_loss": valid_loss + 0.5}, {"epoch": 2, "valid_loss": valid_loss}]}
 
 
 def test_choose_takes_the_longest_qualifying_strings_and_the_smallest_guide_that_beats_the_target():
@@ -71,8 +74,47 @@ def test_choose_takes_the_longest_qualifying_strings_and_the_smallest_guide_that
                _record("lm", "transformer", (None, None), 0.5, 0.5, ppl=5.5, width=128)]
     table = P.choose(records)
     chosen = table[table.chosen].set_index("setting")["cell"].to_dict()
-    assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4, windows of 64"}
+    assert chosen == {"copy": "len10-20", "parity": "len2-20", "lm": "transformer128x4, windows of 64 characters"}
     assert not table.set_index(["setting", "cell"]).loc[("copy", "len20-40"), "qualifies"]  # the RNN at chance
+
+
+def test_a_target_is_judged_at_its_learning_rate_of_lowest_validation_loss():
+    """A control that fails only at an untuned rate does not make a cell: at its better rate (lower
+    validation loss) the 2-20-bit parity Transformer learns the task, so the cell no longer qualifies."""
+    guide = _record("parity", "rnn", (2, 20), 1.0, 1.0)
+    untuned = _record("parity", "transformer", (2, 20), 0.65, 0.65, valid_loss=0.6)
+    tuned = _record("parity", "transformer", (2, 20), 0.99, 0.99, lr=3e-4, valid_loss=0.05)
+    worse = _record("parity", "transformer", (2, 20), 0.55, 0.55, lr=1e-4, valid_loss=0.69)
+    assert P.tuned_targets([untuned, tuned, worse, guide]) == [tuned, guide]
+    row = P.choose([untuned, tuned, worse, guide]).iloc[0]
+    assert row.target == 0.99 and row.target_lr == "0.0003" and not row.qualifies
+    assert P.choose([untuned, guide]).iloc[0].qualifies  # judged at the one rate, as the first pilots were
+
+
+def test_a_language_model_is_judged_at_its_best_validation_epoch_against_its_texts_best_target():
+    """The word-level Transformer overfits within ten epochs while the RNN still improves: each is read at
+    its lowest validation perplexity, the guide against the better of the two RNNs."""
+    def words(family, epochs, losses, dropout=0.0):
+        c = next(c for c in P.configs("full") if c.task == "word_lm" and c.net.family == family
+                 and c.epochs == epochs and c.net.dropout == dropout)
+        return {"name": P.run_name(c), "config": dataclasses.asdict(c), "seed": 0, "wall_time_s": 60.0,
+                "metrics": {"test_acc": 0.3, "best_valid_acc": 0.3, "perplexity": 99.0},
+                "history": [{"epoch": i + 1, "valid_loss": v} for i, v in enumerate(losses)]}
+    rnn10, rnn25 = words("rnn", 10, [math.log(70), math.log(64)]), words("rnn", 25, [math.log(64), math.log(58)])
+    tf = words("transformer", 10, [math.log(60), math.log(54), math.log(70)])
+    row = P.choose([rnn10, rnn25, tf]).iloc[0]
+    assert row.target == pytest.approx(58) and row.guide == pytest.approx(54) and row.qualifies  # 54 <= 0.95 * 58
+    assert not P.choose([rnn10, rnn25, words("transformer", 10, [math.log(56)])]).iloc[0].qualifies
+
+
+def test_every_target_cell_has_four_learning_rates_and_each_guide_one():
+    cfgs = [c for c in P.configs("full") if c.setting != "lm"]
+    for setting in ("copy", "parity"):
+        for lengths in P.PRESETS["full"][setting]["lengths"]:
+            cell = [c for c in cfgs if c.setting == setting and (c.min_len, c.max_len) == tuple(lengths)]
+            target = S.SETTING_NETS[setting][1]
+            assert sorted(c.lr for c in cell if c.net.family == target) == sorted(P.TARGET_LRS)
+            assert [c.lr for c in cell if c.net.family != target] == [P.PRESETS["full"][setting]["lr"]]
 
 
 def test_a_per_token_probe_measures_token_rows_without_the_padding():
@@ -132,7 +174,7 @@ def test_every_pilot_record_is_committed_and_the_choice_reads_them(monkeypatch):
     assert CHAPTERS["93"] == "untrainable.experiments.sequence_pilots"
     assert missing_records("full", ["93"]) == []
     chosen = P.choose(P.run("full")).query("chosen").set_index("setting")["cell"].to_dict()
-    assert chosen == {"copy": "len5-10", "parity": "len2-10"}  # no language-model guide beats the RNN
+    assert chosen == {"copy": "len5-10", "parity": "len2-30"}  # no language-model guide beats the RNN
 
 
 def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
@@ -144,10 +186,10 @@ def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
     assert S.chosen_settings(records) == S.PRESETS["full"]["run_settings"]
 
 
-def test_chapter_06s_preconditions_hold_for_copy_paste_and_fail_for_parity_and_the_language_model(monkeypatch):
-    """Copy-paste in the cell appendix 93 chose can show the paper's effects; parity cannot (at its
-    validation-chosen learning rate the unguided Transformer learns 2-10-bit parity), nor the language
-    model (no guide the pilots tried beats the RNN): both stay "not testable"."""
+def test_chapter_06s_preconditions_hold_for_copy_paste_and_parity_and_fail_for_the_language_model(monkeypatch):
+    """Copy-paste and parity in the cells appendix 93 chose can show the paper's effects (the unguided
+    Transformer is at 69 % on 2-30-bit parity, its RNN guide at 100 %); the language model cannot (no
+    guide the pilots tried beats the RNN) and stays "not testable"."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
@@ -155,5 +197,6 @@ def test_chapter_06s_preconditions_hold_for_copy_paste_and_fail_for_parity_and_t
     assert checks["the unguided RNN (copy) is above chance"].status == "holds"
     assert checks["every trained RNN guide (parity) reaches 95%"].status == "holds"
     assert checks["the trained Transformer (copy) beats its target"].status == "holds"
-    assert checks["the trained RNN (parity) beats its target"].status == "fails"  # the tuned Transformer: 99.6 %
+    assert checks["the unguided Transformer (parity) is above chance"].status == "holds"
+    assert checks["the trained RNN (parity) beats its target"].status == "holds"
     assert checks["the trained Transformer (lm) beats its target"].status == "fails"

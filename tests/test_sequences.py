@@ -246,7 +246,7 @@ def test_presets_scale_up_and_the_paper_preset_has_the_papers_models():
     assert (copy.guide.width, copy.guide.heads, copy.guide.ff, copy.guide.layers) == (512, 16, 2048, 4)
     f_copy = next(c for c in full if c.setting == "copy")
     f_parity = next(c for c in full if c.setting == "parity")
-    assert (f_copy.min_len, f_copy.max_len, f_parity.max_len) == (5, 10, 10)  # the cells appendix 93 chose
+    assert (f_copy.min_len, f_copy.max_len, f_parity.max_len) == (5, 10, 30)  # the cells appendix 93 chose
     assert f_copy.fresh and f_parity.fresh and f_copy.tokens == f_parity.tokens == "per_token"
     assert (copy.min_len, copy.max_len) == (20, 40) and next(c for c in paper if c.setting == "parity").max_len == 50
     assert all(c.tokens == "per_token" for c in sg.configs("quick", tokens="per_token"))
@@ -312,3 +312,20 @@ def test_paper_preset_runs_on_a_tiny_slice():
     records = sg.run("paper", seeds=(0,), settings=["parity"], smoke=True)
     assert [r["config"]["max_len"] for r in records] == [50] * 4
     assert records[2]["pairs"] and records[0]["profile"] == "paper"
+
+
+def test_the_word_corpus_reads_its_vocabulary_from_the_training_part_alone():
+    text = "the cat sat.\nthe dog sat!\nthe bird flew; a fish swam, the end\n" * 3 + "zebra zebra zebra"
+    c = D.word_corpus(text, vocab_size=6)
+    assert c.vocab[0] == "<unk>" and c.vocab[1:3] == ("the", "\n") and len(c.vocab) == 6
+    assert "zebra" not in c.vocab  # only in the test part: <unk>, as for an unseen text
+    assert (c.test == 0).any() and len(c.train) + len(c.valid) + len(c.test) == len(D._WORD.findall(text.lower()))
+    assert c.decode(c.train[:4]) == " ".join(w if w in c.vocab else "<unk>" for w in ("the", "cat", "sat", "."))
+    with pytest.raises(ValueError, match="vocab_size must be at least 2"):
+        D.word_corpus(text, vocab_size=1)
+
+
+def test_word_windows_predict_the_next_word():
+    d = D.sequence_data("word_lm", 10, 4, 4, seq_len=16)
+    assert d.task == "word_lm" and d.pad_id is None and d.vocab_size == D.WORD_VOCAB == d.num_outputs
+    assert d.train[0].shape == (10, 16) and torch.equal(d.train[0][0, 1:], d.train[1][0, :-1])

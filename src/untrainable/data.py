@@ -24,6 +24,8 @@ import functools
 import gzip
 import hashlib
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,7 +274,9 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None, d
 IGNORE = -100  # the label of positions that count for neither loss nor accuracy (as in untrainable.train)
 COPY_TOKEN, COPY_PAD, COPY_VOCAB = 10, 11, 12  # digits are tokens 0-9
 PARITY_PAD, PARITY_VOCAB = 2, 3  # bits are tokens 0 and 1
-SEQUENCE_TASKS = ("copy", "parity", "char_lm")
+SEQUENCE_TASKS = ("copy", "parity", "char_lm", "word_lm")
+#: The language-model tasks: windows of one text, no padding, nothing drawn fresh.
+LM_TASKS = ("char_lm", "word_lm")
 #: Seeds of the fixed validation and test sets of the generated tasks (the training set's is the run's ``data_seed``).
 VALID_SEED, TEST_SEED = 1_000_001, 1_000_002
 #: The string lengths of the generated tasks when a config gives none (the paper's).
@@ -343,23 +347,24 @@ def parity_task(n: int, min_len: int = 2, max_len: int = 50, seed: int = 0) -> t
 
 
 @dataclass(frozen=True)
-class CharCorpus:
-    """A text as character ids, split into contiguous train / validation / test parts."""
+class TextCorpus:
+    """A text as token ids (characters or words), split into contiguous train / validation / test parts."""
 
-    vocab: str  # the characters, sorted; a character's id is its index
+    vocab: str | tuple[str, ...]  # id -> token: the sorted characters, or the words with "<unk>" first
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
+    separator: str = ""  # what :meth:`decode` puts between tokens: nothing for characters, a space for words
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
     def decode(self, ids: torch.Tensor) -> str:
-        return "".join(self.vocab[i] for i in ids.tolist())
+        return self.separator.join(self.vocab[i] for i in ids.tolist())
 
 
-def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> CharCorpus:
+def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> TextCorpus:
     """Character ids of ``text`` split in order: the first 90 % train, the next 5 % validation, the
     last 5 % test (contiguous and disjoint, the same on every machine). The vocabulary is every
     character of the whole text, so the splits share one."""
@@ -371,7 +376,32 @@ def char_corpus(text: str, fractions: tuple[float, float, float] = (0.9, 0.05, 0
     ids = lookup[torch.frombuffer(bytearray(text.encode("latin-1")), dtype=torch.uint8).long()]
     a = int(len(ids) * fractions[0])
     b = a + int(len(ids) * fractions[1])
-    return CharCorpus(vocab, ids[:a], ids[a:b], ids[b:])
+    return TextCorpus(vocab, ids[:a], ids[a:b], ids[b:])
+
+
+#: The word-level model's vocabulary: the most frequent tokens of the training part (95.8 % of its
+#: tokens with tiny-shakespeare), every other one read as ``<unk>`` (id 0).
+WORD_VOCAB = 4096
+#: A word token: a lower-cased run of letters and apostrophes, one punctuation mark, or a line break
+#: (a speaker's name ends its line in the plays, so the breaks carry structure).
+_WORD = re.compile(r"[a-z']+|[^\sa-z']|\n")
+
+
+def word_corpus(text: str, vocab_size: int = WORD_VOCAB,
+                fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> TextCorpus:
+    """Word ids of ``text`` (lower-cased words, punctuation marks and line breaks), split in order as
+    :func:`char_corpus` splits characters. The vocabulary is read from the training part alone (the
+    ``vocab_size - 1`` most frequent tokens, ties in order of first appearance), so validation and
+    test words it never saw are ``<unk>`` as they would be for a new text."""
+    if vocab_size < 2:
+        raise ValueError(f"vocab_size must be at least 2 (<unk> and one word), got {vocab_size}")
+    tokens = _WORD.findall(text.lower())
+    a = int(len(tokens) * fractions[0])
+    b = a + int(len(tokens) * fractions[1])
+    vocab = ("<unk>", *(w for w, _ in Counter(tokens[:a]).most_common(vocab_size - 1)))
+    lookup = {w: i for i, w in enumerate(vocab)}
+    ids = torch.tensor([lookup.get(w, 0) for w in tokens], dtype=torch.int64)
+    return TextCorpus(vocab, ids[:a], ids[a:b], ids[b:], separator=" ")
 
 
 def lm_sequences(ids: torch.Tensor, seq_len: int, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -412,7 +442,8 @@ def sequence_data(task: str, n_train: int, n_valid: int, n_test: int, seed: int 
     ``copy`` and ``parity`` draw the training set from ``seed`` and the validation and test sets
     from the fixed :data:`VALID_SEED` and :data:`TEST_SEED`, so every run is scored on the same
     strings. ``char_lm`` cuts tiny-shakespeare's contiguous 90/5/5 split into windows of
-    ``seq_len`` characters (``n_*`` windows at most; ``seed`` is not used: the split is fixed).
+    ``seq_len`` characters (``n_*`` windows at most; ``seed`` is not used: the split is fixed);
+    ``word_lm`` does the same with words (:func:`word_corpus`).
     """
     if task == "copy":
         lo, hi = min_len or DEFAULT_LENGTHS["copy"][0], max_len or DEFAULT_LENGTHS["copy"][1]
@@ -422,8 +453,8 @@ def sequence_data(task: str, n_train: int, n_valid: int, n_test: int, seed: int 
         lo, hi = min_len or DEFAULT_LENGTHS["parity"][0], max_len or DEFAULT_LENGTHS["parity"][1]
         make = lambda n, s: parity_task(n, lo, hi, s)  # noqa: E731
         vocab, pad, out = PARITY_VOCAB, PARITY_PAD, 2
-    elif task == "char_lm":
-        corpus = char_corpus(load_tiny_shakespeare())
+    elif task in LM_TASKS:
+        corpus = char_corpus(load_tiny_shakespeare()) if task == "char_lm" else word_corpus(load_tiny_shakespeare())
         return SequenceData(task, lm_sequences(corpus.train, seq_len, n_train), lm_sequences(corpus.valid, seq_len, n_valid),
                             lm_sequences(corpus.test, seq_len, n_test), corpus.vocab_size, None, corpus.vocab_size)
     else:
@@ -498,6 +529,9 @@ def held_out_splits(dataset: str, n_train: int | None, n_valid: int, n_test: int
     if n_valid < 1:
         raise ValueError(f"n_valid must be at least 1, got {n_valid}")
     full = _image_split(dataset, True, None, data_seed, image_size)
+    if n_valid >= len(full):
+        raise ValueError(f"n_valid={n_valid} leaves no training images: {dataset!r} has {len(full)} in its training "
+                         "split; ask for fewer validation images")
     held = torch.zeros(len(full), dtype=torch.bool)
     held[stratified_indices(full.labels, n_valid, data_seed)] = True
     valid = ImageData(full.images[held], full.labels[held], full.classes, full.mean, full.std)

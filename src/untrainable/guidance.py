@@ -29,7 +29,7 @@ What this module guarantees, and tests:
   task loss alone (the paper's "guidance as initialisation").
 * **a degenerate batch does not stop training**: when one side of a pair is constant over the
   batch (a dead layer), its similarity is ``0/0`` and :mod:`untrainable.similarity` raises; the loss
-  then counts that pair as unrelated representations (:attr:`GuidanceDistance.unrelated`, 1 for
+  then counts that pair as unrelated representations (``GuidanceDistance.unrelated``, 1 for
   ``1 - similarity``) with zero gradient, logs it (``constant_pairs``) and warns.
 
 A frozen guide on un-augmented inputs computes the same representation of an example at every
@@ -433,6 +433,7 @@ class GuideBank:
 
     def lookup(self, name: str, index: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         """The batch's guide features ``(n, d)`` (float32), or its centred Gram matrix ``(n, n)``."""
+        index = index.to(self.store[name].device)  # the bank may stay in host memory while the batch is on a GPU
         if self.mode == "features":
             return self.store[name][index].to(device, torch.float32)
         k = torch.take(self.store[name], index[:, None] * self.n + index[None, :]).to(device)  # the n x n block
@@ -531,7 +532,7 @@ class GuidanceLoss:
         """The distance of each pair, as one tensor (differentiable in the target's activations).
 
         A pair with a side that is constant over the batch counts as unrelated, with zero gradient
-        (see the module's docstring); :attr:`constant_pairs` lists the pairs of the last call.
+        (see the module's docstring); ``constant_pairs`` lists the pairs of the last call.
         """
         terms = []
         self.constant_pairs = []
@@ -640,13 +641,15 @@ class SimilarityProbe:
 
     @torch.no_grad()
     def measure(self, target: nn.Module) -> list[float]:
+        """The linear CKA of each mapped pair, ``target``'s layers against the guide's recorded side."""
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size,
                              flatten=self.tokens == "flatten", device=device)
         if self.tokens == "flatten":
-            return [float(linear_cka_against_gram(acts[t], self.guide_grams[g].to(device))) for g, t in self.pairs]
+            return [float(linear_cka_against_gram(acts[t].to(device), self.guide_grams[g].to(device)))
+                    for g, t in self.pairs]
         keep = None if self.keep is None else self.keep.to(device)
-        return [float(S.linear_cka(sequence_rows(acts[t].float(), self.tokens, keep),
+        return [float(S.linear_cka(sequence_rows(acts[t].to(device).float(), self.tokens, keep),
                                    self.guide_grams[g].to(device).float())) for g, t in self.pairs]
 

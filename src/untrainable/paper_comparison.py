@@ -42,15 +42,15 @@ from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
 __all__ = ["DATA_FILE", "SHOWN", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
-           "verdict_counts"]
+           "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
 _DIRECTIONS = {"higher": 1, "lower": -1}
-#: The columns a chapter shows of :func:`comparison`, the verdict first so a 1280-px page shows it (the
-#: rest: chapter, metric, why (the test or the failed precondition's numbers), source).
-SHOWN = ["setting", "condition", "verdict", "paper", "ours", "seeds", "effect (paper)", "effect (ours) [95 % CI]",
-         "p", "precondition"]
+#: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number,
+#: and "why" last, in full (the test, or the failed precondition's numbers). Not shown: chapter, source.
+SHOWN = ["verdict", "setting", "condition", "paper metric", "paper", "ours", "seeds", "effect (paper)",
+         "effect (ours) [95 % CI]", "p", "precondition", "why"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
@@ -292,3 +292,24 @@ def verdict_counts(table: pd.DataFrame, profile: str) -> str:
     counts = table["verdict"].value_counts()
     parts = [f"{n} row{'s' * (n != 1)} {verdict}" for verdict, n in counts.items()]
     return f"Profile **{profile}**: " + ", ".join(parts) + "."
+
+
+def headline(profile: str, chapters: dict[str, tuple[str, str]], path: Path | None = None) -> str:
+    """The landing page's results, from the records: per chapter, how its rows on page 98 were judged.
+
+    ``chapters`` maps a chapter's number to (its title, its page's path from the landing page). Rows
+    with nothing to judge (a baseline, a guide alone: "not comparable") are left out of the counts.
+    """
+    table = comparison(profile, path)
+    judged = table[table["verdict"] != A.NOT_COMPARABLE]
+    lines = [f"What the `{profile}` records show, row by row of [paper vs reproduction]"
+             f"({chapters.get('98', ('', '../notebooks/98_paper_vs_reproduction.ipynb'))[1]}), by chapter:", ""]
+    for chapter, rows in judged.groupby("chapter", sort=True):
+        if chapter not in chapters:
+            continue
+        title, link = chapters[chapter]
+        counts = rows["verdict"].value_counts()
+        order = [v for v in A.VERDICTS if v in counts]
+        lines.append(f"* [{title}]({link}): " + ", ".join(f"{counts[v]} {v}" for v in order)
+                     + f" (of {len(rows)} judged row{'s' * (len(rows) != 1)})")
+    return "\n".join(lines) + "\n"

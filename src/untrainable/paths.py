@@ -37,6 +37,15 @@ def data_root() -> Path:
     return repo_root() / "data"
 
 
+def describe_data_root() -> str:
+    """Which rule chose the dataset root, without naming this machine's folders (pages print it)."""
+    if os.environ.get("UNTRAINABLE_DATA"):
+        return "the folder UNTRAINABLE_DATA names"
+    if (repo_root().parent / "shared" / "data").is_dir():
+        return "../shared/data (beside the repository)"
+    return "data/ (inside the repository)"
+
+
 def results_root() -> Path:
     """The results store: JSON records under ``<results>/<profile>/<experiment>/``."""
     if env := os.environ.get("UNTRAINABLE_RESULTS"):

@@ -37,7 +37,12 @@ LINESTYLES: dict[str, str] = {"deep_mlp_labels": "--", "deep_mlp_mimic": "--"}
 
 
 def set_theme() -> None:
-    """The book's seaborn theme (call once per notebook)."""
+    """The book's look, once per notebook: the seaborn theme, tables through :func:`untrainable.pages.book_tables`
+    and figures with alt text (:func:`untrainable.pages.book_figures`)."""
+    from untrainable.pages import book_figures, book_tables
+
+    book_tables()
+    book_figures()
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold",
                          "figure.autolayout": False})
@@ -231,18 +236,29 @@ def error_vs_offset(errors: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
+def _panel_grid(n: int, columns: int, panel_size: tuple[float, float], **kw: Any) -> tuple[plt.Figure, list[plt.Axes]]:
+    """``n`` panels in rows of at most ``columns``, each ``panel_size`` inches, spare axes removed: a figure
+    of many panels side by side is shrunk to the page's width until its labels cannot be read."""
+    cols = min(n, columns)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False, **kw)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
 def layer_matrices(panels: Sequence[LayerMatrix], title: str, annotated: bool = False) -> plt.Figure:
     """One heatmap per panel, rows and columns labelled by layer.
 
-    ``annotated``: values in [0, 1] written in each cell, panel widths following their column counts
-    (for the CKA heatmaps); otherwise square cells, each panel with its own colour bar and a
-    distance drawn with the colour map reversed (for comparing measures of different ranges).
+    ``annotated``: values in [0, 1] written in each cell, one panel per row so that the numbers stay
+    readable at the page's width (for the CKA heatmaps); otherwise square cells, two panels per row,
+    each with its own colour bar and a distance drawn with the colour map reversed (for comparing
+    measures of different ranges).
     """
-    widths = [len(p.columns) for p in panels] if annotated else [1] * len(panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.25 * len(panels), 4.6 if annotated else 4),
-                             gridspec_kw={"width_ratios": widths})
-    for ax, p in zip(np.atleast_1d(axes), panels):
-        style = (dict(vmin=0, vmax=1, cmap="magma", annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar=False)
+    fig, axes = (_panel_grid(len(panels), 1, (7.0, 5.2)) if annotated else _panel_grid(len(panels), 2, (5.0, 5.2)))
+    for ax, p in zip(axes, panels):
+        style = (dict(vmin=0, vmax=1, cmap="magma", annot=True, fmt=".2f", annot_kws={"fontsize": 9}, cbar=False)
                  if annotated else dict(cmap="rocket_r" if p.distance else "rocket", square=True,
                                         cbar_kws={"shrink": 0.7}))
         sns.heatmap(p.values, ax=ax, xticklabels=p.columns, yticklabels=p.rows, **style)
@@ -254,17 +270,16 @@ def layer_matrices(panels: Sequence[LayerMatrix], title: str, annotated: bool = 
 
 
 def time_per_call(cells: pd.DataFrame, methods: Sequence[str], title: str) -> plt.Figure:
-    """Seconds per call against the number of features, one panel per number of examples ``n`` and one
-    line per method (``cells`` has columns n, d and ``<method>_s``)."""
+    """Seconds per call against the number of features, one panel per number of examples ``n`` (two per
+    row) and one line per method (``cells`` has columns n, d and ``<method>_s``)."""
     groups = list(cells.groupby("n"))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), sharey=True, squeeze=False)
-    for ax, (n, sub) in zip(axes[0], groups):
+    fig, axes = _panel_grid(len(groups), 2, (5.0, 3.8), sharey=True)
+    for ax, (n, sub) in zip(axes, groups):
         for method, style in zip(methods, ["-o", "--s", "--^", ":x"]):
             ax.plot(sub["d"], sub[f"{method}_s"], style, label=method)
-        ax.set(xscale="log", yscale="log", title=f"n = {n}", xlabel="features d")
+        ax.set(xscale="log", yscale="log", title=f"n = {n}", xlabel="features d", ylabel="seconds per call")
         ax.set_xscale("log", base=2)
-    axes[0][0].set_ylabel("seconds per call")
-    axes[0][0].legend(fontsize="small")
+    axes[0].legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -279,8 +294,8 @@ def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) ->
     order = [labels[m] for m in labels if m != "labels" and labels[m] in set(rest["method"])]
     fig, ax = plt.subplots(figsize=(9, 4.2))
     if len(base):
-        ax.axhspan(base.mean() - base.std(ddof=1 if len(base) > 1 else 0), base.mean() + base.std(
-            ddof=1 if len(base) > 1 else 0), color="grey", alpha=0.2, lw=0)
+        spread = base.std(ddof=1) if len(base) > 1 else 0.0
+        ax.axhspan(base.mean() - spread, base.mean() + spread, color="grey", alpha=0.2, lw=0)
         ax.axhline(base.mean(), color="grey", lw=1, label=f"labels alone ({base.mean():.1f} %)")
     sns.pointplot(data=rest, x="method", y="accuracy", hue="teacher", order=order, hue_order=["trained", "untrained"],
                   errorbar=("ci", 95), dodge=0.35, linestyle="none", markers="D", ax=ax)

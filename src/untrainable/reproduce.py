@@ -22,15 +22,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from untrainable.pages import tag_for_site
 from untrainable.paths import repo_root
 from untrainable.profiles import check_profile
 
 __all__ = [
     "BOOK_SOURCES", "ReproduceError", "NotebookRun", "build_dir", "notebooks", "execute_notebook", "unexecuted",
-    "stage_book", "build_book", "missing_runs", "reproduce",
+    "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE", "missing_runs", "reproduce",
 ]
 
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
 
 
 class ReproduceError(RuntimeError):
@@ -107,8 +108,33 @@ def unexecuted(profile: str) -> list[str]:
     return [nb.name for nb in notebooks() if not _was_executed(executed / nb.name)]
 
 
-def stage_book(executed: Path, stage: Path) -> Path:
-    """Copy the book sources to ``stage``, every chapter notebook replaced by its executed copy."""
+#: The landing page's results, written into the staged sources from the records (``book/intro.md`` includes it).
+HEADLINE = Path("book") / "_headline.md"
+
+
+def chapter_links() -> dict[str, tuple[str, str]]:
+    """Each chapter's number -> (the title its notebook opens with, its page as the landing page links it)."""
+    links = {}
+    for nb in notebooks():
+        cells = json.loads(nb.read_text())["cells"]
+        heading = next("".join(c["source"]).splitlines()[0] for c in cells if c["cell_type"] == "markdown")
+        links[nb.name[:2]] = (heading.lstrip("# ").strip(), f"../notebooks/{nb.name}")
+    return links
+
+
+def write_headline(stage: Path, profile: str) -> Path:
+    """The landing page's per-chapter verdict counts for ``profile`` (:func:`untrainable.paper_comparison.headline`)."""
+    from untrainable import paper_comparison as PC  # loads every chapter's records: only when a book is staged
+
+    out = stage / HEADLINE
+    out.write_text(PC.headline(profile, chapter_links()))
+    return out
+
+
+def stage_book(executed: Path, stage: Path, profile: str | None = None) -> Path:
+    """Copy the book sources to ``stage``, every chapter notebook replaced by its executed copy, its cells
+    tagged for the site (:func:`untrainable.pages.tag_for_site`); with ``profile``, the landing page's
+    results are written from that profile's records (:func:`write_headline`)."""
     root = repo_root()
     if stage.exists():
         shutil.rmtree(stage)
@@ -122,7 +148,10 @@ def stage_book(executed: Path, stage: Path) -> Path:
     (stage / "notebooks").mkdir()
     for nb in sorted((root / "notebooks").glob("*.ipynb")):
         done = executed / nb.name
-        shutil.copy2(done if done.is_file() else nb, stage / "notebooks" / nb.name)
+        notebook = tag_for_site(json.loads((done if done.is_file() else nb).read_text()))
+        (stage / "notebooks" / nb.name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    if profile is not None:
+        write_headline(stage, profile)
     return stage
 
 
@@ -139,7 +168,7 @@ def build_book(profile: str, html_out: Path | None = None) -> Path:
             f"  run: python -m untrainable reproduce --profile {profile}"
         )
     executed = build_dir() / "executed" / profile
-    stage = stage_book(executed, build_dir() / "stage" / profile)
+    stage = stage_book(executed, build_dir() / "stage" / profile, profile)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(stage), "--builder", "html", "-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

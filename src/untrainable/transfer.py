@@ -119,7 +119,7 @@ class TeacherBank:
     """
 
     def __init__(self, loss: "TransferLoss", x_train: torch.Tensor, batch_size: int = 256) -> None:
-        teacher_layers, student_layers = loss._layers(fitnets=False)
+        teacher_layers = loss._layers(fitnets=False)[0]
         self.features = (G.GuideBank(loss.teacher, teacher_layers, x_train, "features", batch_size=batch_size)
                          if teacher_layers else None)
         with torch.no_grad():

@@ -56,5 +56,11 @@ def _contrast_line(row: pd.Series, labels: dict[str, str], digits: int) -> str:
            f"vs {labels.get(row['baseline'], row['baseline'])}: {row['reading']}"
     if row["reading"] == TOO_FEW_SEEDS:
         return f"{head} ({row['seeds']} seeds; a test needs {MIN_SEEDS} per side)"
-    return (f"{head}, {row['effect']:+.{digits}f} (95 % CI {row['ci_low']:+.{digits}f} to {row['ci_high']:+.{digits}f}, "
-            f"p = {row['p_value']:.2g}, {row['seeds']} seeds)")
+    return (f"{head}, {signed(row['effect'], digits)} (95 % CI {signed(row['ci_low'], digits)} to "
+            f"{signed(row['ci_high'], digits)}, p = {row['p_value']:.2g}, {row['seeds']} seeds)")
+
+
+def signed(value: float, digits: int) -> str:
+    """``value`` with its sign, ``digits`` decimals, and no "-0.0": what rounds to zero is written as zero."""
+    rounded = round(float(value), digits)
+    return f"{rounded + 0.0:+.{digits}f}" if rounded != 0 else f"{0:.{digits}f}"

@@ -51,14 +51,21 @@ def _table(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFrame:
     base = names[0]  # the student's labels-alone run
     effects = contrasts_table({"": list(records)}, [(n, base) for n in names[1:]],
                               "checkpoint_test_acc").set_index("treated")
-    labels_ms = means.loc[base, "ms_per_step"] if base in means.index else np.nan
+    # a contrast with too few seeds has no effect columns: reindexing gives it NaN there
+    effects = effects.reindex(index=means.index, columns=["effect", "ci_low", "ci_high", "p_value", "reading"])
     out = means.reindex([n for n in names if n in means.index])
-    out["effect vs labels"] = effects["effect"].reindex(out.index) if "effect" in effects else np.nan
-    out["ci_low"] = effects["ci_low"].reindex(out.index) if "ci_low" in effects else np.nan
-    out["ci_high"] = effects["ci_high"].reindex(out.index) if "ci_high" in effects else np.nan
-    out["p"] = effects["p_value"].reindex(out.index) if "p_value" in effects else np.nan
-    out["reading"] = effects["reading"].reindex(out.index).fillna("")
-    out["cost vs labels"] = out["ms_per_step"] / labels_ms
+    out["effect vs labels"], out["ci_low"], out["ci_high"], out["p"] = (effects[k] for k in
+                                                                        ("effect", "ci_low", "ci_high", "p_value"))
+    out["reading"] = effects["reading"].fillna("")
+    out["cost vs labels"] = out["ms_per_step"] / (means.loc[base, "ms_per_step"] if base in means.index else np.nan)
+    return out
+
+
+def _shown(out: pd.DataFrame, column: str, labels: dict[str, str]) -> pd.DataFrame:
+    """``out`` without its raw method and distance columns, led by ``column`` in the page's words."""
+    shown = out[column].map(lambda v: labels.get(v, v))
+    out = out.drop(columns=["method", "distance"])
+    out.insert(0, column, shown)
     return out
 
 
@@ -67,11 +74,7 @@ def method_table(records: Sequence[dict[str, Any]], prefix: str = "") -> pd.Data
     teacher (guidance with linear CKA, the paper's distance); ``prefix`` picks another student's runs
     (``"plain_cnn-"``)."""
     names = [f"{prefix}labels"] + [f"{prefix}{m}-{t}" for m in list(METHOD_LABELS)[1:] for t in ("trained", "untrained")]
-    out = _table(records, names)
-    shown = out["method"].map(METHOD_LABELS)
-    out = out.drop(columns=["method", "distance"])
-    out.insert(0, "method", shown)
-    return out
+    return _shown(_table(records, names), "method", METHOD_LABELS)
 
 
 def distance_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -80,11 +83,7 @@ def distance_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     distances = list(dict.fromkeys(frame.loc[frame.method == "guidance", "distance"]))
     names = ["labels"] + [f"guidance{'' if d == 'linear_cka' else '-' + d}-{t}" for d in distances
                           for t in ("trained", "untrained")]
-    out = _table(records, names).drop(index="labels", errors="ignore")
-    shown = out["distance"].map(lambda d: DISTANCE_LABELS.get(d, d))
-    out = out.drop(columns=["method", "distance"])
-    out.insert(0, "distance", shown)
-    return out
+    return _shown(_table(records, names).drop(index="labels", errors="ignore"), "distance", DISTANCE_LABELS)
 
 
 def transfer_summary(table: pd.DataFrame) -> str:

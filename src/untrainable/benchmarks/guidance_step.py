@@ -126,23 +126,31 @@ def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train:
     gen = torch.Generator().manual_seed(0)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds + 1):
-        idx = torch.randperm(len(x_train), generator=gen)[:batch_size]
+        idx = torch.randperm(len(x_train), generator=gen)[:batch_size].to(x_train.device)
         for v in variants:
+            _synchronize(x_train.device)
             start = time.perf_counter()
             steps[v](idx)
+            _synchronize(x_train.device)
             if r > 0:
                 times[v].append(time.perf_counter() - start)
     best = {v: min(ts) for v, ts in times.items()}
     med = {v: statistics.median(ts) for v, ts in times.items()}
     base, base_med = best["target"] + best["guide_forward"], med["target"] + med["guide_forward"]
     others = [v for v in variants if v not in ("target", "guide_forward")]
-    idx = torch.randperm(len(x_train), generator=gen)[:batch_size]
+    idx = torch.randperm(len(x_train), generator=gen)[:batch_size].to(x_train.device)
     flops = {v: count_flops(lambda: steps[v](idx)) for v in variants}
     base_flops = flops["target"] + flops["guide_forward"]
     return {"min_s": best, "median_s": med, "all_s": times, "bank_setup_s": setup_s,
             "ratio": {v: best[v] / base for v in others},
             "ratio_median": {v: med[v] / base_med for v in others},
             "flops": flops, "ratio_flops": {v: flops[v] / base_flops for v in others}}
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the GPU: its kernels run asynchronously, so a step's wall time is only known once they end."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def count_flops(step: Callable[[], None]) -> int:
@@ -156,8 +164,12 @@ def count_flops(step: Callable[[], None]) -> int:
 
 
 def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds: int | None = None,
-        parts: tuple[str, ...] = ("fcn", "plain")) -> dict[str, Any]:
-    """Benchmark the profile's guided chapters (Deep FCN and plain ConvNet targets); store one record."""
+        parts: tuple[str, ...] = ("fcn", "plain"), dataset: str | None = None) -> dict[str, Any]:
+    """Benchmark the profile's guided chapters (Deep FCN and plain ConvNet targets); store one record.
+
+    ``dataset`` replaces the chapters' (e.g. ``"imagefolder:<root>"`` where CIFAR-10 is not on the
+    machine): a step's cost depends on the images' shape, not on what they show.
+    """
     check_profile(profile)
     path = record_file(profile, parts)
     if path.is_file() and not force:
@@ -174,14 +186,17 @@ def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds:
         chapter = fcn_guidance if part == "fcn" else plain_cnn_guidance
         c = next(c for c in chapter.configs(profile) if c.target == target_name and c.condition == "trained_guide")
         # per-step costs do not depend on the training-set size; 1,024 images keep the banks small
-        (x_train, y_train), _ = load_image_data(c.dataset, min(c.n_train or 1024, 1024), 10, c.data_seed, c.image_size)
+        (x_train, y_train), _ = load_image_data(dataset or c.dataset, min(c.n_train or 1024, 1024), 10, c.data_seed,
+                                                c.image_size)
+        x_train, y_train = x_train.to(dev), y_train.to(dev)
         torch.manual_seed(0)
-        target, guide = build_target(c), G.freeze(build_guide(c.guide))  # timing needs no trained weights
+        target, guide = build_target(c).to(dev), G.freeze(build_guide(c.guide)).to(dev)  # timing needs no trained weights
         out = measure(target, guide, x_train, y_train, c.batch_size, rounds)
         cases.append({"part": part, "target": target_name, "guide": c.guide.family, "guide_width": c.guide.width,
                       "batch_size": c.batch_size, "n_train": len(y_train),
                       "pairs": len(G.GuidanceLoss(target, guide, x_train[:2]).pairs), **out})
-    record = {"experiment": EXPERIMENT, "profile": profile, "seed": 0, "config": {"rounds": rounds},
+    config = {"rounds": rounds, **({"dataset": dataset} if dataset else {})}
+    record = {"experiment": EXPERIMENT, "profile": profile, "seed": 0, "config": config,
               "metrics": {f"{c['target']}_{v}_ratio": r for c in cases for v, r in c["ratio"].items()},
               "history": [], "cases": cases, **provenance(dev, t_start)}
     write_json_atomic(record, path)
@@ -211,8 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=PROFILES, default="quick")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default: 3 quick, 9 full and paper)")
+    parser.add_argument("--dataset", default=None,
+                        help="replace the chapters' images (e.g. imagefolder:<root>); timings depend on their shape only")
     args = parser.parse_args(argv)
-    record = run(args.profile, device=args.device, force=True, rounds=args.rounds)
+    record = run(args.profile, device=args.device, force=True, rounds=args.rounds, dataset=args.dataset)
     print(table(record).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"written: {record_file(args.profile)}")
 

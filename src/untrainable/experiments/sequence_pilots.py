@@ -14,7 +14,14 @@ before any guided result exists:
 * **language model**: the RNN (the target) and Transformers of two widths, the wider also with
   dropout 0.2 (guides), on tiny-shakespeare characters in windows of 64, trained twice as long as
   chapter 06 did, and the RNN and the wider Transformer with dropout on the same characters in
-  windows of 256: which guide beats the RNN?
+  windows of 256; then the RNN and the wider Transformer (with and without dropout) on the words of
+  the same text (:func:`untrainable.data.word_corpus`, windows of 64 words; the paper's models read
+  WikiText-103's words): which guide beats the RNN?
+
+A target (the control of chapter 06) is trained at four learning rates per cell and judged at the
+one of lowest validation loss, as chapter 06 chooses each condition's rate: a control that fails
+only at an untuned rate would make a failure guidance need not cure (the first pilots fixed the
+rate, and at its tuned rate the 2-10-bit parity Transformer learned the task). Guides keep one rate.
 
 Every run is one network trained by :func:`.sequence_guidance.train_run` with no guide; its config
 is chapter 06's :class:`~.sequence_guidance.Config` (condition ``"alone"``), so a chosen cell
@@ -38,8 +45,8 @@ from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
 from untrainable.runtime import log
 
-__all__ = ["EXPERIMENT", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "PRESETS", "configs", "run_name", "select",
-           "planned_runs", "run", "pilot_table", "choose", "pilot_figure", "main"]
+__all__ = ["EXPERIMENT", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "TARGET_LRS", "RULES", "PRESETS", "configs", "run_name",
+           "select", "planned_runs", "run", "pilot_table", "tuned_targets", "choose", "pilot_figure", "main"]
 
 EXPERIMENT = "sequence_pilots"
 GROUPS = ("copy", "parity", "lm")
@@ -49,24 +56,36 @@ CHANCE = {"copy": 0.10, "parity": 0.50}
 #: What a cell must show to qualify: on copy-paste and parity the target at least ``above_chance`` above
 #: chance (a target that learns nothing would give verdicts read off noise); copy, the guide this far
 #: above the target; parity, the guide at least ``guide_valid_acc`` on validation and this far above
-#: the target; the language model, the guide's perplexity this fraction below the target's.
+#: the target; the language model, the guide's lowest validation perplexity this fraction below the target's.
+#: The learning rates of every copy-paste and parity target (chapter 06's sweep without its smallest, 3e-5,
+#: which no condition chose); the cell's ``lr`` is its guides' rate and the first pilots' one.
+TARGET_LRS = (3e-3, 1e-3, 3e-4, 1e-4)
 RULES = {"above_chance": 0.10, "gap": 0.20, "guide_valid_acc": 0.95, "parity_gap": 0.10, "ppl_margin": 0.05}
 
 _FULL: dict[str, Any] = dict(
-    copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3),
+    copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3,
+              target_lrs=TARGET_LRS),
     parity=dict(lengths=((2, 10), (2, 20), (2, 30), (2, 50)), n_train=16_000, n_valid=500, n_test=1000, epochs=8,
-                lr=3e-3),
+                lr=3e-3, target_lrs=TARGET_LRS),
     lm=dict(guide_widths=((64, 256, 0.0), (128, 512, 0.0), (128, 512, 0.2)), n_train=9600, n_valid=400, n_test=871,
             epochs=12, seq_len=64, lr=2e-3,
             # the same characters in windows four times longer, where a Transformer's attention should pay
-            long=dict(seq_len=256, n_train=2400, n_valid=100, n_test=217, guide_widths=((128, 512, 0.2),))),
+            long=dict(seq_len=256, n_train=2400, n_valid=100, n_test=217, guide_widths=((128, 512, 0.2),)),
+            # words instead of characters (the paper's models read words): every window of 64 words
+            # (the RNN's validation perplexity still fell at its 10th epoch: it also trains for 25)
+            words=dict(task="word_lm", seq_len=64, n_train=None, n_valid=None, n_test=None, epochs=10,
+                       target_epochs=(10, 25), guide_widths=((128, 512, 0.0), (128, 512, 0.2)))),
 )
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
-                  parity=dict(_FULL["parity"], lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2),
+    "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
+                            target_lrs=(1e-3,)),
+                  parity=dict(_FULL["parity"], lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
+                              target_lrs=(3e-3, 1e-3)),
                   lm=dict(_FULL["lm"], guide_widths=((32, 64, 0.0),), n_train=64, n_valid=16, n_test=16, epochs=2,
                           seq_len=32, long=dict(seq_len=64, n_train=32, n_valid=8, n_test=8,
-                                                guide_widths=((32, 64, 0.0),)))),
+                                                guide_widths=((32, 64, 0.0),)),
+                          words=dict(task="word_lm", seq_len=16, n_train=32, n_valid=8, n_test=8, epochs=1,
+                                     target_epochs=(1,), guide_widths=((32, 64, 0.0),)))),
     "full": _FULL,
     "paper": _FULL,  # the pilots choose the CPU regime; the paper profile has the paper's own
 }
@@ -91,26 +110,30 @@ def configs(profile: str) -> list[S.Config]:
     for setting in ("copy", "parity"):
         q = p[setting]
         target = _base(setting, "no_guide")
-        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
-                      fresh=True)
+        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], fresh=True)
+        lrs = (q["lr"], *(lr for lr in q["target_lrs"] if lr != q["lr"]))  # the first pilots' rate first
         for lo, hi in q["lengths"]:
-            out += [_alone(target, net, min_len=lo, max_len=hi, **common) for net in (target.net, target.guide)]
+            out += [_alone(target, target.net, min_len=lo, max_len=hi, lr=lr, **common) for lr in lrs]
+            out.append(_alone(target, target.guide, min_len=lo, max_len=hi, lr=q["lr"], **common))
     target = _base("lm", "no_guide")
-    for q in (p["lm"], {**p["lm"], **p["lm"]["long"]}):
-        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], lr=q["lr"],
-                      seq_len=q["seq_len"])
-        out.append(_alone(target, target.net, **common))
+    for q in (p["lm"], {**p["lm"], **p["lm"]["long"]}, {**p["lm"], **p["lm"]["words"]}):
+        every = 10**9  # None: every window of the split
+        common = dict(n_train=q["n_train"] or every, n_valid=q["n_valid"] or every, n_test=q["n_test"] or every,
+                      epochs=q["epochs"], lr=q["lr"], seq_len=q["seq_len"], task=q.get("task", target.task))
+        out += [_alone(target, target.net, **{**common, "epochs": e}) for e in q.get("target_epochs", (q["epochs"],))]
         out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff, dropout=d), **common)
                 for w, ff, d in q["guide_widths"]]
     return out
 
 
 def run_name(c: S.Config) -> str:
-    """A readable name: setting, network, and the lengths (copy, parity) or the epochs (language model)."""
+    """A readable name: setting, network, and the lengths (copy, parity) or the epochs (language model),
+    then the learning rate where it is not the setting's first pilot rate (a target's other rates)."""
     net = f"{c.net.family}{c.net.width}x{c.net.layers}" + (f"d{c.net.dropout:g}" if c.net.dropout else "")
-    cell = f"len{c.min_len}-{c.max_len}" if c.task != "char_lm" else f"e{c.epochs}" + (
-        f"-T{c.seq_len}" if c.seq_len != _FULL["lm"]["seq_len"] else "")
-    return f"{c.setting}-{net}-{cell}"
+    cell = f"len{c.min_len}-{c.max_len}" if c.setting != "lm" else f"e{c.epochs}" + (
+        f"-T{c.seq_len}" if c.seq_len != _FULL["lm"]["seq_len"] else "") + ("-words" if c.task == "word_lm" else "")
+    rate = f"-lr{c.lr:g}" if c.lr != _FULL[c.setting]["lr"] else ""
+    return f"{c.setting}-{net}-{cell}{rate}"
 
 
 def select(runs: list[S.Config], cells: Iterable[str] | None) -> list[S.Config]:
@@ -141,31 +164,57 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
 
 
 def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per pilot record: setting, role (target or guide), network, cell, accuracies, perplexity, minutes."""
+    """One row per pilot record: setting, role (target or guide), network, cell, learning rate,
+    accuracies, the lowest validation loss, perplexity, minutes."""
     rows = []
     for r in records:
         c = r["config"]
-        role = "target" if c["net"]["family"] == _base(c["setting"], "no_guide").net.family else "guide"
         m = r["metrics"]
-        rows.append({"setting": c["setting"], "role": role, "net": run_name_parts(r)[0], "cell": run_name_parts(r)[1],
-                     "width": c["net"]["width"], "seq_len": c["seq_len"], "lengths": (c["min_len"], c["max_len"]), "test_acc": m["test_acc"],
-                     "best_valid_acc": m["best_valid_acc"], "perplexity": m["perplexity"],
+        net, cell = run_name_parts(r)
+        rows.append({"setting": c["setting"], "task": c["task"], "role": _role(r), "net": net, "cell": cell,
+                     "lr": f"{c['lr']:g}",
+                     "width": c["net"]["width"], "seq_len": c["seq_len"], "lengths": (c["min_len"], c["max_len"]),
+                     "test_acc": m["test_acc"], "best_valid_acc": m["best_valid_acc"],
+                     "min_valid_loss": min(h["valid_loss"] for h in r["history"]),
+                     "valid_perplexity": math.exp(min(h["valid_loss"] for h in r["history"])),
+                     "perplexity": m["perplexity"],
                      "minutes": r.get("wall_time_s", math.nan) / 60, "seed": r["seed"]})
     return pd.DataFrame(rows)
 
 
+def _role(r: dict[str, Any]) -> str:
+    """``"target"`` (chapter 06's control network of the setting) or ``"guide"``."""
+    return "target" if r["config"]["net"]["family"] == _base(r["config"]["setting"], "no_guide").net.family else "guide"
+
+
 def run_name_parts(r: dict[str, Any]) -> tuple[str, str]:
-    """(network, cell) of a pilot record's name."""
+    """(network, cell) of a pilot record's name; the cell without a learning-rate suffix."""
     _, net, cell = r["name"].split("-", 2)
-    return net, cell
+    return net, cell.split("-lr", 1)[0]
+
+
+def tuned_targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every guide record and, per setting and cell, the target record of lowest validation loss
+    (the target at its tuned learning rate): what :func:`choose` and :func:`pilot_figure` judge."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        if _role(r) == "target":
+            key = (r["config"]["setting"], run_name_parts(r)[1])
+            loss = min(h["valid_loss"] for h in r["history"])
+            if key not in best or loss < min(h["valid_loss"] for h in best[key]["history"]):
+                best[key] = r
+    return [r for r in records if _role(r) == "guide" or best[(r["config"]["setting"], run_name_parts(r)[1])] is r]
 
 
 def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Per setting and cell: the target's and the guide's numbers, whether the cell qualifies
     (:data:`RULES`) and which cell is chosen: for copy-paste and parity the longest qualifying
     strings (the nearest to the paper's 20-40 and 2-50), for the language model the smallest guide
-    that beats the target of its context length (then the shorter context)."""
-    t = pilot_table(records)
+    that beats the target of its text and context length (then the shorter context). A copy-paste or
+    parity target is judged at its learning rate of lowest validation loss (:func:`tuned_targets`); a
+    language model by its lowest validation perplexity (its best epoch: a Transformer on words
+    overfits within ten epochs while the RNN still improves), against the best of its text's targets."""
+    t = pilot_table(tuned_targets(records))
     rows = []
     for (setting, lengths), cell in t[t.setting != "lm"].groupby(["setting", "lengths"]):
         target, guide = cell[cell.role == "target"].iloc[0], cell[cell.role == "guide"].iloc[0]
@@ -175,14 +224,18 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
         else:
             ok = (learns and guide.best_valid_acc >= RULES["guide_valid_acc"]
                   and guide.test_acc - target.test_acc >= RULES["parity_gap"])
-        rows.append({"setting": setting, "cell": target.cell, "target": target.test_acc, "guide": guide.test_acc,
+        rows.append({"setting": setting, "cell": target.cell, "target_lr": target.lr, "target": target.test_acc,
+                     "guide": guide.test_acc,
                      "guide_valid": guide.best_valid_acc, "qualifies": bool(ok), "size": lengths[1]})
-    for seq_len, lm in t[t.setting == "lm"].groupby("seq_len"):  # each context length has its own target
-        target = lm[lm.role == "target"].iloc[0]
+    for (task, seq_len), lm in t[t.setting == "lm"].groupby(["task", "seq_len"]):  # each text and window: a target
+        targets = lm[lm.role == "target"]
+        target = targets.loc[targets.min_valid_loss.idxmin()]
+        unit = "words" if task == "word_lm" else "characters"
         for _, guide in lm[lm.role == "guide"].iterrows():
-            ok = guide.perplexity <= (1 - RULES["ppl_margin"]) * target.perplexity
-            rows.append({"setting": "lm", "cell": f"{guide.net}, windows of {seq_len}", "target": target.perplexity,
-                         "guide": guide.perplexity, "guide_valid": math.nan, "qualifies": bool(ok),
+            ok = guide.valid_perplexity <= (1 - RULES["ppl_margin"]) * target.valid_perplexity
+            rows.append({"setting": "lm", "cell": f"{guide.net}, windows of {seq_len} {unit}",
+                         "target_lr": target.lr, "target": target.valid_perplexity,
+                         "guide": guide.valid_perplexity, "guide_valid": math.nan, "qualifies": bool(ok),
                          "size": -(10_000 * guide.width + seq_len)})
     out = pd.DataFrame(rows)
     if out.empty:
@@ -195,7 +248,8 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
     """One panel per setting: the validation accuracy (copy, parity) or perplexity (language model)
-    per epoch of each target (solid) and guide (dashed), one colour per cell."""
+    per epoch of each target at its tuned learning rate (solid) and guide (dashed), one colour per cell."""
+    records = tuned_targets(records)
     settings = [s for s in GROUPS if any(r["config"]["setting"] == s for r in records)]
     fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.8), squeeze=False)
     for ax, setting in zip(axes[0], settings):
@@ -204,11 +258,11 @@ def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
         lm = setting == "lm"
         for r in mine:
             net, cell = run_name_parts(r)
-            target = r["config"]["net"]["family"] == _base(setting, "no_guide").net.family
+            target = _role(r) == "target"
             y = [math.exp(h["valid_loss"]) if lm else h["valid_acc"] for h in r["history"]]
             colour = f"C{len(cells) + mine.index(r)}" if lm else f"C{cells.index(cell)}"
             ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle="-" if target else "--",
-                    label=net if lm else f"{cell}, {'target' if target else 'guide'} ({net})")
+                    label=net if lm else f"{cell}, {'target' if target else 'guide'} ({net}, lr {r['config']['lr']:g})")
         if not lm:
             ax.axhline(CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
         ax.set(title=S.SETTING_LABELS[setting], xlabel="epoch",

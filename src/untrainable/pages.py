@@ -1,0 +1,150 @@
+"""What a book page shows: whole source listings, tables as the book prints them, and which cells the site hides.
+
+The notebooks stay the reader's working copies: every cell is there in JupyterLab or Colab. The
+site is built from staged copies (:func:`untrainable.reproduce.stage_book`) whose cells get
+Jupyter Book's display tags from one rule, :func:`site_tags`, so no notebook carries tags by hand:
+
+* the setup cell and papermill's parameters cells (its own and the injected copy) are left out:
+  every table and figure states its profile and seeds, and the setup only matters in a notebook;
+* a cell whose outputs are prose alone (``display(Markdown(...))``, or a listing from
+  :func:`show_source`) shows its output without the code that made it;
+* every other code cell is folded behind a "show code" toggle, its outputs shown.
+
+Tables: :func:`book_tables` (called by :func:`untrainable.plotting.set_theme`, once per notebook)
+makes every DataFrame a notebook shows render through :func:`table_html`: all rows and columns
+(the page scrolls sideways rather than hide a column), long text wrapped by the book's style
+sheet, no negative zeros, and an empty cell as "—" with a note saying why.
+
+Figures: :func:`book_figures` (also called by ``set_theme``) stores each figure's title with its
+PNG as alt text, and :func:`tag_for_site` hands it to the page (cell metadata ``mystnb.image.alt``);
+``_static/book.js`` makes every figure open full size when clicked.
+
+A cell already tagged ``remove-cell``, ``remove-input``, ``hide-input`` or ``show-input`` keeps its
+choice (``show-input``, not a Jupyter Book tag, keeps a cell's code open on the page).
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
+
+__all__ = ["show_source", "table_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
+           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE"]
+
+#: The first line of every chapter's setup cell (a test holds each notebook to it).
+SETUP_MARK = "# Setup."
+#: Tags that already say how a cell is shown; :func:`site_tags` leaves such a cell alone.
+CHOSEN_TAGS = frozenset({"remove-cell", "remove-input", "hide-input", "show-input"})
+#: ``DataFrame.attrs`` key under which a table's maker says why some of its cells are empty.
+NA_NOTE_ATTR = "na_note"
+DEFAULT_NA_NOTE = "— : no value for this row (the column does not apply to it)"
+_PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
+_PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
+
+
+def show_source(*objects: Any) -> "Markdown":
+    """The whole source of each function, method or class, as one highlighted Python listing.
+
+    Pages teach from the code that ran, never a copy: the listing is read from the installed
+    library when the cell runs, so it cannot drift from what made the numbers.
+    """
+    from IPython.display import Markdown  # the notebooks' kernel has IPython; the library alone does not need it
+
+    if not objects:
+        raise ValueError("show_source needs at least one function, method or class")
+    listings = [inspect.getsource(obj).rstrip() for obj in objects]
+    return Markdown("```python\n" + "\n\n".join(listings) + "\n```")
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    """``frame`` as the book prints it: every row and column, floats without negative zeros, an empty
+    cell as "—" and, when there is one, a note under the table saying why (``frame.attrs["na_note"]``,
+    else :data:`DEFAULT_NA_NOTE`)."""
+    shown = frame.copy()
+    floats = shown.select_dtypes("float").columns
+    shown[floats] = shown[floats] + 0.0  # -0.0 + 0.0 is 0.0: a rounded "−0.0" reads as a sign that is not there
+    out = shown.to_html(na_rep="—", classes="book-table", border=0)
+    if frame.isna().to_numpy().any():
+        note = frame.attrs.get(NA_NOTE_ATTR, DEFAULT_NA_NOTE)
+        out += f'\n<p class="book-table-note">{html.escape(note)}</p>'
+    return out
+
+
+def _shell() -> Any:
+    """The running IPython shell, or None (plain Python, or no IPython installed)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def book_tables() -> None:
+    """Make the running IPython kernel show DataFrames through :func:`table_html` (a no-op outside IPython)."""
+    if (shell := _shell()) is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
+
+
+def figure_alt(fig: Any) -> str:
+    """A figure's alt text: its title (the suptitle, else its panels' titles), which every book figure
+    has and which names what is plotted, the profile and the seeds."""
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if not title:
+        title = "; ".join(t for t in (ax.get_title() for ax in fig.axes) if t)
+    return f"Figure: {title}" if title else "Figure"
+
+
+def _png_with_alt(fig: Any) -> tuple[bytes, dict[str, str]]:
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(fig, "png", bbox_inches="tight"), {"alt": figure_alt(fig)}
+
+
+def book_figures() -> None:
+    """Make the running IPython kernel store each matplotlib figure's alt text beside its PNG."""
+    if (shell := _shell()) is not None:
+        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+
+        plt.close(plt.figure())  # the inline backend loads (and sets its own formatter) at the first figure: before ours
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_alt)
+
+
+def _is_prose(output: dict[str, Any]) -> bool:
+    """An output of Markdown (its plain-text twin aside): prose for the page, not a result table."""
+    data = output.get("data", {})
+    return output.get("output_type") in ("display_data", "execute_result") and "text/markdown" in data \
+        and set(data) <= _PROSE_TYPES
+
+
+def site_tags(cell: dict[str, Any]) -> list[str]:
+    """The display tags the site gives ``cell`` (a cell of an nbformat notebook as a dict)."""
+    tags = list(cell.get("metadata", {}).get("tags", []))
+    if cell.get("cell_type") != "code" or CHOSEN_TAGS & set(tags):
+        return tags
+    source = "".join(cell.get("source", ""))
+    if _PARAMETER_TAGS & set(tags) or source.lstrip().startswith(SETUP_MARK):
+        return tags + ["remove-cell"]
+    outputs = cell.get("outputs", [])
+    if outputs and all(_is_prose(o) for o in outputs):
+        return tags + ["remove-input"]
+    return tags + ["hide-input"]
+
+
+def tag_for_site(notebook: dict[str, Any]) -> dict[str, Any]:
+    """``notebook`` with every cell tagged by :func:`site_tags` and its figures' alt text (from
+    :func:`book_figures`) as the page's (the notebook is changed in place and returned)."""
+    for cell in notebook.get("cells", []):
+        tags = site_tags(cell)
+        if tags:
+            cell.setdefault("metadata", {})["tags"] = tags
+        alts = [o.get("metadata", {}).get("image/png", {}).get("alt") for o in cell.get("outputs", [])]
+        if alts := list(dict.fromkeys(a for a in alts if a)):
+            cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})["alt"] = "; ".join(alts)
+    return notebook
