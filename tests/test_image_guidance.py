@@ -32,14 +32,21 @@ def test_profiles_scale_up_and_conditions_are_complete():
     assert set(init) == {"trained_guide_init", "trained_guide_init_long"}
     assert init["trained_guide_init"] <= 0.1 * steps < init["trained_guide_init_long"] < steps
     assert all(c.n_valid > 0 and c.guide is None or c.guide.n_valid == c.n_valid for c in full)
-    assert plain.configs("paper")[1].guide.family == "resnet50" and plain.configs("paper")[1].plain_block == "bottleneck"
-    assert plain.configs("full")[0].epochs == 10 and plain.configs("full")[0].n_train == 2000
+    twin = plain.configs("paper")[1]
+    assert twin.guide.family == "residual_twin" and twin.plain_block == twin.guide.block == "bottleneck"
+    p = plain.configs("full")
+    assert [(c.target, c.condition) for c in p] == plain.RUNS
+    assert p[0].epochs == 60 and p[0].n_train == 5000 and p[0].n_valid == 1000 and p[0].schedule == "step"
+    assert all(c.augment and c.guide_bank == "none" for c in p)
+    assert all((c.plain_layers, c.plain_block, c.plain_width) == (c.guide.layers, c.guide.block, c.guide.width)
+               for c in p if c.guide is not None)  # the guide is the plain net's own layout, with its skips
     assert len(default_seeds("full")) >= 3
 
 
 def test_headline_runs_have_five_seeds_and_the_others_three():
     for c in fcn.configs("full"):
         assert len(fcn.run_seeds("full", c)) == (5 if (c.target, c.condition) in fcn.HEADLINE else 3)
+    assert [len(plain.run_seeds("full", c)) for c in plain.configs("full")] == [5, 5, 3]
 
 
 def test_guides_see_the_targets_images_except_the_labelled_every_image_guide():
@@ -66,6 +73,21 @@ def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):
     folder = repo_root() / "results" / "full" / fcn.SWEEP_EXPERIMENT
     records = [load_record(p) for p in sorted(folder.glob("*.json"))]
     assert fcn.chosen_settings("full", records) == fcn.PRESETS["full"]["run_settings"]
+    mine = [r for r in records if r["config"]["target"] == "plain_cnn"]
+    chosen = plain.PRESETS["full"]["run_settings"]
+    assert plain.chosen_settings("full", mine) == {k: v for k, v in chosen.items() if k != "plain_cnn/no_guide"}
+
+
+def test_the_plain_nets_learning_rate_is_the_one_its_pilots_chose_on_validation(monkeypatch):
+    """Chapter 05's control takes the pilots' learning rate: the lower validation loss of the two tried."""
+    from untrainable.experiments import image_pilots as pilots
+
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    records = pilots.run("full", cells=["convnets"])
+    tried = [r for r in records if r["config"]["model"] == "plain_cnn"]
+    assert len({r["config"]["lr"] for r in tried}) >= 2
+    best = min(tried, key=lambda r: r["metrics"]["min_valid_loss"])["config"]["lr"]
+    assert plain.PRESETS["full"]["run_settings"]["plain_cnn/no_guide"]["lr"] == best == plain.PRESETS["full"]["lr"]
 
 
 def test_every_full_run_of_chapters_04_and_05_has_its_committed_record(monkeypatch):
@@ -187,16 +209,16 @@ def _image_folder(root, classes=("cat", "dog"), per_split={"train": 12, "val": 6
 
 @pytest.mark.parametrize("chapter", ["fcn", "plain"])
 def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, chapter):
-    """The paper profile end to end (for the plain net: its ResNet-50 guide and bottleneck blocks), shrunk to
+    """The paper profile end to end (for the plain net: bottleneck blocks guided by their residual twin), shrunk to
     small models on a tiny ImageFolder dataset, as a reader with ImageNet or Imagenette would run it."""
     module = CHAPTERS[chapter]
     root = _image_folder(tmp_path / "folder")
     overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_test=8, guide_n_train=16,
-                     batch_size=8, probe_n=8, **({"n_valid": 4} if chapter == "fcn" else {}))
+                     batch_size=8, probe_n=8, n_valid=4)
     cs = module.configs("paper", smoke=True, **overrides)
     assert cs[1].guide.num_classes == 2
     if chapter == "plain":
-        assert cs[1].guide.family == "resnet50" and cs[1].plain_block == "bottleneck"
+        assert cs[1].guide.family == "residual_twin" and cs[1].plain_block == cs[1].guide.block == "bottleneck"
     records = module.run("paper", seeds=(0,), smoke=True, **overrides)
     assert [r["profile"] for r in records] == ["paper"] * len(module.RUNS)
     for r in records:
@@ -263,4 +285,13 @@ def test_chapter_04_checks_its_preconditions_on_the_committed_records(monkeypatc
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     checks = fcn.preconditions(fcn.run("full"), fcn.guide_records("full"))
     assert len(checks) == 6 and {c.status for c in checks} == {"holds"}
+    assert all(c.numbers for c in checks)
+
+
+def test_chapter_05_checks_its_preconditions_on_the_committed_records(monkeypatch):
+    """The unguided plain ConvNet trains to a plateau short of its residual twin, which beats it: the
+    comparison can show the paper's effect."""
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    checks = plain.preconditions(plain.run("full"), plain.guide_records("full"))
+    assert len(checks) == 2 and {c.status for c in checks} == {"holds"}
     assert all(c.numbers for c in checks)

@@ -142,3 +142,10 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
     lm = rows.loc[["seq-lm-trained", "seq-lm-untrained"]]
     assert (lm["verdict"] == A.NOT_TESTABLE).all()
     assert "lm-guide_alone beats its target: no" in lm.loc["seq-lm-trained", "why"]
+
+
+def test_a_record_without_the_rows_metric_is_named(data_file):
+    path = results_root() / "full" / "exp" / "a-guide-0.json"
+    write_json_atomic({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
+    with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
+        PC.verdicts("full", data_file)

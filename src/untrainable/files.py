@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,12 +79,18 @@ def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock named after ``path`` (``<path>.lock``) for the body of the ``with``.
 
     Used as "first writer wins": take the lock, look whether the file exists, build it if not.
-    A second process blocks until the first is done, then finds the file.
+    A second process blocks until the first is done, then finds the file. It says so on stderr
+    before it blocks: the wait can last as long as a guide's training, and a silent process looks hung.
     """
     lock = path.with_name(path.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process to finish {path.name} (it holds {lock.name})",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

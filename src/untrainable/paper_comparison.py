@@ -101,7 +101,7 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
         return _kappa_values(row["record"], records, store.records("guides"))
     hits = [r for r in records if r["name"] == row["record"]]
     if metric in ("test_acc", "teacher_test_acc", "checkpoint_test_acc"):
-        return [100 * r["metrics"][metric] for r in hits]
+        return [100 * _metric(r, metric, row.name) for r in hits]
     if metric == "guide_acc":
         return [100 * guide_accuracy(r) for r in hits]
     if metric == "perplexity":
@@ -110,6 +110,15 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
         return [A.overfit_gap(r) for r in hits]
     raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, guide_acc, "
                      "teacher_test_acc, perplexity, overfit_gap or kappa)")
+
+
+def _metric(record: dict[str, Any], metric: str, row_id: str) -> float:
+    """One metric of a record, or an error naming the record (a record older than the row's metric)."""
+    try:
+        return record["metrics"][metric]
+    except KeyError:
+        raise KeyError(f"row {row_id}: record {record['name']} (seed {record['seed']}) has no metric {metric!r}; "
+                       "it predates the row: rerun its chapter or remove the record") from None
 
 
 def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[str, Any]]) -> list[float]:
@@ -180,8 +189,9 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
         name, _, bar = args.partition("@")
         return A.preconditions.every_guide_reaches(_used(store, experiment, name), float(bar), name)
     if kind == "falls_short":
-        plain, _, twin = args.partition(">")
-        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain), _named(store, experiment, twin),
+        plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
+        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain),
+                                                   scored_as(_named(store, "guides", twin), row["our_metric"]),
                                                    plain, metric=row["our_metric"])
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
@@ -189,7 +199,7 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
 
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
 PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>[@<min gap>]",
-                      "falls_short": "<plain record>><residual twin record>", "above_chance": "<record>@<chance>",
+                      "falls_short": "<plain record>><residual twin guide record>", "above_chance": "<record>@<chance>",
                       "guides_reach": "<guide record>@<validation accuracy every used guide reaches>"}
 
 

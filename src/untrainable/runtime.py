@@ -6,14 +6,15 @@ import contextlib
 import os
 import platform
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["log", "resolve_device", "set_threads", "seed_everything", "cpu_model", "cpu_flags",
+__all__ = ["log", "resolve_device", "set_threads", "synchronize", "seed_everything", "cpu_model", "cpu_flags",
            "machine_description", "device_description", "eval_mode"]
 
 #: CPU features that decide which kernels torch runs, hence the last bits of a result and the speed.
@@ -45,6 +46,21 @@ def resolve_device(device: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use 'auto' or 'cpu'")
     return dev
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU: its kernels run asynchronously, so a timed step's wall time is only known once they end."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step: Callable[[], object], device: torch.device) -> float:
+    """Seconds of one call of ``step``, the GPU's queued kernels finished before and after (see :func:`synchronize`)."""
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def set_threads(n: int | None = None) -> int:

@@ -46,7 +46,7 @@ from untrainable.paths import results_root
 from untrainable.profiles import check_profile
 from untrainable.recording import record_layers
 from untrainable.results import check_training_allowed, config_dict, load_record, provenance, run_key
-from untrainable.runtime import resolve_device, set_threads
+from untrainable.runtime import resolve_device, set_threads, synchronize
 
 __all__ = [
     "EXPERIMENT", "METHODS", "FUNCTIONS", "Config", "PRESETS", "RESNET_LAYERS", "peak_bytes", "make_data",
@@ -229,12 +229,10 @@ def bench_minibatch(config: Config, device: torch.device) -> dict[str, Any]:
         mb = min(m, total - b * m)
         xs = [torch.randn(mb, *s, generator=g).relu_().to(device) for s in shapes.values()]
         ys = [torch.randn(mb, *s, generator=g).relu_().to(device) for s in shapes.values()]
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         t0 = time.perf_counter()
         acc.update(xs, ys)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         acc_seconds += time.perf_counter() - t0
         del xs, ys
     heat = acc.compute()

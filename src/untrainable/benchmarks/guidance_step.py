@@ -50,7 +50,7 @@ from untrainable.paths import results_root
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.recording import LayerRecorder
 from untrainable.results import check_training_allowed, load_record, provenance
-from untrainable.runtime import resolve_device, set_threads
+from untrainable.runtime import resolve_device, set_threads, timed
 from untrainable.similarity import authors_linear_cka
 
 __all__ = ["EXPERIMENT", "VARIANTS", "ROUNDS", "record_file", "measure", "count_flops", "run", "table", "main"]
@@ -128,12 +128,9 @@ def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train:
     for r in range(rounds + 1):
         idx = torch.randperm(len(x_train), generator=gen)[:batch_size].to(x_train.device)
         for v in variants:
-            _synchronize(x_train.device)
-            start = time.perf_counter()
-            steps[v](idx)
-            _synchronize(x_train.device)
+            seconds = timed(lambda: steps[v](idx), x_train.device)
             if r > 0:
-                times[v].append(time.perf_counter() - start)
+                times[v].append(seconds)
     best = {v: min(ts) for v, ts in times.items()}
     med = {v: statistics.median(ts) for v, ts in times.items()}
     base, base_med = best["target"] + best["guide_forward"], med["target"] + med["guide_forward"]
@@ -145,12 +142,6 @@ def measure(target: nn.Module, guide: nn.Module, x_train: torch.Tensor, y_train:
             "ratio": {v: best[v] / base for v in others},
             "ratio_median": {v: med[v] / base_med for v in others},
             "flops": flops, "ratio_flops": {v: flops[v] / base_flops for v in others}}
-
-
-def _synchronize(device: torch.device) -> None:
-    """Wait for the GPU: its kernels run asynchronously, so a step's wall time is only known once they end."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def count_flops(step: Callable[[], None]) -> int:

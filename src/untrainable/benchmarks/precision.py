@@ -48,7 +48,7 @@ from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, provenance, run_key
-from untrainable.runtime import machine_description, resolve_device, set_threads
+from untrainable.runtime import machine_description, resolve_device, set_threads, timed
 from untrainable.train import make_optimizer, to_device
 
 __all__ = ["EXPERIMENT", "ROUNDS", "GOALS", "measure_case", "profile_step", "compile_finding", "Config", "record_file",
@@ -95,10 +95,9 @@ def measure_case(case: Case, rounds: int, device: torch.device) -> dict[str, Any
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for r in range(WARMUP + rounds):
         for p in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
-            start = time.perf_counter()
-            steps[p]()
+            seconds = timed(steps[p], device)
             if r >= WARMUP:
-                times[p].append(time.perf_counter() - start)
+                times[p].append(seconds)
     best = {p: min(t) for p, t in times.items()}
     med = {p: statistics.median(t) for p, t in times.items()}
     goal = GOALS.get(case.kind)
@@ -140,18 +139,15 @@ def compile_finding(case: Case, device: torch.device, rounds: int, profile: str)
     compiled_w = dataclasses.replace(w, model=torch.compile(copy.deepcopy(w.model)))
     try:
         compiled = _prepared(compiled_w, True, device)
-        t0 = time.perf_counter()
-        compiled()  # the first call compiles forward and backward graphs
-        compile_s = time.perf_counter() - t0
+        compile_s = timed(compiled, device)  # the first call compiles forward and backward graphs
     except Exception as err:  # a CPU without a working C++ toolchain cannot compile: say so
         return {"model": case.name, "error": f"{type(err).__name__}: {err}"[:500]}
     times: dict[str, list[float]] = {"eager": [], "compiled": []}
     for r in range(WARMUP + rounds):
         for name, step in (("eager", eager), ("compiled", compiled)):
-            start = time.perf_counter()
-            step()
+            seconds = timed(step, device)
             if r >= WARMUP:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(seconds)
     best = {k: min(v) for k, v in times.items()}
     steps, runs = full_run_steps(case.chapter, profile)
     saved_per_run = steps * (best["eager"] - best["compiled"]) - compile_s

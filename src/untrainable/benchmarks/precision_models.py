@@ -92,7 +92,7 @@ def _image_chapters(profile: str) -> list[Case]:
         g = fcn_runs[("deep_fcn", condition)].guide
         s = FitSettings(epochs=1, batch_size=g.batch_size, lr=g.lr, weight_decay=g.weight_decay, optimizer=g.optimizer)
         cases.append(_image_case("04", f"guide {g.family}", lambda g=g: build_guide(g, g.num_classes), s))
-    c = plain_cnn_guidance.configs(profile)[0]
+    c = plain_cnn_guidance.first_regime_configs(profile)[0]
     s = FitSettings(epochs=1, batch_size=c.batch_size, lr=c.lr, optimizer=c.optimizer)
     cases.append(_image_case("05", "plain_cnn", lambda: build_target(c), s))
     return cases
@@ -162,7 +162,7 @@ def _guided_case(chapter: str, c: Any) -> Case:
 def guided_cases(profile: str) -> list[Case]:
     """The guided steps of chapter 04's Deep FCN and chapter 05's plain ConvNet (trained-guide runs)."""
     fcn = next(c for c in fcn_guidance.configs(profile) if c.target == "deep_fcn" and c.condition == "trained_guide")
-    plain = next(c for c in plain_cnn_guidance.configs(profile) if c.condition == "trained_guide")
+    plain = next(c for c in plain_cnn_guidance.first_regime_configs(profile) if c.condition == "trained_guide")
     return [_guided_case("04", fcn), _guided_case("05", plain)]
 
 
@@ -171,7 +171,7 @@ def full_run_steps(chapter: str, profile: str) -> tuple[int, int]:
     """(optimiser steps of one run, runs of the model in the chapter) of a ``full`` chapter's main target."""
     if chapter == "04":
         runs = [c for c in fcn_guidance.configs(profile) if c.target == "deep_fcn"]
-    else:
-        runs = plain_cnn_guidance.configs(profile)
+    else:  # the plain ConvNet the benchmarks measured: chapter 05's first regime
+        runs = plain_cnn_guidance.first_regime_configs(profile)
     c = runs[0]
     return c.epochs * math.ceil(c.n_train / c.batch_size), len(runs) * len(default_seeds(profile))

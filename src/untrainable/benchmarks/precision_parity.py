@@ -70,8 +70,8 @@ def _chapter_config(profile: str, chapter: str) -> Any:
         p = image_guidance.preset(profile)
         return image_guidance.target_configs(p, [("deep_fcn", "no_guide")], image_guidance.guide_configs(p),
                                              p["epochs"])[0]
-    if chapter == "05":
-        return next(c for c in plain_cnn_guidance.configs(profile) if c.condition == "no_guide")
+    if chapter == "05":  # the plain ConvNet the parity was measured on: chapter 05's first regime (width 8)
+        return next(c for c in plain_cnn_guidance.first_regime_configs(profile) if c.condition == "no_guide")
     if chapter == "06":
         return next(c for c in sequence_guidance.configs(profile, settings=("lm",)) if c.condition == "no_guide")
     widths = mimic_students.preset(profile).widths

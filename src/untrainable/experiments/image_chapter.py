@@ -54,6 +54,13 @@ def _best(records: list[dict[str, Any]], field_name: str) -> Any:
     return min(records, key=lambda r: r["metrics"]["min_valid_loss"])["config"][field_name]
 
 
+def _twin_layout(spec: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    """A residual twin's layout is its plain net's, whatever the spec says: the comparison is the skips alone."""
+    if spec.get("family") != "residual_twin":
+        return {}
+    return {"layers": tuple(p["plain_layers"]), "block": p["plain_block"], "width": p["plain_width"]}
+
+
 def _guided(condition: str) -> bool:
     return ig.CONDITIONS[condition][0] is not None
 
@@ -78,11 +85,12 @@ class ImageChapter:
         return p
 
     def guide_configs(self, p: dict[str, Any]) -> dict[str, GuideConfig]:
-        """The chapter's guides by role (:data:`PRACTITIONER`, the targets' images, then each role's spec)."""
+        """The chapter's guides by role (:data:`PRACTITIONER`, the targets' images, then each role's spec;
+        a residual twin takes its plain net's layout)."""
         common = dict(PRACTITIONER, n_train=p["n_train"], n_valid=p["n_valid"], n_test=p["n_test"],
                       precision=p["precision"], batch_size=min(PRACTITIONER["batch_size"], p["batch_size"]),
                       **{k: p[k] for k in ("dataset", "image_size", "num_classes", "data_seed") if k in p})
-        return {role: GuideConfig(**{**common, **spec}) for role, spec in p["guides"].items()}
+        return {role: GuideConfig(**{**common, **spec, **_twin_layout(spec, p)}) for role, spec in p["guides"].items()}
 
     def target_configs(self, p: dict[str, Any], runs: Iterable[Run]) -> list[ig.Config]:
         """The configs of ``runs``; a run that is not swept takes its target's trained-guide settings."""
