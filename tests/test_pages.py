@@ -47,17 +47,6 @@ def test_site_tags_follow_one_rule(cell, expected):
     assert pages.site_tags(cell) == expected
 
 
-def test_a_wide_table_takes_the_full_width_and_a_narrow_one_does_not():
-    import pandas as pd
-
-    def shown(columns: int) -> dict:
-        html = pages.table_html(pd.DataFrame([range(columns)], columns=[f"c{i}" for i in range(columns)]))
-        return _code("table", [{"output_type": "execute_result", "data": {"text/html": html, "text/plain": "t"}}])
-
-    assert pages.site_tags(shown(pages.WIDE_COLUMNS - 1)) == ["hide-input", "full-width"]  # the index counts
-    assert pages.site_tags(shown(pages.WIDE_COLUMNS - 2)) == ["hide-input"]
-
-
 def test_tag_for_site_tags_every_cell_in_place():
     nb = {"cells": [_code("x = 1"), {"cell_type": "markdown", "source": "text", "metadata": {}}]}
     assert pages.tag_for_site(nb) is nb

@@ -8,8 +8,7 @@ Jupyter Book's display tags from one rule, :func:`site_tags`, so no notebook car
   every table and figure states its profile and seeds, and the setup only matters in a notebook;
 * a cell whose outputs are prose alone (``display(Markdown(...))``, or a listing from
   :func:`show_source`) shows its output without the code that made it;
-* every other code cell is folded behind a "show code" toggle, its outputs shown; one that shows a
-  table of :data:`WIDE_COLUMNS` columns or more takes the page's full width.
+* every other code cell is folded behind a "show code" toggle, its outputs shown.
 
 Tables: :func:`book_tables` (called by :func:`untrainable.plotting.set_theme`, once per notebook)
 makes every DataFrame a notebook shows render through :func:`table_html`: all rows and columns
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from IPython.display import Markdown
 
 __all__ = ["show_source", "table_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
-           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE", "WIDE_COLUMNS"]
+           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
 SETUP_MARK = "# Setup."
@@ -45,9 +44,6 @@ CHOSEN_TAGS = frozenset({"remove-cell", "remove-input", "hide-input", "show-inpu
 #: ``DataFrame.attrs`` key under which a table's maker says why some of its cells are empty.
 NA_NOTE_ATTR = "na_note"
 DEFAULT_NA_NOTE = "— : no value for this row (the column does not apply to it)"
-#: A table with this many columns (its index included) takes the page's full width, the right-hand
-#: contents column too (the theme's ``full-width`` tag), so its columns are not squeezed to a word.
-WIDE_COLUMNS = 8
 _PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
 _PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
 
@@ -73,8 +69,7 @@ def table_html(frame: pd.DataFrame) -> str:
     shown = frame.copy()
     floats = shown.select_dtypes("float").columns
     shown[floats] = shown[floats] + 0.0  # -0.0 + 0.0 is 0.0: a rounded "−0.0" reads as a sign that is not there
-    wide = shown.shape[1] + shown.index.nlevels >= WIDE_COLUMNS
-    out = shown.to_html(na_rep="—", classes=["book-table", *(["book-table-wide"] if wide else [])], border=0)
+    out = shown.to_html(na_rep="—", classes="book-table", border=0)
     if frame.isna().to_numpy().any():
         note = frame.attrs.get(NA_NOTE_ATTR, DEFAULT_NA_NOTE)
         out += f'\n<p class="book-table-note">{html.escape(note)}</p>'
@@ -139,12 +134,7 @@ def site_tags(cell: dict[str, Any]) -> list[str]:
     outputs = cell.get("outputs", [])
     if outputs and all(_is_prose(o) for o in outputs):
         return tags + ["remove-input"]
-    return tags + ["hide-input"] + (["full-width"] if any(_has_wide_table(o) for o in outputs) else [])
-
-
-def _has_wide_table(output: dict[str, Any]) -> bool:
-    """An output holding a table of :func:`table_html` with :data:`WIDE_COLUMNS` columns or more."""
-    return "book-table-wide" in "".join(output.get("data", {}).get("text/html", ""))
+    return tags + ["hide-input"]
 
 
 def tag_for_site(notebook: dict[str, Any]) -> dict[str, Any]:
