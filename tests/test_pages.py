@@ -73,6 +73,13 @@ def test_tables_print_every_column_with_empty_cells_explained():
     assert pages.DEFAULT_NA_NOTE in pages.table_html(pd.DataFrame({"x": [np.nan]}))
 
 
+def test_a_table_styled_by_its_page_keeps_its_formats_in_the_book_style():
+    import pandas as pd
+
+    out = pages.styled_html(pd.DataFrame({"matched": [0.79, 0.125]}).style.format({"matched": "{:.0%}"}))
+    assert 'class="book-table"' in out and ">79%<" in out and ">12%<" in out
+
+
 def test_signed_effects_never_read_minus_zero():
     from untrainable.analysis.contrasts import signed
 
