@@ -41,7 +41,7 @@ from untrainable.experiments.image_guides import guide_accuracy, scored_as
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
-__all__ = ["DATA_FILE", "SHOWN", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
+__all__ = ["DATA_FILE", "SHOWN", "sources_table", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
            "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
@@ -57,6 +57,18 @@ def paper_numbers(path: Path | None = None) -> pd.DataFrame:
     """The data file of the papers' numbers, one row per number, indexed by ``row_id``."""
     df = pd.read_csv(path or repo_root() / DATA_FILE, dtype={"chapter": str})
     return df.set_index("row_id")
+
+
+def sources_table(paper: pd.DataFrame) -> pd.DataFrame:
+    """Where each of the papers' numbers comes from, one row per number (``paper``: :func:`paper_numbers`):
+    the number with its spread and metric, its source and the data file's note in full. The setting
+    and condition are in the verdict tables above, by the same row; leaving them out keeps the source
+    and the note wide enough to read."""
+    spread = paper["paper_spread"].map(lambda v: "" if pd.isna(v) else f" ± {v:g}")
+    number = paper["paper_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:g}") + spread
+    return pd.DataFrame({"paper's number": number + " (" + paper["paper_metric"].fillna("") + ")",
+                         "source": paper["source"].fillna("—"), "note": paper["note"].fillna("")},
+                        index=paper.index.rename("row"))
 
 
 class _Store:
