@@ -47,10 +47,12 @@ __all__ = ["DATA_FILE", "SHOWN", "sources_table", "PRECONDITION_KINDS", "VERDICT
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
 _DIRECTIONS = {"higher": 1, "lower": -1}
-#: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number,
-#: and "why" last, in full (the test, or the failed precondition's numbers). Not shown: chapter, source.
+#: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number.
+#: Not shown: chapter, source (the sources table), and "why": every page puts under its table the
+#: sentences of :func:`untrainable.analysis.verdict_narrative`, which say it in full (the test, or the
+#: failed precondition's numbers), so the table stays narrow enough to read.
 SHOWN = ["verdict", "setting", "condition", "paper metric", "paper", "ours", "seeds", "effect (paper)",
-         "effect (ours) [95 % CI]", "p", "precondition", "why"]
+         "effect (ours) [95 % CI]", "p", "precondition"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
