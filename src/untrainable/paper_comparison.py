@@ -335,5 +335,14 @@ def headline(profile: str, chapters: dict[str, tuple[str, str]], path: Path | No
         counts = rows["verdict"].value_counts()
         order = [v for v in A.VERDICTS if v in counts]
         lines.append(f"* [{title}]({link}): " + ", ".join(f"{counts[v]} {v}" for v in order)
-                     + f" (of {len(rows)} judged row{'s' * (len(rows) != 1)})")
+                     + f" (of {len(rows)} judged row{'s' * (len(rows) != 1)})" + _decided(rows))
     return "\n".join(lines) + "\n"
+
+
+def _decided(rows: pd.DataFrame) -> str:
+    """The rows a test decided (reproduced, opposite), each with our effect and its p: what a reader
+    of the landing page wants before opening the chapter."""
+    parts = [f"{verdict}: " + "; ".join(f"{r['setting']}, {r['condition']}: {r['effect (ours) [95 % CI]']} "
+                                         f"(p = {r['p']})" for _, r in rows[rows["verdict"] == verdict].iterrows())
+             for verdict in (A.REPRODUCED, A.OPPOSITE) if (rows["verdict"] == verdict).any()]
+    return ". " + ". ".join(p[0].upper() + p[1:] for p in parts) + "." if parts else ""
