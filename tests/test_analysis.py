@@ -165,3 +165,14 @@ def test_the_quality_summary_names_every_student_that_beats_its_teacher():
     text = quality_summary(q)
     assert "width 256: r = 1.00" in text
     assert "1 of 4 runs (weak-h256 seed 0 (43.4% against its teacher's 43.0%))" in text
+
+
+def test_the_precondition_sentence_reads_for_one_check_and_for_several():
+    from untrainable.analysis.chapter_tables import precondition_summary
+    from untrainable.analysis.preconditions import CheckedPrecondition
+
+    one = CheckedPrecondition("the control overfits", True, "", {})
+    assert precondition_summary([one]).startswith("The precondition (the control overfits) holds, so")
+    assert precondition_summary([one, one]).startswith("All 2 preconditions hold, so")
+    failed = CheckedPrecondition("the guide beats its target", False, "", {})
+    assert precondition_summary([one, failed]).startswith("1 of 2 preconditions fail (the guide beats its target)")
