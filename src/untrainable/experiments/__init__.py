@@ -35,6 +35,7 @@ CHAPTERS: dict[str, str] = {
     "05": "untrainable.experiments.plain_cnn_guidance",
     "06": "untrainable.experiments.sequence_guidance",
     "07": "untrainable.experiments.mimic_students",
+    "91": "untrainable.benchmarks.precision_parity",  # its trained parity runs (the timings are benchmarks)
     "92": "untrainable.experiments.image_pilots",
     "93": "untrainable.experiments.sequence_pilots",
 }
