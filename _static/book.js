@@ -9,3 +9,12 @@ document.addEventListener("DOMContentLoaded", () => {
     link.appendChild(img);
   });
 });
+
+// A table cell that holds one number (signed, with decimals, a % or an exponent) is set right-aligned,
+// so digits line up; words, intervals and "mean ± sd" stay left-aligned as text is read.
+document.addEventListener("DOMContentLoaded", () => {
+  const number = /^[−+-]?\d[\d,]*(\.\d+)?(e[−+-]?\d+)?\s*%?$/i;
+  document.querySelectorAll("table.book-table td").forEach((td) => {
+    if (number.test(td.textContent.trim())) td.classList.add("book-number");
+  });
+});

@@ -152,3 +152,27 @@ def test_pair_alignment_gives_each_pairs_initial_and_final_cka_averaged_over_see
     table = pair_alignment([rec(0, [0.9, 0.5], [1.0, 0.7]), rec(1, [0.7, 0.3], [0.8, 0.5])], {})
     assert table.loc[("copy", "trained", "trained_guide", "g0 → t0"), "at init"] == pytest.approx(0.8)
     assert table.loc[("copy", "trained", "trained_guide", "g1 → t1"), "at the end"] == pytest.approx(0.6)
+
+
+def test_the_quality_summary_names_every_student_that_beats_its_teacher():
+    import pandas as pd
+
+    from untrainable.analysis.chapter_summaries import quality_summary
+
+    q = pd.DataFrame({"name": ["weak-h256", "weak-h256", "final-h256", "final-h256"], "seed": [0, 1, 0, 1],
+                      "width": [256] * 4, "teacher_test_acc": [43.0, 43.0, 67.0, 67.0],
+                      "test_acc": [43.4, 42.0, 64.0, 63.0]})
+    text = quality_summary(q)
+    assert "width 256: r = 1.00" in text
+    assert "1 of 4 runs (weak-h256 seed 0 (43.4% against its teacher's 43.0%))" in text
+
+
+def test_the_precondition_sentence_reads_for_one_check_and_for_several():
+    from untrainable.analysis.chapter_tables import precondition_summary
+    from untrainable.analysis.preconditions import CheckedPrecondition
+
+    one = CheckedPrecondition("the control overfits", True, "", {})
+    assert precondition_summary([one]).startswith("The precondition (the control overfits) holds, so")
+    assert precondition_summary([one, one]).startswith("All 2 preconditions hold, so")
+    failed = CheckedPrecondition("the guide beats its target", False, "", {})
+    assert precondition_summary([one, failed]).startswith("1 of 2 preconditions fail (the guide beats its target)")

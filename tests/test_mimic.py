@@ -96,7 +96,7 @@ def test_sweep_selection_and_per_sweep_seeds():
     from untrainable.experiments import mimic_students as M
 
     full = M.preset("full")
-    assert full.seeds_for("quality") == (0,) and full.seeds_for("size") == full.seeds == (0, 1, 2)
+    assert all(full.seeds_for(sweep) == full.seeds == (0, 1, 2) for sweep in M.SWEEPS)  # no verdict from one seed
     with pytest.raises(ValueError, match="unknown mimic sweep"):
         M.run("quick", sweeps=("sizes",))
 
@@ -175,5 +175,28 @@ def test_planned_runs_hold_the_teachers_and_each_sweeps_seeds():
     for r in planned:
         if r.experiment == M.STUDENT_EXPERIMENT:
             seeds.setdefault(r.name, set()).add(r.seed)
-    assert seeds["quality-final-h256"] == {0} and seeds["mimic-h256"] == {0, 1, 2}
+    assert seeds["quality-final-h256"] == seeds["bottleneck"] == seeds["mimic-h256"] == {0, 1, 2}
     assert {r.seed for r in M.planned_runs("full", seeds=(7,)) if r.experiment == M.STUDENT_EXPERIMENT} == {7}
+
+
+def test_label_students_train_on_the_mimic_students_images_with_the_originals_labels(monkeypatch):
+    """Mimicry and labels differ in their targets only: same transfer images, epochs and bottleneck."""
+    from untrainable.experiments import mimic_students as M
+
+    cfgs = M.configs("full")
+    for sweep, pairs in (("size", [("labels-h1024", "mimic-h1024")]), ("loss", [("loss-labels", "loss-logits")]),
+                         ("overfit", [("overfit-labels", "overfit-mimic")])):
+        for labels, mimicking in pairs:
+            a, b = cfgs[sweep][labels], cfgs[sweep][mimicking]
+            assert (a.views, a.epochs, a.bottleneck, a.n_train) == (b.views, b.epochs, b.bottleneck, b.n_train)
+    assert cfgs["overfit"]["overfit-labels"].epochs > M.preset("full").student_epochs
+    seen = {}
+    monkeypatch.setattr(M, "fit", lambda model, train, *a, **k: seen.setdefault("train", train) and [
+        {"test_acc": 0.5, "train_acc": 0.5, "epoch_time_s": 0.0}])
+    c = M.configs("quick", smoke=True)["size"]["labels-h64"]
+    M.train_student(c, 0, torch.device("cpu"), None)
+    x, y = seen["train"]
+    n = M.preset("quick", smoke=True).n_train
+    assert len(x) == len(y) == n * (c.views + 1) and torch.equal(y[:n], y[n:2 * n])
+    assert torch.equal(mimic.transfer_images(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), 2, 0)[:2],
+                       torch.zeros(2, 3, 4, 4, dtype=torch.uint8))

@@ -73,6 +73,13 @@ def test_tables_print_every_column_with_empty_cells_explained():
     assert pages.DEFAULT_NA_NOTE in pages.table_html(pd.DataFrame({"x": [np.nan]}))
 
 
+def test_a_table_styled_by_its_page_keeps_its_formats_in_the_book_style():
+    import pandas as pd
+
+    out = pages.styled_html(pd.DataFrame({"matched": [0.79, 0.125]}).style.format({"matched": "{:.0%}"}))
+    assert 'class="book-table"' in out and ">79%<" in out and ">12%<" in out
+
+
 def test_signed_effects_never_read_minus_zero():
     from untrainable.analysis.contrasts import signed
 
@@ -88,13 +95,18 @@ def test_the_landing_pages_results_count_each_chapters_verdicts(monkeypatch):
     from untrainable import reproduce
 
     table = pd.DataFrame({"chapter": ["04", "04", "04", "06"],
-                          "verdict": [A.REPRODUCED, A.NO_EFFECT, A.NOT_COMPARABLE, A.NOT_TESTABLE]})
+                          "verdict": [A.REPRODUCED, A.NO_EFFECT, A.NOT_COMPARABLE, A.NOT_TESTABLE],
+                          "setting": ["Wide FCN", "Deep FCN", "Deep FCN", "Parity"],
+                          "condition": ["trained guide", "trained guide", "no guide", "trained guide"],
+                          "effect (ours) [95 % CI]": ["+1.1 [+0.5, +1.8]", "+1.3 [-0.7, +3.3]", "", ""],
+                          "p": ["0.004", "0.15", "", ""]})
     monkeypatch.setattr(PC, "comparison", lambda profile, path=None: table)
     links = reproduce.chapter_links()
     assert set(links) == {nb.name[:2] for nb in reproduce.notebooks()}
     assert all(title and not title.startswith("#") for title, _ in links.values())
     text = PC.headline("full", links)
-    assert f"* [{links['04'][0]}]({links['04'][1]}): 1 reproduced, 1 no effect detected (of 2 judged rows)" in text
+    assert f"* [{links['04'][0]}]({links['04'][1]}): 1 reproduced, 1 no effect detected (of 2 judged rows). " \
+           f"Reproduced: Wide FCN, trained guide: +1.1 [+0.5, +1.8] (p = 0.004)." in text  # what a test decided
     assert f"* [{links['06'][0]}]({links['06'][1]}): 1 not testable (of 1 judged row)" in text
 
 

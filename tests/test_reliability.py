@@ -644,19 +644,15 @@ def test_item10_records_name_the_cpu_model(tmp_path, monkeypatch):
         runtime.cpu_model.cache_clear(), runtime.cpu_flags.cache_clear()
 
 
-#: Records trained from uncommitted code that only a rerun of their whole chapter can replace (their
-#: dependants were trained against them): chapters 06 and 07 are retrained in new regimes by issue 16.
-AWAITING_CHAPTER_RERUN = {
-    "results/full/mimic_teacher/teacher-seed0-a8b02b0b4998.json",
-    "results/full/mimic_teacher/teacher-seed2-e8f1da74d2a1.json",
-}
+#: Records trained from uncommitted code that only a rerun of their whole chapter could replace: none
+#: since chapters 06 and 07 were retrained in their new regimes (issue 16). A new one fails the test.
+AWAITING_CHAPTER_RERUN: set[str] = set()
 
 
 def test_item10_no_committed_full_record_carries_a_dirty_commit():
     """Probe 10: a record trained from uncommitted code cannot say which code made it. Expected: every
-    committed ``full`` record names a clean commit. Chapters 01 and 02 were retrained from a clean
-    commit; the four records of chapters 06 and 07 listed above wait for those chapters' reruns, and
-    this test fails the day one of them is replaced without leaving the list, or a new one appears."""
+    committed ``full`` record names a clean commit (chapters 01, 02, 06 and 07 were retrained from
+    clean commits to make it so); the test fails the day a record of uncommitted code appears."""
     dirty = {str(p.relative_to(repo_root())) for p in sorted((repo_root() / "results" / "full").rglob("*.json"))
              if json.loads(p.read_text())["git_commit"].endswith("-dirty")}
     assert dirty == AWAITING_CHAPTER_RERUN

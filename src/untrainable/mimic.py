@@ -31,7 +31,7 @@ from untrainable.precision import autocast
 from untrainable.runtime import eval_mode, log
 
 __all__ = ["logit_regression_loss", "distillation_loss", "soft_cross_entropy", "mimic_loss_fn", "random_crop_flip",
-           "ensemble_logits", "transfer_set", "TeacherCNN", "ShallowStudent", "deep_mlp_params", "deep_mlp_width",
+           "ensemble_logits", "transfer_images", "transfer_set", "TeacherCNN", "ShallowStudent", "deep_mlp_params", "deep_mlp_width",
            "deep_mlp_of_width", "deep_mlp", "student_params", "cached_path"]
 
 # ---------------------------------------------------------------------------------------------
@@ -163,10 +163,17 @@ def transfer_set(
     return all_images, logits
 
 
+def transfer_images(images: torch.Tensor, views: int, seed: int) -> torch.Tensor:
+    """The transfer set's images: the originals, then ``views`` augmented copies (random crop and
+    flip, drawn from ``seed``). Label-trained students train on these same images with the originals'
+    labels, so mimicry and labels differ in their targets only."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([images] + [random_crop_flip(images, gen) for _ in range(views)])
+
+
 def _build_transfer_set(teachers: Sequence[nn.Module], images: torch.Tensor, normalize, views: int, seed: int,
                         device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    all_images = torch.cat([images] + [random_crop_flip(images, gen) for _ in range(views)])
+    all_images = transfer_images(images, views, seed)
     return all_images, ensemble_logits(teachers, normalize(all_images), device)
 
 

@@ -33,8 +33,9 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from IPython.display import Markdown
+    from pandas.io.formats.style import Styler
 
-__all__ = ["show_source", "table_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
+__all__ = ["show_source", "table_html", "styled_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
            "NA_NOTE_ATTR", "DEFAULT_NA_NOTE"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
@@ -85,10 +86,20 @@ def _shell() -> Any:
     return get_ipython()
 
 
+def styled_html(styler: "Styler") -> str:
+    """A table a page formats itself (``frame.style.format(...)``: percentages, exponents) in the book's
+    table style, as :func:`table_html` prints a plain one."""
+    return styler.set_table_attributes('class="book-table"').to_html()
+
+
 def book_tables() -> None:
-    """Make the running IPython kernel show DataFrames through :func:`table_html` (a no-op outside IPython)."""
+    """Make the running IPython kernel show DataFrames through :func:`table_html`, and tables styled
+    by a page through :func:`styled_html` (a no-op outside IPython)."""
     if (shell := _shell()) is not None:
+        from pandas.io.formats.style import Styler
+
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
+        shell.display_formatter.formatters["text/html"].for_type(Styler, styled_html)
 
 
 def figure_alt(fig: Any) -> str:

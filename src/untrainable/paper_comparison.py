@@ -41,22 +41,36 @@ from untrainable.experiments.image_guides import guide_accuracy, scored_as
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
-__all__ = ["DATA_FILE", "SHOWN", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
+__all__ = ["DATA_FILE", "SHOWN", "sources_table", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
            "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
 _DIRECTIONS = {"higher": 1, "lower": -1}
-#: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number,
-#: and "why" last, in full (the test, or the failed precondition's numbers). Not shown: chapter, source.
+#: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number.
+#: Not shown: chapter, source (the sources table), and "why": every page puts under its table the
+#: sentences of :func:`untrainable.analysis.verdict_narrative`, which say it in full (the test, or the
+#: failed precondition's numbers), so the table stays narrow enough to read.
 SHOWN = ["verdict", "setting", "condition", "paper metric", "paper", "ours", "seeds", "effect (paper)",
-         "effect (ours) [95 % CI]", "p", "precondition", "why"]
+         "effect (ours) [95 % CI]", "p", "precondition"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
     """The data file of the papers' numbers, one row per number, indexed by ``row_id``."""
     df = pd.read_csv(path or repo_root() / DATA_FILE, dtype={"chapter": str})
     return df.set_index("row_id")
+
+
+def sources_table(paper: pd.DataFrame) -> pd.DataFrame:
+    """Where each of the papers' numbers comes from, one row per number (``paper``: :func:`paper_numbers`):
+    the number with its spread and metric, its source and the data file's note in full. The setting
+    and condition are in the verdict tables above, by the same row; leaving them out keeps the source
+    and the note wide enough to read."""
+    spread = paper["paper_spread"].map(lambda v: "" if pd.isna(v) else f" ± {v:g}")
+    number = paper["paper_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:g}") + spread
+    return pd.DataFrame({"paper's number": number + " (" + paper["paper_metric"].fillna("") + ")",
+                         "source": paper["source"].fillna("—"), "note": paper["note"].fillna("")},
+                        index=paper.index.rename("row"))
 
 
 class _Store:
@@ -321,5 +335,14 @@ def headline(profile: str, chapters: dict[str, tuple[str, str]], path: Path | No
         counts = rows["verdict"].value_counts()
         order = [v for v in A.VERDICTS if v in counts]
         lines.append(f"* [{title}]({link}): " + ", ".join(f"{counts[v]} {v}" for v in order)
-                     + f" (of {len(rows)} judged row{'s' * (len(rows) != 1)})")
+                     + f" (of {len(rows)} judged row{'s' * (len(rows) != 1)})" + _decided(rows))
     return "\n".join(lines) + "\n"
+
+
+def _decided(rows: pd.DataFrame) -> str:
+    """The rows a test decided (reproduced, opposite), each with our effect and its p: what a reader
+    of the landing page wants before opening the chapter."""
+    parts = [f"{verdict}: " + "; ".join(f"{r['setting']}, {r['condition']}: {r['effect (ours) [95 % CI]']} "
+                                         f"(p = {r['p']})" for _, r in rows[rows["verdict"] == verdict].iterrows())
+             for verdict in (A.REPRODUCED, A.OPPOSITE) if (rows["verdict"] == verdict).any()]
+    return ". " + ". ".join(p[0].upper() + p[1:] for p in parts) + "." if parts else ""

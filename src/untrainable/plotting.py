@@ -232,6 +232,7 @@ def error_vs_offset(errors: pd.DataFrame, title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     errors.plot(logy=True, marker="o", ax=ax)
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=-0.2)  # offsets are never negative: no empty negative half of the axis
     ax.set(ylabel="|CKA - float64 CKA|", title=title)
     return fig
 

@@ -84,11 +84,14 @@ def quality_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def quality_summary(quality: pd.DataFrame) -> str:
     """Per width, the correlation of student with teacher accuracy, and how often a student beats its teacher."""
-    corr = {w: round(float(np.corrcoef(g["teacher_test_acc"], g["test_acc"])[0, 1]), 2)
-            for w, g in quality.groupby("width")}
-    passed = 100 * float((quality["test_acc"] > quality["teacher_test_acc"]).mean())
-    return (f"Correlation of student with teacher accuracy, per student width: {corr}. "
-            f"Runs where the student beats its teacher: {passed:.0f}%.")
+    corr = "; ".join(f"width {w:,}: r = {np.corrcoef(g['teacher_test_acc'], g['test_acc'])[0, 1]:.2f}"
+                     for w, g in quality.groupby("width"))
+    beat = quality[quality["test_acc"] > quality["teacher_test_acc"]]
+    which = "none" if beat.empty else "; ".join(
+        f"{r['name']} seed {r['seed']} ({r['test_acc']:.1f}% against its teacher's {r['teacher_test_acc']:.1f}%)"
+        for _, r in beat.iterrows())
+    return (f"Correlation over runs of student with teacher accuracy, per student width: {corr}. "
+            f"Students that beat their teacher: {len(beat)} of {len(quality)} runs ({which}).")
 
 
 def mimic_loss_labels(temperatures: Iterable[float]) -> dict[str, str]:

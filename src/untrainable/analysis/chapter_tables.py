@@ -28,7 +28,9 @@ def precondition_summary(checks: Sequence[CheckedPrecondition]) -> str:
     """'All 4 preconditions hold.' or which fail, by name: the sentence a chapter opens its results with."""
     failed = [c.name for c in checks if not c.holds]
     if not failed:
-        return f"All {len(checks)} preconditions hold, so every comparison below could show the paper's effect."
+        held = f"The precondition ({checks[0].name}) holds" if len(checks) == 1 else \
+            f"All {len(checks)} preconditions hold"
+        return f"{held}, so every comparison below could show the paper's effect."
     return (f"{len(failed)} of {len(checks)} preconditions fail ({'; '.join(failed)}): the comparisons that need "
             "them are \"not testable\" here, whatever their numbers.")
 

@@ -28,15 +28,15 @@ import torch
 
 from untrainable.analysis import welch_effect
 from untrainable.data import load_image_data
-from untrainable.experiments import (image_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
-                                     sequence_guidance)
+from untrainable.experiments import (PlannedRun, image_guidance, inductive_bias, mimic_students,
+                                     plain_cnn_guidance, sequence_guidance)
 from untrainable.models import build_target
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
 from untrainable.runtime import seed_everything, set_threads
 from untrainable.train import FitSettings, fit
 
-__all__ = ["EXPERIMENT", "SEEDS", "SIZES", "MODELS", "arms", "parity_configs", "train_parity", "run",
+__all__ = ["EXPERIMENT", "SEEDS", "SIZES", "MODELS", "arms", "parity_configs", "train_parity", "planned_runs", "run",
            "parity_frame", "parity_table", "parity_summary"]
 
 EXPERIMENT = "precision_parity"
@@ -74,8 +74,11 @@ def _chapter_config(profile: str, chapter: str) -> Any:
         return next(c for c in plain_cnn_guidance.first_regime_configs(profile) if c.condition == "no_guide")
     if chapter == "06":
         return next(c for c in sequence_guidance.configs(profile, settings=("lm",)) if c.condition == "no_guide")
+    # chapter 07's label-trained student as the parity was measured: before every student shared the
+    # transfer set, it trained on the original images alone, without the linear bottleneck
     widths = mimic_students.preset(profile).widths
-    return mimic_students.configs(profile)["size"][f"labels-h{widths[len(widths) // 2]}"]
+    return dataclasses.replace(mimic_students.configs(profile)["size"][f"labels-h{widths[len(widths) // 2]}"],
+                               views=0, bottleneck=None)
 
 
 def parity_configs(profile: str) -> dict[tuple[str, str], Any]:
@@ -119,19 +122,26 @@ def train_parity(c: Any, seed: int, device: torch.device, checkpoint: Path) -> d
                            f"{c.target} {c.precision}")
 
 
+def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
+    """Every parity run of ``profile`` (appendix 91's records), so the store's checks and ``reproduce``
+    see a missing or orphaned one before the page is executed."""
+    seeds = SEEDS if seeds is None else tuple(seeds)
+    return [PlannedRun(EXPERIMENT, f"{MODELS[label]}-{precision}", c, s)
+            for (label, precision), c in parity_configs(profile).items() for s in seeds]
+
+
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "cpu",
         force: bool = False, train_missing: bool | None = None) -> list[dict[str, Any]]:
     """Every parity run of ``profile``: stored records reload; missing ones train (a ``full`` one only
     when asked: ``train_missing`` or ``--train-missing``, as everywhere)."""
     set_threads()
-    seeds = SEEDS if seeds is None else tuple(seeds)
+    arm = {f"{MODELS[label]}-{precision}": (label, precision) for label, precision in parity_configs(profile)}
     records = []
-    for (label, precision), c in parity_configs(profile).items():
-        name = f"{MODELS[label]}-{precision}"
-        for s in seeds:
-            r = run_or_load(EXPERIMENT, profile, name, c, s, train_parity, device=device, force=force,
-                            train_missing=train_missing, required_metrics=("test_acc",))
-            records.append({**r, "parity_model": label, "parity_arm": precision})
+    for planned in planned_runs(profile, seeds):
+        r = run_or_load(EXPERIMENT, profile, planned.name, planned.config, planned.seed, train_parity, device=device,
+                        force=force, train_missing=train_missing, required_metrics=("test_acc",))
+        label, precision = arm[planned.name]
+        records.append({**r, "parity_model": label, "parity_arm": precision})
     return records
 
 

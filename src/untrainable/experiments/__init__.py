@@ -36,6 +36,7 @@ CHAPTERS: dict[str, str] = {
     "06": "untrainable.experiments.sequence_guidance",
     "07": "untrainable.experiments.mimic_students",
     "08": "untrainable.experiments.transfer_comparison",
+    "91": "untrainable.benchmarks.precision_parity",  # its trained parity runs (the timings are benchmarks)
     "92": "untrainable.experiments.image_pilots",
     "93": "untrainable.experiments.sequence_pilots",
 }

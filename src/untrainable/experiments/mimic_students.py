@@ -141,8 +141,9 @@ def train_student(config: StudentConfig, seed: int, device: torch.device, checkp
     train_data, test = _cifar(config.n_train, config.n_test)
     x_test = test.normalized()
     extra: dict[str, Any] = {}
-    if config.teacher is None:
-        x, target = train_data.normalized(), train_data.labels
+    if config.teacher is None:  # the transfer set's images, each with its original's label
+        images = mimic.transfer_images(train_data.images, config.views, seed=0)
+        x, target = train_data.normalized(images), train_data.labels.repeat(config.views + 1)
     else:
         if not teachers:
             raise ValueError("a mimic student needs its resolved teachers (resolve_teachers(config.teacher, ...))")

@@ -85,6 +85,7 @@ class Preset:
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
     views: int = 1
     mlp_depth: int = 3
+    overfit_epochs: int = 0  # the overfitting pair's epochs (0: the students' epochs)
     # Seeds per sweep where fewer than ``seeds`` suffice (figures that show no spread); others use ``seeds``.
     sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     precision: str = "fp32"  # the students' (the teacher's is in its config); teachers' logits are fp32
@@ -101,13 +102,16 @@ PRESETS: dict[str, Preset] = {
         ensemble=(0, 1), n_train=2000, n_test=1000, student_epochs=3, widths=(64, 512), bottleneck=64,
         conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, temperatures=(1.0, 20.0),
         precision="auto"),
-    # Two CPU cores, about an hour: 10k training images (plus two augmented views in the transfer set),
-    # teachers of 32 channels, 8 student epochs. Three seeds where a figure shows spread.
+    # Two CPU cores: 10k training images plus two augmented views, the transfer set of every student
+    # (on labels or mimicking), teachers of 32 channels, 8 student epochs (30 for the overfitting pair),
+    # three seeds on every sweep. Students train in bf16 where the CPU multiplies it natively (appendix
+    # 91: 1.6x faster, accuracy within the seed spread); the teachers stay fp32 (trained before the switch;
+    # every teacher logit a student regresses is computed in fp32 either way).
     "full": Preset(
         teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
         ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
         bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
-        views=2, sweep_seeds={"quality": (0,), "bottleneck": (0,)}),
+        views=2, overfit_epochs=30, precision="auto"),
     "paper": Preset(
         teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20),
                               precision="auto"),
@@ -130,6 +134,8 @@ def preset(profile: str, smoke: bool = False) -> Preset:
 
 
 def _student(p: Preset, **kw: Any) -> StudentConfig:
+    """A student of the profile's sizes; every student, on labels or mimicking, trains on the same
+    transfer set (the training images and ``p.views`` augmented views)."""
     base = dict(epochs=p.student_epochs, n_train=p.n_train, n_test=p.n_test, conv_channels=p.conv_channels,
                 views=p.views, precision=p.precision)
     base.update(kw)
@@ -143,13 +149,13 @@ def size_sweep(p: Preset) -> dict[str, StudentConfig]:
     ens = TeacherSpec(p.teacher, p.ensemble)
     out = {}
     for h in p.widths:
-        out[f"labels-h{h}"] = _student(p, hidden=h, loss="labels", dropout=0.5, views=0)
+        out[f"labels-h{h}"] = _student(p, hidden=h, loss="labels", dropout=0.5, bottleneck=p.bottleneck)
         out[f"mimic-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)
         out[f"mimic_noconv-h{h}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, conv_channels=0)
         budget = mimic.student_params(h, p.bottleneck, 0)
         w = mimic.deep_mlp_width(budget, p.mlp_depth)
         out[f"deep_mlp_labels-h{h}"] = _student(p, hidden=w, depth=p.mlp_depth, conv_channels=0, loss="labels",
-                                                dropout=0.5, views=0)
+                                                dropout=0.5)
         out[f"deep_mlp_mimic-h{h}"] = _student(p, hidden=w, depth=p.mlp_depth, conv_channels=0, teacher=ens)
     return out
 
@@ -169,7 +175,7 @@ def loss_sweep(p: Preset) -> dict[str, StudentConfig]:
     h = p.loss_width
     out = {"loss-logits": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="logits"),
            "loss-probs": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="probs"),
-           "loss-labels": _student(p, hidden=h, bottleneck=p.bottleneck, loss="labels", views=0)}
+           "loss-labels": _student(p, hidden=h, bottleneck=p.bottleneck, loss="labels")}
     for t in p.temperatures:
         out[f"loss-kd-T{t:g}"] = _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, loss="kd", temperature=t)
     return out
@@ -184,11 +190,12 @@ def bottleneck_sweep(p: Preset) -> dict[str, StudentConfig]:
 
 
 def overfit_pair(p: Preset) -> dict[str, StudentConfig]:
-    """Test error over epochs of a wide student on labels (no dropout) vs mimicking."""
+    """Test error over epochs of a wide student on labels (no dropout) vs mimicking, on the same
+    images, for ``p.overfit_epochs`` (long enough for every label seed to overfit)."""
     ens = TeacherSpec(p.teacher, p.ensemble)
-    h = p.widths[-1]
-    return {"overfit-labels": _student(p, hidden=h, loss="labels", bottleneck=p.bottleneck, views=0),
-            "overfit-mimic": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck)}
+    h, epochs = p.widths[-1], p.overfit_epochs or p.student_epochs
+    return {"overfit-labels": _student(p, hidden=h, loss="labels", bottleneck=p.bottleneck, epochs=epochs),
+            "overfit-mimic": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, epochs=epochs)}
 
 
 SWEEPS = {"size": size_sweep, "quality": quality_sweep, "loss": loss_sweep, "bottleneck": bottleneck_sweep,
