@@ -66,10 +66,12 @@ def _train_with_valid(test_every_epoch: bool) -> list[dict]:
 
 def test_testing_only_the_best_and_last_epochs_trains_the_same():
     every, some = _strip_time(_train_with_valid(True)), _strip_time(_train_with_valid(False))
-    best_so_far = [h["epoch"] for i, h in enumerate(every)
-                   if h["valid_loss"] < min((e["valid_loss"] for e in every[:i]), default=float("inf"))]
+    by_loss = [h["epoch"] for i, h in enumerate(every)
+               if h["valid_loss"] < min((e["valid_loss"] for e in every[:i]), default=float("inf"))]
+    by_acc = [h["epoch"] for i, h in enumerate(every)
+              if h["valid_acc"] > max((e["valid_acc"] for e in every[:i]), default=-1.0)]
     tested = [h["epoch"] for h in some if h["test_acc"] is not None]
-    assert tested == sorted({*best_so_far, 12}) and len(tested) < 12  # the best so far, and the last
+    assert tested == sorted({*by_loss, *by_acc, 12}) and len(tested) < 12  # the best so far by each, the last
     for full, part in zip(every, some):
         assert {k: v for k, v in part.items() if v is not None} == \
                {k: v for k, v in full.items() if part[k] is not None}  # same training, same numbers

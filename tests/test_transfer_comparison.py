@@ -40,27 +40,41 @@ def test_the_sweep_tries_each_weight_at_the_students_rate_then_each_rate_at_the_
     assert len(set(names)) == len(names)
 
 
-def _sweep_record(name: str, weight: float, lr: float, loss: float) -> dict:
+def _sweep_record(name: str, weight: float, lr: float, acc: float, loss: float = 2.0) -> dict:
     return {"name": f"{name}-w{weight:g}-lr{lr:g}", "config": {"weight": weight,
                                                              "student": {"lr": lr, "target": "deep_fcn"}},
-            "metrics": {"min_valid_loss": loss}}
+            "metrics": {"min_valid_loss": loss}, "history": [{"valid_acc": acc / 2}, {"valid_acc": acc}]}
 
 
-def test_chosen_settings_take_the_weight_then_the_rate_of_lowest_validation_loss():
+def test_chosen_settings_take_the_weight_then_the_rate_of_highest_validation_accuracy():
     lr0 = TC.configs("full")[0].student.lr
-    records = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 1.2), (1.0, 1.1), (10.0, 1.3))]
-    rates = [_sweep_record("kd-trained", 1.0, lr, v) for lr, v in ((3e-3, 1.4), (1e-3, 1.2), (1e-4, 1.0), (3e-5, 1.5))]
-    records += rates
-    records.append(_sweep_record("kd-trained", 10.0, 1e-3, 0.5))  # another weight's rate: not a candidate
+    records = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 0.30), (1.0, 0.35), (10.0, 0.25))]
+    records += [_sweep_record("kd-trained", 1.0, lr, v) for lr, v in ((3e-3, 0.2), (1e-3, 0.3), (1e-4, 0.4),
+                                                                        (3e-5, 0.1))]
+    records.append(_sweep_record("kd-trained", 10.0, 1e-3, 0.9))  # another weight's rate: not a candidate
     assert TC.chosen_settings("full", records) == {"kd-trained": {"weight": 1.0, "lr": 1e-4}}
+
+
+def test_a_tie_in_validation_accuracy_goes_to_the_lower_validation_loss():
+    lr0 = TC.configs("full")[0].student.lr
+    records = [_sweep_record("spkd-trained", w, lr0, 0.3, loss) for w, loss in ((0.1, 2.0), (1.0, 1.9), (10.0, 2.1))]
+    assert TC.chosen_settings("full", records)["spkd-trained"]["weight"] == 1.0
 
 
 def test_a_half_done_sweep_chooses_nothing_it_has_not_finished():
     lr0 = TC.configs("full")[0].student.lr
-    weights = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 1.2), (1.0, 1.1), (10.0, 1.3))]
+    weights = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 0.30), (1.0, 0.35), (10.0, 0.25))]
     assert TC.chosen_settings("full", weights[:2]) == {}  # one weight still to train
     some_rates = [_sweep_record("kd-trained", 1.0, 1e-4, 0.9)]  # four of the five rates missing
     assert TC.chosen_settings("full", weights + some_rates) == {"kd-trained": {"weight": 1.0, "lr": lr0}}
+
+
+def test_the_reported_checkpoint_is_the_epoch_of_highest_validation_accuracy():
+    history = [{"epoch": 1, "valid_acc": 0.2, "valid_loss": 2.0, "test_acc": 0.21, "test_loss": 2.0},
+               {"epoch": 2, "valid_acc": 0.4, "valid_loss": 2.5, "test_acc": 0.39, "test_loss": 2.6},
+               {"epoch": 3, "valid_acc": 0.3, "valid_loss": 2.9, "test_acc": None, "test_loss": None}]
+    assert TC._accuracy_checkpoint(history) == {"max_valid_acc": 0.4, "acc_checkpoint_epoch": 2,
+                                                "acc_checkpoint_test_acc": 0.39, "acc_checkpoint_test_loss": 2.6}
 
 
 def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):

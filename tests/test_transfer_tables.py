@@ -12,7 +12,7 @@ def _record(name: str, method: str, trained: bool, seed: int, acc: float, distan
             seconds: float = 0.1) -> dict:
     return {"name": name, "seed": seed, "profile": "full",
             "config": {"method": method, "teacher_trained": trained, "distance": distance},
-            "metrics": {"checkpoint_test_acc": acc, "mean_cka_teacher": 0.5, "seconds_per_step": seconds}}
+            "metrics": {"acc_checkpoint_test_acc": acc, "mean_cka_teacher": 0.5, "seconds_per_step": seconds}}
 
 
 RECORDS = ([_record("labels", "labels", True, s, a, seconds=0.05) for s, a in enumerate((0.30, 0.31, 0.32))]

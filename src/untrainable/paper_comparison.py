@@ -17,7 +17,8 @@ when one fails the row is "not testable". A row may name several, ``;``-separate
 comparable"); rows without records are "not run".
 
 Metrics: ``test_acc`` (in %), ``checkpoint_test_acc`` (the lowest-validation-loss checkpoint's test
-accuracy, the number the guidance paper reports, in %), ``guide_acc`` (a trained guide's accuracy,
+accuracy, the number the guidance paper reports, in %), ``acc_checkpoint_test_acc`` (the checkpoint
+of highest validation accuracy: chapter 08's, in %), ``guide_acc`` (a trained guide's accuracy,
 :func:`~untrainable.experiments.image_guides.guide_accuracy`, in %), ``teacher_test_acc`` (a mimic
 student's teacher or ensemble, in %),
 ``perplexity`` (ours per character, the paper's per word: only the effect's sign compares),
@@ -114,7 +115,7 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
     if metric == "kappa":
         return _kappa_values(row["record"], records, store.records("guides"))
     hits = [r for r in records if r["name"] == row["record"]]
-    if metric in ("test_acc", "teacher_test_acc", "checkpoint_test_acc"):
+    if metric in ("test_acc", "teacher_test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc"):
         return [100 * _metric(r, metric, row.name) for r in hits]
     if metric == "guide_acc":
         return [100 * guide_accuracy(r) for r in hits]
@@ -122,7 +123,8 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
         return [r["metrics"]["perplexity"] for r in hits]
     if metric == "overfit_gap":
         return [A.overfit_gap(r) for r in hits]
-    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, guide_acc, "
+    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, "
+                     "acc_checkpoint_test_acc, guide_acc, "
                      "teacher_test_acc, perplexity, overfit_gap or kappa)")
 
 

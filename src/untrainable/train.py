@@ -316,8 +316,9 @@ def fit(
     transforms each training batch before the step (never the validation or test inputs).
 
     ``test_every_epoch=False`` (with ``valid``) evaluates the test split only where a run's numbers
-    are read: at each epoch that is the best by validation so far, and at the last epoch; the other
-    rows have ``test_loss``/``test_acc`` None. Evaluation draws no random numbers, so the training is
+    are read: at each epoch that is the best so far by validation loss or by validation accuracy
+    (either checkpoint can be reported), and at the last epoch; the other rows have
+    ``test_loss``/``test_acc`` None. Evaluation draws no random numbers, so the training is
     the same; a run whose test curve is not plotted saves most of its evaluation time (the test split
     is often several times the training set).
     """
@@ -355,8 +356,10 @@ def fit(
         _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
         if valid is not None:
             row.update(_evaluated("valid", model, valid, settings, device, desc, epoch, steps))
-        is_best = valid is not None and best_epoch([*history, {"epoch": epoch + 1, **row}], best_by) == epoch + 1
-        if test_every_epoch or is_best or epoch + 1 == settings.epochs:
+        so_far = [*history, {"epoch": epoch + 1, **row}]
+        is_best = valid is not None and best_epoch(so_far, best_by) == epoch + 1
+        best_by_any = valid is not None and any(best_epoch(so_far, b) == epoch + 1 for b in BEST_BY)
+        if test_every_epoch or best_by_any or epoch + 1 == settings.epochs:
             row.update(_evaluated("test", model, test, settings, device, desc, epoch, steps))
         else:
             row.update(test_loss=None, test_acc=None)

@@ -4,10 +4,11 @@ A student of chapter 04 (the Deep FCN in its chosen regime) learns from the labe
 method of handing it what a frozen teacher knows (:mod:`untrainable.transfer`): Hinton's KD, logit
 regression (mimic), FitNets' hint, similarity-preserving KD, or guidance; the teacher is the trained
 ResNet-18 guide of chapter 04 or the same network untrained. Everything else (data, epochs,
-schedule, the checkpoint of lowest validation loss) is the chapter-04 run's, so the methods differ
-in their loss, its weight and the learning rate alone. Each method's weight and learning rate are
-chosen on the validation split as chapter 04 chose alpha and the learning rate (:func:`sweep_configs`,
-seed :data:`SWEEP_SEED`); the labels alone keep the rate chapter 04 chose for this student. Guidance's
+schedule) is the chapter-04 run's, so the methods differ in their loss, its weight and the learning
+rate alone. Each method's weight and learning rate are chosen on the validation split in chapter 04's
+order (:func:`sweep_configs`, seed :data:`SWEEP_SEED`), and the checkpoint reported is that of the
+highest validation accuracy (:data:`untrainable.analysis.transfer_tables.METRIC` says why not the
+lowest validation loss); the labels alone keep the rate chapter 04 chose for this student. Guidance's
 distance can be any of :data:`untrainable.guidance.GUIDANCE_DISTANCES` (the distance study).
 
 One run: :func:`train_student`. Records: ``transfer_comparison`` (the sweep: ``transfer_sweeps``).
@@ -28,6 +29,7 @@ import torch
 from untrainable import guidance as G
 from untrainable import transfer as T
 from untrainable.mimic import random_crop_flip
+from untrainable.analysis.transfer_tables import METRIC
 from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, guide_beats_target,
                                                 overfits)
 from untrainable.data import stratified_indices
@@ -39,10 +41,10 @@ from untrainable.models import build_target, count_parameters
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load_resolved
 from untrainable.runtime import seed_everything
-from untrainable.train import FitSettings, fit
+from untrainable.train import FitSettings, best_epoch, fit
 
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "STAGES", "Config", "PRESETS", "configs",
-           "run_name", "sweep_name", "sweep_configs", "chosen_settings", "planned_runs", "train_student", "run",
+           "run_name", "sweep_name", "sweep_configs", "max_valid_acc", "chosen_settings", "planned_runs", "train_student", "run",
            "run_sweep", "teacher_record", "preconditions", "plain_preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
@@ -84,7 +86,11 @@ class Config:
 _FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5),
                              distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa"),
                              students=("deep_fcn",), seeds=(0, 1, 2),
-                             chosen={"kd-trained": {"weight": 0.1, "lr": 3e-4}})
+                             chosen={"fitnets-trained": {"weight": 10.0, "lr": 3e-4},
+                                     "kd-trained": {"weight": 1.0, "lr": 3e-4},
+                                     "kd-untrained": {"weight": 1.0, "lr": 3e-4},
+                                     "logits-trained": {"weight": 0.1, "lr": 3e-4},
+                                     "logits-untrained": {"weight": 0.1, "lr": 3e-4}})
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(_FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"), seeds=(0, 1),
                   chosen={}),
@@ -175,8 +181,9 @@ def sweep_configs(profile: str, smoke: bool = False, stage: str | None = None) -
 
 
 def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``run name -> {"weight", "lr"}`` from the sweep's ``records``: the weight of lowest validation loss
-    at the student's learning rate, then the learning rate of lowest validation loss at that weight.
+    """``run name -> {"weight", "lr"}`` from the sweep's ``records``: the weight of highest validation
+    accuracy (ties: lower validation loss) at the student's learning rate, then the learning rate of
+    highest validation accuracy at that weight.
     A choice waits for its whole stage: a run whose weights are not all in ``records`` is left out, and
     one whose learning rates are not all there keeps the student's (a sweep half done picks nothing)."""
     p = PRESETS[check_profile(profile)]
@@ -184,7 +191,7 @@ def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, di
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["name"].split("-w", 1)[0], []).append(r)
-    best = lambda rs: min(rs, key=lambda r: r["metrics"]["min_valid_loss"])["config"]  # noqa: E731
+    best = lambda rs: min(rs, key=lambda r: (-max_valid_acc(r), r["metrics"]["min_valid_loss"]))["config"]  # noqa: E731
     out = {}
     for name, rs in groups.items():
         own_lr = student_lr[rs[0]["config"]["student"]["target"]]
@@ -198,6 +205,20 @@ def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, di
     return out
 
 
+def max_valid_acc(record: dict[str, Any]) -> float:
+    """A run's highest validation accuracy over its epochs (read from its history, which every sweep
+    record has, whichever metrics the code of its day stored)."""
+    return max(h["valid_acc"] for h in record["history"])
+
+
+def _accuracy_checkpoint(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checkpoint the chapter reports, the epoch of highest validation accuracy, with its test
+    numbers (``fit(test_every_epoch=False)`` tests every such epoch)."""
+    best = history[best_epoch(history, "valid_acc") - 1]
+    return {"max_valid_acc": best["valid_acc"], "acc_checkpoint_epoch": best["epoch"],
+            "acc_checkpoint_test_acc": best["test_acc"], "acc_checkpoint_test_loss": best["test_loss"]}
+
+
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """The sweep, then every run for every seed (the teacher is chapter 04's guide, planned there)."""
     seeds = PRESETS[check_profile(profile)]["seeds"] if seeds is None else tuple(seeds)
@@ -209,8 +230,10 @@ def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, 
                   ) -> dict[str, Any]:
     """Train the student with the labels and the method; the chapter-04 run's metrics, plus the CKA it
     reached with the trained teacher's mapped layers and the seconds per step. The test split is
-    evaluated only at the epochs the metrics read (each best by validation so far, and the last):
-    the same training, about a third less time, as no curve of this chapter plots it."""
+    evaluated only at the epochs the metrics read (each best so far by validation loss or accuracy,
+    and the last): the same training in about half the time, as no curve of this chapter plots it.
+    Reported: the checkpoint of highest validation accuracy (``acc_checkpoint_*``); chapter 04's
+    checkpoint of lowest validation loss (``checkpoint_*``) is kept beside it."""
     s = c.student
     train, valid, test = ig.target_data(s)
     generator = seed_everything(seed)
@@ -230,7 +253,8 @@ def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, 
     cka = G.SimilarityProbe(teacher, loss.pairs, x_probe).measure(model)
     steps = len(history) * -(-len(train[1]) // s.batch_size)
     metrics = {k: history[-1][k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
-    metrics.update(ig._validation_metrics(history), parameters=count_parameters(model), mean_cka_teacher=float(
+    metrics.update(ig._validation_metrics(history), **_accuracy_checkpoint(history),
+                   parameters=count_parameters(model), mean_cka_teacher=float(
         np.mean(cka)), seconds_per_step=sum(h["train_time_s"] for h in history) / steps)
     return {"metrics": metrics, "history": history, "final_cka": cka, "pairs": loss.pairs}
 
@@ -287,7 +311,7 @@ def teacher_record(profile: str, target: str = "deep_fcn") -> dict[str, Any]:
 
 
 def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
-                  metric: str = "checkpoint_test_acc") -> list[CheckedPrecondition]:
+                  metric: str = METRIC) -> list[CheckedPrecondition]:
     """What the comparison needs from its records, checked: the student trained on labels alone shows
     chapter 04's failure (it overfits), and the trained teacher beats it by more than the seed spread,
     so it has something to hand over."""
@@ -297,7 +321,7 @@ def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
 
 
 def plain_preconditions(records: list[dict[str, Any]], twin: dict[str, Any] | None,
-                        metric: str = "checkpoint_test_acc") -> list[CheckedPrecondition]:
+                        metric: str = METRIC) -> list[CheckedPrecondition]:
     """The plain-ConvNet part (``paper``): chapter 05's failure (the plain net on labels alone falls short
     of its residual twin, the teacher), checked as chapter 05 checks it."""
     labels = [r for r in records if r["name"] == "plain_cnn-labels"]
@@ -307,16 +331,18 @@ def plain_preconditions(records: list[dict[str, Any]], twin: dict[str, Any] | No
 
 
 def sweep_table(records: list[dict[str, Any]], chosen: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """The validation sweep: per run, weight and learning rate, its lowest validation loss and whether the
-    chapter uses that setting (``chosen`` as :func:`chosen_settings` returns it)."""
+    """The validation sweep: per run, weight and learning rate, its highest validation accuracy (%, what
+    chooses), its lowest validation loss (what breaks ties) and whether the chapter uses that setting
+    (``chosen`` as :func:`chosen_settings` returns it)."""
     rows = []
     for r in records:
         name, c = r["name"].split("-w", 1)[0], r["config"]
         pick = chosen.get(name, {})
         rows.append({"run": name, "weight": c["weight"], "learning rate": c["student"]["lr"],
+                     "highest validation acc (%)": 100 * max_valid_acc(r),
                      "lowest validation loss": r["metrics"]["min_valid_loss"],
                      "chosen": "yes" if pick == {"weight": c["weight"], "lr": c["student"]["lr"]} else ""})
-    columns = ["run", "weight", "learning rate", "lowest validation loss", "chosen"]
+    columns = ["run", "weight", "learning rate", "highest validation acc (%)", "lowest validation loss", "chosen"]
     return pd.DataFrame(rows, columns=columns).sort_values(["run", "weight", "learning rate"]).reset_index(drop=True)
 
 
