@@ -86,11 +86,13 @@ class Config:
 _FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5),
                              distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa"),
                              students=("deep_fcn",), seeds=(0, 1, 2),
-                             chosen={"fitnets-trained": {"weight": 10.0, "lr": 3e-4},
-                                     "kd-trained": {"weight": 1.0, "lr": 3e-4},
-                                     "kd-untrained": {"weight": 1.0, "lr": 3e-4},
-                                     "logits-trained": {"weight": 0.1, "lr": 3e-4},
-                                     "logits-untrained": {"weight": 0.1, "lr": 3e-4}})
+                             chosen={"fitnets-trained": {"weight": 10.0, "lr": 0.0003},
+                                     "fitnets-untrained": {"weight": 0.1, "lr": 0.0003},
+                                     "guidance-debiased_cka-trained": {"weight": 0.1, "lr": 0.0003},
+                                     "kd-trained": {"weight": 1.0, "lr": 0.0003},
+                                     "kd-untrained": {"weight": 1.0, "lr": 0.0003},
+                                     "logits-trained": {"weight": 0.1, "lr": 0.0003},
+                                     "logits-untrained": {"weight": 0.1, "lr": 0.0003}})
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(_FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"), seeds=(0, 1),
                   chosen={}),
