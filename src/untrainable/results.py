@@ -197,7 +197,8 @@ def run_or_load(
 
 def run_or_load_resolved(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: Callable[..., Any],
                          resolve: Callable[[], dict[str, Any]], *, device: str = "auto", force: bool = False,
-                         train_missing: bool | None = None) -> dict[str, Any]:
+                         train_missing: bool | None = None,
+                         required_metrics: Sequence[str] = DEFAULT_REQUIRED_METRICS) -> dict[str, Any]:
     """:func:`run_or_load` for a run whose training needs inputs (its guide, its teacher) that cost time
     to build: ``resolve()`` returns them as keyword arguments of ``train_fn``, and is called only when
     the run will train, so loading a stored record never builds (or trains) a guide."""
@@ -205,7 +206,7 @@ def run_or_load_resolved(experiment: str, profile: str, name: str, config: Any, 
     needed = force or (find_record(path) is None and training_allowed(profile, force, train_missing))
     train = functools.partial(train_fn, **resolve()) if needed else train_fn
     return run_or_load(experiment, profile, name, config, seed, train, device=device, force=force,
-                       train_missing=train_missing)
+                       train_missing=train_missing, required_metrics=required_metrics)
 
 
 def train_record(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: TrainFn, *,

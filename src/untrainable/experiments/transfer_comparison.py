@@ -17,7 +17,7 @@ One run: :func:`train_student`. Records: ``transfer_comparison`` (the sweep: ``t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
 from untrainable.models import build_target, count_parameters
 from untrainable.profiles import check_profile
-from untrainable.results import run_or_load_resolved
+from untrainable.results import DEFAULT_REQUIRED_METRICS, run_or_load_resolved
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, fit
 
@@ -268,10 +268,11 @@ def _teacher(profile: str, c: Config, seed: int, device: str, train_missing: boo
 
 
 def _records(profile: str, cfgs: list[Config], seeds: Iterable[int], device: str, force: bool,
-             train_missing: bool | None, experiment: str, name: Callable[[Config], str]) -> list[dict[str, Any]]:
+             train_missing: bool | None, experiment: str, name: Callable[[Config], str],
+             required: Sequence[str] = DEFAULT_REQUIRED_METRICS) -> list[dict[str, Any]]:
     return [run_or_load_resolved(experiment, profile, name(c), c, seed, train_student,
                                  lambda c=c, seed=seed: {"teacher": _teacher(profile, c, seed, device, train_missing)},
-                                 device=device, force=force, train_missing=train_missing)
+                                 device=device, force=force, train_missing=train_missing, required_metrics=required)
             for c in cfgs for seed in seeds]
 
 
@@ -293,7 +294,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     trained when allowed."""
     seeds = PRESETS[check_profile(profile)]["seeds"] if seeds is None else tuple(seeds)
     return _records(profile, _named(configs(profile, smoke), names), seeds, device, force, train_missing, EXPERIMENT,
-                    run_name)
+                    run_name, (*DEFAULT_REQUIRED_METRICS, METRIC))  # a record older than the reported metric: clear error
 
 
 def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *, train_missing: bool | None = None,
