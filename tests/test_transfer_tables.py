@@ -39,3 +39,9 @@ def test_the_distance_study_reads_guidance_under_each_distance():
     t = A.distance_table(RECORDS)
     assert list(t.index) == ["guidance-untrained", "guidance-rsa-untrained"]
     assert list(t["distance"]) == ["linear CKA", "RSA"] and t.loc["guidance-rsa-untrained", "reading"] == "worse"
+
+
+def test_a_student_without_records_gives_an_empty_table_not_rows_of_blanks():
+    records = [_record("labels", "labels", True, s, 0.30) for s in range(3)]
+    records += [_record("kd-trained", "kd", True, s, 0.32) for s in range(3)]
+    assert A.method_table(records, prefix="plain_cnn-").empty

@@ -56,9 +56,10 @@ def _table(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFrame:
                                       ms_per_step=("ms_per_step", "mean"))
     base = names[0]  # the student's labels-alone run
     effects = contrasts_table({"": list(records)}, [(n, base) for n in names[1:]], METRIC).set_index("treated")
-    # a contrast with too few seeds has no effect columns: reindexing gives it NaN there
-    effects = effects.reindex(index=means.index, columns=["effect", "ci_low", "ci_high", "p_value", "reading"])
     out = means.reindex([n for n in names if n in means.index])
+    # a contrast with too few seeds has no effect columns: reindexing gives it NaN there; reindexed on the
+    # table's own rows, so a student without records (the plain ConvNet in ``full``) gives an empty table
+    effects = effects.reindex(index=out.index, columns=["effect", "ci_low", "ci_high", "p_value", "reading"])
     out["effect vs labels"], out["ci_low"], out["ci_high"], out["p"] = (effects[k] for k in
                                                                         ("effect", "ci_low", "ci_high", "p_value"))
     out["reading"] = effects["reading"].fillna("")
