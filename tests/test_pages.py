@@ -71,6 +71,8 @@ def test_tables_print_every_column_with_empty_cells_explained():
     assert "NaN" not in out and "—</td>" in out and "a baseline has no ratio to itself" in out
     assert "-0.0" not in out and ">0.0</td>" in out
     assert pages.DEFAULT_NA_NOTE in pages.table_html(pd.DataFrame({"x": [np.nan]}))
+    empty = pages.table_html(pd.DataFrame(columns=["accuracy", "p"]))
+    assert "<table" not in empty and pages.EMPTY_NOTE in empty  # no grid of headers over nothing
 
 
 def test_a_table_styled_by_its_page_keeps_its_formats_in_the_book_style():

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
 
 __all__ = ["show_source", "table_html", "styled_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
-           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE"]
+           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE", "EMPTY_NOTE"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
 SETUP_MARK = "# Setup."
@@ -45,6 +45,7 @@ CHOSEN_TAGS = frozenset({"remove-cell", "remove-input", "hide-input", "show-inpu
 #: ``DataFrame.attrs`` key under which a table's maker says why some of its cells are empty.
 NA_NOTE_ATTR = "na_note"
 DEFAULT_NA_NOTE = "— : no value for this row (the column does not apply to it)"
+EMPTY_NOTE = "No rows: no record of this profile fills this table."
 _PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
 _PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
 
@@ -66,7 +67,9 @@ def show_source(*objects: Any) -> "Markdown":
 def table_html(frame: pd.DataFrame) -> str:
     """``frame`` as the book prints it: every row and column, floats without negative zeros, an empty
     cell as "—" and, when there is one, a note under the table saying why (``frame.attrs["na_note"]``,
-    else :data:`DEFAULT_NA_NOTE`)."""
+    else :data:`DEFAULT_NA_NOTE`); a table without rows as a sentence (:data:`EMPTY_NOTE`)."""
+    if frame.empty:  # a table no record of this profile fills: say so in words, not with an empty grid
+        return f'<p class="book-table-note">{html.escape(frame.attrs.get(NA_NOTE_ATTR, EMPTY_NOTE))}</p>'
     shown = frame.copy()
     floats = shown.select_dtypes("float").columns
     shown[floats] = shown[floats] + 0.0  # -0.0 + 0.0 is 0.0: a rounded "−0.0" reads as a sign that is not there

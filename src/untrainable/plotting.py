@@ -162,10 +162,10 @@ def accuracy_vs_size(size: pd.DataFrame, teacher_acc: float, ensemble_acc: float
     ax.axhline(teacher_acc, color=COLORS["teacher"], ls="--", label=f"deep teacher ({teacher_acc:.1f}%)")
     ax.axhline(ensemble_acc, color=COLORS["teacher"], ls=":", label=f"teacher ensemble ({ensemble_acc:.1f}%)")
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)", title=title)
-    ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5)))  # ticks at 1, 2 and 5 of each decade
+    ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5), numticks=20))  # ticks at 1, 2 and 5 of each decade
     ax.xaxis.set_major_formatter(mticker.EngFormatter())
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: never on a line
     return fig
 
 
