@@ -45,3 +45,15 @@ def test_a_student_without_records_gives_an_empty_table_not_rows_of_blanks():
     records = [_record("labels", "labels", True, s, 0.30) for s in range(3)]
     records += [_record("kd-trained", "kd", True, s, 0.32) for s in range(3)]
     assert A.method_table(records, prefix="plain_cnn-").empty
+
+
+def test_the_landing_page_says_what_the_comparison_shows_once_it_has_records(monkeypatch):
+    from untrainable import paper_comparison as PC
+
+    store = {"transfer_comparison": RECORDS}
+    monkeypatch.setattr(PC._Store, "records", lambda self, experiment: store.get(experiment, []))
+    text = PC.transfer_paragraph("full", ("08 · Guidance vs distillation", "../notebooks/08.ipynb"))
+    assert text.startswith("\n**Guidance vs distillation** ([08 · Guidance vs distillation](../notebooks/08.ipynb))")
+    assert "3 seeds" in text and A.transfer_summary(A.method_table(RECORDS)) in text
+    store.clear()
+    assert PC.transfer_paragraph("full", ("08", "x")) == ""  # no records yet: no paragraph

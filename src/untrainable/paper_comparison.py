@@ -42,7 +42,7 @@ from untrainable.experiments.image_guides import guide_accuracy, scored_as
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
-__all__ = ["DATA_FILE", "SHOWN", "sources_table", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
+__all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
            "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
@@ -339,6 +339,19 @@ def headline(profile: str, chapters: dict[str, tuple[str, str]], path: Path | No
         lines.append(f"* [{title}]({link}): " + ", ".join(f"{counts[v]} {v}" for v in order)
                      + f" (of {len(rows)} judged row{'s' * (len(rows) != 1)})" + _decided(rows))
     return "\n".join(lines) + "\n"
+
+
+def transfer_paragraph(profile: str, chapter: tuple[str, str] | None) -> str:
+    """The landing page's paragraph on chapter 08 (``chapter``: its title and link), from its records:
+    which ways of handing a student what a teacher knows beat the labels alone, with each teacher
+    (:func:`untrainable.analysis.transfer_summary`); empty while the chapter has no records."""
+    records = _Store(profile).records("transfer_comparison")
+    if chapter is None or not records:
+        return ""
+    seeds = len({r["seed"] for r in records})
+    return (f"\n**Guidance vs distillation** ([{chapter[0]}]({chapter[1]})): every method against the labels "
+            f"alone on one student and one budget (profile `{profile}`, {seeds} seeds, Welch's t-test):\n\n"
+            + A.transfer_summary(A.method_table(records)) + "\n")
 
 
 def _decided(rows: pd.DataFrame) -> str:

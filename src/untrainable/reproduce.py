@@ -123,11 +123,12 @@ def chapter_links() -> dict[str, tuple[str, str]]:
 
 
 def write_headline(stage: Path, profile: str) -> Path:
-    """The landing page's per-chapter verdict counts for ``profile`` (:func:`untrainable.paper_comparison.headline`)."""
+    """The landing page's per-chapter verdict counts for ``profile`` (:func:`untrainable.paper_comparison.headline`)
+    and what chapter 08's comparison shows (:func:`untrainable.paper_comparison.transfer_paragraph`)."""
     from untrainable import paper_comparison as PC  # loads every chapter's records: only when a book is staged
 
-    out = stage / HEADLINE
-    out.write_text(PC.headline(profile, chapter_links()))
+    out, links = stage / HEADLINE, chapter_links()
+    out.write_text(PC.headline(profile, links) + PC.transfer_paragraph(profile, links.get("08")))
     return out
 
 
