@@ -149,3 +149,17 @@ def test_a_record_without_the_rows_metric_is_named(data_file):
     write_json_atomic({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
     with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
         PC.verdicts("full", data_file)
+
+
+def test_a_teacher_read_from_each_of_its_students_counts_once():
+    import pandas as pd
+
+    class Store:
+        def records(self, experiment):
+            return [{"name": "mimic-h4096", "seed": s, "metrics": {"teacher_test_acc": 0.703, "test_acc": t}}
+                    for s, t in enumerate((0.64, 0.65, 0.63))]
+
+    row = pd.Series({"experiment": "mimic_student", "record": "mimic-h4096", "our_metric": "teacher_test_acc"},
+                    name="mim-ensemble")
+    assert PC.our_values(row, Store()) == [pytest.approx(70.3)]  # one ensemble, not three seeds of it
+    assert len(PC.our_values(row.replace("teacher_test_acc", "test_acc"), Store())) == 3

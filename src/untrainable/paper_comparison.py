@@ -115,7 +115,9 @@ def our_values(row: pd.Series, store: _Store) -> list[float]:
     if metric == "kappa":
         return _kappa_values(row["record"], records, store.records("guides"))
     hits = [r for r in records if r["name"] == row["record"]]
-    if metric in ("test_acc", "teacher_test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc"):
+    if metric == "teacher_test_acc":  # one teacher (or ensemble) read from each of its students: one value
+        return list(dict.fromkeys(100 * _metric(r, metric, row.name) for r in hits))
+    if metric in ("test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc"):
         return [100 * _metric(r, metric, row.name) for r in hits]
     if metric == "guide_acc":
         return [100 * guide_accuracy(r) for r in hits]
