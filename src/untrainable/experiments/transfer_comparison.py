@@ -89,10 +89,15 @@ _FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e
                              chosen={"fitnets-trained": {"weight": 10.0, "lr": 0.0003},
                                      "fitnets-untrained": {"weight": 0.1, "lr": 0.0003},
                                      "guidance-debiased_cka-trained": {"weight": 0.1, "lr": 0.0003},
+                                     "guidance-debiased_cka-untrained": {"weight": 1.0, "lr": 0.0003},
+                                     "guidance-rbf_cka-trained": {"weight": 1.0, "lr": 0.0003},
+                                     "guidance-trained": {"weight": 1.0, "lr": 0.0003},
                                      "kd-trained": {"weight": 1.0, "lr": 0.0003},
                                      "kd-untrained": {"weight": 1.0, "lr": 0.0003},
                                      "logits-trained": {"weight": 0.1, "lr": 0.0003},
-                                     "logits-untrained": {"weight": 0.1, "lr": 0.0003}})
+                                     "logits-untrained": {"weight": 0.1, "lr": 0.0003},
+                                     "spkd-trained": {"weight": 0.1, "lr": 0.0003},
+                                     "spkd-untrained": {"weight": 10.0, "lr": 0.0003}})
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(_FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"), seeds=(0, 1),
                   chosen={}),
