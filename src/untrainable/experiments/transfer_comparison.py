@@ -91,6 +91,7 @@ _FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e
                                      "guidance-debiased_cka-trained": {"weight": 0.1, "lr": 0.0003},
                                      "guidance-debiased_cka-untrained": {"weight": 1.0, "lr": 0.0003},
                                      "guidance-procrustes-trained": {"weight": 10.0, "lr": 0.0003},
+                                     "guidance-procrustes-untrained": {"weight": 0.1, "lr": 0.0003},
                                      "guidance-rbf_cka-trained": {"weight": 1.0, "lr": 0.0003},
                                      "guidance-rbf_cka-untrained": {"weight": 0.1, "lr": 0.0003},
                                      "guidance-trained": {"weight": 1.0, "lr": 0.0003},
