@@ -135,13 +135,13 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     """Every parity run of ``profile``: stored records reload; missing ones train (a ``full`` one only
     when asked: ``train_missing`` or ``--train-missing``, as everywhere)."""
     set_threads()
-    arm = {f"{MODELS[label]}-{precision}": (label, precision) for label, precision in parity_configs(profile)}
+    label = {chapter: model for model, chapter in MODELS.items()}  # a run's name starts with its chapter
     records = []
     for planned in planned_runs(profile, seeds):
         r = run_or_load(EXPERIMENT, profile, planned.name, planned.config, planned.seed, train_parity, device=device,
                         force=force, train_missing=train_missing, required_metrics=("test_acc",))
-        label, precision = arm[planned.name]
-        records.append({**r, "parity_model": label, "parity_arm": precision})
+        records.append({**r, "parity_model": label[planned.name.split("-", 1)[0]],
+                        "parity_arm": planned.config.precision})
     return records
 
 
