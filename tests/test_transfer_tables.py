@@ -41,6 +41,15 @@ def test_the_distance_study_reads_guidance_under_each_distance():
     assert list(t["distance"]) == ["linear CKA", "RSA"] and t.loc["guidance-rsa-untrained", "reading"] == "worse"
 
 
+def test_the_findings_name_each_teachers_methods_each_distance_and_the_cost():
+    text = A.transfer_findings(A.method_table(RECORDS), A.distance_table(RECORDS))
+    methods, distances = text.split("**Guidance under each distance")
+    assert A.transfer_summary(A.method_table(RECORDS)) in methods
+    assert "RSA (-10.0 points" in distances and "did worse than the labels alone" in distances
+    assert "KD (Hinton) 2.0×" in text  # 0.1 s a step against the labels' 0.05 s (trained teacher only)
+    assert "RSA" not in text.split("**Cost")[1]  # its only run has the untrained teacher
+
+
 def test_a_student_without_records_gives_an_empty_table_not_rows_of_blanks():
     records = [_record("labels", "labels", True, s, 0.30) for s in range(3)]
     records += [_record("kd-trained", "kd", True, s, 0.32) for s in range(3)]

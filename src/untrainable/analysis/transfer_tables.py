@@ -16,7 +16,7 @@ import pandas as pd
 from untrainable.analysis.contrasts import contrasts_table
 from untrainable.analysis.effects import NO_EFFECT, TOO_FEW_SEEDS
 
-__all__ = ["METRIC", "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary"]
+__all__ = ["METRIC", "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings"]
 
 #: The number this chapter reports: test accuracy at the epoch of highest validation accuracy. Not
 #: chapter 04's lowest validation loss: a student that regresses or softly matches a trained teacher's
@@ -116,3 +116,23 @@ def _effect(row: pd.Series) -> str:
     if pd.isna(row.get("effect vs labels")):
         return str(name)
     return f"{name} ({row['effect vs labels']:+.1f} points, p = {row['p']:.2g})"
+
+
+def _cost(table: pd.DataFrame, column: str) -> str:
+    """'KD (Hinton) 1.1×, FitNets hint 1.6×, …': each run's step cost against the labels alone's, the
+    trained teacher's runs (a teacher's kind changes the numbers it hands over, not the arithmetic)."""
+    rows = table[(table["teacher"] == "trained") & table["cost vs labels"].notna()]
+    return ", ".join(f"{r[column]} {r['cost vs labels']:.1f}×" for _, r in rows.iterrows())
+
+
+def transfer_findings(methods: pd.DataFrame, distances: pd.DataFrame) -> str:
+    """The chapter's findings as Markdown, for its summary: the methods against the labels alone per
+    teacher (:func:`transfer_summary` of :func:`method_table`), guidance under each distance (of
+    :func:`distance_table`), and what a training step costs."""
+    parts = ["**Methods against the labels alone:**\n\n" + transfer_summary(methods)]
+    if not distances.empty:
+        parts.append("**Guidance under each distance, against the labels alone:**\n\n" + transfer_summary(distances))
+    costs = [c for c in (_cost(methods, "method"), _cost(distances, "distance")) if c]
+    if costs:
+        parts.append("**Cost of a training step** against the labels alone's, on this CPU: " + "; ".join(costs) + ".")
+    return "\n\n".join(parts)
