@@ -94,6 +94,8 @@ _FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e
                                      "guidance-procrustes-untrained": {"weight": 0.1, "lr": 0.0003},
                                      "guidance-rbf_cka-trained": {"weight": 1.0, "lr": 0.0003},
                                      "guidance-rbf_cka-untrained": {"weight": 0.1, "lr": 0.0003},
+                                     "guidance-rsa-trained": {"weight": 10.0, "lr": 0.0003},
+                                     "guidance-rsa-untrained": {"weight": 0.1, "lr": 0.0003},
                                      "guidance-trained": {"weight": 1.0, "lr": 0.0003},
                                      "guidance-untrained": {"weight": 0.1, "lr": 0.0003},
                                      "kd-trained": {"weight": 1.0, "lr": 0.0003},
