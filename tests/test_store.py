@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from untrainable import results
+from untrainable.precision import BF16_CPU_FLAGS
 from untrainable.results import MissingRecordError
 from untrainable.experiments import CHAPTERS, missing_records, planned_runs
 from untrainable.paths import results_root
@@ -49,8 +50,19 @@ def test_every_committed_full_record_is_the_run_planned(prefix, committed_store)
     for run in runs:
         stored = results.find_record(run.path("full"))
         if stored is not None:  # a missing one is reported by the test above
-            results.load_record(stored, experiment=run.experiment, config=run.config, seed=run.seed,
-                                required_metrics=results.DEFAULT_REQUIRED_METRICS)
+            record = results.load_record(stored, experiment=run.experiment, config=run.config, seed=run.seed,
+                                         required_metrics=results.DEFAULT_REQUIRED_METRICS)
+            # a record older than the precision setting trained in fp32
+            assert record.get("precision", "fp32") == _trained_precision(run.config, record), f"{stored.name}: precision"
+
+
+def _trained_precision(config, record: dict) -> str:
+    """The precision a record's run trained in: its config's setting, ``"auto"`` read against the CPU
+    flags the record stores (a run that trained in bf16 must not say fp32, nor the reverse)."""
+    setting = getattr(config, "precision", "fp32")
+    if setting != "auto" or not record["device"].startswith("cpu"):
+        return setting if setting != "auto" else record.get("precision", "fp32")
+    return "bf16" if set(record["machine"]["cpu_flags"]) & set(BF16_CPU_FLAGS) else "fp32"
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,12 @@ class Config:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
 
+    @property
+    def precision(self) -> str:
+        """The student's precision setting: the record's ``precision`` reads it (a property, not a
+        field, so it adds nothing to the key)."""
+        return self.student.precision
+
     def methods(self) -> list[T.Method]:
         """The transfer loss's terms: the labels, and the method at its weight."""
         own = [] if self.method == "labels" else [T.Method(self.method, self.weight, self.temperature, self.distance)]
