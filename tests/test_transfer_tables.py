@@ -50,6 +50,16 @@ def test_the_findings_name_each_teachers_methods_each_distance_and_the_cost():
     assert "RSA" not in text.split("**Cost")[1]  # its only run has the untrained teacher
 
 
+def test_the_page_table_names_units_and_says_why_a_cell_is_empty():
+    t = A.page_table(A.method_table(RECORDS))
+    assert t.index.name == "method" and list(t.columns[:4]) == ["teacher", "seeds", "test acc (%)",
+                                                                "effect vs labels (points)"]
+    first = t.iloc[0]
+    assert first.name == "labels alone" and first["effect vs labels (points)"] == "—" and first["Welch p"] == "—"
+    assert t.iloc[1]["effect vs labels (points)"] == "+10.0" and t.iloc[1]["test acc (%)"] == "41.0"
+    assert "baseline" in t.attrs["na_note"] and not t.isna().to_numpy().any()
+
+
 def test_a_student_without_records_gives_an_empty_table_not_rows_of_blanks():
     records = [_record("labels", "labels", True, s, 0.30) for s in range(3)]
     records += [_record("kd-trained", "kd", True, s, 0.32) for s in range(3)]

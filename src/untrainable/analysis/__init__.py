@@ -35,7 +35,7 @@ from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, bea
                                                 falls_short_of_twin, guide_beats_target, loss_rise, overfits,
                                                 plateau_drop)
 from untrainable.analysis.transfer_tables import (DISTANCE_LABELS, METHOD_LABELS, distance_table, method_frame,
-                                                 method_table, transfer_findings, transfer_summary)
+                                                 method_table, page_table, transfer_findings, transfer_summary)
 from untrainable.analysis.runs import (config_table, find, guide_table, mean_minutes, mean_percent, named, renamed,
                                        run_summary, select, values)
 
@@ -49,5 +49,5 @@ __all__ = [
     "quality_summary", "mimic_loss_labels",
     "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "verdict_narrative",
-    "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings",
+    "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings", "page_table",
 ]

@@ -16,7 +16,7 @@ import pandas as pd
 from untrainable.analysis.contrasts import contrasts_table
 from untrainable.analysis.effects import NO_EFFECT, TOO_FEW_SEEDS
 
-__all__ = ["METRIC", "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings"]
+__all__ = ["METRIC", "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings", "page_table"]
 
 #: The number this chapter reports: test accuracy at the epoch of highest validation accuracy. Not
 #: chapter 04's lowest validation loss: a student that regresses or softly matches a trained teacher's
@@ -136,3 +136,28 @@ def transfer_findings(methods: pd.DataFrame, distances: pd.DataFrame) -> str:
     if costs:
         parts.append("**Cost of a training step** against the labels alone's, on this CPU: " + "; ".join(costs) + ".")
     return "\n\n".join(parts)
+
+
+#: The page's name for each column of :func:`method_table` and :func:`distance_table`, with its unit, and
+#: how its numbers are written.
+PAGE_COLUMNS = {"seeds": ("seeds", "{:d}"), "accuracy": ("test acc (%)", "{:.1f}"),
+                "effect vs labels": ("effect vs labels (points)", "{:+.1f}"), "ci_low": ("95 % CI from", "{:+.1f}"),
+                "ci_high": ("95 % CI to", "{:+.1f}"), "p": ("Welch p", "{:.2g}"), "reading": ("reading", "{}"),
+                "cka": ("CKA with the trained teacher", "{:.2f}"), "ms_per_step": ("ms per step", "{:.1f}"),
+                "cost vs labels": ("cost vs labels (×)", "{:.2f}")}
+#: Why a cell of the page's table is empty.
+PAGE_NA_NOTE = ("—: the labels alone are the baseline every effect is measured against (no effect, interval "
+                "or p against themselves); a run with fewer than 3 seeds per side is not tested.")
+
+
+def page_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (:func:`method_table` or :func:`distance_table`) as the page prints it: headers with their
+    units, numbers written to their precision, an empty cell as "—" with :data:`PAGE_NA_NOTE` under it."""
+    lead = table.columns[0]  # "method" or "distance", in the page's words: the row's name
+    out = table.set_index(lead)[["teacher", *PAGE_COLUMNS]]
+    for column, (name, form) in PAGE_COLUMNS.items():
+        out[column] = [form.format(v) if not (isinstance(v, float) and np.isnan(v)) else "—" for v in out[column]]
+    out = out.rename(columns={k: v[0] for k, v in PAGE_COLUMNS.items()})
+    if (out == "—").to_numpy().any():
+        out.attrs["na_note"] = PAGE_NA_NOTE
+    return out
