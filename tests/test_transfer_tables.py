@@ -76,3 +76,17 @@ def test_the_landing_page_says_what_the_comparison_shows_once_it_has_records(mon
     assert "3 seeds" in text and A.transfer_summary(A.method_table(RECORDS)) in text
     store.clear()
     assert PC.transfer_paragraph("full", ("08", "x")) == ""  # no records yet: no paragraph
+
+
+def test_the_figure_shows_linear_cka_guidance_alone_with_the_tables_t_interval():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from untrainable.plotting import transfer_methods
+
+    fig = transfer_methods(A.method_frame(RECORDS), A.METHOD_LABELS, "t")
+    dots = sum(len(c.get_offsets()) for c in fig.axes[0].collections)
+    assert dots == 9  # KD x 2 teachers and guidance-untrained, 3 seeds each; the RSA runs are not pooled in
+    low, high = stats.t.interval(0.95, 2, loc=36.0, scale=stats.sem([35, 36, 37]))
+    bars = [sorted(line.get_ydata()) for line in fig.axes[0].lines if len(line.get_ydata()) == 2]
+    assert any(b == pytest.approx([low, high]) for b in bars)

@@ -12,6 +12,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from scipy import stats
 
 if TYPE_CHECKING:
     from untrainable.analysis.layer_comparison import LayerMatrix
@@ -286,10 +287,21 @@ def time_per_call(cells: pd.DataFrame, methods: Sequence[str], title: str) -> pl
     return fig
 
 
+def _t_interval(values: pd.Series) -> tuple[float, float]:
+    """The 95 % interval of the mean by Student's t (the tables' test), not seaborn's bootstrap; one
+    value has none."""
+    if len(values) < 2:
+        return (values.mean(), values.mean())
+    return stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+
+
 def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) -> plt.Figure:
     """Chapter 08: each method's test accuracy with the trained and the untrained teacher (mean and 95 %
     interval over seeds; seeds as dots), the labels alone as a grey band (its mean ± one SD) across
-    both. ``frame`` as :func:`untrainable.analysis.method_frame`; ``labels``: method -> display name."""
+    both. ``frame`` as :func:`untrainable.analysis.method_frame`; ``labels``: method -> display name.
+    Guidance is the paper's, linear CKA: the distance study's runs (other distances) are left out, not
+    pooled with it. The interval is Student's t over seeds, as in the chapter's tables."""
+    frame = frame[(frame["method"] != "guidance") | (frame["distance"] == "linear_cka")]
     base = frame[frame["method"] == "labels"]["accuracy"]
     rest = frame[frame["method"] != "labels"].assign(method=lambda f: f["method"].map(labels))
     order = [labels[m] for m in labels if m != "labels" and labels[m] in set(rest["method"])]
@@ -299,10 +311,10 @@ def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) ->
         ax.axhspan(base.mean() - spread, base.mean() + spread, color="grey", alpha=0.2, lw=0)
         ax.axhline(base.mean(), color="grey", lw=1, label=f"labels alone ({base.mean():.1f} %)")
     sns.pointplot(data=rest, x="method", y="accuracy", hue="teacher", order=order, hue_order=["trained", "untrained"],
-                  errorbar=("ci", 95), dodge=0.35, linestyle="none", markers="D", ax=ax)
+                  errorbar=_t_interval, dodge=0.35, linestyle="none", markers="D", ax=ax)
     sns.stripplot(data=rest, x="method", y="accuracy", hue="teacher", order=order, hue_order=["trained", "untrained"],
                   dodge=True, alpha=0.4, size=4, ax=ax, legend=False)
-    ax.set(xlabel="", ylabel="test accuracy (%), best-validation checkpoint", title=title)
+    ax.set(xlabel="", ylabel="test accuracy (%) at the epoch of\nhighest validation accuracy", title=title)
     ax.tick_params(axis="x", labelrotation=15)
     ax.legend(title="teacher", fontsize="small")
     fig.tight_layout()
