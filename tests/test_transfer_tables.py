@@ -53,10 +53,10 @@ def test_the_findings_name_each_teachers_methods_each_distance_and_the_cost():
 def test_the_page_table_names_units_and_says_why_a_cell_is_empty():
     t = A.page_table(A.method_table(RECORDS))
     assert t.index.name == "method" and list(t.columns[:4]) == ["teacher", "seeds", "test acc (%)",
-                                                                "effect vs labels (points)"]
+                                                                "effect vs labels (points) [95 % CI]"]
     first = t.iloc[0]
-    assert first.name == "labels alone" and first["effect vs labels (points)"] == "—" and first["Welch p"] == "—"
-    assert t.iloc[1]["effect vs labels (points)"] == "+10.0" and t.iloc[1]["test acc (%)"] == "41.0"
+    assert first.name == "labels alone" and first["effect vs labels (points) [95 % CI]"] == "—" and first["Welch p"] == "—"
+    assert t.iloc[1]["effect vs labels (points) [95 % CI]"] == "+10.0 [+7.7, +12.3]" and t.iloc[1]["test acc (%)"] == "41.0"
     assert "baseline" in t.attrs["na_note"] and not t.isna().to_numpy().any()
 
 

@@ -141,8 +141,8 @@ def transfer_findings(methods: pd.DataFrame, distances: pd.DataFrame) -> str:
 #: The page's name for each column of :func:`method_table` and :func:`distance_table`, with its unit, and
 #: how its numbers are written.
 PAGE_COLUMNS = {"seeds": ("seeds", "{:d}"), "accuracy": ("test acc (%)", "{:.1f}"),
-                "effect vs labels": ("effect vs labels (points)", "{:+.1f}"), "ci_low": ("95 % CI from", "{:+.1f}"),
-                "ci_high": ("95 % CI to", "{:+.1f}"), "p": ("Welch p", "{:.2g}"), "reading": ("reading", "{}"),
+                "effect vs labels": ("effect vs labels (points) [95 % CI]", "{:+.1f}"),
+                "p": ("Welch p", "{:.2g}"), "reading": ("reading", "{}"),
                 "cka": ("CKA with the trained teacher", "{:.2f}"), "ms_per_step": ("ms per step", "{:.1f}"),
                 "cost vs labels": ("cost vs labels (×)", "{:.2f}")}
 #: Why a cell of the page's table is empty.
@@ -155,8 +155,10 @@ def page_table(table: pd.DataFrame) -> pd.DataFrame:
     units, numbers written to their precision, an empty cell as "—" with :data:`PAGE_NA_NOTE` under it."""
     lead = table.columns[0]  # "method" or "distance", in the page's words: the row's name
     out = table.set_index(lead)[["teacher", *PAGE_COLUMNS]]
+    interval = [f" [{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])]
     for column, (name, form) in PAGE_COLUMNS.items():
         out[column] = [form.format(v) if not (isinstance(v, float) and np.isnan(v)) else "—" for v in out[column]]
+    out["effect vs labels"] = [e if e == "—" else e + i for e, i in zip(out["effect vs labels"], interval)]
     out = out.rename(columns={k: v[0] for k, v in PAGE_COLUMNS.items()})
     if (out == "—").to_numpy().any():
         out.attrs["na_note"] = PAGE_NA_NOTE
