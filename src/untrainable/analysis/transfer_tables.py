@@ -38,7 +38,7 @@ def _teacher(config: dict[str, Any]) -> str:
 def method_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per record: run name, method, distance, teacher, seed, test accuracy (%) at :data:`METRIC`'s
     checkpoint, the
-    mean CKA reached with the trained teacher's layers, and milliseconds per training step."""
+    mean CKA reached with its own teacher's mapped layers (trained or untrained), and milliseconds per training step."""
     rows = [{"name": r["name"], "method": r["config"]["method"], "distance": r["config"]["distance"],
              "teacher": _teacher(r["config"]), "seed": r["seed"],
              "accuracy": 100 * r["metrics"][METRIC], "cka": r["metrics"]["mean_cka_teacher"],
@@ -143,7 +143,7 @@ def transfer_findings(methods: pd.DataFrame, distances: pd.DataFrame) -> str:
 PAGE_COLUMNS = {"seeds": ("seeds", "{:d}"), "accuracy": ("test acc (%)", "{:.1f}"),
                 "effect vs labels": ("effect vs labels (points) [95 % CI]", "{:+.1f}"),
                 "p": ("Welch p", "{:.2g}"), "reading": ("reading", "{}"),
-                "cka": ("CKA with the trained teacher", "{:.2f}"), "ms_per_step": ("ms per step", "{:.1f}"),
+                "cka": ("CKA with its teacher", "{:.2f}"), "ms_per_step": ("ms per step", "{:.1f}"),
                 "cost vs labels": ("cost vs labels (×)", "{:.2f}")}
 #: Why a cell of the page's table is empty.
 PAGE_NA_NOTE = ("—: the labels alone are the baseline every effect is measured against (no effect, interval "

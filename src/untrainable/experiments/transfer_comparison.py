@@ -248,7 +248,7 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
 def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, teacher: torch.nn.Module
                   ) -> dict[str, Any]:
     """Train the student with the labels and the method; the chapter-04 run's metrics, plus the CKA it
-    reached with the trained teacher's mapped layers and the seconds per step. The test split is
+    reached with its teacher's mapped layers (the one it learnt from) and the seconds per step. The test split is
     evaluated only at the epochs the metrics read (each best so far by validation loss or accuracy,
     and the last): the same training in about half the time, as no curve of this chapter plots it.
     Reported: the checkpoint of highest validation accuracy (``acc_checkpoint_*``); chapter 04's
