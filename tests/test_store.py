@@ -60,8 +60,10 @@ def _trained_precision(config, record: dict) -> str:
     """The precision a record's run trained in: its config's setting, ``"auto"`` read against the CPU
     flags the record stores (a run that trained in bf16 must not say fp32, nor the reverse)."""
     setting = getattr(config, "precision", "fp32")
-    if setting != "auto" or not record["device"].startswith("cpu"):
-        return setting if setting != "auto" else record.get("precision", "fp32")
+    if setting != "auto":
+        return setting
+    if not record["device"].startswith("cpu"):  # a GPU's bf16 support is not stored: the record's own word
+        return record.get("precision", "fp32")
     return "bf16" if set(record["machine"]["cpu_flags"]) & set(BF16_CPU_FLAGS) else "fp32"
 
 
