@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from untrainable.analysis.selection import choose
 from untrainable.experiments import PlannedRun
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import GuideConfig
@@ -37,6 +38,8 @@ SWEEP_SEED = 100
 #: How every guide of these chapters is trained unless its spec says otherwise.
 PRACTITIONER = dict(optimizer="sgd", schedule="cosine", lr=0.05, weight_decay=5e-4, augment=True,
                     best_by="valid_acc", batch_size=128, precision="auto")
+#: How the sweep chooses alpha and the learning rate (:func:`untrainable.analysis.selection.choose`).
+SELECTION = "valid_loss"
 #: What a shell run trains, one stage at a time.
 STAGES = ("guides", "alpha", "lr", "runs")
 
@@ -50,8 +53,8 @@ def sweep_name(c: ig.Config) -> str:
 
 
 def _best(records: list[dict[str, Any]], field_name: str) -> Any:
-    """The ``field_name`` value of the record with the lowest validation loss."""
-    return min(records, key=lambda r: r["metrics"]["min_valid_loss"])["config"][field_name]
+    """The ``field_name`` value chosen on validation by the chapter's criterion (:data:`SELECTION`)."""
+    return choose(records, lambda r: r["config"][field_name], SELECTION)
 
 
 def _twin_layout(spec: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from untrainable.analysis.selection import choose
 from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, fails_to_train,
                                                 guide_beats_target, loss_rise, overfits)
 
@@ -59,6 +60,8 @@ class Regime:
 
 #: Config fields a record may lack (grids made before they varied), with the value they then had.
 _DEFAULTS = {"layers": (), "augment": False}
+#: How a pilot cell's learning rate is chosen (:func:`untrainable.analysis.selection.choose`).
+SELECTION = "valid_loss"
 
 
 def _config(r: dict[str, Any], field: str) -> Any:
@@ -80,11 +83,8 @@ def cells(records: list[dict[str, Any]], groups: tuple[str, ...], model: str) ->
 
 def chosen_lr(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records (all seeds) of the learning rate whose mean lowest validation loss is lowest."""
-    by_lr: dict[float, list[dict[str, Any]]] = {}
-    for r in records:
-        by_lr.setdefault(_config(r, "lr"), []).append(r)
-    best = min(by_lr, key=lambda lr: sum(r["metrics"]["min_valid_loss"] for r in by_lr[lr]) / len(by_lr[lr]))
-    return by_lr[best]
+    best = choose(records, lambda r: _config(r, "lr"), SELECTION)
+    return [r for r in records if _config(r, "lr") == best]
 
 
 def _cell_label(r: dict[str, Any]) -> str:

@@ -43,6 +43,7 @@ from torch import nn
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
                                                 guide_beats_target)
+from untrainable.analysis.selection import choose
 from untrainable.data import LM_TASKS, SequenceData, fresh_strings, sequence_data
 from untrainable.experiments import PlannedRun
 from untrainable.files import load_torch, save_torch_atomic
@@ -64,6 +65,8 @@ EXPERIMENT = "sequence_guidance"
 #: The validation sweep's records and seed (no reported run uses it), and its stages in order.
 SWEEP_EXPERIMENT, SWEEP_SEED = "sequence_sweeps", 100
 SWEEP_STAGES = ("guides", "targets")
+#: How the sweep chooses a learning rate (:func:`untrainable.analysis.selection.choose`).
+SELECTION = "valid_loss"
 UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s
 SETTINGS = ("copy", "parity", "lm")
 #: Per setting: (task, target family, guide family)
@@ -243,8 +246,7 @@ def chosen_settings(records: list[dict[str, Any]]) -> dict[str, dict[str, float]
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(f"{r['config']['setting']}/{r['config']['condition']}", []).append(r)
-    return {k: {"lr": min(rs, key=lambda r: r["metrics"]["min_valid_loss"])["config"]["lr"]}
-            for k, rs in sorted(groups.items())}
+    return {k: {"lr": choose(rs, lambda r: r["config"]["lr"], SELECTION)} for k, rs in sorted(groups.items())}
 
 
 def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *,

@@ -32,6 +32,7 @@ from untrainable.mimic import random_crop_flip
 from untrainable.analysis.transfer_tables import METRIC
 from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, guide_beats_target,
                                                 overfits)
+from untrainable.analysis.selection import best_record
 from untrainable.data import stratified_indices
 from untrainable.experiments import PlannedRun
 from untrainable.experiments import fcn_guidance, plain_cnn_guidance
@@ -119,6 +120,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 #: What a shell run trains, one stage at a time.
 STAGES = ("weights", "lrs", "runs")
+#: How the sweep chooses a weight and a learning rate (:func:`untrainable.analysis.selection.choose`).
+SELECTION = "valid_acc"
 
 
 #: Each student's chapter module: its unguided run is the student, its trained guide the teacher.
@@ -210,7 +213,7 @@ def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, di
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["name"].split("-w", 1)[0], []).append(r)
-    best = lambda rs: min(rs, key=lambda r: (-max_valid_acc(r), r["metrics"]["min_valid_loss"]))["config"]  # noqa: E731
+    best = lambda rs: best_record(rs, SELECTION)["config"]  # noqa: E731
     out = {}
     for name, rs in groups.items():
         own_lr = student_lr[rs[0]["config"]["student"]["target"]]
