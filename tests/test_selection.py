@@ -50,3 +50,30 @@ def test_a_record_without_validation_cannot_be_chosen_on_it():
     record = {"name": "teacher", "history": [{"epoch": 1, "test_acc": 0.9}], "metrics": {}}
     with pytest.raises(KeyError, match="has no validation accuracy"):
         validation_score(record, "valid_acc")
+
+
+# ----------------------------------------------------------------------------- typed presets
+
+from dataclasses import dataclass  # noqa: E402
+
+from untrainable.profiles import PresetError, make_preset, preset_table, replace_preset  # noqa: E402
+
+
+@dataclass(frozen=True)
+class _Preset:
+    epochs: int
+    lr: float = 1e-3
+
+
+def test_an_unknown_preset_key_is_an_error_naming_the_key_and_the_chapter():
+    with pytest.raises(PresetError, match=r"chapter 04: unknown preset key\(s\) 'epoch' for _Preset"):
+        make_preset("chapter 04", _Preset, {"epoch": 3})
+    p = make_preset("chapter 04", _Preset, {"epochs": 3})
+    assert replace_preset("chapter 04", p, lr=0.1) == _Preset(3, 0.1)
+    with pytest.raises(PresetError, match="'lrr'"):
+        replace_preset("chapter 04", p, lrr=0.1)
+
+
+def test_a_preset_table_covers_every_profile():
+    with pytest.raises(PresetError, match="missing \\['paper'\\]"):
+        preset_table("chapter 04", {"quick": _Preset(1), "full": _Preset(2)})

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 Profile = Literal["quick", "full", "paper"]
 PROFILES: tuple[str, ...] = ("quick", "full", "paper")
@@ -34,3 +36,47 @@ def check_profile(profile: str) -> str:
 def default_seeds(profile: str) -> tuple[int, ...]:
     """The seeds a profile runs by default."""
     return DEFAULT_SEEDS[check_profile(profile)]
+
+
+# ----------------------------------------------------------------------------- typed presets
+
+P = TypeVar("P")
+
+
+class PresetError(ValueError):
+    """A chapter's preset names a key its preset type does not have, or misses a profile."""
+
+
+def make_preset(chapter: str, cls: type[P], values: Mapping[str, Any]) -> P:
+    """A chapter's preset of type ``cls`` (a frozen dataclass) from ``values``.
+
+    A key that is not a field of ``cls`` is an error naming the key and the chapter: a typo must not
+    fall back to a default silently.
+    """
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise PresetError(f"{chapter}: unknown preset key(s) {', '.join(map(repr, unknown))} for {cls.__name__}: "
+                          f"the keys are {', '.join(sorted(fields))}")
+    return cls(**values)
+
+
+def replace_preset(chapter: str, preset: P, **overrides: Any) -> P:
+    """``preset`` with ``overrides`` (checked as :func:`make_preset` checks keys)."""
+    return make_preset(chapter, type(preset), {**{f.name: getattr(preset, f.name)
+                                                  for f in dataclasses.fields(preset)}, **overrides})  # type: ignore[arg-type]
+
+
+def preset_table(chapter: str, presets: Mapping[str, P]) -> dict[str, P]:
+    """A chapter's presets by profile, checked to cover every profile of :data:`PROFILES`."""
+    missing = [p for p in PROFILES if p not in presets]
+    extra = [p for p in presets if p not in PROFILES]
+    if missing or extra:
+        raise PresetError(f"{chapter}: presets must be given for exactly the profiles {', '.join(PROFILES)} "
+                          f"(missing {missing}, unknown {extra})")
+    return dict(presets)
+
+
+def preset_for(chapter: str, presets: Mapping[str, P], profile: str) -> P:
+    """The preset of ``profile`` (a clear error for an unknown profile)."""
+    return presets[check_profile(profile)]
