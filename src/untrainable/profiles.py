@@ -76,7 +76,3 @@ def preset_table(chapter: str, presets: Mapping[str, P]) -> dict[str, P]:
                           f"(missing {missing}, unknown {extra})")
     return dict(presets)
 
-
-def preset_for(chapter: str, presets: Mapping[str, P], profile: str) -> P:
-    """The preset of ``profile`` (a clear error for an unknown profile)."""
-    return presets[check_profile(profile)]
