@@ -62,7 +62,7 @@ def test_a_paper_profile_slice_runs_end_to_end_on_cuda(tmp_path):
     from untrainable.experiments import fcn_guidance
 
     root = _image_folder(tmp_path / "folder")
-    overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_valid=4, n_test=8, guide_n_train=16,
+    overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_valid=4, n_test=8,
                      batch_size=8, probe_n=8)
     records = fcn_guidance.run("paper", seeds=(0,), device="cuda", smoke=True, **overrides)
     assert records and all(r["device"].startswith("cuda") for r in records)

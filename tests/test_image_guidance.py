@@ -13,6 +13,7 @@ from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_guides as guides
 from untrainable.experiments import missing_records
 from untrainable.experiments import plain_cnn_guidance as plain
+from untrainable.experiments.image_presets import Run, config_default
 from untrainable.files import load_torch
 from untrainable.paths import repo_root
 from untrainable.profiles import default_seeds
@@ -41,6 +42,16 @@ def test_profiles_scale_up_and_conditions_are_complete():
     assert all((c.plain_layers, c.plain_block, c.plain_width) == (c.guide.layers, c.guide.block, c.guide.width)
                for c in p if c.guide is not None)  # the guide is the plain net's own layout, with its skips
     assert len(default_seeds("full")) >= 3
+
+
+def test_an_unknown_preset_key_is_an_error_naming_it_and_the_chapter():
+    from untrainable.profiles import PresetError
+
+    with pytest.raises(PresetError, match="fcn_guidance.*'guide_n_train'"):
+        fcn.configs("quick", smoke=True, guide_n_train=16)
+    with pytest.raises(PresetError, match="plain_cnn_guidance.*'plain_depth'"):
+        plain.configs("quick", plain_depth=3)
+    assert fcn.configs("quick", n_test=100)[0].n_test == 100
 
 
 def test_headline_runs_have_five_seeds_and_the_others_three():
@@ -72,10 +83,10 @@ def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):
 
     folder = repo_root() / "results" / "full" / fcn.SWEEP_EXPERIMENT
     records = [load_record(p) for p in sorted(folder.glob("*.json"))]
-    assert fcn.chosen_settings("full", records) == fcn.PRESETS["full"]["run_settings"]
+    assert fcn.chosen_settings("full", records) == fcn.PRESETS["full"].run_settings
     mine = [r for r in records if r["config"]["target"] == "plain_cnn"]
-    chosen = plain.PRESETS["full"]["run_settings"]
-    assert plain.chosen_settings("full", mine) == {k: v for k, v in chosen.items() if k != "plain_cnn/no_guide"}
+    chosen = plain.PRESETS["full"].run_settings
+    assert plain.chosen_settings("full", mine) == {k: v for k, v in chosen.items() if k != Run("plain_cnn", "no_guide")}
 
 
 def test_the_plain_nets_learning_rate_is_the_one_its_pilots_chose_on_validation(monkeypatch):
@@ -87,7 +98,9 @@ def test_the_plain_nets_learning_rate_is_the_one_its_pilots_chose_on_validation(
     tried = [r for r in records if r["config"]["model"] == "plain_cnn"]
     assert len({r["config"]["lr"] for r in tried}) >= 2
     best = min(tried, key=lambda r: r["metrics"]["min_valid_loss"])["config"]["lr"]
-    assert plain.PRESETS["full"]["run_settings"]["plain_cnn/no_guide"]["lr"] == best == plain.PRESETS["full"]["lr"]
+    control = next(c for c in plain.configs("full") if c.condition == "no_guide")
+    assert plain.PRESETS["full"].run_settings[Run("plain_cnn", "no_guide")].lr == best == control.lr
+    assert (plain.PRESETS["full"].lr or config_default("lr")) == best  # the lr of every run not chosen alone
 
 
 def test_every_full_run_of_chapters_04_and_05_has_its_committed_record(monkeypatch):
@@ -213,7 +226,7 @@ def test_paper_profile_smoke_run_on_an_image_folder(tmp_path, chapter):
     small models on a tiny ImageFolder dataset, as a reader with ImageNet or Imagenette would run it."""
     module = CHAPTERS[chapter]
     root = _image_folder(tmp_path / "folder")
-    overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_test=8, guide_n_train=16,
+    overrides = dict(dataset=f"imagefolder:{root}", num_classes=2, n_train=16, n_test=8,
                      batch_size=8, probe_n=8, n_valid=4)
     cs = module.configs("paper", smoke=True, **overrides)
     assert cs[1].guide.num_classes == 2
@@ -253,8 +266,7 @@ def test_an_augmented_target_refuses_a_bank_and_the_residual_twin_is_its_plain_n
 
     from untrainable.models import ResNet, build_guide
 
-    p = ig.preset("quick")
-    c = ig.target_configs(p, [("plain_cnn", "trained_guide")], ig.guide_configs(p), 1)[0]
+    c = next(c for c in CHAPTERS["plain"].first_regime_configs("quick") if c.condition == "trained_guide")  # a bank
     with pytest.raises(ValueError, match="guide_bank='none'"):
         dataclasses.replace(c, augment=True)
     assert dataclasses.replace(c, augment=True, guide_bank="none").augment
@@ -271,11 +283,11 @@ def test_the_shell_trains_only_the_named_stage_and_runs(monkeypatch):
         (k.get("experiment", "image_guidance"), [(c.target, c.condition, c.lr, c.alpha) for c in cfgs], seeds)))
     fcn.main(["--profile", "full", "--stage", "alpha", "--runs", "deep_fcn/trained_guide"])
     p = fcn.PRESETS["full"]
-    assert [t[1][0][3] for t in trained] == list(p["sweep_alphas"])
+    assert [t[1][0][3] for t in trained] == list(p.sweep_alphas)
     assert all(t[0] == fcn.SWEEP_EXPERIMENT and t[2] == (fcn.SWEEP_SEED,) for t in trained)
     trained.clear()
     fcn.main(["--profile", "full", "--stage", "runs", "--runs", "wide_fcn/no_guide"])
-    assert trained == [("image_guidance", [("wide_fcn", "no_guide", trained[0][1][0][2], 1.0)], p["headline_seeds"])]
+    assert trained == [("image_guidance", [("wide_fcn", "no_guide", trained[0][1][0][2], 1.0)], p.headline_seeds)]
     with pytest.raises(SystemExit):
         fcn.main(["--profile", "full", "--stage", "lr", "--runs", "nothing/at_all"])
 

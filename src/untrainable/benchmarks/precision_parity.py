@@ -28,8 +28,8 @@ import torch
 
 from untrainable.analysis import welch_effect
 from untrainable.data import load_image_data
-from untrainable.experiments import (PlannedRun, image_guidance, inductive_bias, mimic_students,
-                                     plain_cnn_guidance, sequence_guidance)
+from untrainable.experiments import (PlannedRun, fcn_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
+                                     sequence_guidance)
 from untrainable.models import build_target
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
@@ -67,9 +67,7 @@ def _chapter_config(profile: str, chapter: str) -> Any:
     if chapter == "01":
         return next(c for c in inductive_bias.configs(profile) if c.model == "cnn")
     if chapter == "04":  # the Deep FCN the parity was measured on: chapter 04's model before its pilots (20x256)
-        p = image_guidance.preset(profile)
-        return image_guidance.target_configs(p, [("deep_fcn", "no_guide")], image_guidance.guide_configs(p),
-                                             p["epochs"])[0]
+        return fcn_guidance.first_regime_config(profile)
     if chapter == "05":  # the plain ConvNet the parity was measured on: chapter 05's first regime (width 8)
         return next(c for c in plain_cnn_guidance.first_regime_configs(profile) if c.condition == "no_guide")
     if chapter == "06":

@@ -33,21 +33,24 @@ from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_chapter import SWEEP_EXPERIMENT, SWEEP_SEED, ImageChapter, sweep_name
 from untrainable.experiments.image_guides import scored_as
+from untrainable.experiments.image_presets import FIRST_REGIME, FcnSizes, GuideSpec, ImagePreset, Run, RunSettings
+from untrainable.experiments.image_presets import target_configs as preset_configs
+from untrainable.profiles import check_profile, preset_table, replace_preset
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "PRESETS", "SMOKE", "RUNS", "HEADLINE", "SWEPT",
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "NAME", "PRESETS", "smoke", "RUNS", "HEADLINE", "SWEPT",
            "TARGET_LABELS", "GUIDE_TARGETS", "KAPPA_GUIDES", "CHAPTER", "preset", "guide_configs", "configs",
            "run_seeds", "sweep_configs", "sweep_name", "chosen_settings", "run_sweep", "planned_runs", "run",
-           "guide_records", "describe_models", "preconditions", "main"]
+           "guide_records", "describe_models", "preconditions", "first_regime_config", "main"]
 
 EXPERIMENT = ig.EXPERIMENT
 #: (target, condition) of every run of the chapter, in the order of its tables.
-RUNS: list[tuple[str, str]] = [
-    *[("deep_fcn", c) for c in ("no_guide", "trained_guide", "untrained_guide", "trained_guide_init",
-                                "trained_guide_init_long", "small_cnn_guide", "all_images_guide")],
-    *[("wide_fcn", c) for c in ("no_guide", "trained_guide", "untrained_guide")],
+RUNS: list[Run] = [
+    *[Run("deep_fcn", c) for c in ("no_guide", "trained_guide", "untrained_guide", "trained_guide_init",
+                                   "trained_guide_init_long", "small_cnn_guide", "all_images_guide")],
+    *[Run("wide_fcn", c) for c in ("no_guide", "trained_guide", "untrained_guide")],
 ]
 #: The headline runs: these get the profile's ``headline_seeds``, the others its ``seeds``.
-HEADLINE = [(t, c) for t in ("deep_fcn", "wide_fcn") for c in ("no_guide", "trained_guide", "untrained_guide")]
+HEADLINE = [Run(t, c) for t in ("deep_fcn", "wide_fcn") for c in ("no_guide", "trained_guide", "untrained_guide")]
 #: The runs whose learning rate (and, guided, alpha) the sweep chooses; the others take the trained guide's.
 SWEPT = HEADLINE
 #: Display names of the targets.
@@ -59,50 +62,55 @@ GUIDE_TARGETS = {"trained_guide": ("deep_fcn", "wide_fcn"), "small_cnn_guide": (
 KAPPA_GUIDES = {"trained_guide": "resnet18-same-images", "small_cnn_guide": "small_cnn-same-images"}
 
 
+NAME = "untrainable.experiments.fcn_guidance"
+
+
 def _guides(width: int, epochs: int, all_width: int, all_epochs: int, all_n: int | None,
-            small: dict[str, Any] | None = None, **common: Any) -> dict[str, dict[str, Any]]:
-    """The specs of the three guide roles: a ResNet-18 and a small CNN on the targets' images, and a
-    ResNet-18 on ``all_n`` training images (None: every one); ``common`` applies to all three."""
-    return {"resnet": dict(family="resnet18", label="resnet18-same-images", width=width, epochs=epochs, **common),
-            "small_cnn": dict(family="small_cnn", label="small_cnn-same-images", epochs=epochs, **(small or {}),
-                              **common),
-            "resnet_all": dict(family="resnet18", label="resnet18-every-image", width=all_width, epochs=all_epochs,
-                               n_train=all_n, **common)}
+            small: tuple[tuple[int, ...], int] | None = None, n_test_curve: int | None = None
+            ) -> dict[str, GuideSpec]:
+    """The specs of the three guide roles: a ResNet-18 and a small CNN (``small``: its channels and hidden
+    units) on the targets' images, and a ResNet-18 on ``all_n`` training images (None: every one)."""
+    channels, hidden = small or (None, None)
+    return {"resnet": GuideSpec("resnet18", epochs, label="resnet18-same-images", width=width,
+                                n_test_curve=n_test_curve),
+            "small_cnn": GuideSpec("small_cnn", epochs, label="small_cnn-same-images", channels=channels, hidden=hidden,
+                                   n_test_curve=n_test_curve),
+            "resnet_all": GuideSpec("resnet18", all_epochs, label="resnet18-every-image", width=all_width, n_train=all_n,
+                                    n_test_curve=n_test_curve)}
 
 
-_FULL: dict[str, Any] = dict(
-    n_train=2000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, optimizer="adam",
-    fcn_depth=12, fcn_width=512, fcn_first_width=None, fcn_dropout=0.1, wide_width=1024, wide_depth=3,
-    guide_steps=48, guide_steps_long=192, precision="auto", lr=1e-3, alpha=1.0, schedule="step",
+_FULL = ImagePreset(
+    n_train=2000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, fcn=FcnSizes(12, 512, None, 1024),
+    guide_steps=48, guide_steps_long=192, precision="auto", schedule="step",
     guides=_guides(32, 40, 16, 15, None, n_test_curve=1000),
     sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_alphas=(0.1, 0.3, 1.0), sweep_alpha_lr=1e-3,
-    seeds=(0, 1, 2), headline_seeds=(0, 1, 2, 3, 4),
+    headline_seeds=(0, 1, 2, 3, 4),
     # chosen by the validation sweep (image_sweeps records; a test holds these equal to what they pick)
-    run_settings={"deep_fcn/no_guide": {"lr": 3e-4}, "deep_fcn/trained_guide": {"lr": 3e-4, "alpha": 1.0},
-                  "deep_fcn/untrained_guide": {"lr": 3e-4, "alpha": 1.0}, "wide_fcn/no_guide": {"lr": 1e-4},
-                  "wide_fcn/trained_guide": {"lr": 3e-5, "alpha": 1.0},
-                  "wide_fcn/untrained_guide": {"lr": 1e-4, "alpha": 1.0}},
+    run_settings={Run("deep_fcn", "no_guide"): RunSettings(3e-4), Run("deep_fcn", "trained_guide"): RunSettings(3e-4, 1.0),
+                  Run("deep_fcn", "untrained_guide"): RunSettings(3e-4, 1.0), Run("wide_fcn", "no_guide"): RunSettings(1e-4),
+                  Run("wide_fcn", "trained_guide"): RunSettings(3e-5, 1.0),
+                  Run("wide_fcn", "untrained_guide"): RunSettings(1e-4, 1.0)},
 )
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {**_FULL, "n_train": 512, "n_valid": 256, "n_test": 512, "epochs": 6, "probe_n": 128,
-              "fcn_depth": 6, "fcn_width": 64, "wide_width": 256, "guide_steps": 2, "guide_steps_long": 8,
-              "guides": _guides(4, 3, 4, 1, 2048, small=dict(channels=(8, 16, 32), hidden=64)),
-              "sweep_lrs": (1e-3, 3e-4), "sweep_alphas": (1.0,), "seeds": (0, 1), "headline_seeds": (0, 1),
-              "run_settings": {}},
+PRESETS: dict[str, ImagePreset] = preset_table(NAME, {
+    "quick": replace_preset(NAME, _FULL, n_train=512, n_valid=256, n_test=512, epochs=6, probe_n=128,
+                            fcn=FcnSizes(6, 64, None, 256), guide_steps=2, guide_steps_long=8,
+                            guides=_guides(4, 3, 4, 1, 2048, small=((8, 16, 32), 64)), sweep_lrs=(1e-3, 3e-4),
+                            sweep_alphas=(1.0,), headline_seeds=None, run_settings={}),
     "full": _FULL,
-    "paper": {**_FULL, "n_train": None, "n_valid": 10000, "epochs": 100, "batch_size": 256,
-              "fcn_depth": 48, "fcn_width": 1024, "fcn_first_width": 2048, "wide_width": 8192,
-              "guide_steps": 300, "guide_steps_long": 3000,
-              "guides": _guides(64, 100, 64, 100, None),
-              "seeds": (0, 1, 2, 3, 4), "headline_seeds": (0, 1, 2, 3, 4), "run_settings": {}},
-}
-#: A tiny slice of any profile, for testing that its code paths run.
-SMOKE = dict(n_train=128, n_valid=32, n_test=64, epochs=1, guide_steps=1, guide_steps_long=2, probe_n=32,
-             fcn_depth=3, fcn_width=16, wide_width=32, sweep_lrs=(1e-3,), sweep_alphas=(1.0,),
-             guides=_guides(4, 1, 4, 1, 256, small=dict(channels=(4, 8), hidden=16)))
+    "paper": replace_preset(NAME, _FULL, n_train=None, n_valid=10000, epochs=100, batch_size=256,
+                            fcn=FcnSizes(48, 1024, 2048, 8192), guide_steps=300, guide_steps_long=3000,
+                            guides=_guides(64, 100, 64, 100, None), headline_seeds=None, run_settings={}),
+})
 
 
-CHAPTER = ImageChapter("untrainable.experiments.fcn_guidance", RUNS, HEADLINE, SWEPT, PRESETS, SMOKE)
+def smoke(p: ImagePreset) -> ImagePreset:
+    """A tiny slice of any profile's preset, for testing that its code paths run."""
+    return replace_preset(NAME, p, n_train=128, n_valid=32, n_test=64, epochs=1, guide_steps=1, guide_steps_long=2,
+                          probe_n=32, fcn=replace_preset(NAME, p.fcn, fcn_depth=3, fcn_width=16, wide_width=32),
+                          sweep_lrs=(1e-3,), sweep_alphas=(1.0,), guides=_guides(4, 1, 4, 1, 256, small=((4, 8), 16)))
+
+
+CHAPTER = ImageChapter(NAME, RUNS, HEADLINE, SWEPT, PRESETS, smoke)
 preset = CHAPTER.preset
 guide_configs = CHAPTER.guide_configs
 configs = CHAPTER.configs
@@ -137,6 +145,12 @@ def _guide_of(records: list[dict[str, Any]], condition: str) -> str | None:
     """The record name of the trained guide the runs of ``condition`` followed (None without such runs)."""
     guide = next((r["config"]["guide"] for r in records if r["config"]["condition"] == condition), None)
     return None if guide is None else guide.get("label") or guide["family"]
+
+
+def first_regime_config(profile: str) -> ig.Config:
+    """The unguided Deep FCN of the chapter's first regime (20 x 256, before its pilots): the precision
+    benchmarks of appendix 91 were measured on it."""
+    return preset_configs(FIRST_REGIME[check_profile(profile)], [Run("deep_fcn", "no_guide")])[0]
 
 
 if __name__ == "__main__":

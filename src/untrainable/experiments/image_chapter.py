@@ -1,8 +1,8 @@
 """What chapters 04 and 05 share as chapters: presets, seeds per run, the validation sweep, the shell.
 
 An :class:`ImageChapter` is a chapter's list of (target, condition) runs, which of them are headline
-runs (more seeds) and which are swept, and its presets; its methods are the chapter contract of
-:mod:`untrainable.experiments` (``configs``, ``planned_runs``, ``run``) plus the sweep:
+runs (more seeds) and which are swept, and its typed presets (:mod:`.image_presets`); its methods are
+the chapter contract of :mod:`untrainable.experiments` (``configs``, ``planned_runs``, ``run``) plus the sweep:
 
 * **the validation sweep** (records of their own, :data:`SWEEP_EXPERIMENT`, seed :data:`SWEEP_SEED`,
   which no reported run uses): for each swept guided condition alpha at ``sweep_alpha_lr``, then for
@@ -10,9 +10,9 @@ runs (more seeds) and which are swept, and its presets; its methods are the chap
   validation loss. The values chosen are written into the preset (``run_settings``);
   :meth:`ImageChapter.chosen_settings` recomputes them from the records, and a test holds the two
   equal. A run that is not swept takes its target's trained-guide settings.
-* **guides** are trained as a practitioner would (:data:`PRACTITIONER`: random crop and flip, SGD with
-  a cosine schedule, the best-validation checkpoint) on the targets' training images and validation
-  split, unless the preset's guide spec says otherwise.
+* **guides** are trained as a practitioner would (:data:`~.image_presets.PRACTITIONER`: random crop and
+  flip, SGD with a cosine schedule, the best-validation checkpoint) on the targets' training images and
+  validation split, unless the preset's guide spec says otherwise.
 
 One target run and the guides themselves are :mod:`.image_guidance` and :mod:`.image_guides`.
 """
@@ -20,30 +20,27 @@ One target run and the guides themselves are :mod:`.image_guidance` and :mod:`.i
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from untrainable.analysis.selection import choose
 from untrainable.experiments import PlannedRun
 from untrainable.experiments import image_guidance as ig
+from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_guides import GuideConfig
-from untrainable.profiles import check_profile
+from untrainable.experiments.image_presets import ImagePreset, Run, RunSettings
+from untrainable.profiles import check_profile, default_seeds, replace_preset
 
-__all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "PRACTITIONER", "STAGES", "ImageChapter", "sweep_name"]
+__all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "STAGES", "ImageChapter", "sweep_name"]
 
 SWEEP_EXPERIMENT = "image_sweeps"
 #: The seed of every sweep run: no reported run uses it, so the choice does not favour a reported seed.
 SWEEP_SEED = 100
-#: How every guide of these chapters is trained unless its spec says otherwise.
-PRACTITIONER = dict(optimizer="sgd", schedule="cosine", lr=0.05, weight_decay=5e-4, augment=True,
-                    best_by="valid_acc", batch_size=128, precision="auto")
 #: How the sweep chooses alpha and the learning rate (:func:`untrainable.analysis.selection.choose`).
 SELECTION = "valid_loss"
 #: What a shell run trains, one stage at a time.
 STAGES = ("guides", "alpha", "lr", "runs")
-
-Run = tuple[str, str]
 
 
 def sweep_name(c: ig.Config) -> str:
@@ -57,52 +54,50 @@ def _best(records: list[dict[str, Any]], field_name: str) -> Any:
     return choose(records, lambda r: r["config"][field_name], SELECTION)
 
 
-def _twin_layout(spec: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
-    """A residual twin's layout is its plain net's, whatever the spec says: the comparison is the skips alone."""
-    if spec.get("family") != "residual_twin":
-        return {}
-    return {"layers": tuple(p["plain_layers"]), "block": p["plain_block"], "width": p["plain_width"]}
-
-
 def _guided(condition: str) -> bool:
     return ig.CONDITIONS[condition][0] is not None
 
 
+def _alpha(p: ImagePreset, run: Run | None = None) -> float:
+    """The alpha a run is swept and trained at: the one chosen for it, else the preset's, else the config's."""
+    chosen = p.run_settings.get(run) if run is not None else None
+    if chosen is not None and chosen.alpha is not None:
+        return chosen.alpha
+    return p.alpha if p.alpha is not None else ip.config_default("alpha")
+
+
 @dataclass(frozen=True)
 class ImageChapter:
-    """A guidance chapter on images: its runs, headline and swept runs, presets and smoke slice."""
+    """A guidance chapter on images: its runs, headline and swept runs, presets and smoke slice
+    (``smoke``: the preset of any profile shrunk to a tiny run, for testing that its code paths run)."""
 
     name: str  # the shell's program name, e.g. "untrainable.experiments.fcn_guidance"
     runs: list[Run]
     headline: list[Run]  # these get the preset's ``headline_seeds``, the others its ``seeds``
     swept: list[Run]  # the runs whose learning rate (and, guided, alpha) the sweep chooses
-    presets: dict[str, dict[str, Any]]
-    smoke: dict[str, Any] = field(default_factory=dict)
+    presets: Mapping[str, ImagePreset]
+    smoke: Callable[[ImagePreset], ImagePreset]
 
-    def preset(self, profile: str, smoke: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The preset of ``profile`` (shrunk by ``self.smoke`` when ``smoke``), with ``overrides`` applied."""
-        p = dict(self.presets[check_profile(profile)])
-        if smoke:
-            p.update(self.smoke)
-        p.update(overrides or {})
-        return p
+    def preset(self, profile: str, smoke: bool = False, overrides: Mapping[str, Any] | None = None) -> ImagePreset:
+        """The preset of ``profile`` (shrunk by ``self.smoke`` when ``smoke``), with ``overrides`` applied
+        (an unknown key is an error naming it and the chapter)."""
+        p = self.presets[check_profile(profile)]
+        p = self.smoke(p) if smoke else p
+        return replace_preset(self.name, p, **overrides) if overrides else p
 
-    def guide_configs(self, p: dict[str, Any]) -> dict[str, GuideConfig]:
-        """The chapter's guides by role (:data:`PRACTITIONER`, the targets' images, then each role's spec;
-        a residual twin takes its plain net's layout)."""
-        common = dict(PRACTITIONER, n_train=p["n_train"], n_valid=p["n_valid"], n_test=p["n_test"],
-                      precision=p["precision"], batch_size=min(PRACTITIONER["batch_size"], p["batch_size"]),
-                      **{k: p[k] for k in ("dataset", "image_size", "num_classes", "data_seed") if k in p})
-        return {role: GuideConfig(**{**common, **spec, **_twin_layout(spec, p)}) for role, spec in p["guides"].items()}
+    def guide_configs(self, p: ImagePreset) -> dict[str, GuideConfig]:
+        """The chapter's guides by role (:func:`.image_presets.guide_configs`)."""
+        return ip.guide_configs(p)
 
-    def target_configs(self, p: dict[str, Any], runs: Iterable[Run]) -> list[ig.Config]:
+    def target_configs(self, p: ImagePreset, runs: Iterable[tuple[str, str]]) -> list[ig.Config]:
         """The configs of ``runs``; a run that is not swept takes its target's trained-guide settings."""
-        runs = list(runs)
-        settings = dict(p["run_settings"])
-        for target, condition in runs:
-            if (target, condition) not in self.swept:
-                settings.setdefault(f"{target}/{condition}", settings.get(f"{target}/trained_guide", {}))
-        return ig.target_configs({**p, "run_settings": settings}, runs, self.guide_configs(p), p["epochs"])
+        runs = [Run(*r) for r in runs]
+        settings = dict(p.run_settings)
+        for run in runs:
+            trained = settings.get(Run(run.target, "trained_guide"))
+            if run not in self.swept and run not in settings and trained is not None:
+                settings[run] = trained
+        return ip.target_configs(p, runs, settings)
 
     def configs(self, profile: str, smoke: bool = False, **overrides: Any) -> list[ig.Config]:
         """The chapter's runs in ``profile`` (``smoke``: a tiny slice; ``overrides`` replace preset values)."""
@@ -113,43 +108,39 @@ class ImageChapter:
         if seeds is not None:
             return tuple(seeds)
         p = self.presets[check_profile(profile)]
-        return tuple(p["headline_seeds"] if (c.target, c.condition) in self.headline else p["seeds"])
+        own = p.seeds if p.seeds is not None else default_seeds(profile)
+        headline = p.headline_seeds if p.headline_seeds is not None else own
+        return tuple(headline if (c.target, c.condition) in self.headline else own)
 
     # ------------------------------------------------------------------------- the validation sweep
-
-    def _one(self, p: dict[str, Any], target: str, condition: str, **values: Any) -> ig.Config:
-        return self.target_configs({**p, "run_settings": {f"{target}/{condition}": values}}, [(target, condition)])[0]
 
     def sweep_configs(self, profile: str, smoke: bool = False, **overrides: Any) -> list[ig.Config]:
         """Every sweep run: alpha at ``sweep_alpha_lr`` for each swept guided condition, then the learning
         rates at the alpha chosen in ``run_settings`` (the preset's alpha before one is chosen)."""
         p = self.preset(profile, smoke, overrides)
-        out: list[ig.Config] = []
-        for target, condition in self.swept:
-            chosen = p["run_settings"].get(f"{target}/{condition}", {})
-            if _guided(condition):
-                out += [self._one(p, target, condition, lr=p["sweep_alpha_lr"], alpha=a) for a in p["sweep_alphas"]]
-            alpha = chosen.get("alpha", p["alpha"]) if _guided(condition) else p["alpha"]
-            out += [self._one(p, target, condition, lr=lr, alpha=alpha) for lr in p["sweep_lrs"]]
-        return list(dict.fromkeys(out))
+        settings: list[tuple[Run, RunSettings]] = []
+        for run in self.swept:
+            if _guided(run.condition):
+                settings += [(run, RunSettings(p.sweep_alpha_lr, a)) for a in p.sweep_alphas]
+            settings += [(run, RunSettings(lr, _alpha(p, run))) for lr in p.sweep_lrs]
+        return list(dict.fromkeys(ip.target_configs(p, [run], {run: s})[0] for run, s in settings))
 
-    def chosen_settings(self, profile: str, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-        """``"target/condition" -> {"lr", "alpha"}`` chosen from the sweep's ``records``: alpha by the lowest
-        validation loss at ``sweep_alpha_lr``, then the learning rate by the lowest validation loss at that
-        alpha (unguided runs: the learning rate only)."""
+    def chosen_settings(self, profile: str, records: list[dict[str, Any]]) -> dict[Run, RunSettings]:
+        """The settings chosen from the sweep's ``records``: alpha by the lowest validation loss at
+        ``sweep_alpha_lr``, then the learning rate by the lowest validation loss at that alpha (unguided
+        runs: the learning rate only)."""
         p = self.presets[check_profile(profile)]
         out = {}
-        for target, condition in self.swept:
-            mine = [r for r in records if r["config"]["target"] == target and r["config"]["condition"] == condition]
-            alpha = p["alpha"]
-            if _guided(condition):
-                at_lr = [r for r in mine if r["config"]["lr"] == p["sweep_alpha_lr"] and
-                         r["config"]["alpha"] in p["sweep_alphas"]]
+        for run in self.swept:
+            mine = [r for r in records if (r["config"]["target"], r["config"]["condition"]) == run]
+            alpha = _alpha(p)
+            if _guided(run.condition):
+                at_lr = [r for r in mine if r["config"]["lr"] == p.sweep_alpha_lr and
+                         r["config"]["alpha"] in p.sweep_alphas]
                 alpha = _best(at_lr, "alpha") if at_lr else alpha
-            at_alpha = [r for r in mine if r["config"]["alpha"] == alpha and r["config"]["lr"] in p["sweep_lrs"]]
+            at_alpha = [r for r in mine if r["config"]["alpha"] == alpha and r["config"]["lr"] in p.sweep_lrs]
             if at_alpha:
-                out[f"{target}/{condition}"] = {"lr": _best(at_alpha, "lr"),
-                                                **({"alpha": alpha} if _guided(condition) else {})}
+                out[run] = RunSettings(_best(at_alpha, "lr"), alpha if _guided(run.condition) else None)
         return out
 
     def run_sweep(self, profile: str = "quick", device: str = "auto", force: bool = False, *,
@@ -197,10 +188,9 @@ class ImageChapter:
             return self.configs(profile)
         sweep = self.sweep_configs(profile)
         if stage == "alpha":
-            return [c for c in sweep if c.guide is not None and c.lr == p["sweep_alpha_lr"]]
-        chosen = p["run_settings"]
-        return [c for c in sweep if c.lr in p["sweep_lrs"] and (
-            c.guide is None or c.alpha == chosen.get(f"{c.target}/{c.condition}", {}).get("alpha", p["alpha"]))]
+            return [c for c in sweep if c.guide is not None and c.lr == p.sweep_alpha_lr]
+        return [c for c in sweep if c.lr in p.sweep_lrs and
+                (c.guide is None or c.alpha == _alpha(p, Run(c.target, c.condition)))]
 
     def main(self, argv: list[str] | None = None) -> None:
         """Train the chapter's records from a shell, one stage at a time (missing records are trained).

@@ -1,7 +1,7 @@
 """Chapters 04-05: guidance on images (Subramaniam et al., 2024, the ImageNet table, at CIFAR-10 scale).
 
-This module holds what the two chapters share: the target run's config, the presets, the
-conditions, and one target run. The chapters themselves are :mod:`.fcn_guidance` (a Deep FCN and
+This module holds what the two chapters share: the target run's config, the conditions, and one
+target run; the presets that size it are :mod:`.image_presets`. The chapters themselves are :mod:`.fcn_guidance` (a Deep FCN and
 a Wide FCN, chapter 04) and :mod:`.plain_cnn_guidance` (a plain deep ConvNet, a ResNet stack with
 every skip connection removed, chapter 05); the guides are :mod:`.image_guides`.
 
@@ -24,7 +24,6 @@ How a run goes, from a chapter's ``run(profile)`` to the record file:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable
@@ -44,19 +43,19 @@ from untrainable.experiments.image_guides import (GUIDE_EXPERIMENT, GuideConfig,
                                                    untrained_guide)
 from untrainable.mimic import random_crop_flip
 from untrainable.models import build_guide, build_target, count_parameters
-from untrainable.profiles import check_profile, default_seeds
+from untrainable.profiles import default_seeds
 from untrainable.results import added_field, run_or_load, run_or_load_resolved
 from untrainable.runtime import resolve_device, seed_everything
 from untrainable.train import FitSettings, LossFn, best_epoch, correct_string, cross_entropy_loss, fit
 
-__all__ = ["EXPERIMENT", "CONDITIONS", "CONDITION_LABELS", "Config", "PRESETS", "SMOKE", "preset", "guide_configs",
-           "target_configs", "run_name", "planned_runs", "TargetInputs", "resolve_inputs", "train_target",
-           "target_data", "run_targets", "guide_records", "describe_models", "layer_table"]
+__all__ = ["EXPERIMENT", "CONDITIONS", "CONDITION_LABELS", "Config", "run_name", "planned_runs", "TargetInputs",
+           "resolve_inputs", "train_target", "validation_metrics", "target_data", "run_targets", "guide_records",
+           "describe_models", "layer_table"]
 
 EXPERIMENT = "image_guidance"
 
-#: What each condition hands the target: (guide role, trained?, the preset key of its guided steps or
-#: None when guided throughout). Roles are keys of :func:`guide_configs`.
+#: What each condition hands the target: (guide role, trained?, the preset field of its guided steps or
+#: None when guided throughout). Roles are keys of a preset's guides (:mod:`.image_presets`).
 CONDITIONS: dict[str, tuple[str | None, bool, str | None]] = {
     "no_guide": (None, False, None),
     "trained_guide": ("resnet", True, None),
@@ -118,76 +117,6 @@ class Config:
         if self.augment and self.guide is not None and self.guide_bank != "none":
             raise ValueError("an augmented target sees new images every step, which no bank of the guide's side "
                              "holds: set guide_bank='none' (the guide runs online) or augment=False")
-
-
-#: Sizes and lengths per profile. ``full`` is what 2 CPU cores allow in about an hour per chapter.
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(n_train=768, n_test=500, epochs=3, batch_size=128, guide_steps=6, probe_n=128,
-                  guide_n_train=1000, guide_epochs=4, guide_width=8, resnet_family="resnet18",
-                  small_channels=(8, 16, 32), small_hidden=64,
-                  fcn_depth=8, fcn_width=64, fcn_first_width=128, wide_width=256, wide_depth=3,
-                  plain_layers=(1, 1, 1, 1), plain_width=8, precision="auto"),
-    "full": dict(n_train=3000, n_test=2000, epochs=20, batch_size=256, guide_steps=150, probe_n=256,
-                 guide_n_train=10000, guide_epochs=6, guide_width=16, resnet_family="resnet18",
-                 small_channels=(32, 64, 128), small_hidden=256,
-                 fcn_depth=20, fcn_width=256, fcn_first_width=512, wide_width=1024, wide_depth=3,
-                 plain_layers=(3, 4, 6, 3), plain_width=8, plain_epochs=10, plain_n_train=2000),
-    "paper": dict(n_train=None, n_test=None, epochs=100, batch_size=256, guide_steps=300, probe_n=256,
-                  guide_n_train=None, guide_epochs=100, guide_width=64, resnet_family="resnet18",
-                  small_channels=(32, 64, 128), small_hidden=256,
-                  fcn_depth=48, fcn_width=1024, fcn_first_width=2048, wide_width=8192, wide_depth=3,
-                  plain_layers=(3, 4, 6, 3), plain_width=64, precision="auto"),
-}
-#: A tiny slice of any profile, for testing that its code paths run.
-SMOKE = dict(n_train=128, n_test=64, epochs=1, guide_n_train=128, guide_epochs=1, guide_steps=1, probe_n=32,
-             fcn_depth=3, fcn_width=16,
-             fcn_first_width=None, wide_width=32, plain_layers=(1, 1, 1, 1), plain_width=4, guide_width=4,
-             small_channels=(4, 8), small_hidden=16)
-
-
-def preset(profile: str, smoke: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The preset of ``profile`` (shrunk by :data:`SMOKE` when ``smoke``), with ``overrides`` applied.
-
-    Overrides replace preset values, e.g. ``dataset="imagefolder:/data/imagenette2", image_size=224,
-    num_classes=10`` for readers with Imagenette and a GPU.
-    """
-    p = dict(PRESETS[check_profile(profile)])
-    if smoke:
-        p.update(SMOKE)
-    p.update(overrides or {})
-    return p
-
-
-def guide_configs(p: dict[str, Any]) -> dict[str, GuideConfig]:
-    """The two guide families of a preset: ``"resnet"`` and ``"small_cnn"``."""
-    common = {k: p.get(k, d) for k, d in (("n_test", None), ("data_seed", 0), ("dataset", "cifar10"),
-                                          ("image_size", 32), ("num_classes", 10),
-                                          ("precision", "fp32"))}
-    common["n_train"] = p.get("guide_n_train", p.get("n_train"))
-    return {
-        "resnet": GuideConfig(family=p["resnet_family"], width=p["guide_width"], epochs=p["guide_epochs"], **common),
-        "small_cnn": GuideConfig(family="small_cnn", channels=p["small_channels"], hidden=p["small_hidden"],
-                                 epochs=p["guide_epochs"], **common),
-    }
-
-
-def target_configs(p: dict[str, Any], runs: Iterable[tuple[str, str]], guides: dict[str, GuideConfig],
-                   epochs: int) -> list[Config]:
-    """One config per (target, condition) of ``runs``, sized by preset ``p``, probed against ``guides["resnet"]``.
-
-    ``p["run_settings"]``, when present, maps ``"target/condition"`` to values chosen for that run
-    alone (its learning rate and alpha, chosen on validation).
-    """
-    fields = {f.name for f in dataclasses.fields(Config)}
-    base = {k: v for k, v in p.items() if k in fields and k not in ("guide_steps", "epochs")}
-    out = []
-    for target, condition in runs:
-        role, _, steps_key = CONDITIONS[condition]
-        own = {**base, **p.get("run_settings", {}).get(f"{target}/{condition}", {})}
-        out.append(Config(target=target, condition=condition, guide=guides[role] if role else None,
-                          guide_steps=p[steps_key] if steps_key else None, epochs=epochs,
-                          reference_guide=guides["resnet"], **own))
-    return out
 
 
 def run_name(c: Config) -> str:
@@ -360,7 +289,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         mean_cka_untrained=float(np.mean(last["cka_untrained"])),
     )
     if inputs.valid is not None:
-        metrics.update(_validation_metrics(history))
+        metrics.update(validation_metrics(history))
     out = {"metrics": metrics, "history": history, "initial_cka": state["initial_cka"],
            "probe_pairs": {k: p.pairs for k, p in probes.items()}}
     if guidance is not None:
@@ -368,7 +297,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     return out
 
 
-def _validation_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
+def validation_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
     """What the validation split says: the lowest validation loss (the learning rate and alpha are
     chosen on it), and the checkpoint the paper's code keeps, the epoch of lowest validation loss,
     with its test accuracy and loss (``checkpoint_*``: the number the paper reports)."""

@@ -24,65 +24,72 @@ benchmarks of appendix 91 measured their plain ConvNet there.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from untrainable.analysis.preconditions import CheckedPrecondition, falls_short_of_twin, guide_beats_target
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_chapter import SWEEP_EXPERIMENT, SWEEP_SEED, ImageChapter, sweep_name
 from untrainable.experiments.image_guides import scored_as
+from untrainable.experiments.image_presets import FIRST_REGIME, GuideSpec, ImagePreset, PlainSizes, Run, RunSettings
+from untrainable.experiments.image_presets import target_configs as preset_configs
+from untrainable.profiles import check_profile, preset_table, replace_preset
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "PRESETS", "SMOKE", "RUNS", "HEADLINE", "SWEPT",
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "NAME", "PRESETS", "smoke", "RUNS", "HEADLINE", "SWEPT",
            "CONDITION_LABELS", "TWIN", "CHAPTER", "preset", "guide_configs", "configs", "run_seeds", "sweep_configs",
            "sweep_name", "chosen_settings", "run_sweep", "planned_runs", "run", "guide_records", "describe_models",
            "preconditions", "first_regime_configs", "regime_text", "main"]
 
 EXPERIMENT = ig.EXPERIMENT
 #: (target, condition) of every run of the chapter.
-RUNS: list[tuple[str, str]] = [("plain_cnn", c) for c in ("no_guide", "trained_guide", "untrained_guide")]
+RUNS: list[Run] = [Run("plain_cnn", c) for c in ("no_guide", "trained_guide", "untrained_guide")]
 #: Five seeds for the control and the trained twin (the claim); three for the untrained twin, whose runs,
 #: like every guided run here, cost about 37 one-thread minutes (the online guide and 34 CKA pairs of conv
 #: maps, their Gram products in bf16), an unguided one about 23.
 HEADLINE = RUNS[:2]
 #: alpha is swept for the trained twin; the untrained twin takes its values, the control the pilots' lr.
-SWEPT = [("plain_cnn", "trained_guide")]
+SWEPT = [Run("plain_cnn", "trained_guide")]
 CONDITION_LABELS = {"no_guide": "no guide", "trained_guide": "trained residual twin",
                     "untrained_guide": "untrained residual twin"}
 #: The record name of the trained twin (the guide role ``"resnet"`` of :mod:`.image_guidance`).
 TWIN = "residual-twin-same-images"
 
 
-def _twin(epochs: int, **common: Any) -> dict[str, dict[str, Any]]:
-    """The guide spec: the residual twin (its layout is the plain net's, :class:`.ImageChapter` sees to
+NAME = "untrainable.experiments.plain_cnn_guidance"
+
+
+def _twin(epochs: int, n_test_curve: int | None = None) -> dict[str, GuideSpec]:
+    """The guide spec: the residual twin (its layout is the plain net's, :mod:`.image_presets` sees to
     that), trained on the plain net's images."""
-    return {"resnet": dict(family="residual_twin", label=TWIN, epochs=epochs, **common)}
+    return {"resnet": GuideSpec("residual_twin", epochs, label=TWIN, n_test_curve=n_test_curve)}
 
 
-_FULL: dict[str, Any] = dict(
-    n_train=5000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, optimizer="adam",
-    plain_layers=(3, 4, 6, 3), plain_block="basic", plain_width=16, augment=True, guide_bank="none",
-    precision="auto", gram_precision="auto", lr=1e-3, alpha=1.0, schedule="step",
-    guides=_twin(40, n_test_curve=1000),
-    sweep_lrs=(1e-3,), sweep_alphas=(0.3, 1.0), sweep_alpha_lr=1e-3,
-    seeds=(0, 1, 2), headline_seeds=(0, 1, 2, 3, 4),
+_FULL = ImagePreset(
+    n_train=5000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256,
+    plain=PlainSizes((3, 4, 6, 3), 16), augment=True, guide_bank="none", precision="auto", gram_precision="auto",
+    schedule="step", guides=_twin(40, n_test_curve=1000),
+    sweep_lrs=(1e-3,), sweep_alphas=(0.3, 1.0), sweep_alpha_lr=1e-3, headline_seeds=(0, 1, 2, 3, 4),
     # no_guide: the pilots' learning rate; trained_guide: chosen by the validation sweep (a test holds it)
-    run_settings={"plain_cnn/no_guide": {"lr": 1e-3}, "plain_cnn/trained_guide": {"lr": 1e-3, "alpha": 1.0}},
+    run_settings={Run("plain_cnn", "no_guide"): RunSettings(1e-3), Run("plain_cnn", "trained_guide"): RunSettings(1e-3, 1.0)},
 )
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {**_FULL, "n_train": 512, "n_valid": 256, "n_test": 512, "epochs": 3, "probe_n": 128,
-              "plain_layers": (1, 1, 1, 1), "plain_width": 8, "guides": _twin(2),
-              "sweep_alphas": (1.0,), "seeds": (0, 1), "headline_seeds": (0, 1)},
+PRESETS: dict[str, ImagePreset] = preset_table(NAME, {
+    "quick": replace_preset(NAME, _FULL, n_train=512, n_valid=256, n_test=512, epochs=3, probe_n=128,
+                            plain=PlainSizes((1, 1, 1, 1), 8), guides=_twin(2), sweep_alphas=(1.0,), headline_seeds=None),
     "full": _FULL,
-    "paper": {**_FULL, "n_train": None, "n_valid": 10000, "epochs": 100, "batch_size": 256,
-              "plain_block": "bottleneck", "plain_width": 64, "guides": _twin(100),
-              "sweep_lrs": (3e-3, 1e-3, 3e-4), "sweep_alphas": (0.1, 0.3, 1.0), "seeds": (0, 1, 2, 3, 4),
-              "run_settings": {"plain_cnn/no_guide": {"lr": 1e-3}}},
-}
-#: A tiny slice of any profile, for testing that its code paths run.
-SMOKE = dict(n_train=128, n_valid=32, n_test=64, epochs=1, probe_n=32, plain_layers=(1, 1, 1, 1), plain_width=4,
-             sweep_lrs=(1e-3,), sweep_alphas=(1.0,), guides=_twin(1))
+    "paper": replace_preset(NAME, _FULL, n_train=None, n_valid=10000, epochs=100, batch_size=256,
+                            plain=PlainSizes((3, 4, 6, 3), 64, "bottleneck"), guides=_twin(100),
+                            sweep_lrs=(3e-3, 1e-3, 3e-4), sweep_alphas=(0.1, 0.3, 1.0), headline_seeds=None,
+                            run_settings={Run("plain_cnn", "no_guide"): RunSettings(1e-3)}),
+})
 
-CHAPTER = ImageChapter("untrainable.experiments.plain_cnn_guidance", RUNS, HEADLINE, SWEPT, PRESETS, SMOKE)
+
+def smoke(p: ImagePreset) -> ImagePreset:
+    """A tiny slice of any profile's preset, for testing that its code paths run."""
+    return replace_preset(NAME, p, n_train=128, n_valid=32, n_test=64, epochs=1, probe_n=32,
+                          plain=replace_preset(NAME, p.plain, plain_layers=(1, 1, 1, 1), plain_width=4),
+                          sweep_lrs=(1e-3,), sweep_alphas=(1.0,), guides=_twin(1))
+
+
+CHAPTER = ImageChapter(NAME, RUNS, HEADLINE, SWEPT, PRESETS, smoke)
 preset = CHAPTER.preset
 guide_configs = CHAPTER.guide_configs
 configs = CHAPTER.configs
@@ -140,15 +147,16 @@ Profile **{profile}**:
 
 
 def first_regime_configs(profile: str) -> list[ig.Config]:
-    """The chapter's configs before its pilots (width 8, 2,000 images, 10 epochs, a ResNet-18 guide):
-    the precision benchmarks of appendix 91 were measured on this plain ConvNet."""
-    p = ig.preset(profile)
-    guides = ig.guide_configs(p)
+    """The chapter's configs before its pilots (width 8, 2,000 images, 10 epochs, a ResNet-18 guide; the
+    paper profile a ResNet-50 and bottleneck blocks): the precision benchmarks of appendix 91 were
+    measured on this plain ConvNet."""
+    p = FIRST_REGIME[check_profile(profile)]
+    if profile == "full":
+        p = replace_preset(NAME, p, n_train=2000, epochs=10)
     if profile == "paper":
-        guides["resnet"] = dataclasses.replace(guides["resnet"], family="resnet50")
-        p["plain_block"] = "bottleneck"
-    p["n_train"] = p.get("plain_n_train", p["n_train"])
-    return ig.target_configs(p, RUNS, guides, p.get("plain_epochs", p["epochs"]))
+        guides = {"resnet": replace_preset(NAME, p.guides["resnet"], family="resnet50")}
+        p = replace_preset(NAME, p, plain=replace_preset(NAME, p.plain, plain_block="bottleneck"), guides=guides)
+    return preset_configs(p, RUNS)
 
 
 if __name__ == "__main__":
