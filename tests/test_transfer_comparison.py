@@ -15,7 +15,7 @@ def test_every_method_meets_both_teachers_at_the_chapter_04_students_training():
     assert {c.method for c in cfgs} == set(TC.METHODS)
     assert {c.teacher_trained for c in cfgs if c.method == "kd"} == {True, False}
     assert len({c.student.target for c in cfgs}) == 1 and cfgs[0].student.target == "deep_fcn"
-    assert {c.distance for c in cfgs if c.method == "guidance"} == set(TC.PRESETS["full"]["distances"])
+    assert {c.distance for c in cfgs if c.method == "guidance"} == set(TC.PRESETS["full"].distances)
     assert [m.name for m in cfgs[1].methods()] == ["labels", cfgs[1].method]
     assert {dataclasses_without_lr(c) for c in cfgs} == {dataclasses_without_lr(cfgs[0])}  # one student otherwise
 
@@ -31,10 +31,10 @@ def test_the_sweep_tries_each_weight_at_the_students_rate_then_each_rate_at_the_
     weights, lrs = TC.sweep_configs("full", stage="weights"), TC.sweep_configs("full", stage="lrs")
     runs = len(TC.configs("full")) - 1  # the labels alone are not swept
     distances = len([c for c in TC.configs("full") if c.method == "guidance" and c.distance != "linear_cka"])
-    assert len(weights) == runs * len(p["weights"]) and len(lrs) == (runs - distances) * len(p["lrs"])
+    assert len(weights) == runs * len(p.weights) and len(lrs) == (runs - distances) * len(p.lrs)
     assert all(c.distance == "linear_cka" for c in lrs)  # the distance study chooses its weight only
     student_lr = TC.configs("full")[0].student.lr
-    assert {c.student.lr for c in weights} == {student_lr} and {c.student.lr for c in lrs} == set(p["lrs"])
+    assert {c.student.lr for c in weights} == {student_lr} and {c.student.lr for c in lrs} == set(p.lrs)
     assert len(TC.sweep_configs("full")) == len(set(weights) | set(lrs))
     names = [TC.sweep_name(c) for c in TC.sweep_configs("full")]
     assert len(set(names)) == len(names)
@@ -52,13 +52,13 @@ def test_chosen_settings_take_the_weight_then_the_rate_of_highest_validation_acc
     records += [_sweep_record("kd-trained", 1.0, lr, v) for lr, v in ((3e-3, 0.2), (1e-3, 0.3), (1e-4, 0.4),
                                                                         (3e-5, 0.1))]
     records.append(_sweep_record("kd-trained", 10.0, 1e-3, 0.9))  # another weight's rate: not a candidate
-    assert TC.chosen_settings("full", records) == {"kd-trained": {"weight": 1.0, "lr": 1e-4}}
+    assert TC.chosen_settings("full", records) == {"kd-trained": TC.TransferSettings(weight=1.0, lr=1e-4)}
 
 
 def test_a_tie_in_validation_accuracy_goes_to_the_lower_validation_loss():
     lr0 = TC.configs("full")[0].student.lr
     records = [_sweep_record("spkd-trained", w, lr0, 0.3, loss) for w, loss in ((0.1, 2.0), (1.0, 1.9), (10.0, 2.1))]
-    assert TC.chosen_settings("full", records)["spkd-trained"]["weight"] == 1.0
+    assert TC.chosen_settings("full", records)["spkd-trained"].weight == 1.0
 
 
 def test_a_half_done_sweep_chooses_nothing_it_has_not_finished():
@@ -66,7 +66,7 @@ def test_a_half_done_sweep_chooses_nothing_it_has_not_finished():
     weights = [_sweep_record("kd-trained", w, lr0, v) for w, v in ((0.1, 0.30), (1.0, 0.35), (10.0, 0.25))]
     assert TC.chosen_settings("full", weights[:2]) == {}  # one weight still to train
     some_rates = [_sweep_record("kd-trained", 1.0, 1e-4, 0.9)]  # four of the five rates missing
-    assert TC.chosen_settings("full", weights + some_rates) == {"kd-trained": {"weight": 1.0, "lr": lr0}}
+    assert TC.chosen_settings("full", weights + some_rates) == {"kd-trained": TC.TransferSettings(weight=1.0, lr=lr0)}
 
 
 def test_the_reported_checkpoint_is_the_epoch_of_highest_validation_accuracy():
@@ -86,7 +86,7 @@ def test_the_chosen_settings_are_those_the_committed_sweep_picks(monkeypatch):
     records = [load_record(p) for p in sorted(folder.glob("*.json"))]
     if not records:
         pytest.skip("chapter 08's sweep has no committed records yet")
-    assert TC.chosen_settings("full", records) == TC.PRESETS["full"]["chosen"]
+    assert TC.chosen_settings("full", records) == TC.PRESETS["full"].chosen
 
 
 def test_the_paper_profile_adds_the_plain_convnet_taught_by_its_residual_twin():
@@ -110,3 +110,13 @@ def test_a_smoke_run_trains_each_method_with_a_trained_and_an_untrained_teacher(
     for r in records:
         m = r["metrics"]
         assert np.isfinite(m["checkpoint_test_acc"]) and 0 <= m["mean_cka_teacher"] <= 1 and m["seconds_per_step"] > 0
+
+
+def test_the_sweep_table_marks_the_chosen_setting_and_a_preset_refuses_an_unknown_key():
+    from untrainable.profiles import PresetError, replace_preset
+
+    records = [_sweep_record("kd-trained", w, 3e-4, v) for w, v in ((0.1, 0.30), (1.0, 0.35), (10.0, 0.25))]
+    table = TC.sweep_table(records, {"kd-trained": TC.TransferSettings(weight=1.0, lr=3e-4)})
+    assert table.loc[table["chosen"] == "yes", "weight"].tolist() == [1.0]
+    with pytest.raises(PresetError, match="transfer_comparison.*'weight'"):
+        replace_preset("untrainable.experiments.transfer_comparison", TC.PRESETS["full"], weight=(1.0,))

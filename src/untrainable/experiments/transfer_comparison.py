@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,7 @@ from untrainable import guidance as G
 from untrainable import transfer as T
 from untrainable.mimic import random_crop_flip
 from untrainable.analysis.transfer_tables import METRIC
-from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, guide_beats_target,
-                                                overfits)
+from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
 from untrainable.analysis.selection import best_record
 from untrainable.data import stratified_indices
 from untrainable.experiments import PlannedRun
@@ -39,14 +39,15 @@ from untrainable.experiments import fcn_guidance, plain_cnn_guidance
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
 from untrainable.models import build_target, count_parameters
-from untrainable.profiles import check_profile
+from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
 from untrainable.results import DEFAULT_REQUIRED_METRICS, run_or_load_resolved
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, fit
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "STAGES", "Config", "PRESETS", "configs",
-           "run_name", "sweep_name", "sweep_configs", "max_valid_acc", "chosen_settings", "planned_runs", "train_student", "run",
-           "run_sweep", "teacher_record", "preconditions", "plain_preconditions", "sweep_table", "main"]
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "STAGES", "Config", "TransferSettings",
+           "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name", "sweep_configs", "max_valid_acc",
+           "chosen_settings", "planned_runs", "train_student", "run", "run_sweep", "teacher_record", "preconditions",
+           "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
@@ -81,43 +82,66 @@ class Config:
         return [T.Method("labels"), *own]
 
 
-#: The sweep (chapter 04's: the method's weight at the student's own learning rate, then the learning
-#: rate from five values at the chosen weight; the distance study's runs choose their weight only, at
-#: the student's rate); ``chosen``: run name -> {"weight", "lr"}, what the committed sweep picks (a
-#: test holds them equal); a run not yet chosen takes weight 1 and the student's learning rate.
-#: CCA is left out of ``full``: it took 15 s a step on one thread (an SVD per layer pair), 130
-#: times the labels' step, about 4 h a run.
-#: ``students``: chapter 04's Deep FCN; ``paper`` adds chapter 05's plain ConvNet with its residual twin
-#: as the teacher, which ``full`` cannot afford (a guided run of chapter 05 takes about 45 one-thread
-#: minutes here: 11 runs x 3 seeds and their sweep would take days).
-_FULL: dict[str, Any] = dict(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5),
-                             distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa"),
-                             students=("deep_fcn",), seeds=(0, 1, 2),
-                             chosen={"fitnets-trained": {"weight": 10.0, "lr": 0.003},
-                                     "fitnets-untrained": {"weight": 0.1, "lr": 0.001},
-                                     "guidance-debiased_cka-trained": {"weight": 0.1, "lr": 0.0003},
-                                     "guidance-debiased_cka-untrained": {"weight": 1.0, "lr": 0.0003},
-                                     "guidance-procrustes-trained": {"weight": 10.0, "lr": 0.0003},
-                                     "guidance-procrustes-untrained": {"weight": 0.1, "lr": 0.0003},
-                                     "guidance-rbf_cka-trained": {"weight": 1.0, "lr": 0.0003},
-                                     "guidance-rbf_cka-untrained": {"weight": 0.1, "lr": 0.0003},
-                                     "guidance-rsa-trained": {"weight": 10.0, "lr": 0.0003},
-                                     "guidance-rsa-untrained": {"weight": 0.1, "lr": 0.0003},
-                                     "guidance-trained": {"weight": 1.0, "lr": 0.0003},
-                                     "guidance-untrained": {"weight": 0.1, "lr": 0.0003},
-                                     "kd-trained": {"weight": 1.0, "lr": 0.0003},
-                                     "kd-untrained": {"weight": 1.0, "lr": 0.003},
-                                     "logits-trained": {"weight": 0.1, "lr": 0.0003},
-                                     "logits-untrained": {"weight": 0.1, "lr": 0.001},
-                                     "spkd-trained": {"weight": 0.1, "lr": 0.0003},
-                                     "spkd-untrained": {"weight": 10.0, "lr": 0.0003}})
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(_FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"), seeds=(0, 1),
-                  chosen={}),
+@dataclass(frozen=True)
+class TransferSettings:
+    """What the validation sweep chose for one run: the method's weight and the student's learning rate."""
+
+    weight: float
+    lr: float
+
+
+@dataclass(frozen=True)
+class TransferPreset:
+    """The chapter's sweep and runs in one profile (chapter 04's sweep: the method's weight at the
+    student's own learning rate, then the learning rate from ``lrs`` at the chosen weight; the distance
+    study's runs choose their weight only, at the student's rate).
+
+    ``students``: the chapter targets taught (``"deep_fcn"``: chapter 04's Deep FCN; ``"plain_cnn"``:
+    chapter 05's plain ConvNet, its residual twin the teacher); ``chosen``: run name -> what the committed
+    sweep picks (a test holds them equal), a run not yet chosen keeping the config's weight and the
+    student's learning rate; ``seeds`` None: the profile's default seeds.
+    """
+
+    weights: tuple[float, ...]
+    lrs: tuple[float, ...]
+    distances: tuple[str, ...]
+    students: tuple[str, ...] = ("deep_fcn",)
+    seeds: tuple[int, ...] | None = None
+    chosen: Mapping[str, TransferSettings] = field(default_factory=dict)
+
+
+_CHAPTER = "untrainable.experiments.transfer_comparison"
+#: CCA is left out of ``full``: it took 15 s a step on one thread (an SVD per layer pair), 130 times the
+#: labels' step, about 4 h a run. ``paper`` adds chapter 05's plain ConvNet, which ``full`` cannot afford
+#: (a guided run of chapter 05 takes about 45 one-thread minutes here: 11 runs x 3 seeds and their sweep
+#: would take days).
+_FULL = TransferPreset(weights=(0.1, 1.0, 10.0), lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5),
+                       distances=("linear_cka", "debiased_cka", "rbf_cka", "procrustes", "rsa"),
+                       chosen={"fitnets-trained": TransferSettings(10.0, 0.003),
+                               "fitnets-untrained": TransferSettings(0.1, 0.001),
+                               "guidance-debiased_cka-trained": TransferSettings(0.1, 0.0003),
+                               "guidance-debiased_cka-untrained": TransferSettings(1.0, 0.0003),
+                               "guidance-procrustes-trained": TransferSettings(10.0, 0.0003),
+                               "guidance-procrustes-untrained": TransferSettings(0.1, 0.0003),
+                               "guidance-rbf_cka-trained": TransferSettings(1.0, 0.0003),
+                               "guidance-rbf_cka-untrained": TransferSettings(0.1, 0.0003),
+                               "guidance-rsa-trained": TransferSettings(10.0, 0.0003),
+                               "guidance-rsa-untrained": TransferSettings(0.1, 0.0003),
+                               "guidance-trained": TransferSettings(1.0, 0.0003),
+                               "guidance-untrained": TransferSettings(0.1, 0.0003),
+                               "kd-trained": TransferSettings(1.0, 0.0003),
+                               "kd-untrained": TransferSettings(1.0, 0.003),
+                               "logits-trained": TransferSettings(0.1, 0.0003),
+                               "logits-untrained": TransferSettings(0.1, 0.001),
+                               "spkd-trained": TransferSettings(0.1, 0.0003),
+                               "spkd-untrained": TransferSettings(10.0, 0.0003)})
+PRESETS: dict[str, TransferPreset] = preset_table(_CHAPTER, {
+    "quick": replace_preset(_CHAPTER, _FULL, weights=(1.0,), lrs=(1e-3, 3e-4), distances=("linear_cka", "rbf_cka"),
+                            chosen={}),
     "full": _FULL,
-    "paper": dict(_FULL, distances=(*_FULL["distances"], "cca"), students=("deep_fcn", "plain_cnn"),
-                  seeds=(0, 1, 2, 3, 4), chosen={}),  # its own sweep chooses (run_sweep("paper"))
-}
+    "paper": replace_preset(_CHAPTER, _FULL, distances=(*_FULL.distances, "cca"), students=("deep_fcn", "plain_cnn"),
+                            chosen={}),  # its own sweep chooses (run_sweep("paper"))
+})
 #: What a shell run trains, one stage at a time.
 STAGES = ("weights", "lrs", "runs")
 #: How the sweep chooses a weight and a learning rate (:func:`untrainable.analysis.selection.choose`).
@@ -144,12 +168,12 @@ def _methods(profile: str, smoke: bool = False) -> list[Config]:
     teacher, and guidance with each other distance."""
     p = PRESETS[check_profile(profile)]
     runs = []
-    for target in p["students"]:
+    for target in p.students:
         student = _student(profile, smoke, target)
         runs += [Config(student, "labels", True)]
         runs += [Config(student, m, trained) for m in METHODS[1:] for trained in (True, False)]
     student = _student(profile, smoke)  # the distance study: the Deep FCN
-    runs += [Config(student, "guidance", trained, distance=d) for d in p["distances"] if d != "linear_cka"
+    runs += [Config(student, "guidance", trained, distance=d) for d in p.distances if d != "linear_cka"
              for trained in (True, False)]
     return runs
 
@@ -157,11 +181,11 @@ def _methods(profile: str, smoke: bool = False) -> list[Config]:
 def configs(profile: str, smoke: bool = False) -> list[Config]:
     """Every run, each at its chosen weight and learning rate (the preset's ``chosen``). The labels
     alone keep the learning rate chapter 04 chose for this student on validation."""
-    chosen = PRESETS[check_profile(profile)]["chosen"]
+    chosen = PRESETS[check_profile(profile)].chosen
     out = []
     for c in _methods(profile, smoke):
-        values = chosen.get(run_name(c), {})
-        out.append(_at(c, values.get("weight", c.weight), values.get("lr", c.student.lr)))
+        own = chosen.get(run_name(c))
+        out.append(_at(c, own.weight, own.lr) if own else c)
     return out
 
 
@@ -195,21 +219,21 @@ def sweep_configs(profile: str, smoke: bool = False, stage: str | None = None) -
     out: list[Config] = []
     for c in _methods(profile, smoke)[1:]:
         if stage in (None, "weights"):
-            out += [_at(c, w, c.student.lr) for w in p["weights"]]
+            out += [_at(c, w, c.student.lr) for w in p.weights]
         if stage in (None, "lrs") and not _distance_study(c):
-            weight = p["chosen"].get(run_name(c), {}).get("weight", c.weight)
-            out += [_at(c, weight, lr) for lr in p["lrs"]]
+            own = p.chosen.get(run_name(c))
+            out += [_at(c, own.weight if own else c.weight, lr) for lr in p.lrs]
     return list(dict.fromkeys(out))
 
 
-def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``run name -> {"weight", "lr"}`` from the sweep's ``records``: the weight of highest validation
+def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, TransferSettings]:
+    """``run name -> TransferSettings(weight, lr)`` from the sweep's ``records``: the weight of highest validation
     accuracy (ties: lower validation loss) at the student's learning rate, then the learning rate of
     highest validation accuracy at that weight.
     A choice waits for its whole stage: a run whose weights are not all in ``records`` is left out, and
     one whose learning rates are not all there keeps the student's (a sweep half done picks nothing)."""
     p = PRESETS[check_profile(profile)]
-    student_lr = {t: _student(profile, target=t).lr for t in p["students"]}
+    student_lr = {t: _student(profile, target=t).lr for t in p.students}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["name"].split("-w", 1)[0], []).append(r)
@@ -217,13 +241,13 @@ def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, di
     out = {}
     for name, rs in groups.items():
         own_lr = student_lr[rs[0]["config"]["student"]["target"]]
-        at_lr = [r for r in rs if r["config"]["student"]["lr"] == own_lr and r["config"]["weight"] in p["weights"]]
-        if {r["config"]["weight"] for r in at_lr} != set(p["weights"]):
+        at_lr = [r for r in rs if r["config"]["student"]["lr"] == own_lr and r["config"]["weight"] in p.weights]
+        if {r["config"]["weight"] for r in at_lr} != set(p.weights):
             continue
         weight = best(at_lr)["weight"]
-        at_weight = [r for r in rs if r["config"]["weight"] == weight and r["config"]["student"]["lr"] in p["lrs"]]
-        whole = {r["config"]["student"]["lr"] for r in at_weight} == set(p["lrs"])
-        out[name] = {"weight": weight, "lr": best(at_weight)["student"]["lr"] if whole else own_lr}
+        at_weight = [r for r in rs if r["config"]["weight"] == weight and r["config"]["student"]["lr"] in p.lrs]
+        whole = {r["config"]["student"]["lr"] for r in at_weight} == set(p.lrs)
+        out[name] = TransferSettings(weight, best(at_weight)["student"]["lr"] if whole else own_lr)
     return out
 
 
@@ -241,9 +265,15 @@ def _accuracy_checkpoint(history: list[dict[str, Any]]) -> dict[str, Any]:
             "acc_checkpoint_test_acc": best["test_acc"], "acc_checkpoint_test_loss": best["test_loss"]}
 
 
+def _seeds(profile: str) -> tuple[int, ...]:
+    """The seeds of every run: the preset's, else the profile's default."""
+    p = PRESETS[check_profile(profile)]
+    return p.seeds if p.seeds is not None else default_seeds(profile)
+
+
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """The sweep, then every run for every seed (the teacher is chapter 04's guide, planned there)."""
-    seeds = PRESETS[check_profile(profile)]["seeds"] if seeds is None else tuple(seeds)
+    seeds = _seeds(profile) if seeds is None else tuple(seeds)
     sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
     return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
 
@@ -275,7 +305,7 @@ def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, 
     cka = G.SimilarityProbe(teacher, loss.pairs, x_probe).measure(model)
     steps = len(history) * -(-len(train[1]) // s.batch_size)
     metrics = {k: history[-1][k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
-    metrics.update(ig._validation_metrics(history), **_accuracy_checkpoint(history),
+    metrics.update(ig.validation_metrics(history), **_accuracy_checkpoint(history),
                    parameters=count_parameters(model), mean_cka_teacher=float(
         np.mean(cka)), seconds_per_step=sum(h["train_time_s"] for h in history) / steps)
     return {"metrics": metrics, "history": history, "final_cka": cka, "pairs": loss.pairs}
@@ -312,7 +342,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
         ) -> list[dict[str, Any]]:
     """The record of every run (or of the runs ``names``) for every seed: stored ones loaded, missing ones
     trained when allowed."""
-    seeds = PRESETS[check_profile(profile)]["seeds"] if seeds is None else tuple(seeds)
+    seeds = _seeds(profile) if seeds is None else tuple(seeds)
     return _records(profile, _named(configs(profile, smoke), names), seeds, device, force, train_missing, EXPERIMENT,
                     run_name, (*DEFAULT_REQUIRED_METRICS, METRIC))  # a record older than the reported metric: clear error
 
@@ -343,28 +373,17 @@ def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
             guide_beats_target(scored_as([teacher] if teacher else [], metric), labels, "the trained teacher", metric)]
 
 
-def plain_preconditions(records: list[dict[str, Any]], twin: dict[str, Any] | None,
-                        metric: str = METRIC) -> list[CheckedPrecondition]:
-    """The plain-ConvNet part (``paper``): chapter 05's failure (the plain net on labels alone falls short
-    of its residual twin, the teacher), checked as chapter 05 checks it."""
-    labels = [r for r in records if r["name"] == "plain_cnn-labels"]
-    twin_scored = scored_as([twin] if twin else [], metric)
-    return [falls_short_of_twin(labels, twin_scored, "the plain ConvNet on labels alone", metric),
-            guide_beats_target(twin_scored, labels, "the residual twin (teacher)", metric)]
-
-
-def sweep_table(records: list[dict[str, Any]], chosen: dict[str, dict[str, float]]) -> pd.DataFrame:
+def sweep_table(records: list[dict[str, Any]], chosen: Mapping[str, TransferSettings]) -> pd.DataFrame:
     """The validation sweep: per run, weight and learning rate, its highest validation accuracy (%, what
     chooses), its lowest validation loss (what breaks ties) and whether the chapter uses that setting
     (``chosen`` as :func:`chosen_settings` returns it)."""
     rows = []
     for r in records:
         name, c = r["name"].split("-w", 1)[0], r["config"]
-        pick = chosen.get(name, {})
         rows.append({"run": name, "weight": c["weight"], "learning rate": c["student"]["lr"],
                      "highest validation acc (%)": 100 * max_valid_acc(r),
                      "lowest validation loss": r["metrics"]["min_valid_loss"],
-                     "chosen": "yes" if pick == {"weight": c["weight"], "lr": c["student"]["lr"]} else ""})
+                     "chosen": "yes" if chosen.get(name) == TransferSettings(c["weight"], c["student"]["lr"]) else ""})
     columns = ["run", "weight", "learning rate", "highest validation acc (%)", "lowest validation loss", "chosen"]
     return pd.DataFrame(rows, columns=columns).sort_values(["run", "weight", "learning rate"]).reset_index(drop=True)
 
