@@ -75,8 +75,8 @@ def _guides(width: int, epochs: int, all_width: int, all_epochs: int, all_n: int
                                 n_test_curve=n_test_curve),
             "small_cnn": GuideSpec("small_cnn", epochs, label="small_cnn-same-images", channels=channels, hidden=hidden,
                                    n_test_curve=n_test_curve),
-            "resnet_all": GuideSpec("resnet18", all_epochs, label="resnet18-every-image", width=all_width, n_train=all_n,
-                                    n_test_curve=n_test_curve)}
+            "resnet_all": GuideSpec("resnet18", all_epochs, label="resnet18-every-image", width=all_width,
+                                    n_train=all_n, n_test_curve=n_test_curve)}
 
 
 _FULL = ImagePreset(
@@ -86,8 +86,10 @@ _FULL = ImagePreset(
     sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_alphas=(0.1, 0.3, 1.0), sweep_alpha_lr=1e-3,
     headline_seeds=(0, 1, 2, 3, 4),
     # chosen by the validation sweep (image_sweeps records; a test holds these equal to what they pick)
-    run_settings={Run("deep_fcn", "no_guide"): RunSettings(3e-4), Run("deep_fcn", "trained_guide"): RunSettings(3e-4, 1.0),
-                  Run("deep_fcn", "untrained_guide"): RunSettings(3e-4, 1.0), Run("wide_fcn", "no_guide"): RunSettings(1e-4),
+    run_settings={Run("deep_fcn", "no_guide"): RunSettings(3e-4),
+                  Run("deep_fcn", "trained_guide"): RunSettings(3e-4, 1.0),
+                  Run("deep_fcn", "untrained_guide"): RunSettings(3e-4, 1.0),
+                  Run("wide_fcn", "no_guide"): RunSettings(1e-4),
                   Run("wide_fcn", "trained_guide"): RunSettings(3e-5, 1.0),
                   Run("wide_fcn", "untrained_guide"): RunSettings(1e-4, 1.0)},
 )

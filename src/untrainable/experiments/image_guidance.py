@@ -1,8 +1,8 @@
 """Chapters 04-05: guidance on images (Subramaniam et al., 2024, the ImageNet table, at CIFAR-10 scale).
 
 This module holds what the two chapters share: the target run's config, the conditions, and one
-target run; the presets that size it are :mod:`.image_presets`. The chapters themselves are :mod:`.fcn_guidance` (a Deep FCN and
-a Wide FCN, chapter 04) and :mod:`.plain_cnn_guidance` (a plain deep ConvNet, a ResNet stack with
+target run; the presets that size it are :mod:`.image_presets`. The chapters themselves are
+:mod:`.fcn_guidance` (a Deep FCN and a Wide FCN, chapter 04) and :mod:`.plain_cnn_guidance` (a plain deep ConvNet, a ResNet stack with
 every skip connection removed, chapter 05); the guides are :mod:`.image_guides`.
 
 Each target is trained with no guide, with a trained ResNet guide, and with an untrained one

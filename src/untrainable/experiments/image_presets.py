@@ -46,7 +46,8 @@ class RunSettings:
     alpha: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        """``{"lr", "alpha"}`` (no alpha where none was chosen), as :func:`untrainable.analysis.sweep_table` reads it."""
+        """``{"lr", "alpha"}`` (no alpha where none was chosen), as :func:`untrainable.analysis.sweep_table`
+        reads it."""
         return {"lr": self.lr} if self.alpha is None else {"lr": self.lr, "alpha": self.alpha}
 
 

@@ -69,11 +69,13 @@ _FULL = ImagePreset(
     schedule="step", guides=_twin(40, n_test_curve=1000),
     sweep_lrs=(1e-3,), sweep_alphas=(0.3, 1.0), sweep_alpha_lr=1e-3, headline_seeds=(0, 1, 2, 3, 4),
     # no_guide: the pilots' learning rate; trained_guide: chosen by the validation sweep (a test holds it)
-    run_settings={Run("plain_cnn", "no_guide"): RunSettings(1e-3), Run("plain_cnn", "trained_guide"): RunSettings(1e-3, 1.0)},
+    run_settings={Run("plain_cnn", "no_guide"): RunSettings(1e-3),
+                  Run("plain_cnn", "trained_guide"): RunSettings(1e-3, 1.0)},
 )
 PRESETS: dict[str, ImagePreset] = preset_table(NAME, {
     "quick": replace_preset(NAME, _FULL, n_train=512, n_valid=256, n_test=512, epochs=3, probe_n=128,
-                            plain=PlainSizes((1, 1, 1, 1), 8), guides=_twin(2), sweep_alphas=(1.0,), headline_seeds=None),
+                            plain=PlainSizes((1, 1, 1, 1), 8), guides=_twin(2), sweep_alphas=(1.0,),
+                            headline_seeds=None),
     "full": _FULL,
     "paper": replace_preset(NAME, _FULL, n_train=None, n_valid=10000, epochs=100, batch_size=256,
                             plain=PlainSizes((3, 4, 6, 3), 64, "bottleneck"), guides=_twin(100),
