@@ -167,7 +167,7 @@ class NetSizes:
     tf_layers: int
     heads: int
     ff: int
-    lstm: bool = False
+    lstm: bool = False  # an LSTM for every RNN (the precision benchmark times one)
     parity_rnn_hidden: int | None = None  # the parity RNN guide may be smaller than the others (None: rnn_hidden)
     parity_rnn_layers: int | None = None  # (None: rnn_layers)
 
@@ -199,8 +199,8 @@ class TaskPreset:
 
     def values(self, task: str) -> dict[str, Any]:
         """The config values this preset sets for ``task`` (a text corpus's ``None`` sizes: every window)."""
-        every = task in LM_TASKS and self.n_train is None
-        sizes = {k: EVERY_WINDOW if every else getattr(self, k) for k in ("n_train", "n_valid", "n_test")}
+        sizes = {k: getattr(self, k) for k in ("n_train", "n_valid", "n_test")}
+        sizes = {k: EVERY_WINDOW if v is None and task in LM_TASKS else v for k, v in sizes.items()}
         optional = {k: getattr(self, k) for k in ("min_len", "max_len", "seq_len", "fresh", "tokens")}
         return {**sizes, "epochs": self.epochs, "lr": self.lr, **{k: v for k, v in optional.items() if v is not None}}
 
