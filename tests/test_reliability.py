@@ -225,15 +225,16 @@ def test_item3_a_resumed_sequence_guidance_run_keeps_its_per_epoch_diagnostics(t
     lost ``train_task_loss``, ``guidance_term`` and ``pair_distance``. Now: every epoch has them, equal
     to an uninterrupted run's."""
     from untrainable.experiments import sequence_guidance as sg
+    from untrainable.experiments import sequence_runs
 
     c = next(c for c in sg.configs("quick", ["copy"], smoke=True, epochs=2) if c.condition == "trained_guide")
     data_ = sg.load_data(c)
     guides = lambda: {"trained": sg.untrained_guide(c, data_, 7), "untrained": sg.untrained_guide(c, data_, 0)}  # noqa: E731
     straight = sg.train_run(c, 0, CPU, tmp_path / "a.pt", guides())
-    monkeypatch.setattr(sg, "fit", _killed_at(fit, 3))  # 2 steps per epoch: epoch 2, step 1
+    monkeypatch.setattr(sequence_runs, "fit", _killed_at(fit, 3))  # 2 steps per epoch: epoch 2, step 1
     with pytest.raises(KeyboardInterrupt):
         sg.train_run(c, 0, CPU, tmp_path / "b.pt", guides())
-    monkeypatch.setattr(sg, "fit", fit)
+    monkeypatch.setattr(sequence_runs, "fit", fit)
     resumed = sg.train_run(c, 0, CPU, tmp_path / "b.pt", guides())
     assert all({"guidance_term", "train_task_loss", "pair_distance"} <= set(h) for h in resumed["history"])
     assert _strip_time(resumed["history"]) == _strip_time(straight["history"])

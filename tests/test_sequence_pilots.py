@@ -11,6 +11,7 @@ import torch
 from untrainable import data as D
 from untrainable.experiments import sequence_guidance as S
 from untrainable.experiments import sequence_pilots as P
+from untrainable.profiles import replace_preset
 
 
 def test_fresh_strings_change_every_epoch_and_repeat_for_the_same_epoch():
@@ -55,7 +56,7 @@ def _record(setting: str, family: str, lengths: tuple[int, int] | tuple[None, No
     c = next(c for c in P.configs("full") if c.setting == setting and c.net.family == family
              and (c.task == "char_lm" or (c.min_len, c.max_len) == lengths) and (c.task != "char_lm" or
                                                                                  family == "rnn" or c.net.width == width)
-             and c.seq_len in (64, 128) and c.lr == (P.PRESETS["full"][setting]["lr"] if lr is None else lr))
+             and c.seq_len in (64, 128) and c.lr == (P.PRESETS["full"].grid(setting).lr if lr is None else lr))
     valid_loss = math.log(ppl) if setting == "lm" else valid_loss  # a language model is judged on validation
     return {"name": P.run_name(c), "config": dataclasses.asdict(c), "seed": 0, "wall_time_s": 60.0,
             "metrics": {"test_acc": acc, "best_valid_acc": valid, "perplexity": ppl},
@@ -107,14 +108,23 @@ def test_a_language_model_is_judged_at_its_best_validation_epoch_against_its_tex
     assert not P.choose([rnn10, rnn25, words("transformer", 10, [math.log(56)])]).iloc[0].qualifies
 
 
+def test_an_unknown_pilot_preset_key_is_an_error_naming_it_and_the_appendix():
+    from untrainable.profiles import PresetError, replace_preset
+
+    with pytest.raises(PresetError, match=r"appendix 93.*'length'"):
+        replace_preset(P.CHAPTER, P.PRESETS["full"].copy, length=((5, 10),))
+    with pytest.raises(ValueError, match=r"appendix 93.*'sorting'"):
+        P.PRESETS["full"].grid("sorting")
+
+
 def test_every_target_cell_has_four_learning_rates_and_each_guide_one():
     cfgs = [c for c in P.configs("full") if c.setting != "lm"]
     for setting in ("copy", "parity"):
-        for lengths in P.PRESETS["full"][setting]["lengths"]:
+        for lengths in P.PRESETS["full"].grid(setting).lengths:
             cell = [c for c in cfgs if c.setting == setting and (c.min_len, c.max_len) == tuple(lengths)]
             target = S.SETTING_NETS[setting][1]
             assert sorted(c.lr for c in cell if c.net.family == target) == sorted(P.TARGET_LRS)
-            assert [c.lr for c in cell if c.net.family != target] == [P.PRESETS["full"][setting]["lr"]]
+            assert [c.lr for c in cell if c.net.family != target] == [P.PRESETS["full"].grid(setting).lr]
 
 
 def test_a_per_token_probe_measures_token_rows_without_the_padding():
@@ -147,9 +157,10 @@ def test_flattened_sequences_of_random_nets_already_agree_and_token_rows_leave_r
 
 
 def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guides_use_their_own(monkeypatch):
-    full = dict(S.PRESETS["full"], sweep_lrs=(1e-3, 3e-4),
-                run_settings={"copy/guide_alone": {"lr": 3e-4}, "copy/no_guide": {"lr": 1e-3}},
-                guide_reseeds={"copy": ((1, 101),)})
+    full = replace_preset(S.CHAPTER, S.PRESETS["full"], sweep_lrs=(1e-3, 3e-4),
+                          run_settings={S.Run("copy", "guide_alone"): S.RunSettings(lr=3e-4),
+                                        S.Run("copy", "no_guide"): S.RunSettings(lr=1e-3)},
+                          guide_reseeds={"copy": ((1, 101),)})
     monkeypatch.setitem(S.PRESETS, "full", full)
     cfgs = {c.condition: c for c in S.configs("full", settings=("copy",))}
     assert cfgs["guide_alone"].lr == 3e-4 and cfgs["no_guide"].lr == 1e-3 and cfgs["trained_guide"].guide_lr == 3e-4
@@ -163,7 +174,12 @@ def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guide
     assert any(r.name == "copy-guide_alone" and r.seed == 101 for r in planned)  # the replacement guide is planned
     records = [{"config": {"setting": "copy", "condition": "no_guide", "lr": lr}, "metrics": {"min_valid_loss": v}}
                for lr, v in ((1e-3, 0.9), (3e-4, 0.7))]
-    assert S.chosen_settings(records) == {"copy/no_guide": {"lr": 3e-4}}
+    assert S.chosen_settings(records) == {S.Run("copy", "no_guide"): S.RunSettings(lr=3e-4)}
+    for r in records:
+        r["config"].update(alpha=1.0, guide=None)
+        r["history"] = [{"valid_loss": r["metrics"]["min_valid_loss"]}]
+    table = S.sweep_table(records, S.chosen_settings(records))
+    assert table.set_index("learning rate")["chosen"].to_dict() == {3e-4: "yes", 1e-3: ""}
 
 
 def test_every_pilot_record_is_committed_and_the_choice_reads_them(monkeypatch):
@@ -183,7 +199,7 @@ def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
 
     folder = repo_root() / "results" / "full" / S.SWEEP_EXPERIMENT
     records = [load_record(p) for p in sorted(folder.glob("*.json"))]
-    assert S.chosen_settings(records) == S.PRESETS["full"]["run_settings"]
+    assert S.chosen_settings(records) == S.PRESETS["full"].run_settings
 
 
 def test_chapter_06s_preconditions_hold_for_copy_paste_and_parity_and_fail_for_the_language_model(monkeypatch):

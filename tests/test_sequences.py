@@ -254,6 +254,34 @@ def test_presets_scale_up_and_the_paper_preset_has_the_papers_models():
         sg.configs("quick", ["sorting"])
 
 
+def test_an_unknown_preset_or_override_key_is_an_error_naming_it_and_the_chapter():
+    from untrainable.experiments import sequence_guidance as sg
+    from untrainable.profiles import PresetError, replace_preset
+
+    with pytest.raises(PresetError, match=r"chapter 06.*'lstmm'"):
+        sg.configs("quick", lstmm=True)
+    with pytest.raises(PresetError, match=r"chapter 06.*'epoch'"):
+        replace_preset(sg.CHAPTER, sg.PRESETS["full"].tasks["copy"], epoch=3)
+    with pytest.raises(PresetError, match=r"chapter 06.*'sorting'"):
+        replace_preset(sg.CHAPTER, sg.PRESETS["full"],
+                       run_settings={sg.Run("sorting", "no_guide"): sg.RunSettings(lr=1e-3)})
+    with pytest.raises(PresetError, match=r"chapter 06.*one task per setting"):
+        replace_preset(sg.CHAPTER, sg.PRESETS["full"], tasks={"copy": sg.PRESETS["full"].tasks["copy"]})
+    assert {c.net.family for c in sg.configs("quick", ["lm"], lstm=True) if c.condition != "guide_alone"} == {"lstm"}
+    paper_lm = next(c for c in sg.configs("paper", ["lm"]))
+    assert paper_lm.n_train == paper_lm.n_valid == sg.EVERY_WINDOW  # a text corpus's None sizes: every window
+
+
+def test_a_guide_alone_run_keeps_the_config_defaults_of_what_it_drops():
+    from untrainable.experiments import sequence_guidance as sg
+
+    c = next(c for c in sg.configs("full", ["copy"], alpha=3.0) if c.condition == "trained_guide")
+    g = sg.guide_alone_config(c)
+    assert (g.alpha, g.guide_lr, g.guide_reseeds) == (1.0, None, ()) and g.lr == c.guide_lr
+    with pytest.raises(KeyError, match="'alphas'"):
+        sg.config_defaults("alphas")
+
+
 def test_smoke_run_writes_records_caches_guides_and_reloads(monkeypatch):
     from untrainable.experiments import sequence_guidance as sg
 
@@ -281,7 +309,7 @@ def test_every_full_run_of_chapter_06_has_its_committed_record(monkeypatch):
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     assert missing_records("full", ["06"]) == []
-    sweep = len(sg.PRESETS["full"]["sweep_settings"]) * len(sg.CONDITIONS) * len(sg.PRESETS["full"]["sweep_lrs"])
+    sweep = len(sg.PRESETS["full"].sweep_settings) * len(sg.CONDITIONS) * len(sg.PRESETS["full"].sweep_lrs)
     assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3 + sweep
 
 

@@ -23,10 +23,11 @@ one of lowest validation loss, as chapter 06 chooses each condition's rate: a co
 only at an untuned rate would make a failure guidance need not cure (the first pilots fixed the
 rate, and at its tuned rate the 2-10-bit parity Transformer learned the task). Guides keep one rate.
 
-Every run is one network trained by :func:`.sequence_guidance.train_run` with no guide; its config
-is chapter 06's :class:`~.sequence_guidance.Config` (condition ``"alone"``), so a chosen cell
+Every run is one network trained by :func:`.sequence_runs.train_run` with no guide; its config
+is chapter 06's :class:`~.sequence_configs.Config` (condition ``"alone"``), so a chosen cell
 carries over to the chapter unchanged. Validation and test strings are the fixed splits of
-:func:`untrainable.data.sequence_data`. The choice itself is :func:`choose`.
+:func:`untrainable.data.sequence_data`. The grid of each profile is a :class:`PilotPreset`
+(:data:`PRESETS`). The choice itself is :func:`choose`.
 """
 
 from __future__ import annotations
@@ -34,61 +35,120 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from untrainable.experiments import PlannedRun, select_cells
-from untrainable.experiments import sequence_guidance as S
-from untrainable.profiles import check_profile
+from untrainable.experiments import sequence_configs as S
+from untrainable.experiments.sequence_runs import train_run
+from untrainable.profiles import check_profile, preset_table, replace_preset
 from untrainable.results import run_or_load
 from untrainable.runtime import log
 
-__all__ = ["EXPERIMENT", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "TARGET_LRS", "RULES", "PRESETS", "configs", "run_name",
-           "select", "planned_runs", "run", "pilot_table", "tuned_targets", "choose", "pilot_figure", "main"]
+__all__ = ["EXPERIMENT", "CHAPTER", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "TARGET_LRS", "RULES", "LengthGrid",
+           "LmCell", "LmGrid", "PilotPreset", "PRESETS", "configs", "run_name", "select", "planned_runs", "run",
+           "pilot_table", "tuned_targets", "choose", "pilot_figure", "main"]
 
 EXPERIMENT = "sequence_pilots"
 GROUPS = ("copy", "parity", "lm")
 DEFAULT_SEEDS = (0,)
 #: Chance accuracy of the generated tasks (copy: one of ten digits; parity: one of two labels).
 CHANCE = {"copy": 0.10, "parity": 0.50}
+#: The learning rates of every copy-paste and parity target (chapter 06's sweep without its smallest, 3e-5,
+#: which no condition chose); the cell's ``lr`` is its guides' rate and the first pilots' one.
+TARGET_LRS = (3e-3, 1e-3, 3e-4, 1e-4)
 #: What a cell must show to qualify: on copy-paste and parity the target at least ``above_chance`` above
 #: chance (a target that learns nothing would give verdicts read off noise); copy, the guide this far
 #: above the target; parity, the guide at least ``guide_valid_acc`` on validation and this far above
 #: the target; the language model, the guide's lowest validation perplexity this fraction below the target's.
-#: The learning rates of every copy-paste and parity target (chapter 06's sweep without its smallest, 3e-5,
-#: which no condition chose); the cell's ``lr`` is its guides' rate and the first pilots' one.
-TARGET_LRS = (3e-3, 1e-3, 3e-4, 1e-4)
 RULES = {"above_chance": 0.10, "gap": 0.20, "guide_valid_acc": 0.95, "parity_gap": 0.10, "ppl_margin": 0.05}
+#: How errors in the pilots' presets name them.
+CHAPTER = "appendix 93 (sequence pilots)"
 
-_FULL: dict[str, Any] = dict(
-    copy=dict(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8, lr=1e-3,
-              target_lrs=TARGET_LRS),
-    parity=dict(lengths=((2, 10), (2, 20), (2, 30), (2, 50)), n_train=16_000, n_valid=500, n_test=1000, epochs=8,
-                lr=3e-3, target_lrs=TARGET_LRS),
-    lm=dict(guide_widths=((64, 256, 0.0), (128, 512, 0.0), (128, 512, 0.2)), n_train=9600, n_valid=400, n_test=871,
-            epochs=12, seq_len=64, lr=2e-3,
-            # the same characters in windows four times longer, where a Transformer's attention should pay
-            long=dict(seq_len=256, n_train=2400, n_valid=100, n_test=217, guide_widths=((128, 512, 0.2),)),
-            # words instead of characters (the paper's models read words): every window of 64 words
-            # (the RNN's validation perplexity still fell at its 10th epoch: it also trains for 25)
-            words=dict(task="word_lm", seq_len=64, n_train=None, n_valid=None, n_test=None, epochs=10,
-                       target_epochs=(10, 25), guide_widths=((128, 512, 0.0), (128, 512, 0.2)))),
+
+
+@dataclass(frozen=True)
+class LengthGrid:
+    """A copy-paste or parity grid: the target and its guide alone at each range of string lengths."""
+
+    lengths: tuple[tuple[int, int], ...]  # (min_len, max_len) per cell
+    n_train: int
+    n_valid: int
+    n_test: int
+    epochs: int
+    lr: float  # the guides' rate, and the first pilots' (a target at another rate has it in its name)
+    target_lrs: tuple[float, ...] = TARGET_LRS
+
+
+@dataclass(frozen=True)
+class LmCell:
+    """A language-model cell: one text in windows of one length, its RNN target and its Transformer guides."""
+
+    seq_len: int
+    n_train: int | None  # None: every window of the split
+    n_valid: int | None
+    n_test: int | None
+    epochs: int
+    guide_widths: tuple[tuple[int, int, float], ...]  # (d_model, ff, dropout) per guide
+    task: str | None = None  # None: chapter 06's language-model task
+    target_epochs: tuple[int, ...] | None = None  # the target's epochs, one run each (None: ``epochs``)
+
+
+@dataclass(frozen=True)
+class LmGrid:
+    """The language-model grid: every cell at one learning rate, the first cell the chapter's windows."""
+
+    lr: float
+    cells: tuple[LmCell, ...]
+
+
+@dataclass(frozen=True)
+class PilotPreset:
+    """The pilot grid of one profile, one grid per setting."""
+
+    copy: LengthGrid
+    parity: LengthGrid
+    lm: LmGrid
+
+    def grid(self, setting: str) -> LengthGrid | LmGrid:
+        """The grid of ``setting``."""
+        grids = {"copy": self.copy, "parity": self.parity, "lm": self.lm}
+        if setting not in grids:
+            raise ValueError(f"{CHAPTER}: unknown setting {setting!r}: choose one of {', '.join(grids)}")
+        return grids[setting]
+
+
+_FULL = PilotPreset(
+    copy=LengthGrid(lengths=((5, 10), (10, 20), (20, 40)), n_train=16_000, n_valid=500, n_test=1000, epochs=8,
+                    lr=1e-3),
+    parity=LengthGrid(lengths=((2, 10), (2, 20), (2, 30), (2, 50)), n_train=16_000, n_valid=500, n_test=1000,
+                      epochs=8, lr=3e-3),
+    lm=LmGrid(lr=2e-3, cells=(
+        LmCell(seq_len=64, n_train=9600, n_valid=400, n_test=871, epochs=12,
+               guide_widths=((64, 256, 0.0), (128, 512, 0.0), (128, 512, 0.2))),
+        # the same characters in windows four times longer, where a Transformer's attention should pay
+        LmCell(seq_len=256, n_train=2400, n_valid=100, n_test=217, epochs=12, guide_widths=((128, 512, 0.2),)),
+        # words instead of characters (the paper's models read words): every window of 64 words
+        # (the RNN's validation perplexity still fell at its 10th epoch: it also trains for 25)
+        LmCell(task="word_lm", seq_len=64, n_train=None, n_valid=None, n_test=None, epochs=10,
+               target_epochs=(10, 25), guide_widths=((128, 512, 0.0), (128, 512, 0.2))))),
 )
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(copy=dict(_FULL["copy"], lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
-                            target_lrs=(1e-3,)),
-                  parity=dict(_FULL["parity"], lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
-                              target_lrs=(3e-3, 1e-3)),
-                  lm=dict(_FULL["lm"], guide_widths=((32, 64, 0.0),), n_train=64, n_valid=16, n_test=16, epochs=2,
-                          seq_len=32, long=dict(seq_len=64, n_train=32, n_valid=8, n_test=8,
-                                                guide_widths=((32, 64, 0.0),)),
-                          words=dict(task="word_lm", seq_len=16, n_train=32, n_valid=8, n_test=8, epochs=1,
-                                     target_epochs=(1,), guide_widths=((32, 64, 0.0),)))),
-    "full": _FULL,
-    "paper": _FULL,  # the pilots choose the CPU regime; the paper profile has the paper's own
-}
+_QUICK = PilotPreset(
+    copy=replace_preset(CHAPTER, _FULL.copy, lengths=((5, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
+                        target_lrs=(1e-3,)),
+    parity=replace_preset(CHAPTER, _FULL.parity, lengths=((2, 10),), n_train=256, n_valid=64, n_test=64, epochs=2,
+                          target_lrs=(3e-3, 1e-3)),
+    lm=replace_preset(CHAPTER, _FULL.lm, cells=(
+        LmCell(seq_len=32, n_train=64, n_valid=16, n_test=16, epochs=2, guide_widths=((32, 64, 0.0),)),
+        LmCell(seq_len=64, n_train=32, n_valid=8, n_test=8, epochs=2, guide_widths=((32, 64, 0.0),)),
+        LmCell(task="word_lm", seq_len=16, n_train=32, n_valid=8, n_test=8, epochs=1, target_epochs=(1,),
+               guide_widths=((32, 64, 0.0),)))),
+)
+#: The pilots choose the CPU regime: the paper profile has the paper's own, and runs the full grid.
+PRESETS: dict[str, PilotPreset] = preset_table(CHAPTER, {"quick": _QUICK, "full": _FULL, "paper": _FULL})
 
 
 def _base(setting: str, condition: str) -> S.Config:
@@ -99,8 +159,8 @@ def _base(setting: str, condition: str) -> S.Config:
 def _alone(c: S.Config, net: S.NetConfig, **values: Any) -> S.Config:
     """One network alone, everything else as chapter 06's first regime had it (the pilots chose the
     chapter's later settings, so they must not follow them)."""
-    return dataclasses.replace(c, condition="alone", net=net, guide=None, tokens="flatten", guide_lr=None,
-                               guide_reseeds=(), **values)
+    return dataclasses.replace(c, condition="alone", net=net, guide=None,
+                               **S.config_defaults("tokens", "guide_lr", "guide_reseeds"), **values)
 
 
 def configs(profile: str) -> list[S.Config]:
@@ -108,21 +168,21 @@ def configs(profile: str) -> list[S.Config]:
     p = PRESETS[check_profile(profile)]
     out = []
     for setting in ("copy", "parity"):
-        q = p[setting]
+        q = p.grid(setting)
         target = _base(setting, "no_guide")
-        common = dict(n_train=q["n_train"], n_valid=q["n_valid"], n_test=q["n_test"], epochs=q["epochs"], fresh=True)
-        lrs = (q["lr"], *(lr for lr in q["target_lrs"] if lr != q["lr"]))  # the first pilots' rate first
-        for lo, hi in q["lengths"]:
+        common = dict(n_train=q.n_train, n_valid=q.n_valid, n_test=q.n_test, epochs=q.epochs, fresh=True)
+        lrs = (q.lr, *(lr for lr in q.target_lrs if lr != q.lr))  # the first pilots' rate first
+        for lo, hi in q.lengths:
             out += [_alone(target, target.net, min_len=lo, max_len=hi, lr=lr, **common) for lr in lrs]
-            out.append(_alone(target, target.guide, min_len=lo, max_len=hi, lr=q["lr"], **common))
+            out.append(_alone(target, target.guide, min_len=lo, max_len=hi, lr=q.lr, **common))
     target = _base("lm", "no_guide")
-    for q in (p["lm"], {**p["lm"], **p["lm"]["long"]}, {**p["lm"], **p["lm"]["words"]}):
-        every = 10**9  # None: every window of the split
-        common = dict(n_train=q["n_train"] or every, n_valid=q["n_valid"] or every, n_test=q["n_test"] or every,
-                      epochs=q["epochs"], lr=q["lr"], seq_len=q["seq_len"], task=q.get("task", target.task))
-        out += [_alone(target, target.net, **{**common, "epochs": e}) for e in q.get("target_epochs", (q["epochs"],))]
+    for cell in p.lm.cells:
+        sizes = {k: S.EVERY_WINDOW if v is None else v
+                 for k, v in (("n_train", cell.n_train), ("n_valid", cell.n_valid), ("n_test", cell.n_test))}
+        common = dict(sizes, epochs=cell.epochs, lr=p.lm.lr, seq_len=cell.seq_len, task=cell.task or target.task)
+        out += [_alone(target, target.net, **{**common, "epochs": e}) for e in cell.target_epochs or (cell.epochs,)]
         out += [_alone(target, dataclasses.replace(target.guide, width=w, ff=ff, dropout=d), **common)
-                for w, ff, d in q["guide_widths"]]
+                for w, ff, d in cell.guide_widths]
     return out
 
 
@@ -131,8 +191,8 @@ def run_name(c: S.Config) -> str:
     then the learning rate where it is not the setting's first pilot rate (a target's other rates)."""
     net = f"{c.net.family}{c.net.width}x{c.net.layers}" + (f"d{c.net.dropout:g}" if c.net.dropout else "")
     cell = f"len{c.min_len}-{c.max_len}" if c.setting != "lm" else f"e{c.epochs}" + (
-        f"-T{c.seq_len}" if c.seq_len != _FULL["lm"]["seq_len"] else "") + ("-words" if c.task == "word_lm" else "")
-    rate = f"-lr{c.lr:g}" if c.lr != _FULL[c.setting]["lr"] else ""
+        f"-T{c.seq_len}" if c.seq_len != _FULL.lm.cells[0].seq_len else "") + ("-words" if c.task == "word_lm" else "")
+    rate = f"-lr{c.lr:g}" if c.lr != _FULL.grid(c.setting).lr else ""
     return f"{c.setting}-{net}-{cell}{rate}"
 
 
@@ -155,7 +215,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     for c in select(configs(profile), cells):
         for s in seeds:
             log(f"{EXPERIMENT}/{run_name(c)} seed {s} ({profile})")
-            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s, S.train_run, device=device,
+            records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s, train_run, device=device,
                                        force=force, train_missing=train_missing))
     return records
 
