@@ -71,7 +71,7 @@ def test_conv_free_student_and_deep_mlp_sizes():
     assert s(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert sum(p.numel() for p in s.parameters()) == mimic.student_params(64, 16, 0)
     target = 500_000
-    mlp = mimic.deep_mlp(target, depth=3)
+    mlp = mimic.deep_mlp_of_width(mimic.deep_mlp_width(target, 3), depth=3)
     n = sum(p.numel() for p in mlp.parameters())
     assert 0.98 * target < n <= target
     assert n == mimic.deep_mlp_params(mimic.deep_mlp_width(target, 3), 3)
@@ -92,11 +92,13 @@ def test_deep_mlp_control_matches_the_conv_free_students_size(profile):
             assert sum(isinstance(m, nn.Linear) for m in deep.modules()) == p.mlp_depth + 1
 
 
-def test_sweep_selection_and_per_sweep_seeds():
+def test_sweep_selection_and_every_sweeps_seeds():
     from untrainable.experiments import mimic_students as M
 
     full = M.preset("full")
-    assert all(full.seeds_for(sweep) == full.seeds == (0, 1, 2) for sweep in M.SWEEPS)  # no verdict from one seed
+    assert full.seeds == (0, 1, 2)  # no verdict from one seed: every sweep runs the preset's seeds
+    planned = {(r.name, r.seed) for r in M.planned_runs("full") if r.experiment == M.STUDENT_EXPERIMENT}
+    assert planned == {(name, s) for students in M.configs("full").values() for name in students for s in full.seeds}
     with pytest.raises(ValueError, match="unknown mimic sweep"):
         M.run("quick", sweeps=("sizes",))
 

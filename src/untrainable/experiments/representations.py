@@ -43,8 +43,8 @@ from untrainable.train import FitSettings, fit
 
 __all__ = ["EXPERIMENT", "ANALYSIS", "LAYERS", "MEASURES", "DISTANCE_MEASURES", "REQUIRED_METRICS", "NET_METRICS",
            "ComparedNetConfig", "Config", "Preset", "CHAPTER", "PRESETS", "SMOKE", "preset", "configs", "planned_runs",
-           "weights_path", "train_net", "resolve_net", "untrained_net", "Networks", "measure_matrices", "sanity_accuracy",
-           "heatmap", "analyze", "run"]
+           "weights_path", "train_net", "resolve_net", "untrained_net", "Networks", "measure_matrices",
+           "sanity_accuracy", "heatmap", "analyze", "run"]
 
 EXPERIMENT = "representations"
 ANALYSIS = "similarity"  # the record name of a seed's analysis; the networks' records are named by model
