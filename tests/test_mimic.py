@@ -103,6 +103,22 @@ def test_sweep_selection_and_every_sweeps_seeds():
         M.run("quick", sweeps=("sizes",))
 
 
+def test_presets_are_typed_and_an_unknown_override_names_itself_and_the_chapter():
+    import re
+
+    from untrainable.experiments import mimic_sweeps as MS
+    from untrainable.profiles import PresetError, replace_preset
+
+    assert set(MS.PRESETS) == {"quick", "full", "paper"} and all(isinstance(p, MS.Preset) for p in MS.PRESETS.values())
+    with pytest.raises(PresetError, match=re.escape(f"{MS.CHAPTER}: unknown preset key(s) 'sweep_seeds'")):
+        replace_preset(MS.CHAPTER, MS.PRESETS["full"], sweep_seeds={"size": (0,)})
+    full = MS.preset("full")
+    assert all(c.epochs == full.overfit_epochs for c in MS.overfit_pair(full).values())
+    quick = MS.preset("quick")
+    assert quick.overfit_epochs is None
+    assert all(c.epochs == quick.student_epochs for c in MS.overfit_pair(quick).values())
+
+
 def test_random_crop_flip_shifts_and_mirrors_per_image():
     gen = torch.Generator().manual_seed(0)
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
