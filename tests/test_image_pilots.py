@@ -128,6 +128,23 @@ def test_the_full_grid_has_every_group_and_no_guided_run():
     assert CHAPTERS["92"] == "untrainable.experiments.image_pilots"
 
 
+def test_presets_are_typed_and_an_unknown_override_names_itself_and_the_chapter():
+    import re
+
+    from untrainable.profiles import PresetError, replace_preset
+
+    assert set(IP.PRESETS) == {"quick", "full", "paper"} and all(isinstance(p, IP.Preset) for p in IP.PRESETS.values())
+    with pytest.raises(PresetError, match=re.escape(f"{IP.CHAPTER}: unknown preset key(s) 'guide_sizes'")):
+        replace_preset(IP.CHAPTER, IP.PRESETS["full"], guide_sizes=(64,))
+    # the splits a profile leaves None are the config's defaults; quick sets its own
+    defaults = IP.PilotConfig("deep_fcn", "deep_fcn", 8)
+    assert {(c.n_valid, c.n_test, c.n_test_curve) for c in IP.configs("full")} == {
+        (defaults.n_valid, defaults.n_test, defaults.n_test_curve)}
+    assert {(c.n_valid, c.n_test, c.n_test_curve) for c in IP.configs("quick")} == {(256, 512, 256)}
+    smoke = IP.configs("quick", smoke=True)
+    assert [c.n_train for c in smoke if c.group == "guides"] == list(IP.SMOKE["guide_epochs"])
+
+
 def test_cells_select_groups_and_runs_and_refuse_unknown_names():
     runs = IP.configs("full")
     one = IP.run_name(runs[0])

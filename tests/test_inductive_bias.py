@@ -1,11 +1,14 @@
-"""Chapter 01's experiment: comparable models, profile presets, and a smoke run of each profile."""
+"""Chapter 01's experiment: comparable models, profile presets (and chapter 02's, built the same way), and a
+smoke run of each profile."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from untrainable.experiments import inductive_bias as ib
-from untrainable.profiles import UnknownProfileError, default_seeds
+from untrainable.experiments import inductive_bias as ib, representations as rep
+from untrainable.profiles import PresetError, UnknownProfileError, default_seeds, replace_preset
 from untrainable.results import REQUIRED_KEYS
 
 
@@ -21,6 +24,25 @@ def test_profiles_scale_up():
     assert len(default_seeds("full")) >= 3
     with pytest.raises(UnknownProfileError):
         ib.configs("medium")
+
+
+@pytest.mark.parametrize("chapter", [ib, rep])
+def test_presets_are_typed_and_an_unknown_override_names_itself_and_the_chapter(chapter):
+    assert set(chapter.PRESETS) == {"quick", "full", "paper"}
+    assert all(isinstance(p, chapter.Preset) for p in chapter.PRESETS.values())
+    with pytest.raises(PresetError, match=re.escape(f"{chapter.CHAPTER}: unknown preset key(s) 'epoch'")):
+        replace_preset(chapter.CHAPTER, chapter.PRESETS["full"], epoch=3)
+    smoke = replace_preset(chapter.CHAPTER, chapter.PRESETS["full"], **chapter.SMOKE)
+    assert chapter.preset("full", smoke=True) == smoke
+
+
+def test_a_profile_that_sets_no_precision_keeps_the_configs_default():
+    assert ib.PRESETS["full"].precision is None and rep.PRESETS["full"].precision is None
+    default = ib.Config(model="cnn", n_train=1, n_test=1, epochs=1).precision
+    assert {c.precision for c in ib.configs("full")} == {default}
+    net = rep.configs("full")[0].cnn
+    assert net.precision == rep.ComparedNetConfig(model="cnn", n_train=1, n_test=1, epochs=1).precision
+    assert {c.precision for c in ib.configs("quick")} == {"auto"} and rep.configs("quick")[0].fcn.precision == "auto"
 
 
 @pytest.mark.parametrize("profile", ["quick", "full", "paper"])

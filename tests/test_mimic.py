@@ -71,7 +71,7 @@ def test_conv_free_student_and_deep_mlp_sizes():
     assert s(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert sum(p.numel() for p in s.parameters()) == mimic.student_params(64, 16, 0)
     target = 500_000
-    mlp = mimic.deep_mlp(target, depth=3)
+    mlp = mimic.deep_mlp_of_width(mimic.deep_mlp_width(target, 3), depth=3)
     n = sum(p.numel() for p in mlp.parameters())
     assert 0.98 * target < n <= target
     assert n == mimic.deep_mlp_params(mimic.deep_mlp_width(target, 3), 3)
@@ -92,13 +92,31 @@ def test_deep_mlp_control_matches_the_conv_free_students_size(profile):
             assert sum(isinstance(m, nn.Linear) for m in deep.modules()) == p.mlp_depth + 1
 
 
-def test_sweep_selection_and_per_sweep_seeds():
+def test_sweep_selection_and_every_sweeps_seeds():
     from untrainable.experiments import mimic_students as M
 
     full = M.preset("full")
-    assert all(full.seeds_for(sweep) == full.seeds == (0, 1, 2) for sweep in M.SWEEPS)  # no verdict from one seed
+    assert full.seeds == (0, 1, 2)  # no verdict from one seed: every sweep runs the preset's seeds
+    planned = {(r.name, r.seed) for r in M.planned_runs("full") if r.experiment == M.STUDENT_EXPERIMENT}
+    assert planned == {(name, s) for students in M.configs("full").values() for name in students for s in full.seeds}
     with pytest.raises(ValueError, match="unknown mimic sweep"):
         M.run("quick", sweeps=("sizes",))
+
+
+def test_presets_are_typed_and_an_unknown_override_names_itself_and_the_chapter():
+    import re
+
+    from untrainable.experiments import mimic_sweeps as MS
+    from untrainable.profiles import PresetError, replace_preset
+
+    assert set(MS.PRESETS) == {"quick", "full", "paper"} and all(isinstance(p, MS.Preset) for p in MS.PRESETS.values())
+    with pytest.raises(PresetError, match=re.escape(f"{MS.CHAPTER}: unknown preset key(s) 'sweep_seeds'")):
+        replace_preset(MS.CHAPTER, MS.PRESETS["full"], sweep_seeds={"size": (0,)})
+    full = MS.preset("full")
+    assert all(c.epochs == full.overfit_epochs for c in MS.overfit_pair(full).values())
+    quick = MS.preset("quick")
+    assert quick.overfit_epochs is None
+    assert all(c.epochs == quick.student_epochs for c in MS.overfit_pair(quick).values())
 
 
 def test_random_crop_flip_shifts_and_mirrors_per_image():

@@ -31,8 +31,8 @@ from untrainable.precision import autocast
 from untrainable.runtime import eval_mode, log
 
 __all__ = ["logit_regression_loss", "distillation_loss", "soft_cross_entropy", "mimic_loss_fn", "random_crop_flip",
-           "ensemble_logits", "transfer_images", "transfer_set", "TeacherCNN", "ShallowStudent", "deep_mlp_params", "deep_mlp_width",
-           "deep_mlp_of_width", "deep_mlp", "student_params", "cached_path"]
+           "ensemble_logits", "transfer_images", "transfer_set", "TeacherCNN", "ShallowStudent", "deep_mlp_params",
+           "deep_mlp_width", "deep_mlp_of_width", "student_params", "cached_path"]
 
 # ---------------------------------------------------------------------------------------------
 # Losses. Each takes the student's logits first; "teacher" is a teacher's logits or probabilities.
@@ -264,13 +264,6 @@ def deep_mlp_of_width(width: int, depth: int = 3, in_features: int = 3 * 32 * 32
         layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)] + ([nn.Dropout(dropout)] if dropout else [])
         prev = width
     return nn.Sequential(*layers, nn.Linear(prev, num_classes))
-
-
-def deep_mlp(params_target: int, depth: int = 3, in_features: int = 3 * 32 * 32, num_classes: int = 10,
-             dropout: float = 0.0) -> nn.Sequential:
-    """A ``depth``-hidden-layer ReLU MLP whose width is chosen to match ``params_target`` parameters."""
-    width = deep_mlp_width(params_target, depth, in_features, num_classes)
-    return deep_mlp_of_width(width, depth, in_features, num_classes, dropout)
 
 
 def student_params(hidden: int, bottleneck: int | None, conv_channels: int, pool: int = 4, in_channels: int = 3,

@@ -43,14 +43,14 @@ from untrainable.experiments import PlannedRun, select_cells
 from untrainable.mimic import random_crop_flip
 from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
 from untrainable.precision import autocast, channels_last
-from untrainable.profiles import check_profile
+from untrainable.profiles import check_profile, preset_table, replace_preset
 from untrainable.results import run_or_load
 from untrainable.runtime import log, resolve_device, seed_everything, set_threads
 from untrainable.train import FitSettings, best_epoch, cross_entropy, evaluate, fit, make_optimizer
 
-__all__ = ["EXPERIMENT", "MODELS", "GROUPS", "PilotConfig", "PRESETS", "SMOKE", "DEFAULT_SEEDS", "run_name",
-           "configs", "select", "planned_runs", "PilotData", "pilot_data", "build_model", "train_one", "run",
-           "estimate_seconds", "estimate_table", "main"]
+__all__ = ["EXPERIMENT", "MODELS", "GROUPS", "PilotConfig", "Preset", "CHAPTER", "PRESETS", "SMOKE", "DEFAULT_SEEDS",
+           "preset", "run_name", "configs", "select", "planned_runs", "PilotData", "pilot_data", "build_model",
+           "train_one", "run", "estimate_seconds", "estimate_table", "main"]
 
 EXPERIMENT = "image_pilots"
 MODELS = ("deep_fcn", "wide_fcn", "plain_cnn", "residual_cnn", "resnet18")
@@ -87,37 +87,79 @@ class PilotConfig:
     precision: str = "auto"
 
 
-_FULL: dict[str, Any] = {
-    "sizes": (2000, 5000), "n_valid": 1000, "n_test": None, "n_test_curve": 1000,
-    "fcn_width": 512, "deep_depths": (12, 24), "shallow_depth": 3, "fcn_epochs": 60, "fcn_dropout": 0.1,
-    "deep_lrs": {12: (1e-3, 1e-4), 24: (1e-3, 3e-4, 1e-4)}, "shallow_lrs": (1e-3, 1e-4),
-    "wide_width": 1024, "wide_depth": 3, "wide_lrs": (1e-3, 1e-4),
-    "conv_width": 16, "conv_layers": (3, 4, 6, 3), "conv_sizes": (5000,), "conv_epochs": 30,
-    "plain_lrs": (1e-3, 3e-4), "residual_lrs": (1e-3, 3e-4),
-    "conv_aug_lrs": (1e-3,), "deeper_width": 8, "deeper_layers": (6, 8, 12, 6), "deeper_lrs": (1e-3,),
-    "long_epochs": 60,
-    "guide_width": 32, "guide_sizes": (2000, 5000), "guide_epochs": {2000: 40, 5000: 30},
-    "guide_lr": 0.05, "guide_weight_decay": 5e-4,
-    "guide_all_width": 16, "guide_all_epochs": 15, "guide_all_n": None,
-}
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {**_FULL, "sizes": (256, 512), "n_valid": 256, "n_test": 512, "n_test_curve": 256,
-              "fcn_width": 64, "deep_depths": (8,), "shallow_depth": 2, "fcn_epochs": 20,
-              "deep_lrs": {8: (1e-3,)}, "shallow_lrs": (1e-3,), "wide_width": 128, "wide_lrs": (1e-3,),
-              "conv_width": 4, "conv_layers": (1, 1, 1, 1), "conv_sizes": (256,), "conv_epochs": 2,
-              "plain_lrs": (1e-3,), "residual_lrs": (1e-3,), "conv_aug_lrs": (1e-3,), "deeper_width": 4,
-              "deeper_layers": (2, 2, 2, 2), "deeper_lrs": (1e-3,), "long_epochs": 3, "guide_width": 4, "guide_sizes": (256, 512),
-              "guide_epochs": {256: 2, 512: 2},
-              "guide_all_width": 4, "guide_all_epochs": 1, "guide_all_n": 1024},
+@dataclass(frozen=True)
+class Preset:
+    """The pilot grid of one profile: the sizes, depths, widths and learning rates each group tries.
+
+    The split sizes left None keep :class:`PilotConfig`'s defaults.
+    """
+
+    sizes: tuple[int, ...]  # training images of the FCN cells
+    fcn_width: int
+    deep_lrs: dict[int, tuple[float, ...]]  # the learning rates tried at each Deep FCN depth
+    shallow_depth: int
+    shallow_lrs: tuple[float, ...]
+    fcn_epochs: int
+    fcn_dropout: float
+    wide_width: int
+    wide_depth: int
+    wide_lrs: tuple[float, ...]
+    conv_width: int
+    conv_layers: tuple[int, ...]
+    conv_sizes: tuple[int, ...]  # training images of the ConvNet cells
+    conv_epochs: int
+    plain_lrs: tuple[float, ...]
+    residual_lrs: tuple[float, ...]
+    conv_aug_lrs: tuple[float, ...]
+    deeper_width: int
+    deeper_layers: tuple[int, ...]
+    deeper_lrs: tuple[float, ...]
+    long_epochs: int
+    guide_width: int
+    guide_epochs: dict[int, int]  # one guide per training-set size: its epochs
+    guide_lr: float
+    guide_weight_decay: float
+    guide_all_width: int
+    guide_all_epochs: int
+    guide_all_n: int | None  # the guide trained on every image (None: all not held out)
+    n_valid: int | None = None
+    n_test: int | None = None
+    n_test_curve: int | None = None
+
+
+CHAPTER = "appendix 92 (image pilots)"
+_FULL = Preset(
+    sizes=(2000, 5000), fcn_width=512, deep_lrs={12: (1e-3, 1e-4), 24: (1e-3, 3e-4, 1e-4)}, shallow_depth=3,
+    shallow_lrs=(1e-3, 1e-4), fcn_epochs=60, fcn_dropout=0.1, wide_width=1024, wide_depth=3, wide_lrs=(1e-3, 1e-4),
+    conv_width=16, conv_layers=(3, 4, 6, 3), conv_sizes=(5000,), conv_epochs=30, plain_lrs=(1e-3, 3e-4),
+    residual_lrs=(1e-3, 3e-4), conv_aug_lrs=(1e-3,), deeper_width=8, deeper_layers=(6, 8, 12, 6), deeper_lrs=(1e-3,),
+    long_epochs=60, guide_width=32, guide_epochs={2000: 40, 5000: 30}, guide_lr=0.05, guide_weight_decay=5e-4,
+    guide_all_width=16, guide_all_epochs=15, guide_all_n=None)
+_PAPER_LRS = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
+    "quick": replace_preset(
+        CHAPTER, _FULL, sizes=(256, 512), n_valid=256, n_test=512, n_test_curve=256, fcn_width=64,
+        deep_lrs={8: (1e-3,)}, shallow_depth=2, fcn_epochs=20, shallow_lrs=(1e-3,), wide_width=128,
+        wide_lrs=(1e-3,), conv_width=4, conv_layers=(1, 1, 1, 1), conv_sizes=(256,), conv_epochs=2,
+        plain_lrs=(1e-3,), residual_lrs=(1e-3,), conv_aug_lrs=(1e-3,), deeper_width=4, deeper_layers=(2, 2, 2, 2),
+        deeper_lrs=(1e-3,), long_epochs=3, guide_width=4, guide_epochs={256: 2, 512: 2}, guide_all_width=4,
+        guide_all_epochs=1, guide_all_n=1024),
     "full": _FULL,
-    "paper": {**_FULL, "deep_lrs": {12: (1e-3, 3e-4, 1e-4, 3e-5, 1e-5), 24: (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)},
-              "shallow_lrs": (1e-3, 3e-4, 1e-4, 3e-5, 1e-5), "wide_lrs": (1e-3, 3e-4, 1e-4, 3e-5, 1e-5),
-              "plain_lrs": (3e-3, 1e-3, 3e-4, 1e-4, 3e-5), "residual_lrs": (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)},
-}
-#: A tiny slice of any profile with the same runs, for tests.
-SMOKE = {"sizes": (64, 96), "n_valid": 32, "n_test": 64, "n_test_curve": 32, "fcn_epochs": 2, "conv_sizes": (64,),
-         "conv_epochs": 1, "guide_sizes": (64, 96), "guide_epochs": {64: 1, 96: 1}, "guide_all_epochs": 1,
-         "guide_all_n": 128}
+    "paper": replace_preset(
+        CHAPTER, _FULL, deep_lrs={12: _PAPER_LRS, 24: _PAPER_LRS}, shallow_lrs=_PAPER_LRS, wide_lrs=_PAPER_LRS,
+        plain_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), residual_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5)),
+})
+#: Overrides (checked by :func:`~untrainable.profiles.replace_preset`): a tiny slice of any profile with the
+#: same runs, for tests.
+SMOKE: dict[str, Any] = {"sizes": (64, 96), "n_valid": 32, "n_test": 64, "n_test_curve": 32, "fcn_epochs": 2,
+                         "conv_sizes": (64,), "conv_epochs": 1, "guide_epochs": {64: 1, 96: 1}, "guide_all_epochs": 1,
+                         "guide_all_n": 128}
+
+
+def preset(profile: str, smoke: bool = False) -> Preset:
+    """The profile's grid; ``smoke`` shrinks it to a tiny slice of the same runs (for tests)."""
+    p = PRESETS[check_profile(profile)]
+    return replace_preset(CHAPTER, p, **SMOKE) if smoke else p
 
 
 def run_name(c: PilotConfig) -> str:
@@ -129,56 +171,54 @@ def run_name(c: PilotConfig) -> str:
     return f"{c.model}-{shape}{blocks}-n{c.n_train or 'all'}-lr{c.lr:g}{aug}{longer}"
 
 
-def _fcn_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
-    runs = [PilotConfig("deep_fcn", "deep_fcn", p["fcn_width"], d, dropout=p["fcn_dropout"], n_train=n,
-                        epochs=p["fcn_epochs"], lr=lr, **common)
-            for d in p["deep_depths"] for n in p["sizes"] for lr in p["deep_lrs"][d]]
-    runs += [PilotConfig("shallow_fcn", "deep_fcn", p["fcn_width"], p["shallow_depth"], dropout=p["fcn_dropout"],
-                         n_train=n, epochs=p["fcn_epochs"], lr=lr, **common)
-             for n in p["sizes"] for lr in p["shallow_lrs"]]
-    runs += [PilotConfig("wide_fcn", "wide_fcn", p["wide_width"], p["wide_depth"], n_train=n, epochs=p["fcn_epochs"],
-                         lr=lr, **common) for n in p["sizes"] for lr in p["wide_lrs"]]
+def _fcn_runs(p: Preset, splits: dict[str, Any]) -> list[PilotConfig]:
+    runs = [PilotConfig("deep_fcn", "deep_fcn", p.fcn_width, d, dropout=p.fcn_dropout, n_train=n,
+                        epochs=p.fcn_epochs, lr=lr, **splits)
+            for d, lrs in p.deep_lrs.items() for n in p.sizes for lr in lrs]
+    runs += [PilotConfig("shallow_fcn", "deep_fcn", p.fcn_width, p.shallow_depth, dropout=p.fcn_dropout,
+                         n_train=n, epochs=p.fcn_epochs, lr=lr, **splits)
+             for n in p.sizes for lr in p.shallow_lrs]
+    runs += [PilotConfig("wide_fcn", "wide_fcn", p.wide_width, p.wide_depth, n_train=n, epochs=p.fcn_epochs,
+                         lr=lr, **splits) for n in p.sizes for lr in p.wide_lrs]
     return runs
 
 
-def _conv_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
+def _conv_runs(p: Preset, splits: dict[str, Any]) -> list[PilotConfig]:
     """The plain ConvNet and its residual twin: as first piloted, trained with random crop and flip
     (as practitioners train ConvNets), and twice as deep at half the width."""
-    layers = tuple(p["conv_layers"])
-    runs = [PilotConfig("convnets", model, p["conv_width"], layers=layers, n_train=n, epochs=p["conv_epochs"], lr=lr,
-                        **common)
-            for model, lrs in (("plain_cnn", p["plain_lrs"]), ("residual_cnn", p["residual_lrs"]))
-            for n in p["conv_sizes"] for lr in lrs]
-    runs += [PilotConfig("convnets_aug", model, p["conv_width"], layers=layers, n_train=n, epochs=p["conv_epochs"],
-                         lr=lr, augment=True, **common)
-             for model in ("plain_cnn", "residual_cnn") for n in p["conv_sizes"] for lr in p["conv_aug_lrs"]]
-    runs += [PilotConfig("deeper_convnets", model, p["deeper_width"], layers=tuple(p["deeper_layers"]), n_train=n,
-                         epochs=p["conv_epochs"], lr=lr, augment=True, **common)
-             for model in ("plain_cnn", "residual_cnn") for n in p["conv_sizes"] for lr in p["deeper_lrs"]]
+    twins = ("plain_cnn", "residual_cnn")
+    runs = [PilotConfig("convnets", model, p.conv_width, layers=p.conv_layers, n_train=n, epochs=p.conv_epochs, lr=lr,
+                        **splits)
+            for model, lrs in zip(twins, (p.plain_lrs, p.residual_lrs)) for n in p.conv_sizes for lr in lrs]
+    runs += [PilotConfig("convnets_aug", model, p.conv_width, layers=p.conv_layers, n_train=n, epochs=p.conv_epochs,
+                         lr=lr, augment=True, **splits)
+             for model in twins for n in p.conv_sizes for lr in p.conv_aug_lrs]
+    runs += [PilotConfig("deeper_convnets", model, p.deeper_width, layers=p.deeper_layers, n_train=n,
+                         epochs=p.conv_epochs, lr=lr, augment=True, **splits)
+             for model in twins for n in p.conv_sizes for lr in p.deeper_lrs]
     # the 34-layer crop-and-flip cell again, twice as long with the authors' step schedule, to a plateau
-    runs += [PilotConfig("convnets_long", model, p["conv_width"], layers=tuple(p["conv_layers"]), n_train=n,
-                         epochs=p["long_epochs"], lr=lr, augment=True, schedule="step", **common)
-             for model in ("plain_cnn", "residual_cnn") for n in p["conv_sizes"] for lr in p["conv_aug_lrs"]]
+    runs += [PilotConfig("convnets_long", model, p.conv_width, layers=p.conv_layers, n_train=n,
+                         epochs=p.long_epochs, lr=lr, augment=True, schedule="step", **splits)
+             for model in twins for n in p.conv_sizes for lr in p.conv_aug_lrs]
     return runs
 
 
-def _guide_runs(p: dict[str, Any], common: dict[str, Any]) -> list[PilotConfig]:
-    practitioner = dict(optimizer="sgd", schedule="cosine", lr=p["guide_lr"], weight_decay=p["guide_weight_decay"],
-                        augment=True, **common)
-    runs = [PilotConfig("guides", "resnet18", p["guide_width"], n_train=n, epochs=p["guide_epochs"][n], **practitioner)
-            for n in p["guide_sizes"]]
-    runs.append(PilotConfig("guide_all", "resnet18", p["guide_all_width"], n_train=p["guide_all_n"],
-                            epochs=p["guide_all_epochs"], **practitioner))
+def _guide_runs(p: Preset, splits: dict[str, Any]) -> list[PilotConfig]:
+    practitioner = dict(optimizer="sgd", schedule="cosine", lr=p.guide_lr, weight_decay=p.guide_weight_decay,
+                        augment=True, **splits)
+    runs = [PilotConfig("guides", "resnet18", p.guide_width, n_train=n, epochs=epochs, **practitioner)
+            for n, epochs in p.guide_epochs.items()]
+    runs.append(PilotConfig("guide_all", "resnet18", p.guide_all_width, n_train=p.guide_all_n,
+                            epochs=p.guide_all_epochs, **practitioner))
     return runs
 
 
 def configs(profile: str, smoke: bool = False) -> list[PilotConfig]:
     """The pilot runs of ``profile``, in :data:`GROUPS` order (``smoke``: a tiny slice of the same runs)."""
-    p = dict(PRESETS[check_profile(profile)])
-    if smoke:
-        p.update(SMOKE)
-    common = {k: p[k] for k in ("n_valid", "n_test", "n_test_curve")}
-    return _fcn_runs(p, common) + _conv_runs(p, common) + _guide_runs(p, common)
+    p = preset(profile, smoke)
+    given = {"n_valid": p.n_valid, "n_test": p.n_test, "n_test_curve": p.n_test_curve}
+    splits = {k: v for k, v in given.items() if v is not None}  # the others keep PilotConfig's defaults
+    return _fcn_runs(p, splits) + _conv_runs(p, splits) + _guide_runs(p, splits)
 
 
 def select(runs: list[PilotConfig], cells: Iterable[str] | None) -> list[PilotConfig]:
@@ -215,7 +255,10 @@ def pilot_data(c: PilotConfig) -> PilotData:
 
 
 def build_model(c: PilotConfig) -> nn.Module:
-    """The network of a pilot run (initialised from the current torch seed)."""
+    """The network of a pilot run, initialised from the current torch seed: ``"deep_fcn"`` the Deep FCN
+    (:func:`~untrainable.models.deep_fcn`, ``depth`` x ``width`` with batch norm and dropout), ``"wide_fcn"``
+    the Wide FCN (:func:`~untrainable.models.wide_fcn`), ``"plain_cnn"`` / ``"residual_cnn"`` a
+    :class:`~untrainable.models.ResNet` of basic blocks ``layers`` without / with skips, ``"resnet18"`` the guide."""
     if c.model == "deep_fcn":
         return deep_fcn(width=c.width, depth=c.depth, first_width=None, dropout=c.dropout)
     if c.model == "wide_fcn":

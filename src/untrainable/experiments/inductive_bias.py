@@ -9,7 +9,7 @@ sharing, generalises best.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,13 @@ from torch import nn
 from untrainable.data import load_cifar10
 from untrainable.experiments import PlannedRun
 from untrainable.models import FCN, SmallCNN, count_parameters
-from untrainable.profiles import check_profile, default_seeds
+from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
 from untrainable.results import added_field, run_or_load
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
-__all__ = ["EXPERIMENT", "MODELS", "LABELS", "REQUIRED_METRICS", "Config", "PRESETS", "configs", "planned_runs",
-           "build_model", "train_one", "run", "describe_models"]
+__all__ = ["EXPERIMENT", "MODELS", "LABELS", "REQUIRED_METRICS", "Config", "Preset", "CHAPTER", "PRESETS", "SMOKE",
+           "preset", "configs", "planned_runs", "build_model", "train_one", "run", "describe_models"]
 
 EXPERIMENT = "inductive_bias"
 MODELS = ("fcn", "cnn", "deep_fcn")
@@ -50,24 +50,43 @@ class Config:
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n_train": 2000, "n_test": 1000, "epochs": 5, "precision": "auto"},
-    "full": {"n_train": None, "n_test": None, "epochs": 10},
-    "paper": {"n_train": None, "n_test": None, "epochs": 100, "precision": "auto"},
-}
-SMOKE = {"n_train": 256, "n_test": 256, "epochs": 1}
+@dataclass(frozen=True)
+class Preset:
+    """The sizes of one profile; a field left None keeps the config's default."""
+
+    n_train: int | None  # None: all 50,000 training images
+    n_test: int | None  # None: all 10,000 test images
+    epochs: int
+    precision: str | None = None
+
+
+CHAPTER = "chapter 01 (inductive bias)"
+PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
+    "quick": Preset(n_train=2000, n_test=1000, epochs=5, precision="auto"),
+    "full": Preset(n_train=None, n_test=None, epochs=10),
+    "paper": Preset(n_train=None, n_test=None, epochs=100, precision="auto"),
+})
+#: Overrides (checked by :func:`~untrainable.profiles.replace_preset`) that shrink any profile for tests.
+SMOKE: dict[str, Any] = {"n_train": 256, "n_test": 256, "epochs": 1}
+
+
+def preset(profile: str, smoke: bool = False) -> Preset:
+    """The profile's sizes; ``smoke`` shrinks them to a tiny slice (for tests)."""
+    p = PRESETS[check_profile(profile)]
+    return replace_preset(CHAPTER, p, **SMOKE) if smoke else p
 
 
 def configs(profile: str, smoke: bool = False) -> list[Config]:
     """The runs of a profile, one per model; ``smoke`` shrinks them to a tiny slice for tests."""
-    preset = dict(PRESETS[check_profile(profile)])
-    if smoke:
-        preset.update(SMOKE)
-    return [Config(model=m, **preset) for m in MODELS]
+    p = preset(profile, smoke)
+    runs = [Config(model=m, n_train=p.n_train, n_test=p.n_test, epochs=p.epochs) for m in MODELS]
+    return runs if p.precision is None else [replace(c, precision=p.precision) for c in runs]
 
 
 def build_model(name: str) -> nn.Module:
-    """The three architectures, each with about 0.63M parameters."""
+    """The network :attr:`Config.model` names, untrained: ``"fcn"`` an :class:`~untrainable.models.FCN` of
+    2 x 192 units, ``"cnn"`` a :class:`~untrainable.models.SmallCNN` (32, 64, 128 channels, 256 hidden),
+    ``"deep_fcn"`` an FCN of 16 x 128; each has about 0.63M parameters, so only the architecture differs."""
     if name == "fcn":
         return FCN(width=192, depth=2)
     if name == "cnn":

@@ -58,7 +58,9 @@ def _cifar(n_train: int | None, n_test: int | None):
 
 
 def build_teacher(config: TeacherConfig) -> nn.Module:
-    """The deep teacher CNN of ``config``, untrained."""
+    """The teacher of ``config``, untrained: Ba & Caruana's deep CNN (:class:`~untrainable.mimic.TeacherCNN`,
+    3 x [conv of ``channels`` + pool] + a fully connected layer of ``hidden`` units, dropout), the only
+    teacher the chapter trains."""
     return mimic.TeacherCNN(channels=config.channels, hidden=config.hidden, dropout=config.dropout)
 
 
@@ -123,7 +125,10 @@ def resolve_teachers(spec: TeacherSpec, profile: str, device: str = "auto") -> l
 
 
 def build_student(config: StudentConfig) -> nn.Module:
-    """The shallow student, or (``depth > 1``) the deeper MLP whose width ``hidden`` matches a parameter budget."""
+    """The student of ``config``, untrained: a :class:`~untrainable.mimic.ShallowStudent` (one hidden ReLU
+    layer of ``hidden`` units after an optional convolution and linear bottleneck), or with ``depth > 1``
+    the deeper convolution-free control, a ReLU MLP of ``depth`` layers of ``hidden`` units
+    (:func:`~untrainable.mimic.deep_mlp_of_width`; the size sweep picks ``hidden`` to match a budget)."""
     if config.depth > 1:
         return mimic.deep_mlp_of_width(config.hidden, depth=config.depth, dropout=config.dropout)
     return mimic.ShallowStudent(hidden=config.hidden, bottleneck=config.bottleneck,
@@ -188,15 +193,16 @@ def _students(sweep: str, students: dict[str, StudentConfig], profile: str, seed
 
 
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
-    """Every record of the chapter: the teachers of the ensemble, then each sweep's students for its seeds.
+    """Every record of the chapter: the teachers of the ensemble, then each sweep's students for each seed
+    (default: the preset's).
 
     Sweeps share some configs under other names; each name is planned, and a stored twin counts.
     """
     p = preset(profile)
+    seeds = p.seeds if seeds is None else tuple(seeds)
     runs = [PlannedRun(TEACHER_EXPERIMENT, "teacher", p.teacher, s) for s in p.ensemble]
-    for sweep, students in configs(profile).items():
-        sweep_seeds = p.seeds_for(sweep) if seeds is None else tuple(seeds)
-        runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s) for name, cfg in students.items() for s in sweep_seeds]
+    for students in configs(profile).values():
+        runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s) for name, cfg in students.items() for s in seeds]
     return runs
 
 
@@ -205,10 +211,11 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     """Every record of the chapter (or of ``sweeps``): the teachers, then each sweep's students.
 
     Each returned record carries ``sweep`` (``"teachers"`` for a teacher); :func:`records_by_sweep`
-    groups them. ``seeds=None`` uses each sweep's default seeds (:meth:`Preset.seeds_for`); given
-    seeds apply to every sweep (the teachers are the preset's ensemble).
+    groups them. ``seeds=None`` runs every sweep for the preset's seeds; the teachers are the preset's
+    ensemble either way.
     """
     p = preset(profile, smoke)
+    seeds = p.seeds if seeds is None else tuple(seeds)
     unknown = set(sweeps or ()) - set(SWEEPS)
     if unknown:
         raise ValueError(f"unknown mimic sweep(s) {sorted(unknown)}: choose from {sorted(SWEEPS)}")
@@ -216,8 +223,7 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     teachers: dict[TeacherSpec, list[nn.Module]] = {}
     for name, students in configs(profile, smoke).items():
         if sweeps is None or name in sweeps:
-            records += _students(name, students, profile, p.seeds_for(name) if seeds is None else tuple(seeds),
-                                 device, force, teachers)
+            records += _students(name, students, profile, seeds, device, force, teachers)
     return records
 
 
@@ -254,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.mimic_students", description=main.__doc__)
     parser.add_argument("--profile", default="full")
-    parser.add_argument("--seeds", type=int, nargs="*", help="default: each sweep's seeds")
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
     parser.add_argument("--sweeps", nargs="*", choices=sorted(SWEEPS), default=None,
                         help="default: all; --sweeps without a name trains the teachers only")
     parser.add_argument("--device", default="auto")

@@ -10,15 +10,15 @@ record key.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from untrainable import mimic
-from untrainable.profiles import DEFAULT_SEEDS, check_profile
+from untrainable.profiles import DEFAULT_SEEDS, check_profile, preset_table, replace_preset
 from untrainable.results import added_field
 
-__all__ = ["TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "PRESETS", "preset", "SWEEPS", "configs",
-           "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
+__all__ = ["TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "preset", "SWEEPS",
+           "configs", "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class StudentConfig:
 
 @dataclass(frozen=True)
 class Preset:
-    """The sizes of one profile."""
+    """The sizes of one profile: its teachers, and what every student shares."""
 
     teacher: TeacherConfig
     ensemble: tuple[int, ...]
@@ -80,28 +80,23 @@ class Preset:
     bottleneck: int
     conv_channels: int
     quality_widths: tuple[int, ...]
-    seeds: tuple[int, ...]  # the profile's default seeds; quick runs one (40-odd students, minutes on a CPU)
+    seeds: tuple[int, ...]  # every sweep's default seeds; quick runs one (40-odd students, minutes on a CPU)
     loss_width: int
+    views: int  # augmented views of the training images in every student's transfer set
+    precision: str  # the students' (the teacher's is in its config); teachers' logits are fp32
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
-    views: int = 1
     mlp_depth: int = 3
-    overfit_epochs: int = 0  # the overfitting pair's epochs (0: the students' epochs)
-    # Seeds per sweep where fewer than ``seeds`` suffice (figures that show no spread); others use ``seeds``.
-    sweep_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    precision: str = "fp32"  # the students' (the teacher's is in its config); teachers' logits are fp32
-
-    def seeds_for(self, sweep: str) -> tuple[int, ...]:
-        """The seeds a sweep runs by default."""
-        return self.sweep_seeds.get(sweep, self.seeds)
+    overfit_epochs: int | None = None  # the overfitting pair's epochs (None: the students' epochs)
 
 
-PRESETS: dict[str, Preset] = {
+CHAPTER = "chapter 07 (mimic)"
+PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
     "quick": Preset(
         teacher=TeacherConfig(channels=32, hidden=256, epochs=3, n_train=2000, n_test=1000, snapshots=(1,),
                               precision="auto"),
         ensemble=(0, 1), n_train=2000, n_test=1000, student_epochs=3, widths=(64, 512), bottleneck=64,
-        conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, temperatures=(1.0, 20.0),
-        precision="auto"),
+        conv_channels=16, quality_widths=(64, 512), seeds=(0,), loss_width=512, views=1, precision="auto",
+        temperatures=(1.0, 20.0)),
     # Two CPU cores: 10k training images plus two augmented views, the transfer set of every student
     # (on labels or mimicking), teachers of 32 channels, 8 student epochs (30 for the overfitting pair),
     # three seeds on every sweep. Students train in bf16 where the CPU multiplies it natively (appendix
@@ -111,14 +106,14 @@ PRESETS: dict[str, Preset] = {
         teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
         ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
         bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
-        views=2, overfit_epochs=30, precision="auto"),
+        views=2, precision="auto", overfit_epochs=30),
     "paper": Preset(
         teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20),
                               precision="auto"),
         ensemble=(0, 1, 2, 3), n_train=None, n_test=None, student_epochs=100, widths=(1000, 4000, 10000, 30000),
         bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=DEFAULT_SEEDS["paper"],
         loss_width=30000, views=4, precision="auto"),
-}
+})
 
 
 def preset(profile: str, smoke: bool = False) -> Preset:
@@ -127,10 +122,9 @@ def preset(profile: str, smoke: bool = False) -> Preset:
     if not smoke:
         return p
     teacher = dataclasses.replace(p.teacher, epochs=1, n_train=256, n_test=256, snapshots=())
-    return dataclasses.replace(p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
-                               student_epochs=1, widths=p.widths[:1], quality_widths=p.widths[:1],
-                               seeds=p.seeds[:1], temperatures=p.temperatures[:2], loss_width=p.widths[0],
-                               sweep_seeds={})
+    return replace_preset(CHAPTER, p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
+                          student_epochs=1, widths=p.widths[:1], quality_widths=p.widths[:1], seeds=p.seeds[:1],
+                          temperatures=p.temperatures[:2], loss_width=p.widths[0])
 
 
 def _student(p: Preset, **kw: Any) -> StudentConfig:
@@ -193,7 +187,8 @@ def overfit_pair(p: Preset) -> dict[str, StudentConfig]:
     """Test error over epochs of a wide student on labels (no dropout) vs mimicking, on the same
     images, for ``p.overfit_epochs`` (long enough for every label seed to overfit)."""
     ens = TeacherSpec(p.teacher, p.ensemble)
-    h, epochs = p.widths[-1], p.overfit_epochs or p.student_epochs
+    h = p.widths[-1]
+    epochs = p.student_epochs if p.overfit_epochs is None else p.overfit_epochs
     return {"overfit-labels": _student(p, hidden=h, loss="labels", bottleneck=p.bottleneck, epochs=epochs),
             "overfit-mimic": _student(p, hidden=h, teacher=ens, bottleneck=p.bottleneck, epochs=epochs)}
 

@@ -20,7 +20,7 @@ analysis that needs them runs, and only then: a stored analysis record needs no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,16 +35,16 @@ from untrainable.experiments.inductive_bias import build_model
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.paths import cache_root
-from untrainable.profiles import check_profile, default_seeds
+from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
 from untrainable.recording import record_layers
 from untrainable.results import added_field, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
 __all__ = ["EXPERIMENT", "ANALYSIS", "LAYERS", "MEASURES", "DISTANCE_MEASURES", "REQUIRED_METRICS", "NET_METRICS",
-           "ComparedNetConfig", "Config", "PRESETS", "configs", "planned_runs", "weights_path", "train_net",
-           "resolve_net", "untrained_net", "Networks", "measure_matrices", "sanity_accuracy", "heatmap", "analyze",
-           "run"]
+           "ComparedNetConfig", "Config", "Preset", "CHAPTER", "PRESETS", "SMOKE", "preset", "configs", "planned_runs",
+           "weights_path", "train_net", "resolve_net", "untrained_net", "Networks", "measure_matrices",
+           "sanity_accuracy", "heatmap", "analyze", "run"]
 
 EXPERIMENT = "representations"
 ANALYSIS = "similarity"  # the record name of a seed's analysis; the networks' records are named by model
@@ -98,31 +98,57 @@ class Config:
     svcca_keep: float = 0.99
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n_train": 500, "n_test": 500, "epochs": 2, "n_probe": 300, "n_heatmap": 500, "heatmap_batch": 250,
-              "precision": "auto"},
-    "full": {"n_train": 4000, "n_test": 2000, "epochs": 3, "n_probe": 600, "n_heatmap": None, "heatmap_batch": 500},
-    "paper": {"n_train": None, "n_test": None, "epochs": 30, "n_probe": 5000, "n_heatmap": None, "heatmap_batch": 1000,
-              "precision": "auto"},
-}
-SMOKE = {"n_train": 128, "n_test": 128, "epochs": 1, "n_probe": 64, "n_heatmap": 128, "heatmap_batch": 64}
+@dataclass(frozen=True)
+class Preset:
+    """The sizes of one profile: the compared networks' training and the analysis's test images.
+
+    A field left None keeps the config's default.
+    """
+
+    n_train: int | None  # each network's training images (None: all 50,000)
+    n_test: int | None  # each network's test images (None: all 10,000)
+    epochs: int
+    n_probe: int
+    n_heatmap: int | None  # None: all 10,000 test images
+    heatmap_batch: int | None = None
+    precision: str | None = None  # the networks'
+
+
+CHAPTER = "chapter 02 (measuring representations)"
+PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
+    "quick": Preset(n_train=500, n_test=500, epochs=2, n_probe=300, n_heatmap=500, heatmap_batch=250,
+                    precision="auto"),
+    "full": Preset(n_train=4000, n_test=2000, epochs=3, n_probe=600, n_heatmap=None),
+    "paper": Preset(n_train=None, n_test=None, epochs=30, n_probe=5000, n_heatmap=None, heatmap_batch=1000,
+                    precision="auto"),
+})
+#: Overrides (checked by :func:`~untrainable.profiles.replace_preset`) that shrink any profile for tests.
+SMOKE: dict[str, Any] = {"n_train": 128, "n_test": 128, "epochs": 1, "n_probe": 64, "n_heatmap": 128,
+                         "heatmap_batch": 64}
+
+
+def preset(profile: str, smoke: bool = False) -> Preset:
+    """The profile's sizes; ``smoke`` shrinks them to a tiny slice (for tests)."""
+    p = PRESETS[check_profile(profile)]
+    return replace_preset(CHAPTER, p, **SMOKE) if smoke else p
+
+
+def _net(p: Preset, model: str) -> ComparedNetConfig:
+    """The training run of the ``model`` whose layers the profile compares."""
+    net = ComparedNetConfig(model=model, n_train=p.n_train, n_test=p.n_test, epochs=p.epochs)
+    return net if p.precision is None else replace(net, precision=p.precision)
 
 
 def configs(profile: str, seeds: tuple[int, ...] | None = None, smoke: bool = False) -> list[Config]:
     """One analysis config per seed, in the order of ``seeds``: the CNN of each seed is paired with
     the next seed's CNN (the last with the first); ``smoke`` shrinks everything for tests."""
-    p = dict(PRESETS[check_profile(profile)])
+    p = preset(profile, smoke)
     seeds = default_seeds(profile) if seeds is None else tuple(seeds)
     if len(seeds) < 2:
         raise ValueError("the sanity check pairs networks of different seeds: give at least two seeds")
-    if smoke:
-        p.update(SMOKE)
-    nets = {m: ComparedNetConfig(model=m, n_train=p["n_train"], n_test=p["n_test"], epochs=p["epochs"],
-                                   precision=p.get("precision", "fp32"))
-            for m in ("cnn", "fcn")}
-    return [Config(cnn=nets["cnn"], fcn=nets["fcn"], partner_seed=seeds[(i + 1) % len(seeds)],
-                   n_probe=p["n_probe"], n_heatmap=p["n_heatmap"], heatmap_batch=p["heatmap_batch"])
-            for i in range(len(seeds))]
+    analyses = [Config(cnn=_net(p, "cnn"), fcn=_net(p, "fcn"), partner_seed=seeds[(i + 1) % len(seeds)],
+                       n_probe=p.n_probe, n_heatmap=p.n_heatmap) for i in range(len(seeds))]
+    return analyses if p.heatmap_batch is None else [replace(c, heatmap_batch=p.heatmap_batch) for c in analyses]
 
 
 def _nets_of(cfg: Config, seed: int) -> list[PlannedRun]:
