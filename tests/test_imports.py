@@ -10,13 +10,14 @@ Three rules:
 * no import cycle;
 * no upward import: the foundations (the library a reader can use in their own training loop) import
   no chapter, analysis, benchmark or command line, and the analysis imports no chapter or benchmark;
-* no ``_private`` name of one module used in another (``from untrainable.x import _name``, or
-  ``x._name`` on a name imported from ``untrainable``): what another module needs is public.
+* no ``_private`` name of one module used in another, or in a notebook (``from untrainable.x import _name``,
+  or ``x._name`` on a name imported from ``untrainable``): what another module needs is public.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,3 +226,17 @@ def test_the_walker_sees_lazy_and_type_checking_imports_and_private_uses():
     assert list(private_uses(source, tree)) == [(6, "untrainable.experiments.image_guides._x")]
     assert cycles({"a": {"b": 1}, "b": {"c": 1, "a": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "a"]]
     assert graph()["untrainable.plotting"]["untrainable.analysis.layer_comparison"]  # under TYPE_CHECKING
+
+
+def notebook_code(path: Path) -> str:
+    """A notebook's code cells as one module (IPython's ``%`` and ``!`` lines left out)."""
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    return "\n".join(line for c in cells for line in "".join(c["source"]).splitlines()
+                     if not line.lstrip().startswith(("%", "!")))
+
+
+def test_no_notebook_uses_a_private_name():
+    """What a chapter shows or calls is the package's public API (a reader may copy it)."""
+    uses = [f"{path.name}: {name}" for path in sorted((SRC.parent / "notebooks").glob("*.ipynb"))
+            for _, name in private_uses("notebook", ast.parse(notebook_code(path)))]
+    assert not uses, "private names used by notebooks:\n" + "\n".join(uses)
