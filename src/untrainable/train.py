@@ -244,7 +244,7 @@ def _check_validation_options(valid: tuple[torch.Tensor, torch.Tensor] | None, b
 
 def _resume(loop: _Loop, checkpoint: Path | None,
             state: dict[str, Any] | None) -> tuple[list[dict[str, Any]], int, float, dict[str, Any] | None]:
-    """``(history, epochs done, training seconds so far, best-validation weights)`` of an interrupted loop,
+    """``(history, epochs done, training seconds so far, best-validation weights)`` of an interrupted run,
     its weights, optimiser and random states loaded and its saved ``state`` put in the caller's dict;
     a run with no checkpoint yet starts from nothing."""
     if checkpoint is None or not checkpoint.is_file():
