@@ -87,3 +87,18 @@ def test_the_guidance_chapters_builders_follow_their_configs():
         build_target(dataclasses.replace(deep, target="vit"))
     with pytest.raises(ValueError, match="unknown guide family 'vgg'"):
         build_guide(dataclasses.replace(small, family="vgg"))
+
+
+def test_the_builders_protocols_name_fields_their_configs_have():
+    """``models`` describes the configs it reads by protocols (it imports no chapter): each protocol's
+    fields must stay fields of the chapter's config class."""
+    import dataclasses
+
+    from untrainable.experiments.image_guidance import Config
+    from untrainable.experiments.image_guides import GuideConfig
+    from untrainable.models import GuideSpec, TargetSpec
+
+    for spec, config in ((TargetSpec, Config), (GuideSpec, GuideConfig)):
+        wanted = {n for n, v in vars(spec).items() if isinstance(v, property)}
+        fields = {f.name for f in dataclasses.fields(config)}
+        assert wanted and wanted <= fields, f"{spec.__name__} names fields {config.__name__} lacks: {wanted - fields}"

@@ -3,22 +3,38 @@
 The motivating experiment (chapter 01) sets three architectures of about the same size side by
 side: a fully connected net, a small CNN and a deep, narrow fully connected net. What differs is
 only the inductive bias each architecture builds in.
+
+Which function builds which chapter's networks. Each chapter's builder sits beside the config it
+reads (those of :mod:`untrainable.experiments`); this module imports no chapter.
+
+=================================  ===============================================================
+builder                            networks
+=================================  ===============================================================
+``inductive_bias.build_model``     chapter 01: the FCN, the small CNN and the deep FCN (:class:`FCN`,
+                                   :class:`SmallCNN`)
+:func:`build_target` (here)        chapters 03-05, 08: the image targets (:func:`deep_fcn`,
+                                   :func:`wide_fcn`, :func:`plain_convnet`)
+:func:`build_guide` (here)         chapters 03-05, 08: the image guides (:func:`resnet18`,
+                                   :func:`resnet50`, :class:`SmallCNN`, a residual twin)
+``image_pilots.build_model``       the image pilots' networks, from the same classes
+``sequence_guidance.build_net``    chapter 06: :class:`StackedRNN`, :class:`CausalTransformer`,
+                                   :class:`TransformerClassifier`
+``mimic_students.build_teacher``   chapter 07: the deep teacher CNN (:mod:`untrainable.mimic`)
+``mimic_students.build_student``   chapter 07: the shallow or deeper students (:mod:`untrainable.mimic`)
+=================================  ===============================================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # the chapters' configs, for type hints only (they import this module)
-    from untrainable.experiments.image_guidance import Config
-    from untrainable.experiments.image_guides import GuideConfig
-
 __all__ = ["count_parameters", "FCN", "SmallCNN", "deep_fcn", "wide_fcn", "BasicBlock", "Bottleneck", "ResNet",
-           "resnet18", "resnet50", "plain_convnet", "build_target", "build_guide", "StackedRNN", "last_positions",
+           "resnet18", "resnet50", "plain_convnet", "TargetSpec", "GuideSpec", "build_target",
+           "build_guide", "StackedRNN", "last_positions",
            "causal_mask", "CausalTransformer", "TransformerClassifier"]
 
 
@@ -262,7 +278,58 @@ def plain_convnet(
     return ResNet(layers, block, width, num_classes, image_size=image_size, residual=False)
 
 
-def build_target(c: "Config") -> nn.Module:
+class TargetSpec(Protocol):
+    """What :func:`build_target` reads of a run's config (``experiments.image_guidance.Config`` has it all).
+
+    A protocol rather than the chapter's config class, so that this module imports no chapter.
+    """
+
+    @property
+    def target(self) -> str: ...  # "deep_fcn" | "wide_fcn" | "plain_cnn"
+    @property
+    def image_size(self) -> int: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def fcn_width(self) -> int: ...
+    @property
+    def fcn_depth(self) -> int: ...
+    @property
+    def fcn_first_width(self) -> int | None: ...
+    @property
+    def fcn_dropout(self) -> float: ...
+    @property
+    def wide_width(self) -> int: ...
+    @property
+    def wide_depth(self) -> int: ...
+    @property
+    def plain_layers(self) -> Sequence[int]: ...
+    @property
+    def plain_block(self) -> str: ...
+    @property
+    def plain_width(self) -> int: ...
+
+
+class GuideSpec(Protocol):
+    """What :func:`build_guide` reads of a guide's config (``experiments.image_guides.GuideConfig`` has it all)."""
+
+    @property
+    def family(self) -> str: ...  # "resnet18" | "resnet50" | "small_cnn" | "residual_twin"
+    @property
+    def width(self) -> int: ...
+    @property
+    def image_size(self) -> int: ...
+    @property
+    def channels(self) -> Sequence[int]: ...
+    @property
+    def hidden(self) -> int: ...
+    @property
+    def layers(self) -> Sequence[int]: ...
+    @property
+    def block(self) -> str: ...
+
+
+def build_target(c: TargetSpec) -> nn.Module:
     """The target network of a guidance run on images (chapters 04, 05), from its config's sizes."""
     in_features = 3 * c.image_size * c.image_size
     if c.target == "deep_fcn":
@@ -274,7 +341,7 @@ def build_target(c: "Config") -> nn.Module:
     raise ValueError(f"unknown target {c.target!r}: choose deep_fcn, wide_fcn or plain_cnn")
 
 
-def build_guide(g: "GuideConfig", num_classes: int = 10) -> nn.Module:
+def build_guide(g: GuideSpec, num_classes: int = 10) -> nn.Module:
     """A guide network of the image chapters (initialised from the current torch seed)."""
     if g.family == "resnet18":
         return resnet18(g.width, num_classes, g.image_size)

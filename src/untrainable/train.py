@@ -206,15 +206,67 @@ def best_epoch(history: list[dict[str, Any]], best_by: str = "valid_loss") -> in
     return min(history, key=lambda h: sign * h[best_by])["epoch"]
 
 
-def _restore(checkpoint: Path, model: nn.Module, opt: torch.optim.Optimizer, generator: torch.Generator,
-             device: torch.device) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` into the model, optimiser and random states."""
-    saved = load_torch(checkpoint, map_location=device)
-    model.load_state_dict(saved["model"])
-    opt.load_state_dict(saved["optimizer"])
-    generator.set_state(saved["generator"].cpu())
+@dataclass(frozen=True)
+class _Loop:
+    """The training loop of one :func:`fit` call: its arguments and optimiser, which every epoch's helpers read."""
+
+    model: nn.Module
+    train: tuple[Any, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    valid: tuple[torch.Tensor, torch.Tensor] | None
+    settings: FitSettings
+    opt: torch.optim.Optimizer
+    generator: torch.Generator
+    device: torch.device
+    loss_fn: LossFn
+    augment: Augment | None
+    on_epoch_start: Callable[[int, nn.Module], None] | None
+    on_epoch_end: EpochHook | None
+    desc: str
+    best_by: str
+    test_every_epoch: bool
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train[1]) / self.settings.batch_size)
+
+
+def _check_validation_options(valid: tuple[torch.Tensor, torch.Tensor] | None, best_by: str, restore_best: bool,
+                              test_every_epoch: bool) -> None:
+    """Fail before training on options that need a validation split without one, or on an unknown metric."""
+    if restore_best and valid is None:
+        raise ValueError("restore_best needs a validation split (valid=...) to choose the best epoch by")
+    if not test_every_epoch and valid is None:
+        raise ValueError("test_every_epoch=False needs a validation split (valid=...): it tests the best epochs")
+    if best_by not in BEST_BY:
+        raise ValueError(f"unknown best_by {best_by!r}: choose one of {', '.join(BEST_BY)}")
+
+
+def _resume(loop: _Loop, checkpoint: Path | None,
+            state: dict[str, Any] | None) -> tuple[list[dict[str, Any]], int, float, dict[str, Any] | None]:
+    """``(history, epochs done, training seconds so far, best-validation weights)`` of an interrupted run,
+    its weights, optimiser and random states loaded and its saved ``state`` put in the caller's dict;
+    a run with no checkpoint yet starts from nothing."""
+    if checkpoint is None or not checkpoint.is_file():
+        return [], 0, 0.0, None
+    saved = load_torch(checkpoint, map_location=loop.device)
+    loop.model.load_state_dict(saved["model"])
+    loop.opt.load_state_dict(saved["optimizer"])
+    loop.generator.set_state(saved["generator"].cpu())
     torch.set_rng_state(saved["torch_rng"].cpu())
-    return saved
+    if state is not None:
+        state.clear()
+        state.update(saved.get("state", {}))
+    return saved["history"], saved["epoch"], saved.get("elapsed_s", 0.0), saved.get("best")
+
+
+def _save_checkpoint(loop: _Loop, checkpoint: Path, history: list[dict[str, Any]], state: dict[str, Any] | None,
+                     best: dict[str, Any] | None, elapsed_s: float) -> None:
+    """Everything :func:`_resume` needs to go on as if never stopped, written atomically."""
+    save_torch_atomic({"model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
+                       "generator": loop.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                       "history": history, "epoch": len(history), "state": state or {}, "best": best,
+                       "elapsed_s": elapsed_s}, checkpoint)
 
 
 def _check_finite(desc: str, what: str, value: float, epoch: int, step: int) -> None:
@@ -223,41 +275,71 @@ def _check_finite(desc: str, what: str, value: float, epoch: int, step: int) -> 
                                  "lower the learning rate or check the inputs")
 
 
-def _train_epoch(model: nn.Module, train: tuple[Any, torch.Tensor], settings: FitSettings, opt: torch.optim.Optimizer,
-                 epoch: int, total_steps: int, generator: torch.Generator, device: torch.device, loss_fn: LossFn,
-                 desc: str, augment: Augment | None = None) -> tuple[dict[str, float], int]:
+def _train_epoch(loop: _Loop, epoch: int) -> tuple[dict[str, float], int]:
     """One epoch of optimiser steps (``epoch`` 0-based); running means of loss and accuracy, and its steps."""
-    x_train, y_train = train
-    steps_per_epoch = math.ceil(len(y_train) / settings.batch_size)
+    (x_train, y_train), model, s = loop.train, loop.model, loop.settings
     model.train()
     sum_loss, sum_correct, seen, counted, steps = 0.0, 0, 0, 0, 0
-    for i, idx in enumerate(batches(len(y_train), settings.batch_size, generator)):
-        for group in opt.param_groups:
-            group["lr"] = settings.lr * lr_factor(settings, epoch * steps_per_epoch + i, total_steps)
-        xb = x_train[idx] if augment is None else augment(x_train[idx], generator)
-        xb, yb = to_device(xb, device, model), y_train[idx].to(device, non_blocking=True)
-        with autocast(device, settings.precision):
-            loss, logits = loss_fn(model, xb, yb)
-        _check_finite(desc, "loss", loss.item(), epoch + 1, i + 1)
-        opt.zero_grad(set_to_none=True)
+    for i, idx in enumerate(batches(len(y_train), s.batch_size, loop.generator)):
+        for group in loop.opt.param_groups:
+            group["lr"] = s.lr * lr_factor(s, epoch * loop.steps_per_epoch + i, s.epochs * loop.steps_per_epoch)
+        xb = x_train[idx] if loop.augment is None else loop.augment(x_train[idx], loop.generator)
+        xb, yb = to_device(xb, loop.device, model), y_train[idx].to(loop.device, non_blocking=True)
+        with autocast(loop.device, s.precision):
+            loss, logits = loop.loss_fn(model, xb, yb)
+        _check_finite(loop.desc, "loss", loss.item(), epoch + 1, i + 1)
+        loop.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if settings.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
-        opt.step()
+        if s.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+        loop.opt.step()
         sum_loss += loss.item() * len(yb)
         c, n = correct_and_count(logits.detach(), yb)
         sum_correct, counted, seen, steps = sum_correct + c, counted + n, seen + len(yb), i + 1
     return {"train_loss": sum_loss / seen, "train_acc": sum_correct / max(counted, 1)}, steps
 
 
-def _evaluated(split: str, model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], settings: FitSettings,
-               device: torch.device, desc: str, epoch: int, steps: int) -> dict[str, float]:
-    """``{split}_loss`` and ``{split}_acc`` of ``model`` on ``data`` after the 0-based ``epoch``."""
+def _evaluated(loop: _Loop, split: str, data: tuple[torch.Tensor, torch.Tensor], epoch: int,
+               steps: int) -> dict[str, float]:
+    """``{split}_loss`` and ``{split}_acc`` of the model on ``data`` after the 0-based ``epoch``."""
     try:
-        metrics = evaluate(model, data[0], data[1], device, settings.eval_batch_size, settings.precision)
+        metrics = evaluate(loop.model, data[0], data[1], loop.device, loop.settings.eval_batch_size,
+                           loop.settings.precision)
     except NonFiniteLossError as err:  # the epoch's last steps broke the weights
-        raise NonFiniteLossError(f"{desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
+        raise NonFiniteLossError(f"{loop.desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
     return {f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]}
+
+
+def _evaluate_epoch(loop: _Loop, epoch: int, steps: int, row: dict[str, Any],
+                    history: list[dict[str, Any]]) -> bool:
+    """Add the validation and test metrics to the 0-based ``epoch``'s ``row``; whether the epoch is the best
+    so far by ``best_by``. The test split is skipped (None) where :func:`fit`'s ``test_every_epoch`` allows."""
+    if loop.valid is not None:
+        row.update(_evaluated(loop, "valid", loop.valid, epoch, steps))
+    so_far = [*history, {"epoch": epoch + 1, **row}]
+    is_best = loop.valid is not None and best_epoch(so_far, loop.best_by) == epoch + 1
+    best_by_any = loop.valid is not None and any(best_epoch(so_far, b) == epoch + 1 for b in BEST_BY)
+    if loop.test_every_epoch or best_by_any or epoch + 1 == loop.settings.epochs:
+        row.update(_evaluated(loop, "test", loop.test, epoch, steps))
+    else:
+        row.update(test_loss=None, test_acc=None)
+    return is_best
+
+
+def _epoch(loop: _Loop, epoch: int, history: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The 0-based ``epoch``: the caller's hooks around its steps and evaluation. Its history row, and
+    whether it is the best epoch so far by validation."""
+    t0 = time.perf_counter()
+    if loop.on_epoch_start is not None:
+        loop.on_epoch_start(epoch + 1, loop.model)
+    row, steps = _train_epoch(loop, epoch)
+    train_time = time.perf_counter() - t0
+    _check_finite(loop.desc, "mean training loss", row["train_loss"], epoch + 1, steps)
+    is_best = _evaluate_epoch(loop, epoch, steps, row, history)
+    row = {"epoch": epoch + 1, **row, "epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time}
+    if loop.on_epoch_end is not None:
+        row.update(loop.on_epoch_end(epoch + 1, loop.model) or {})
+    return row, is_best
 
 
 def _shown(row: dict[str, Any], split: str, only: str | None = None) -> str:
@@ -269,25 +351,20 @@ def _shown(row: dict[str, Any], split: str, only: str | None = None) -> str:
     return acc if only == "acc" else f"{split} acc {acc} {split} loss {row[f'{split}_loss']:.3f}"
 
 
+def _report(loop: _Loop, row: dict[str, Any], bar: tqdm) -> None:
+    """An epoch's accuracies in the log and on the progress bar."""
+    log(f"{loop.desc} epoch {row['epoch']}/{loop.settings.epochs}: train acc {row['train_acc']:.3f} "
+        f"{_shown(row, 'test')} ({row['epoch_time_s']:.1f} s)")
+    bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=_shown(row, "test", "acc"))
+
+
 def fit(
-    model: nn.Module,
-    train: tuple[Any, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor],
-    settings: FitSettings,
-    *,
-    generator: torch.Generator,
-    device: torch.device,
-    loss_fn: LossFn = cross_entropy_loss,
-    checkpoint: Path | None = None,
-    desc: str = "train",
-    progress: bool | None = None,
-    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
-    on_epoch_end: EpochHook | None = None,
-    state: dict[str, Any] | None = None,
-    valid: tuple[torch.Tensor, torch.Tensor] | None = None,
-    best_by: str = "valid_loss",
-    restore_best: bool = False,
-    augment: Augment | None = None,
+    model: nn.Module, train: tuple[Any, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], settings: FitSettings,
+    *, generator: torch.Generator, device: torch.device, loss_fn: LossFn = cross_entropy_loss,
+    checkpoint: Path | None = None, desc: str = "train", progress: bool | None = None,
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None, on_epoch_end: EpochHook | None = None,
+    state: dict[str, Any] | None = None, valid: tuple[torch.Tensor, torch.Tensor] | None = None,
+    best_by: str = "valid_loss", restore_best: bool = False, augment: Augment | None = None,
     test_every_epoch: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``model`` and return its history: one dict of metrics per epoch.
@@ -322,61 +399,26 @@ def fit(
     the same; a run whose test curve is not plotted saves most of its evaluation time (the test split
     is often several times the training set).
     """
-    if restore_best and valid is None:
-        raise ValueError("restore_best needs a validation split (valid=...) to choose the best epoch by")
-    if not test_every_epoch and valid is None:
-        raise ValueError("test_every_epoch=False needs a validation split (valid=...): it tests the best epochs")
-    if best_by not in BEST_BY:
-        raise ValueError(f"unknown best_by {best_by!r}: choose one of {', '.join(BEST_BY)}")
+    _check_validation_options(valid, best_by, restore_best, test_every_epoch)
     model.to(device)
     channels_last(model, settings.precision, device)  # before the optimiser sees the parameters
-    opt = make_optimizer(model.parameters(), settings)
-    total_steps = settings.epochs * math.ceil(len(train[1]) / settings.batch_size)
-    history: list[dict[str, Any]] = []
-    start_epoch, elapsed_before, t_start = 0, 0.0, time.perf_counter()
-    best: dict[str, Any] | None = None  # the best-validation epoch so far and its weights
-    if checkpoint is not None and checkpoint.is_file():
-        saved = _restore(checkpoint, model, opt, generator, device)
-        history, start_epoch, elapsed_before = saved["history"], saved["epoch"], saved.get("elapsed_s", 0.0)
-        best = saved.get("best")
-        if state is not None:
-            state.clear()
-            state.update(saved.get("state", {}))
-
+    loop = _Loop(model=model, train=train, test=test, valid=valid, settings=settings,
+                 opt=make_optimizer(model.parameters(), settings), generator=generator, device=device,
+                 loss_fn=loss_fn, augment=augment, on_epoch_start=on_epoch_start, on_epoch_end=on_epoch_end,
+                 desc=desc, best_by=best_by, test_every_epoch=test_every_epoch)
+    t_start = time.perf_counter()
+    history, start_epoch, elapsed_before, best = _resume(loop, checkpoint, state)
     show = progress if progress is not None else os.environ.get("UNTRAINABLE_PROGRESS", "1") != "0"
     bar = tqdm(range(start_epoch, settings.epochs), desc=desc, initial=start_epoch, total=settings.epochs,
                disable=not show, leave=True, dynamic_ncols=True, mininterval=2.0)
     for epoch in bar:
-        t0 = time.perf_counter()
-        if on_epoch_start is not None:
-            on_epoch_start(epoch + 1, model)
-        row, steps = _train_epoch(model, train, settings, opt, epoch, total_steps, generator, device, loss_fn, desc,
-                                  augment)
-        train_time = time.perf_counter() - t0
-        _check_finite(desc, "mean training loss", row["train_loss"], epoch + 1, steps)
-        if valid is not None:
-            row.update(_evaluated("valid", model, valid, settings, device, desc, epoch, steps))
-        so_far = [*history, {"epoch": epoch + 1, **row}]
-        is_best = valid is not None and best_epoch(so_far, best_by) == epoch + 1
-        best_by_any = valid is not None and any(best_epoch(so_far, b) == epoch + 1 for b in BEST_BY)
-        if test_every_epoch or best_by_any or epoch + 1 == settings.epochs:
-            row.update(_evaluated("test", model, test, settings, device, desc, epoch, steps))
-        else:
-            row.update(test_loss=None, test_acc=None)
-        row = {"epoch": epoch + 1, **row, "epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time}
-        if on_epoch_end is not None:
-            row.update(on_epoch_end(epoch + 1, model) or {})
+        row, is_best = _epoch(loop, epoch, history)
         history.append(row)
         if is_best:
             best = {"epoch": epoch + 1, "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        log(f"{desc} epoch {epoch + 1}/{settings.epochs}: train acc {row['train_acc']:.3f} "
-            f"{_shown(row, 'test')} ({row['epoch_time_s']:.1f} s)")
-        bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=_shown(row, "test", "acc"))
+        _report(loop, row, bar)
         if checkpoint is not None:
-            save_torch_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                               "history": history, "epoch": epoch + 1, "state": state or {}, "best": best,
-                               "elapsed_s": elapsed_before + time.perf_counter() - t_start}, checkpoint)
+            _save_checkpoint(loop, checkpoint, history, state, best, elapsed_before + time.perf_counter() - t_start)
     bar.close()
     if restore_best and best is not None:
         model.load_state_dict(best["model"])

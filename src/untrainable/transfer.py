@@ -212,7 +212,7 @@ class TransferLoss:
         teacher_layers, student_layers = self._layers()
         s_acts, logits = self._record(student, student_layers, x)
         t_acts, t_logits, hint = self._teacher_side(x, index, teacher_layers)
-        terms = {m.name: self._term(m, s_acts, t_acts, logits, t_logits, y, hint) for m in self.methods}
+        terms = {m.name: self.term(m, s_acts, t_acts, logits, t_logits, y, hint) for m in self.methods}
         self.log.append({k: float(v.detach()) for k, v in terms.items()})
         total = sum(m.weight * terms[m.name] for m in self.methods)
         return total, logits
@@ -230,9 +230,11 @@ class TransferLoss:
             t_acts, t_logits = self._record(self.teacher, layers, x, detach=True)
         return t_acts, t_logits, None
 
-    def _term(self, m: Method, s_acts: dict[str, torch.Tensor], t_acts: dict[str, torch.Tensor],
-              logits: torch.Tensor, t_logits: torch.Tensor, y: torch.Tensor,
-              hint: torch.Tensor | None = None) -> torch.Tensor:
+    def term(self, m: Method, s_acts: dict[str, torch.Tensor], t_acts: dict[str, torch.Tensor],
+             logits: torch.Tensor, t_logits: torch.Tensor, y: torch.Tensor,
+             hint: torch.Tensor | None = None) -> torch.Tensor:
+        """Method ``m``'s loss on one batch, before its weight: from the student's and the teacher's
+        recorded layers and logits. Public because chapter 08 shows it: every method's loss in one place."""
         if m.name == "labels":
             return F.cross_entropy(logits.float(), y)
         if m.name == "kd":

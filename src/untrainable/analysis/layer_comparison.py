@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from untrainable import similarity as S
-from untrainable.benchmarks.cka import make_data
+from untrainable.synthetic import post_relu_pair
 
 __all__ = ["TOY_MEASURES", "HEATMAPS", "LayerMatrix", "toy_clouds", "procrustes_similarity",
            "invariance_table", "invariance_summary", "float32_errors", "network_table", "sanity_table",
@@ -77,8 +77,8 @@ def invariance_summary(table: pd.DataFrame) -> str:
 def float32_errors(offsets: Sequence[float] = (0, 1, 10, 100, 1000), n: int = 256, d: int = 2048,
                    seed: int = 0) -> pd.DataFrame:
     """|CKA in float32 - CKA in float64| of our linear CKA and of the authors' ``HKH`` form, per common
-    offset added to post-ReLU-like data (one draw of :func:`untrainable.benchmarks.cka.make_data`)."""
-    x, y = make_data(n, d, seed=seed)
+    offset added to post-ReLU-like data (one draw of :func:`untrainable.synthetic.post_relu_pair`)."""
+    x, y = post_relu_pair(n, d, seed=seed)
     rows = []
     for offset in offsets:
         xo, yo = (x.double() + offset).float(), (y.double() + offset).float()

@@ -47,9 +47,10 @@ from untrainable.profiles import check_profile
 from untrainable.recording import record_layers
 from untrainable.results import check_training_allowed, config_dict, load_record, provenance, run_key
 from untrainable.runtime import resolve_device, set_threads, synchronize
+from untrainable.synthetic import post_relu_pair
 
 __all__ = [
-    "EXPERIMENT", "METHODS", "FUNCTIONS", "Config", "PRESETS", "RESNET_LAYERS", "peak_bytes", "make_data",
+    "EXPERIMENT", "METHODS", "FUNCTIONS", "Config", "PRESETS", "RESNET_LAYERS", "peak_bytes",
     "bench_cell", "add_ratios", "bench_minibatch", "record_file", "run", "goals", "cells_frame", "main",
 ]
 
@@ -111,15 +112,6 @@ def peak_bytes(method: str, n: int, d: int, itemsize: int = 4) -> int:
     raise ValueError(method)
 
 
-def make_data(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Post-ReLU-like float32 activations of two related layers: ``relu(z + 1)``."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, d, generator=g)
-    x = torch.relu(z + 1)
-    y = torch.relu(0.8 * z + 0.6 * torch.randn(n, d, generator=g) + 1)
-    return x, y
-
-
 def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
     """Time the four formulations at one ``(n, d)`` and measure their error against float64.
 
@@ -130,7 +122,7 @@ def bench_cell(n: int, d: int, config: Config) -> dict[str, Any]:
     gets many samples when a slow method in the same cell allows only two rounds.
     """
     budget = config.memory_budget_gb * 2**30
-    x, y = make_data(n, d, config.seed)
+    x, y = post_relu_pair(n, d, config.seed)
     row: dict[str, Any] = {"n": n, "d": d, "space": "feature" if S.use_feature_space(n, d, d) else "gram"}
     ref = S.linear_cka(x.double(), y.double()).item() if peak_bytes("float64", n, d) <= budget else None
     row["cka_float64"] = ref
