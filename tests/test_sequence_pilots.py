@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from untrainable import analysis as A
 from untrainable import data as D
 from untrainable.experiments import sequence_guidance as S
 from untrainable.experiments import sequence_pilots as P
@@ -178,7 +179,7 @@ def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guide
     for r in records:
         r["config"].update(alpha=1.0, guide=None)
         r["history"] = [{"valid_loss": r["metrics"]["min_valid_loss"]}]
-    table = S.sweep_table(records, S.chosen_settings(records))
+    table = A.sweep_table(records, S.chosen_settings(records), group="setting")
     assert table.set_index("learning rate")["chosen"].to_dict() == {3e-4: "yes", 1e-3: ""}
 
 

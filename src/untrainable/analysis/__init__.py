@@ -28,7 +28,7 @@ from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPA
                                           REPRODUCED, TOO_FEW_SEEDS, VERDICTS, Effect, Precondition, Verdict, verdict,
                                           welch_effect)
 from untrainable.analysis.kappa import GUIDED_BY, error_consistency, kappa_summary, kappa_table
-from untrainable.analysis.chapter_tables import (precondition_summary, precondition_table, sweep_table,
+from untrainable.analysis.chapter_tables import (chosen_table, precondition_summary, precondition_table, sweep_table,
                                                  verdict_narrative)
 from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, overfitting_table
 from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
@@ -48,6 +48,6 @@ __all__ = [
     "mean_percent", "mean_minutes", "named", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",
     "quality_summary", "mimic_loss_labels",
     "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
-    "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "verdict_narrative",
+    "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
     "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings", "page_table",
 ]

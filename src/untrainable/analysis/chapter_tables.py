@@ -7,7 +7,8 @@ Every sentence is built from numbers passed in (records, checked preconditions, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -35,11 +36,31 @@ def precondition_summary(checks: Sequence[CheckedPrecondition]) -> str:
             "them are \"not testable\" here, whatever their numbers.")
 
 
-def sweep_table(records: Iterable[dict[str, Any]], chosen: dict[str, dict[str, float]],
+def settings_by_name(chosen: Mapping[Any, Any]) -> dict[str, dict[str, float]]:
+    """A chapter's typed choices (``Run -> RunSettings``) as ``"<group>/condition" -> {"lr", "alpha"}``
+    (a run key is a (group, condition) pair; settings left at None are the config's defaults, omitted)."""
+    def name(run: Any) -> str:
+        return "/".join(run) if isinstance(run, tuple) else str(run)
+
+    def values(s: Any) -> dict[str, float]:
+        d = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
+        return {k: v for k, v in d.items() if v is not None}
+
+    return {name(run): values(s) for run, s in chosen.items()}
+
+
+def chosen_table(chosen: Mapping[Any, Any], index: str = "target/condition") -> pd.DataFrame:
+    """What a chapter's validation sweep chose, one row per run."""
+    return pd.DataFrame(settings_by_name(chosen)).T.rename_axis(index)
+
+
+def sweep_table(records: Iterable[dict[str, Any]], chosen: Mapping[Any, Any],
                 group: str = "target") -> pd.DataFrame:
     """The validation sweep: per run (``group``: its target or setting, condition, alpha when guided,
     learning rate) its lowest validation loss, the epoch it came at, and whether the chapter uses that
-    setting (``chosen``: "<group>/condition" -> {"lr"} and, where alpha was swept, "alpha")."""
+    setting (``chosen``: the chapter's typed choices, or "<group>/condition" -> {"lr"} and, where alpha
+    was swept, "alpha")."""
+    chosen = settings_by_name(chosen)
     rows = []
     for r in records:
         c, m = r["config"], r["metrics"]

@@ -34,12 +34,9 @@ preconditions, the shell entry), which re-exports what notebooks and tests use.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-import pandas as pd
-
-from untrainable import analysis as A
 from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
                                                 guide_beats_target)
 from untrainable.analysis.selection import choose
@@ -62,7 +59,7 @@ __all__ = [
     "CHAPTER", "EXPERIMENT", "PRESETS", "configs", "planned_runs", "run", "main",
     # the validation sweep
     "SWEEP_EXPERIMENT", "SWEEP_SEED", "SWEEP_STAGES", "SELECTION", "sweep_configs", "sweep_name", "chosen_settings",
-    "sweep_table", "run_sweep",
+    "run_sweep",
     # preconditions
     "CHANCE", "GUIDE_BAR", "MIN_GAP", "used_guides", "preconditions",
     # re-exported from sequence_configs: settings, conditions, configs and typed presets
@@ -88,13 +85,6 @@ def chosen_settings(records: list[dict[str, Any]]) -> dict[Run, RunSettings]:
     for r in records:
         groups.setdefault(Run(r["config"]["setting"], r["config"]["condition"]), []).append(r)
     return {k: RunSettings(lr=choose(rs, lambda r: r["config"]["lr"], SELECTION)) for k, rs in sorted(groups.items())}
-
-
-def sweep_table(records: list[dict[str, Any]], chosen: Mapping[Run, RunSettings]) -> pd.DataFrame:
-    """:func:`untrainable.analysis.sweep_table` of the sweep's records, per setting, with the runs of
-    ``chosen`` (:func:`chosen_settings`) marked."""
-    picks = {f"{run.setting}/{run.condition}": {"lr": s.lr} for run, s in chosen.items()}
-    return A.sweep_table(records, picks, group="setting")
 
 
 def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *,
