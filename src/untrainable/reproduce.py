@@ -87,8 +87,10 @@ def execute_notebook(source: Path, target: Path, profile: str, device: str = "au
         params["seeds"] = list(seeds)
     t0 = time.perf_counter()
     try:
+        # "immediate": the kernel is stopped at once when the notebook ends or Ctrl-C stops it (a graceful
+        # shutdown mid-cell makes the kernel print a traceback of its closed sockets over the one-line message)
         pm.execute_notebook(str(source), str(target), parameters=params, kernel_name=kernel,
-                            cwd=str(source.parent), progress_bar=False, log_output=False)
+                            cwd=str(source.parent), progress_bar=False, log_output=False, shutdown_kernel="immediate")
     except PapermillExecutionError as err:
         if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel: the reader's interrupt, not a failure
             raise KeyboardInterrupt from None
