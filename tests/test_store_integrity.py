@@ -135,6 +135,9 @@ def test_item2_an_unsealed_full_record_is_refused_an_unsealed_quick_one_served_a
     with pytest.raises(results.CorruptRecordError, match="unsealed"):
         _load("full")
     assert _load("quick")["metrics"]["test_acc"] == 0.528
+    _edit(_path("full"), lambda r: r.update(profile="quick"))  # its folder still says full
+    with pytest.raises(results.CorruptRecordError, match="unsealed"):
+        _load("full")
 
 
 def test_item2_records_verify_names_every_broken_record_and_exits_1(run_cli):

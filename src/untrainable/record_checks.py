@@ -143,7 +143,7 @@ def load_record(path: Path, *, experiment: str | None = None, config: Any = None
     version does not know, and nothing else wrong) :class:`NewerRecordError`, naming the file.
     """
     record = _read(path)
-    problems = _seal_problems(record) + _content_problems(record, required_metrics)
+    problems = _seal_problems(record, path) + _content_problems(record, required_metrics)
     differences = _request_differences(record, experiment, config, seed) if experiment is not None else []
     unknown = [d for d in differences if d.endswith(_NOT_A_FIELD)]
     if unknown and unknown == differences and not problems:
@@ -174,12 +174,14 @@ def _read(path: Path) -> dict[str, Any]:
     return record
 
 
-def _seal_problems(record: dict[str, Any]) -> list[str]:
-    """Whether a record's content is what the store wrote: its digest matches (or, unsealed, it may be served)."""
+def _seal_problems(record: dict[str, Any], path: Path) -> list[str]:
+    """Whether a record's content is what the store wrote: its digest matches, or, unsealed, it is neither
+    a sealed profile's record nor stored in one's folder (``<results>/<profile>/<experiment>/``)."""
     if DIGEST_KEY not in record:
-        if record.get("profile") in SEALED_PROFILES:
-            return [f"unsealed (no {DIGEST_KEY}): every {record['profile']} record is written with one, so this one "
-                    "was made or edited by hand"]
+        profile = next((p for p in (record.get("profile"), path.parent.parent.name) if p in SEALED_PROFILES), None)
+        if profile is not None:
+            return [f"unsealed (no {DIGEST_KEY}): every {profile} record is written with one, so this one was made "
+                    "or edited by hand"]
         return []
     try:
         digest = record_digest(record)
