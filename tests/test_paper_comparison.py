@@ -9,7 +9,7 @@ from scipy import stats
 from untrainable import analysis as A
 from untrainable import paper_comparison as PC
 from untrainable.paths import results_root
-from untrainable.results import write_json_atomic
+from untrainable.results import write_record
 
 HEADER = ("row_id,chapter,setting,condition,paper_metric,paper_mean,paper_spread,paper_direction,baseline_row,"
           "precondition,experiment,record,our_metric,source,note\n")
@@ -38,7 +38,7 @@ def data_file(tmp_path):
     path.write_text(CSV)
     for name, accs in ACCS.items():
         for seed, acc in enumerate(accs):
-            write_json_atomic(_record(name, seed, acc), results_root() / "full" / "exp" / f"{name}-{seed}.json")
+            write_record(_record(name, seed, acc), results_root() / "full" / "exp" / f"{name}-{seed}.json")
     return path
 
 
@@ -70,7 +70,7 @@ def test_a_failed_precondition_makes_a_row_not_testable(data_file):
 def test_joined_preconditions_hold_only_when_each_holds(data_file, tmp_path):
     """'overfits:...;guide_beats:...': a guide scored on the row's metric against the target's seeds."""
     guide = {**_record("g", 0, 0.2), "experiment": "guides", "metrics": {"test_acc": 0.2, "best_test_acc": 0.9}}
-    write_json_atomic(guide, results_root() / "full" / "guides" / "g-0.json")
+    write_record(guide, results_root() / "full" / "guides" / "g-0.json")
     path = tmp_path / "joined.csv"
     path.write_text(HEADER + "b-none,04,B,no guide,acc,10,1,,,,exp,a-no_guide,test_acc,paper,\n"
                     "b-up,04,B,guide,acc,20,1,,b-none,guide_beats:g>a-no_guide,exp,a-guide,test_acc,paper,\n"
@@ -113,7 +113,7 @@ def test_a_lower_perplexity_reproduces_a_lower_paper_perplexity(tmp_path):
     for seed, ppls in enumerate([(6.0, 5.0, 6.5), (6.1, 5.1, 6.4), (6.2, 5.2, 6.6)]):
         for name, ppl in zip(("lm-no_guide", "lm-trained", "lm-untrained"), ppls):
             record = {**_record(name, seed, 0.5), "metrics": {"perplexity": ppl}}
-            write_json_atomic(record, results_root() / "full" / "seq" / f"{name}-{seed}.json")
+            write_record(record, results_root() / "full" / "seq" / f"{name}-{seed}.json")
     v = PC.verdicts("full", path)
     assert v.loc["lm-trained", "verdict"] == A.REPRODUCED  # lower in both
     assert v.loc["lm-untrained", "verdict"] == A.OPPOSITE  # higher here, lower in the paper
@@ -146,7 +146,7 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
 
 def test_a_record_without_the_rows_metric_is_named(data_file):
     path = results_root() / "full" / "exp" / "a-guide-0.json"
-    write_json_atomic({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
+    write_record({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
     with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
         PC.verdicts("full", data_file)
 

@@ -621,11 +621,11 @@ def test_item9_a_cifar_md5_mismatch_names_the_bad_file(tmp_path):
 def test_item10_wall_time_is_summed_over_the_parts_of_a_resumed_run():
     """Probe 10: a run resumed from a checkpoint that had trained 1234.5 s. Before: ``wall_time_s`` counted
     only the resumed part. Now: both parts; without a checkpoint, only this one."""
-    stem = _stored_path().stem
-    save_torch_atomic({"epoch": 3, "elapsed_s": 1234.5}, results.cache_root() / "checkpoints" / "quick" / "toy"
-                      / f"{stem}.pt")
+    checkpoint = results.checkpoint_path("quick", "toy", _stored_path())
+    save_torch_atomic({"epoch": 3, "elapsed_s": 1234.5}, checkpoint)
     record = results.train_record("toy", "quick", "fcn", Toy(8), 0, _toy_train())
     assert 1234.5 <= record["wall_time_s"] < 1234.5 + 60
+    checkpoint.unlink()  # train_record leaves it: the store removes it once the record is written and read back
     assert results.train_record("toy", "quick", "fcn", Toy(8), 0, _toy_train())["wall_time_s"] < 60
 
 

@@ -1,10 +1,11 @@
-"""Command line: ``python -m untrainable reproduce|book|verdicts|data``.
+"""Command line: ``python -m untrainable reproduce|book|verdicts|data|records``.
 
     python -m untrainable reproduce --profile quick           # every notebook, then the book
     python -m untrainable reproduce --profile full --only 01  # one chapter
     python -m untrainable verdicts --profile full --csv       # the verdict of every paper number, for scripts
     python -m untrainable data check                          # are the datasets where we look?
     python -m untrainable data download cifar10               # opt-in download (needs internet)
+    python -m untrainable records verify --profile full       # is every stored record sealed and whole?
 
 Every argument is checked before any work starts: a bad ``--only``, ``--device`` or ``--seeds``
 ends the command at once with a message naming the value (exit status 2).
@@ -16,13 +17,13 @@ import argparse
 import re
 import sys
 
-from untrainable.profiles import PROFILES
+from untrainable.profiles import PROFILES, check_seeds
 
-__all__ = ["SEED_LIMIT", "DEVICE_FORMS", "parse_prefixes", "parse_device", "parse_seeds", "check_device_present",
-           "main"]
+__all__ = ["DEVICE_FORMS", "INTERRUPTED", "parse_prefixes", "check_device", "parse_device", "seeds_from_text",
+           "parse_seeds", "check_device_present", "main"]
 
-#: Seeds are stored in records and fed to NumPy, whose seeds stop at 2**32 - 1.
-SEED_LIMIT = 2**32
+#: The exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
 #: The devices ``--device`` accepts.
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
 
@@ -37,31 +38,44 @@ def parse_prefixes(text: str) -> list[str]:
     return prefixes
 
 
-def parse_device(text: str) -> str:
-    """``--device``: one of :data:`DEVICE_FORMS`; TPUs are refused by name (PyTorch needs torch_xla)."""
+def check_device(text: str) -> str:
+    """A device name, normalised: one of :data:`DEVICE_FORMS`, else a ``ValueError`` naming it; TPUs are
+    refused by name (PyTorch needs torch_xla). For every entry point that takes a device."""
     device = text.strip().lower()
     if device in ("tpu", "xla") or device.startswith(("tpu:", "xla:")):
-        raise argparse.ArgumentTypeError(
+        raise ValueError(
             f"{text!r}: TPUs are not supported (this book runs plain PyTorch, without torch_xla); choose {DEVICE_FORMS}"
         )
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
-        raise argparse.ArgumentTypeError(f"unknown device {text!r}: choose {DEVICE_FORMS}")
+        raise ValueError(f"unknown device {text!r}: choose {DEVICE_FORMS}")
     return device
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``--seeds``: comma-separated integers in ``[0, 2**32)``, each named when it is not one."""
-    seeds = []
-    for part in text.split(","):
-        part = part.strip()
+def seeds_from_text(text: str) -> tuple[int, ...]:
+    """Comma-separated seeds (``"0,1,2"``), each an integer, all distinct and in range
+    (:func:`untrainable.profiles.check_seeds`); else a ``ValueError`` naming the seed at fault."""
+    parts = [part.strip() for part in text.split(",")]
+    for part in parts:
         if not re.fullmatch(r"\d+", part):
-            raise argparse.ArgumentTypeError(
-                f"seed {part!r} is not a non-negative integer: give seeds comma-separated, e.g. --seeds 0,1,2"
-            )
-        if int(part) >= SEED_LIMIT:
-            raise argparse.ArgumentTypeError(f"seed {part} is too large: seeds must be below 2**32 = {SEED_LIMIT}")
-        seeds.append(int(part))
-    return seeds
+            raise ValueError(f"seed {part!r} is not a non-negative integer: give seeds comma-separated, "
+                             "e.g. --seeds 0,1,2")
+    return check_seeds([int(part) for part in parts])
+
+
+def parse_device(text: str) -> str:
+    """``--device``: :func:`check_device`, its error argparse's (the command ends at once, exit status 2)."""
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: :func:`seeds_from_text`, its error argparse's (the command ends at once, exit status 2)."""
+    try:
+        return list(seeds_from_text(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def check_device_present(device: str) -> None:
@@ -94,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="full: train the records that are not stored (otherwise they are listed and nothing runs)")
     r.add_argument("--device", type=parse_device, default="auto", help=DEVICE_FORMS + " (default auto)")
     r.add_argument("--seeds", type=parse_seeds, default=None,
-                   help="comma-separated seeds in [0, 2**32) (default: each profile's own)")
+                   help="comma-separated distinct seeds in [0, 2**31) (default: each profile's own)")
     r.add_argument("--no-book", action="store_true", help="execute the notebooks only")
 
     b = sub.add_parser("book", help="build the book from the notebooks already executed for a profile")
@@ -107,18 +121,22 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="check or (with internet) download the datasets")
     d.add_argument("action", choices=("check", "download"))
     d.add_argument("names", nargs="*", default=["cifar10", "mnist", "tinyshakespeare"])
+
+    rec = sub.add_parser("records", help="check every stored record (sealed, complete, finite); exit 1 on any problem")
+    rec.add_argument("action", choices=("verify",))
+    rec.add_argument("--profile", default=None, choices=PROFILES, help="one profile (default: every profile)")
     return p
 
 
 def _data(action: str, names: list[str]) -> int:
+    """``data check`` every file each dataset serves (both splits), or ``data download`` them."""
     from untrainable import data
     from untrainable.paths import data_root
 
-    loaders = {"cifar10": lambda: data.load_cifar10(train=False), "mnist": lambda: data.load_mnist(train=False),
-               "tinyshakespeare": data.load_tiny_shakespeare}
-    unknown = [name for name in names if name not in loaders]
+    unknown = [name for name in names if name not in data.LAYOUTS]
     if unknown:
-        print(f"unknown dataset(s) {', '.join(map(repr, unknown))}: choose from {', '.join(loaders)}", file=sys.stderr)
+        print(f"unknown dataset(s) {', '.join(map(repr, unknown))}: choose from {', '.join(data.LAYOUTS)}",
+              file=sys.stderr)
         return 2
     status = 0
     for name in names:
@@ -126,12 +144,26 @@ def _data(action: str, names: list[str]) -> int:
             print(f"{name}: downloaded into {data.download(name)}")
             continue
         try:
-            loaders[name]()
-            print(f"{name}: ok ({data_root()})")
+            data.check_dataset(name)
+            print(f"{name}: ok, every file checked ({data_root()})")
         except data.DatasetNotFoundError as err:
             print(err, file=sys.stderr)
             status = 1
     return status
+
+
+def _records(profile: str | None) -> int:
+    """``records verify``: every stored record the store would refuse, named; exit status 1 if any."""
+    from untrainable.paths import results_root
+    from untrainable.results import verify_records
+
+    checked, problems = verify_records(profile)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    where = results_root() / (profile or "")
+    verdict = f"{len(problems)} refused" if problems else "all sealed and whole"
+    print(f"{checked} record(s) checked under {where}: {verdict}")
+    return 1 if problems else 0
 
 
 def _verdicts(profile: str, as_csv: bool) -> str:
@@ -147,12 +179,15 @@ def _verdicts(profile: str, as_csv: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    from untrainable.reproduce import ReproduceError, build_book, reproduce
+    from untrainable.reproduce import ReproduceError, ReproduceInterrupted, build_book, reproduce
 
     try:
         if args.command == "reproduce":
+            from untrainable.runtime import threads_from_env
+
             try:
                 check_device_present(args.device)
+                threads_from_env()  # a bad UNTRAINABLE_THREADS fails now, not in the first notebook
             except ValueError as err:
                 parser.exit(2, f"{parser.prog} reproduce: error: {err}\n")
             reproduce(args.profile, only=args.only, force=args.force, device=args.device, book=not args.no_book,
@@ -161,8 +196,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"book built: {build_book(args.profile) / 'index.html'}")
         elif args.command == "verdicts":
             print(_verdicts(args.profile, args.csv), end="")
+        elif args.command == "records":
+            return _records(args.profile)
         else:
             return _data(args.action, args.names)
+    except ReproduceInterrupted as err:
+        print(f"{err}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:  # outside a notebook run: nothing was being written
+        print(f"interrupted: {args.command} stopped; every record written so far is kept", file=sys.stderr)
+        return INTERRUPTED
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

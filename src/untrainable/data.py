@@ -12,7 +12,9 @@ book's datasets fit in memory, and indexing one tensor per batch is several time
 CPU than a ``DataLoader`` with per-image transforms.
 
 Every file is checked before it is read: CIFAR-10's batches and MNIST's gzipped files against
-their published md5 sums, tiny-shakespeare against its own. A problem is reported as
+their published md5 sums, MNIST's uncompressed files against the sums of the published files
+unpacked, tiny-shakespeare against its own. :func:`check_dataset` checks every file a dataset
+serves, both splits (``python -m untrainable data check``). A problem is reported as
 :class:`DatasetNotFoundError` naming the file and what is wrong with it ("missing", "md5
 mismatch", "not an idx file"). MNIST is unpacked in memory (about 0.3 s), so no unpacked copy can
 go stale or be left half-written.
@@ -41,6 +43,13 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 TINY_SHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 #: The md5 sums published for the official gzipped MNIST files (as torchvision lists them).
 MNIST_MD5 = {name.removesuffix(".gz"): md5 for name, md5 in datasets.MNIST.resources}
+#: The md5 sums of the official MNIST files unpacked (for readers who keep them uncompressed).
+MNIST_RAW_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
 #: The md5 sums published for CIFAR-10's python batches, per split (``batches.meta`` in both).
 CIFAR10_MD5 = {
     True: dict(datasets.CIFAR10.train_list + [[datasets.CIFAR10.meta["filename"], datasets.CIFAR10.meta["md5"]]]),
@@ -170,12 +179,17 @@ def load_cifar10(train: bool = True, root: Path | None = None, download: bool | 
 IDX_MAGIC = {3: 0x0803, 1: 0x0801}
 
 
+def _idx_dims(stem: str) -> int:
+    """The dimensions of MNIST's idx file ``stem``: 3 for images (``idx3``), 1 for labels (``idx1``)."""
+    return 3 if "-idx3-" in stem else 1
+
+
 def mnist_file_bytes(base: Path, stem: str) -> bytes:
     """The unpacked bytes of MNIST's ``stem`` (``"train-images-idx3-ubyte"``), checked.
 
     The gzipped file must match its published md5 and is unpacked in memory; without it, an
-    uncompressed ``stem`` beside it is read as it is (its header and size are checked by
-    :func:`parse_idx`). Nothing is written.
+    uncompressed ``stem`` beside it must match the md5 of the published file unpacked (a wrong
+    header or size is named as such, see :func:`parse_idx`). Nothing is written.
     """
     raw = base / "mnist" / "MNIST" / "raw"
     gz, plain = raw / f"{stem}.gz", raw / stem
@@ -185,7 +199,12 @@ def mnist_file_bytes(base: Path, stem: str) -> bytes:
             raise _missing("mnist", base, f"md5 mismatch for {gz}: the file is corrupt or another version; replace it")
         return gzip.decompress(blob)
     if plain.is_file():
-        return plain.read_bytes()
+        blob = plain.read_bytes()
+        if hashlib.md5(blob).hexdigest() != MNIST_RAW_MD5[stem]:
+            parse_idx(blob, _idx_dims(stem), plain)  # names a wrong header or a truncated file as such
+            raise _missing("mnist", base, f"md5 mismatch for {plain}: the file is corrupt or another version; "
+                                          "replace it")
+        return blob
     raise _missing("mnist", base, f"missing file {gz}")
 
 
@@ -201,25 +220,36 @@ def parse_idx(blob: bytes, dims: int, path: Path | str) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
 
 
-@functools.lru_cache(maxsize=4)
-def load_mnist(train: bool = True, root: Path | None = None, download: bool | None = None) -> ImageData:
-    """MNIST from the official idx files, the gzipped ones checked against their published md5 sums."""
-    base = Path(root) if root else data_root()
+def _mnist_stems(train: bool) -> tuple[str, str]:
     prefix = "train" if train else "t10k"
-    stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
-    try:
-        blobs = [mnist_file_bytes(base, stem) for stem in stems]
-    except DatasetNotFoundError:
-        if not _download_wanted(download):
-            raise
-        datasets.MNIST(str(base / "mnist"), train=train, download=True)
-        blobs = [mnist_file_bytes(base, stem) for stem in stems]
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+def _mnist_arrays(base: Path, train: bool, blobs: list[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images ``(N, 28, 28)`` and labels ``(N,)``, every file checked (from ``blobs`` when read)."""
+    stems = _mnist_stems(train)
+    blobs = blobs or [mnist_file_bytes(base, stem) for stem in stems]
     raw = base / "mnist" / "MNIST" / "raw"
     images = parse_idx(blobs[0], 3, raw / stems[0])
     labels = parse_idx(blobs[1], 1, raw / stems[1])
     if len(images) != len(labels):
         raise DatasetNotFoundError(f"mnist: {raw / stems[0]} holds {len(images)} images but {raw / stems[1]} "
                                    f"{len(labels)} labels")
+    return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def load_mnist(train: bool = True, root: Path | None = None, download: bool | None = None) -> ImageData:
+    """MNIST from the official idx files, checked against the md5 sums of the published files."""
+    base = Path(root) if root else data_root()
+    try:
+        blobs = [mnist_file_bytes(base, stem) for stem in _mnist_stems(train)]
+    except DatasetNotFoundError:
+        if not _download_wanted(download):
+            raise
+        datasets.MNIST(str(base / "mnist"), train=train, download=True)
+        blobs = [mnist_file_bytes(base, stem) for stem in _mnist_stems(train)]
+    images, labels = _mnist_arrays(base, train, blobs)
     images_t = torch.from_numpy(images.copy()).unsqueeze(1)
     return ImageData(images_t, torch.from_numpy(labels.astype(np.int64)), tuple(datasets.MNIST.classes),
                      MNIST_MEAN, MNIST_STD)
@@ -235,6 +265,25 @@ def load_tiny_shakespeare(root: Path | None = None, check: bool = True) -> str:
     if check and hashlib.md5(raw).hexdigest() != TINY_SHAKESPEARE_MD5:
         raise _missing("tinyshakespeare", base, f"md5 mismatch for {path}: the file is corrupt or another copy")
     return raw.decode("ascii")
+
+
+def check_dataset(name: str, root: Path | None = None) -> None:
+    """Check every file ``name`` serves, training and test splits alike (``python -m untrainable data check``).
+
+    Raises :class:`DatasetNotFoundError` naming the first file that is missing or wrong and how to
+    fix it; reads nothing into a cache and downloads nothing.
+    """
+    base = Path(root) if root else data_root()
+    if name == "cifar10":
+        check_cifar10(base, train=True)
+        check_cifar10(base, train=False)
+    elif name == "mnist":
+        _mnist_arrays(base, train=True)
+        _mnist_arrays(base, train=False)
+    elif name == "tinyshakespeare":
+        load_tiny_shakespeare(base)
+    else:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(LAYOUTS)}")
 
 
 def download(name: str, root: Path | None = None) -> Path:

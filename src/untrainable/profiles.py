@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 Profile = Literal["quick", "full", "paper"]
@@ -76,3 +76,31 @@ def preset_table(chapter: str, presets: Mapping[str, P]) -> dict[str, P]:
                           f"(missing {missing}, unknown {extra})")
     return dict(presets)
 
+
+
+# ----------------------------------------------------------------------------- seeds
+
+#: The largest seed: seeds must fit a signed 32-bit integer, which every library's seed accepts.
+MAX_SEED = 2**31 - 1
+
+
+def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """``seeds`` as a tuple, checked to be a set of distinct integers in ``[0, MAX_SEED]``.
+
+    A repeated seed would count one run twice in every mean and test (and change a finding), a
+    negative one wraps round to another seed under another key: each is a ``ValueError`` naming
+    the seeds at fault.
+    """
+    seeds = tuple(seeds)
+    wrong = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)]
+    if wrong:
+        raise ValueError(f"seeds must be integers, got {', '.join(map(repr, wrong))}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds must be distinct (each is one run, counted once): {', '.join(map(str, repeated))} "
+                         "repeated")
+    outside = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if outside:
+        raise ValueError(f"seed(s) {', '.join(map(str, outside))} out of range: seeds are integers from 0 to "
+                         f"2**31 - 1 = {MAX_SEED}")
+    return seeds

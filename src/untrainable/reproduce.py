@@ -9,6 +9,9 @@ notebook of the profile has an executed copy, and replaced only once the new sit
 chapters need that are not stored (:func:`untrainable.experiments.missing_records`) and stops,
 unless asked to train them (``train_missing=True``, passed on to the notebook kernels through
 ``UNTRAINABLE_TRAIN_MISSING=1``) or to retrain everything (``force=True``).
+
+Ctrl-C stops it with :class:`ReproduceInterrupted`, whose one line says what was kept: every record
+written so far, and the checkpoint of the run that was training (the same command resumes it).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from pathlib import Path
 
 from untrainable.pages import tag_for_site
 from untrainable.paths import repo_root
-from untrainable.profiles import check_profile
+from untrainable.profiles import check_profile, check_seeds
 
 __all__ = [
-    "BOOK_SOURCES", "ReproduceError", "NotebookRun", "build_dir", "notebooks", "execute_notebook", "unexecuted",
-    "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE", "missing_runs", "reproduce",
+    "BOOK_SOURCES", "ReproduceError", "ReproduceInterrupted", "NotebookRun", "build_dir", "notebooks",
+    "execute_notebook", "unexecuted", "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE",
+    "missing_runs", "reproduce",
 ]
 
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
@@ -36,6 +40,10 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
 
 class ReproduceError(RuntimeError):
     """A notebook failed or the book did not build; the message names the notebook and cell."""
+
+
+class ReproduceInterrupted(ReproduceError):
+    """Ctrl-C stopped :func:`reproduce`; the one-line message says what was kept."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,13 @@ def execute_notebook(source: Path, target: Path, profile: str, device: str = "au
         params["seeds"] = list(seeds)
     t0 = time.perf_counter()
     try:
+        # "immediate": the kernel is stopped at once when the notebook ends or Ctrl-C stops it (a graceful
+        # shutdown mid-cell makes the kernel print a traceback of its closed sockets over the one-line message)
         pm.execute_notebook(str(source), str(target), parameters=params, kernel_name=kernel,
-                            cwd=str(source.parent), progress_bar=False, log_output=False)
+                            cwd=str(source.parent), progress_bar=False, log_output=False, shutdown_kernel="immediate")
     except PapermillExecutionError as err:
+        if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel: the reader's interrupt, not a failure
+            raise KeyboardInterrupt from None
         raise ReproduceError(
             f"{source.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
             f"{err.ename}: {err.evalue}\n  the executed copy with the traceback is {target}"
@@ -213,26 +225,57 @@ def _check_stored(profile: str, chosen: list[Path], force: bool, train_missing: 
         )
 
 
+def _interrupted(profile: str, during: str, runs: list[NotebookRun], started: float) -> ReproduceInterrupted:
+    """What an interrupted :func:`reproduce` kept, in one line: the notebooks done, the records written."""
+    from untrainable.paths import cache_root, results_root
+
+    folder = results_root() / profile
+    written = sum(1 for p in folder.rglob("*.json") if p.stat().st_mtime >= started) if folder.is_dir() else 0
+    done = ", ".join(r.notebook for r in runs) or "none"
+    return ReproduceInterrupted(
+        f"interrupted during {during}; kept: the notebooks finished ({done}), the {written} record(s) written in "
+        f"{folder}, and the checkpoint of the run in training (under {cache_root() / 'checkpoints'}): rerun the "
+        "same command to resume")
+
+
 def reproduce(profile: str = "full", only: list[str] | None = None, force: bool = False, device: str = "auto",
               book: bool = True, seeds: list[int] | None = None, train_missing: bool = False) -> list[NotebookRun]:
     """Execute the chosen notebooks in order (stopping at the first failure), then build the book.
 
     A guarded profile (``full``) first checks that every record the chosen chapters need is
     stored (see the module's docstring). With ``only``, the book is built when every notebook of
-    the profile has an executed copy, and skipped with a note otherwise.
+    the profile has an executed copy, and skipped with a note otherwise. ``seeds`` must be distinct
+    and in range (:func:`untrainable.profiles.check_seeds`). Ctrl-C raises :class:`ReproduceInterrupted`.
     """
     check_profile(profile)
+    if seeds is not None:
+        try:
+            seeds = list(check_seeds(seeds))
+        except ValueError as err:
+            raise ReproduceError(f"--seeds: {err}") from None
     chosen = notebooks(only)
     _check_stored(profile, chosen, force, train_missing)
-    runs = []
-    for nb in chosen:
-        print(f"[reproduce] {nb.name} (profile {profile}) ...", flush=True)
-        run = execute_notebook(nb, build_dir() / "executed" / profile / nb.name, profile, device, force, seeds=seeds)
-        print(f"[reproduce] {nb.name} done in {run.seconds:.0f} s", flush=True)
-        runs.append(run)
+    runs: list[NotebookRun] = []
+    started, during = time.time(), "the start"
+    try:
+        for nb in chosen:
+            during = nb.name
+            print(f"[reproduce] {nb.name} (profile {profile}) ...", flush=True)
+            run = execute_notebook(nb, build_dir() / "executed" / profile / nb.name, profile, device, force,
+                                   seeds=seeds)
+            print(f"[reproduce] {nb.name} done in {run.seconds:.0f} s", flush=True)
+            runs.append(run)
+        during = "the book build"
+        _build_if_complete(profile, only, book)
+    except KeyboardInterrupt:
+        raise _interrupted(profile, during, runs, started) from None
+    return runs
+
+
+def _build_if_complete(profile: str, only: list[str] | None, book: bool) -> None:
+    """Build the book, unless ``only`` ran a part of it and other notebooks have no executed copy yet."""
     if book and only is not None and (todo := unexecuted(profile)):
         print(f"[reproduce] book not built: not yet executed for {profile}: {', '.join(todo)}", flush=True)
     elif book:
         html = build_book(profile)
         print(f"[reproduce] book built: {html / 'index.html'}", flush=True)
-    return runs

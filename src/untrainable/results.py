@@ -17,8 +17,15 @@ The ``full`` records are the book: :func:`run_or_load` never trains a missing ``
 unless asked (``train_missing=True``, ``force=True`` or ``UNTRAINABLE_TRAIN_MISSING=1``), so a
 changed config can never send ``reproduce --profile full`` into hours of silent training.
 
-A stored record is served only if it is the record asked for (:mod:`untrainable.record_checks`):
-anything else is an error naming the file and what differs, and nothing is overwritten.
+A stored record is served only if it is the record asked for and sealed by the store
+(:mod:`untrainable.record_checks`): anything else is an error naming the file and what differs,
+and nothing is overwritten.
+
+Nothing trained is lost: a run's checkpoint is removed only once its record is written and read
+back. A record that cannot be written (a full disk, a read-only folder, a NaN anywhere in it) is a
+:class:`RecordWriteError` naming the run and the cause, and the checkpoint stays, so a rerun resumes.
+A checkpoint that cannot be read (a truncated file) is moved aside as ``*.corrupt`` and the run
+starts over, with a :class:`CorruptCheckpointWarning`.
 
 The key helpers and the record checks live in their own modules; every name of both is importable
 from here too, so ``results`` stays the one door to the store.
@@ -46,24 +53,26 @@ from untrainable.files import CorruptFileError, exclusive, load_torch, write_jso
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
 from untrainable.precision import resolve_precision
-from untrainable.record_checks import (LAST_EPOCH_METRICS, REQUIRED_KEYS, CorruptRecordError, RecordMismatchError,
-                                       config_differences, load_record, non_finite_paths)
+from untrainable.record_checks import (DIGEST_KEY, LAST_EPOCH_METRICS, REQUIRED_KEYS, RETRAIN, SEALED_PROFILES,
+                                       CorruptRecordError, NewerRecordError, RecordMismatchError, config_differences,
+                                       load_record, non_finite_paths, record_digest, seal)
 from untrainable.record_keys import added_field, config_dict, key_payload, run_key
 from untrainable.runtime import device_description, log, machine_description, resolve_device, set_threads
 
-__all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "GUARDED_PROFILES",
-           "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError", "RecordMismatchError",
-           "WeightsMismatchWarning",
-           "run_or_load_resolved", "added_field", "config_dict", "key_payload", "run_key", "record_path", "git_commit", "versions",
-           "find_record", "training_allowed", "check_training_allowed", "will_train", "load_record",
-           "config_differences", "non_finite_paths", "run_or_load", "train_record", "elapsed_before",
-           "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
+__all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "GUARDED_PROFILES", "SEALED_PROFILES",
+           "DIGEST_KEY", "RETRAIN", "TRAIN_MISSING_ENV", "TrainFn", "MissingRecordError", "CorruptRecordError",
+           "RecordMismatchError", "NewerRecordError", "RecordWriteError", "NonFiniteRecordError",
+           "WeightsMismatchWarning", "CorruptCheckpointWarning", "run_or_load_resolved", "added_field", "config_dict",
+           "key_payload", "run_key", "record_path", "checkpoint_path", "git_commit", "versions", "find_record",
+           "training_allowed", "check_training_allowed", "will_train", "load_record", "config_differences",
+           "non_finite_paths", "record_digest", "seal", "write_record", "verify_records", "run_or_load",
+           "train_record", "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
 
 TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
 
 
-#: Profiles whose records are committed: a missing one is never trained without being asked.
-GUARDED_PROFILES = ("full",)
+#: Profiles whose records are committed (and sealed): a missing one is never trained without being asked.
+GUARDED_PROFILES = SEALED_PROFILES
 TRAIN_MISSING_ENV = "UNTRAINABLE_TRAIN_MISSING"
 
 
@@ -75,9 +84,41 @@ class MissingRecordError(LookupError):
     """A guarded (``full``) record is not stored and training it was not asked for."""
 
 
+class RecordWriteError(RuntimeError):
+    """A trained run's record could not be written and read back; its checkpoint is kept for a rerun."""
+
+
+class NonFiniteRecordError(RecordWriteError, ValueError):
+    """A trained run's record holds a NaN or infinity (named by its JSON path), so it was not written."""
+
+
+class CorruptCheckpointWarning(UserWarning):
+    """A run's checkpoint could not be read: it was moved aside and the run starts over."""
+
+
 def record_path(profile: str, experiment: str, name: str, seed: int, key: str) -> Path:
     """Where the record of one run lives."""
     return results_root() / profile / experiment / f"{name}-seed{seed}-{key}.json"
+
+
+def checkpoint_path(profile: str, experiment: str, record: Path) -> Path:
+    """Where the run of ``record`` keeps its checkpoint while it trains (the cache, never committed)."""
+    return cache_root() / "checkpoints" / profile / experiment / f"{record.stem}.pt"
+
+
+def write_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Seal ``record`` (:func:`untrainable.record_checks.seal`) and write it atomically; return what was written.
+
+    Every writer of the store goes through here (runs and benchmarks alike), so every record
+    carries the digest :func:`load_record` checks. A NaN or infinity anywhere is a ``ValueError``
+    naming its JSON path, and nothing is written.
+    """
+    bad = non_finite_paths(record, "$")
+    if bad:  # a made-up number must never reach the store (nor a non-standard NaN literal the JSON)
+        raise NonFiniteRecordError(f"non-finite {', '.join(bad)} (lower the learning rate or check the inputs)")
+    sealed = seal(record)
+    write_json_atomic(sealed, path)
+    return sealed
 
 
 def git_commit() -> str:
@@ -165,7 +206,7 @@ def run_or_load(
 
     ``train_fn(config, seed, device, checkpoint_path)`` must return ``{"metrics": ...,
     "history": ...}`` (plus any extra keys to store). The checkpoint lives under the cache and is
-    removed once the record is written; ``force=True`` retrains from scratch. A missing ``full``
+    removed once the record is written and read back; ``force=True`` retrains from scratch. A missing ``full``
     record raises :class:`MissingRecordError` unless ``train_missing`` (or
     ``UNTRAINABLE_TRAIN_MISSING=1``) allows training it. A stored record that is not the requested
     run, or lacks one of ``required_metrics``, raises (see :func:`load_record`); it is never retrained
@@ -186,13 +227,36 @@ def run_or_load(
                 f"silently: pass --train-missing (or set {TRAIN_MISSING_ENV}=1) to train it, --force to retrain all"
             )
     record = train_record(experiment, profile, name, config, seed, train_fn, device=device, force=force)
-    bad = non_finite_paths(record["metrics"], "metrics")
-    if bad:  # a made-up number must never reach the store (nor a non-standard NaN literal the JSON)
-        raise ValueError(f"{experiment}/{name} seed {seed}: the run ended with non-finite {', '.join(bad)}; "
-                         f"nothing was stored (lower the learning rate or check the inputs)")
-    write_json_atomic(record, path)
-    # exactly what a later call will load (tuples become lists, etc.), checked the same way
-    return load_record(path, experiment=experiment, config=config, seed=seed, required_metrics=required_metrics)
+    return _store(record, path, f"{experiment}/{name} seed {seed}", checkpoint_path(profile, experiment, path),
+                  lambda: load_record(path, experiment=experiment, config=config, seed=seed,
+                                      required_metrics=required_metrics))
+
+
+def _store(record: dict[str, Any], path: Path, run: str, checkpoint: Path,
+           read_back: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Write ``record``, read it back with ``read_back`` (exactly what a later call will load, checked the
+    same way), and only then remove the run's ``checkpoint``.
+
+    Any failure names the run and the cause (:class:`NonFiniteRecordError` for a NaN, else
+    :class:`RecordWriteError`); a record written but not read back is removed again, and the checkpoint
+    stays, so a rerun resumes from it instead of training again.
+    """
+    kept = (f"its checkpoint {checkpoint} is kept, so a rerun resumes there" if checkpoint.is_file()
+            else "it left no checkpoint")
+    written = False
+    try:
+        write_record(record, path)
+        written = True
+        stored = read_back()
+    except (OSError, ValueError) as err:
+        if written:
+            path.unlink(missing_ok=True)
+        kind = NonFiniteRecordError if isinstance(err, NonFiniteRecordError) else RecordWriteError
+        cause = f"{type(err).__name__}: {err}" if isinstance(err, OSError) else str(err)
+        raise kind(f"{run}: trained, but its record was not stored ({cause}); {kept}: fix the cause, then "
+                   "rerun") from err
+    checkpoint.unlink(missing_ok=True)
+    return stored
 
 
 def run_or_load_resolved(experiment: str, profile: str, name: str, config: Any, seed: int, train_fn: Callable[..., Any],
@@ -213,12 +277,13 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
                  device: str = "auto", force: bool = False) -> dict[str, Any]:
     """Train one run (resuming its checkpoint) and return its record, without storing it.
 
+    The checkpoint is left in place: the caller removes it once the record is safe (:func:`_store`).
+
     ``wall_time_s`` covers every part of a resumed run: the ``elapsed_s`` the training loop keeps in
     its checkpoint (the parts before an interruption) plus this call's time.
     """
     key = run_key(experiment, config, seed)
-    path = record_path(profile, experiment, name, seed, key)
-    checkpoint = cache_root() / "checkpoints" / profile / experiment / f"{path.stem}.pt"
+    checkpoint = checkpoint_path(profile, experiment, record_path(profile, experiment, name, seed, key))
     if force and checkpoint.exists():
         checkpoint.unlink()
     set_threads()
@@ -232,7 +297,6 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
         "precision": resolve_precision(getattr(config, "precision", "fp32"), dev),  # what "auto" became here
         **provenance(dev, t0, elapsed_before=before),
     }
-    checkpoint.unlink(missing_ok=True)
     return record
 
 
@@ -249,13 +313,21 @@ def provenance(dev: torch.device, started: float, commit: str | None = None,
 
 
 def elapsed_before(checkpoint: Path) -> float:
-    """Seconds a resumed run already trained: the checkpoint's ``elapsed_s``, 0 without one."""
+    """Seconds a resumed run already trained: the checkpoint's ``elapsed_s``, 0 without one.
+
+    A checkpoint that cannot be read (truncated by a crash or a full disk) would stop every rerun: it
+    is moved aside as ``<name>.corrupt`` (kept for a look, never read again) and the run starts over,
+    with a :class:`CorruptCheckpointWarning`.
+    """
     if not checkpoint.is_file():
         return 0.0
     try:
         state = load_torch(checkpoint)
     except CorruptFileError as err:
-        log(f"{err} (the training loop decides what to do with it; its time is not counted)")
+        aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+        os.replace(checkpoint, aside)
+        warnings.warn(f"{err.args[0].split(';')[0]}; moved aside to {aside.name}, the run starts over",
+                      CorruptCheckpointWarning, stacklevel=3)
         return 0.0
     elapsed = state.get("elapsed_s", 0.0) if isinstance(state, dict) else 0.0
     return float(elapsed) if isinstance(elapsed, (int, float)) and math.isfinite(elapsed) else 0.0
@@ -291,6 +363,7 @@ def run_with_weights(experiment: str, profile: str, name: str, config: Any, seed
             return record
         log(f"{experiment}/{name} seed {seed}: record stored, weights missing: retraining into {weights.parent}")
         fresh = train_record(experiment, profile, name, config, seed, train_fn, device=device)
+        checkpoint_path(profile, experiment, path).unlink(missing_ok=True)  # the weights are saved: nothing to resume
         old, new = record["metrics"][metric], fresh["metrics"][metric]
         if abs(new - old) > tolerance:
             warnings.warn(
@@ -299,6 +372,23 @@ def run_with_weights(experiment: str, profile: str, name: str, config: Any, seed
                 "is kept; runs that use these weights differ from the committed ones accordingly.",
                 WeightsMismatchWarning, stacklevel=2)
         return {**record, "retrained_weights_metrics": fresh["metrics"]}
+
+
+def verify_records(profile: str | None = None) -> tuple[int, list[str]]:
+    """Check every record of the store (of ``profile``, else of every profile) as :func:`load_record` does.
+
+    Returns how many files were checked and one line per file the store would refuse (naming it and
+    why), so ``python -m untrainable records verify`` can list them all at once.
+    """
+    root = results_root() / check_profile(profile) if profile else results_root()
+    paths = sorted(root.rglob("*.json")) if root.is_dir() else []
+    problems = []
+    for path in paths:
+        try:
+            load_record(path)
+        except (CorruptRecordError, RecordMismatchError) as err:
+            problems.append(str(err))
+    return len(paths), problems
 
 
 def history_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["log", "resolve_device", "set_threads", "synchronize", "seed_everything", "cpu_model", "cpu_flags",
-           "machine_description", "device_description", "eval_mode"]
+__all__ = ["log", "resolve_device", "THREADS_ENV", "threads_from_env", "set_threads", "synchronize", "seed_everything",
+           "cpu_model", "cpu_flags", "machine_description", "device_description", "eval_mode"]
 
 #: CPU features that decide which kernels torch runs, hence the last bits of a result and the speed.
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
@@ -63,9 +63,25 @@ def timed(step: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+#: The environment variable that sets the CPU threads of every run.
+THREADS_ENV = "UNTRAINABLE_THREADS"
+
+
+def threads_from_env() -> int | None:
+    """``UNTRAINABLE_THREADS`` as a positive integer; None when unset, empty or 0 (every core); anything
+    else is a ``ValueError`` naming the variable, raised before a run starts rather than deep inside it."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text.isdigit():
+        if not text:
+            return None
+        raise ValueError(f"{THREADS_ENV}={text!r}: give a whole number of CPU threads (e.g. {THREADS_ENV}=1), "
+                         "or 0 or nothing for every core")
+    return int(text) or None
+
+
 def set_threads(n: int | None = None) -> int:
     """Use every core present (or ``UNTRAINABLE_THREADS``) for intra-op parallelism on the CPU."""
-    n = n or int(os.environ.get("UNTRAINABLE_THREADS", 0)) or (os.cpu_count() or 1)
+    n = n or threads_from_env() or (os.cpu_count() or 1)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -35,6 +35,8 @@ centred Gram matrix, and every normalised measure is then ``0/0``. Instead of a 
 raise :class:`ConstantRepresentationError`, naming the argument. "Zero" allows for rounding: the
 centred features count as zero when ``‖Xc‖_F <= SPREAD_TOLERANCE · eps · ‖X‖_F`` (``eps`` the
 precision of the input's dtype; centring a constant column leaves a few ``eps`` of rounding).
+Activations holding NaN or infinities, or so large that their products overflow the dtype, raise
+:class:`NonFiniteRepresentationError` instead (an overflow is not a constant).
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ import torch
 
 __all__ = [
     "linear_cka", "rbf_cka", "procrustes_distance", "cca_similarity", "rsa_similarity",
-    "hsic", "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis", "compress",
+    "MinibatchCKA", "flatten", "center", "use_feature_space", "gram_basis", "compress",
     "rdm", "compare_rdms", "centered_gram", "orthonormal_basis", "authors_linear_cka",
-    "ConstantRepresentationError", "check_spread", "SPREAD_TOLERANCE", "CKA_SPACES",
+    "ConstantRepresentationError", "NonFiniteRepresentationError", "check_spread", "SPREAD_TOLERANCE", "CKA_SPACES",
 ]
 
 #: Centred features at most this many ``eps`` of the raw features' norm count as constant.
@@ -56,6 +58,10 @@ SPREAD_TOLERANCE = 64
 
 #: Where :func:`linear_cka` computes: the cheaper space, or always ``d x d`` / ``n x n`` products.
 CKA_SPACES = ("auto", "feature", "gram")
+
+
+class NonFiniteRepresentationError(ValueError):
+    """A representation holds NaN or infinities, or its products overflow its dtype: the message says which."""
 
 
 class ConstantRepresentationError(ValueError):
@@ -119,20 +125,38 @@ def use_feature_space(n: int, dx: int, dy: int) -> bool:
 
 
 def check_spread(centered_sq_norm: torch.Tensor, x: torch.Tensor, side: str, what: str) -> None:
-    """Raise :class:`ConstantRepresentationError` when ``x`` does not vary over its examples.
+    """Raise :class:`ConstantRepresentationError` when ``x`` does not vary over its examples, and
+    :class:`NonFiniteRepresentationError` when ``x`` holds NaN or infinities or its products overflow.
 
     ``centered_sq_norm`` is ``‖Xc‖_F²`` (the trace of the centred Gram matrix, which every caller
     has at hand); it is compared with ``(SPREAD_TOLERANCE · eps · ‖X‖_F)²``. One float32 norm of
-    ``x`` is the only extra work, and the comparison runs without gradients.
+    ``x`` is the only extra work, and the comparison runs without gradients. A non-finite norm is
+    told apart first: an overflow is not a constant, and a NaN must never become a similarity.
     """
     with torch.no_grad():
+        if not bool(torch.isfinite(centered_sq_norm)):
+            raise _non_finite(x, side, what)
         eps = torch.finfo(x.dtype).eps if x.is_floating_point() else torch.finfo(torch.float32).eps
         raw = torch.linalg.vector_norm(x).double()
+        if not bool(torch.isfinite(raw)):  # a huge common offset overflows the raw norm, not the centred one
+            raw = torch.linalg.vector_norm(x.double())
         if bool(centered_sq_norm.double() <= (SPREAD_TOLERANCE * eps * raw) ** 2):
             raise ConstantRepresentationError(
                 f"{what}: {side} is constant over its {x.shape[0]} examples (its centred Gram matrix is zero), "
                 "so the similarity is 0/0; a dead or saturated layer, or identical inputs?"
             )
+
+
+def _non_finite(x: torch.Tensor, side: str, what: str) -> NonFiniteRepresentationError:
+    """Why ``x``'s squared norm is not finite: NaN or infinite activations, else an overflow of its dtype."""
+    nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+    if nan or inf:
+        return NonFiniteRepresentationError(
+            f"{what}: {side} holds {nan} NaN and {inf} infinite value(s) of {x.numel()}: a diverged network or "
+            "broken inputs; a similarity of them is undefined")
+    return NonFiniteRepresentationError(
+        f"{what}: {side}'s products overflow {x.dtype} (its largest |value| is {float(x.abs().max()):.3g}): pass "
+        "it in float64 (x.double()) or rescale it; its similarity is not 0/0 and it is not constant")
 
 
 def _sq_frobenius(m: torch.Tensor) -> torch.Tensor:
@@ -184,21 +208,6 @@ def _hsic_unbiased_features(x: torch.Tensor, y: torch.Tensor, xty: torch.Tensor 
     ls = (y @ y.sum(0)).double() - ld
     tr = _sq_frobenius(xty) - (kd * ld).sum()
     return tr + ks.sum() * ls.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ks @ ls)
-
-
-def hsic(x: torch.Tensor, y: torch.Tensor, debiased: bool = False) -> torch.Tensor:
-    """Linear-kernel HSIC of ``x`` and ``y``, normalised as in Gretton et al. (2005).
-
-    biased:   ``tr(K H L H) / (n-1)²`` with ``K = X Xᵀ``, ``L = Y Yᵀ``, ``H = I - 11ᵀ/n``;
-    debiased: the unbiased estimator of Song et al. (2012), ``(...) / (n(n-3))``.
-    """
-    x, y = _pair(x, y, 4 if debiased else 2, "debiased HSIC" if debiased else "HSIC")
-    n = x.shape[0]
-    if debiased:
-        _check_debiased(n)
-        return _hsic_unbiased_features(x, y) / (n * (n - 3))
-    x, y = center(x), center(y)
-    return _sq_frobenius(x.T @ y) / (n - 1) ** 2
 
 
 # ----------------------------------------------------------------------------- CKA

@@ -40,12 +40,11 @@ import pandas as pd
 import torch
 
 from untrainable import similarity as S
-from untrainable.files import write_json_atomic
 from untrainable.models import resnet18
 from untrainable.paths import results_root
 from untrainable.profiles import check_profile
 from untrainable.recording import record_layers
-from untrainable.results import check_training_allowed, config_dict, load_record, provenance, run_key
+from untrainable.results import check_training_allowed, config_dict, load_record, provenance, run_key, write_record
 from untrainable.runtime import resolve_device, set_threads, synchronize
 from untrainable.synthetic import post_relu_pair
 
@@ -279,7 +278,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, progre
         "history": [], "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         **provenance(dev, t0),
     }
-    write_json_atomic(record, path)
+    write_record(record, path)
     return record
 
 

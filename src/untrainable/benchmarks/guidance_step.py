@@ -45,11 +45,10 @@ from untrainable import guidance as G
 from untrainable.data import load_image_data
 from untrainable.experiments import fcn_guidance, plain_cnn_guidance
 from untrainable.models import build_guide, build_target
-from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.recording import LayerRecorder
-from untrainable.results import check_training_allowed, load_record, provenance
+from untrainable.results import check_training_allowed, load_record, provenance, write_record
 from untrainable.runtime import resolve_device, set_threads, timed
 from untrainable.similarity import authors_linear_cka
 
@@ -190,7 +189,7 @@ def run(profile: str = "full", device: str = "cpu", force: bool = False, rounds:
     record = {"experiment": EXPERIMENT, "profile": profile, "seed": 0, "config": config,
               "metrics": {f"{c['target']}_{v}_ratio": r for c in cases for v, r in c["ratio"].items()},
               "history": [], "cases": cases, **provenance(dev, t_start)}
-    write_json_atomic(record, path)
+    write_record(record, path)
     return record
 
 

@@ -43,11 +43,11 @@ import torch
 from torch import nn
 
 from untrainable.benchmarks.precision_models import Case, Workload, full_run_steps, guided_cases, kind_of, model_cases
-from untrainable.files import write_json_atomic
 from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
-from untrainable.results import check_training_allowed, config_dict, git_commit, load_record, provenance, run_key
+from untrainable.results import (check_training_allowed, config_dict, git_commit, load_record, provenance, run_key,
+                                write_record)
 from untrainable.runtime import machine_description, resolve_device, set_threads, timed
 from untrainable.train import make_optimizer, to_device
 
@@ -214,7 +214,7 @@ def run(profile: str = "quick", device: str = "cpu", force: bool = False, rounds
               "history": [], **results, "compile": compiled,
               "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
               **provenance(dev, t0, commit=commit), "machine": machine_before}
-    write_json_atomic(record, path)
+    write_record(record, path)
     return record
 
 
