@@ -31,7 +31,10 @@ def test_verdicts_follow_the_one_rule():
     low, high = [10.0, 10.5, 9.8, 10.2], [14.0, 14.6, 13.9, 14.3]
     assert A.verdict(low, high, +1).verdict == A.REPRODUCED
     assert A.verdict(low, high, -1).verdict == A.OPPOSITE
-    assert A.verdict(low, [10.1, 9.9, 10.4, 10.0], +1).verdict == A.NO_EFFECT
+    flat = [10.1, 9.9, 10.4, 10.0]
+    assert A.verdict(low, flat, +1, paper_effect=4.0).verdict == A.NO_EFFECT  # the interval excludes the paper's 4
+    assert A.verdict(low, flat, +1, paper_effect=0.1).verdict == A.INCONCLUSIVE  # it holds both 0 and 0.1
+    assert A.verdict(low, flat, +1).verdict == A.INCONCLUSIVE  # no size given: nothing to exclude
     assert A.verdict(low, high, None).verdict == A.NOT_COMPARABLE
     assert A.verdict([], high, +1).verdict == A.NOT_RUN
     failed = A.Precondition("the control overfits", False, "rise 0.01")
@@ -132,10 +135,10 @@ def test_alignment_frame_has_one_row_per_epoch_reference_and_pair():
 
 
 def test_the_package_offers_every_name_of_its_shared_modules():
-    from untrainable.analysis import (alignment, chapter_summaries, contrasts, effects, kappa,
+    from untrainable.analysis import (alignment, chapter_summaries, contrasts, effects, estimates, kappa,
                                       overfitting, runs)
 
-    for module in (alignment, chapter_summaries, contrasts, effects, kappa, overfitting, runs):
+    for module in (alignment, chapter_summaries, contrasts, effects, estimates, kappa, overfitting, runs):
         for name in module.__all__:
             assert getattr(A, name) is getattr(module, name), f"{module.__name__}.{name}"
             assert name in A.__all__

@@ -146,7 +146,8 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
 
 def test_a_record_without_the_rows_metric_is_named(data_file):
     path = results_root() / "full" / "exp" / "a-guide-0.json"
-    write_json_atomic({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
+    old = _record("a-guide", 0, 0.4)  # neither its metrics nor its history have the row's metric
+    write_json_atomic({**old, "metrics": {"train_acc": 0.5}, "history": [{"test_loss": 1.0, "train_acc": 0.5}]}, path)
     with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
         PC.verdicts("full", data_file)
 
