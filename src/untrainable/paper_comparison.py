@@ -69,7 +69,7 @@ _DIRECTIONS = {"higher": 1, "lower": -1}
 #: sentences of :func:`untrainable.analysis.verdict_narrative`, which say it in full (the test, or the
 #: failed precondition's numbers), so the table stays narrow enough to read.
 SHOWN = ["verdict", "setting", "condition", "paper metric", "paper", "ours", "seeds", "effect (paper)",
-         "paper on our scale", "effect (ours) [95 % CI]", "p", "MDE", "precondition", "fragile"]
+         "paper on our scale", "effect (ours) [95 % CI]", "p", "MDE", "precondition", "under other rules"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
@@ -432,9 +432,13 @@ def _fmt_number(value: float, digits: int, signed: bool = False) -> str:
     return "" if math.isnan(value) else f"{value:{'+' if signed else ''}.{digits}f}"
 
 
-def _fragile_text(r: pd.Series) -> str:
-    """'' for a robust row, else the three rules' verdicts: primary (the row's rule) / min_valid_loss / final_epoch."""
-    return " / ".join([r["verdict"], r["verdict_min_valid_loss"], r["verdict_final_epoch"]]) if r["fragile"] else ""
+def _other_rules(r: pd.Series) -> str:
+    """'' where the other rules give the row's verdict, else theirs, opened by "fragile" where tested verdicts
+    disagree: 'fragile: lowest validation loss: inconclusive; last epoch: reproduced'."""
+    others = {"lowest validation loss": r["verdict_min_valid_loss"], "last epoch": r["verdict_final_epoch"]}
+    if all(v == r["verdict"] for v in others.values()):
+        return ""
+    return ("fragile: " if r["fragile"] else "") + "; ".join(f"{k}: {v}" for k, v in others.items())
 
 
 def _status(holds: bool | None) -> str:
@@ -445,8 +449,7 @@ def _status(holds: bool | None) -> str:
 def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
     """The display table: per paper number, the paper's value, ours (mean ± sd, seeds), both effects (the
     paper's also on our scale), our 95 % interval, p and minimum detectable effect, the precondition, the
-    verdict, the estimate's rule and whether the verdict changes with it ("fragile": the verdicts of the
-    rules that have values, e.g. "reproduced / inconclusive / reproduced")."""
+    verdict, the estimate's rule and the verdicts under the other rules where they differ (:func:`_other_rules`)."""
     paper, v = paper_numbers(path), verdicts(profile, path)
     rows = []
     for rid, row in paper.iterrows():
@@ -463,7 +466,7 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "p": "" if math.isnan(r["p_value"]) else f"{r['p_value']:.2g}",
                      "MDE": _fmt_number(r["mde"], digits), "escape p": _fmt_number(r["escape_p"], 2),
                      "precondition": _status(r["precondition_holds"]), "verdict": r["verdict"], "why": r["reason"],
-                     "rule": r["estimate_rule"], "fragile": _fragile_text(r), "source": row["source"]})
+                     "rule": r["estimate_rule"], "under other rules": _other_rules(r), "source": row["source"]})
     return pd.DataFrame(rows).set_index("row")
 
 
