@@ -88,3 +88,17 @@ def test_the_rules_give_the_checkpoints_the_chapters_stored():
             continue
         mine, first = r["history"][ours - 1], r["history"][theirs - 1]  # a tie, which the primary rule breaks
         assert mine["valid_acc"] == first["valid_acc"] and mine["valid_loss"] < first["valid_loss"]
+
+
+def test_a_chapter_reads_the_books_estimate_through_values_and_contrasts():
+    """``rule=`` switches a chapter's numbers from a stored metric to the book's estimate in one argument."""
+    def run(condition, seed, tests):
+        return {**_record(_history([0.4, 0.6], [0.9, 1.2], tests), checkpoint_test_acc=tests[0]),
+                "name": condition, "seed": seed}
+
+    recs = [run("no_guide", s, (0.30, 0.30 + 0.01 * s)) for s in range(3)] + \
+        [run("guide", s, (0.30, 0.40 + 0.01 * s)) for s in range(3)]
+    assert A.values(recs, "guide", "checkpoint_test_acc", 100) == [30.0, 30.0, 30.0]
+    assert A.values(recs, "guide", "test_acc", 100, rule=A.PRIMARY_RULE) == pytest.approx([40.0, 41.0, 42.0])
+    t = A.contrasts_table({"g": recs}, [("guide", "no_guide")], "test_acc", rule=A.PRIMARY_RULE)
+    assert t.loc[0, "effect"] == pytest.approx(10.0) and t.loc[0, "reading"] == "better"
