@@ -40,11 +40,13 @@ def test_an_untested_epoch_falls_back_to_the_stored_checkpoint_or_is_not_availab
 
 def test_a_run_tested_once_at_the_end_has_a_rule_only_where_it_picks_the_last_epoch():
     """Chapter 06: the history is validation only, the test split is evaluated after the last epoch."""
-    rising = _record([{"epoch": 1, "valid_acc": 0.5, "valid_loss": 1.0}, {"epoch": 2, "valid_acc": 0.7, "valid_loss": 0.8}],
-                     test_acc=0.68, perplexity=2.2)
-    assert A.estimate(rising, "test_acc", "max_valid_acc") == 0.68 and A.estimate(rising, "perplexity", "min_valid_loss") == 2.2
-    peaked = _record([{"epoch": 1, "valid_acc": 0.7, "valid_loss": 0.8}, {"epoch": 2, "valid_acc": 0.6, "valid_loss": 0.9}],
-                     test_acc=0.58)
+    def valid_only(*epochs):
+        return [{"epoch": i + 1, "valid_acc": a, "valid_loss": lo} for i, (a, lo) in enumerate(epochs)]
+
+    rising = _record(valid_only((0.5, 1.0), (0.7, 0.8)), test_acc=0.68, perplexity=2.2)
+    assert A.estimate(rising, "test_acc", "max_valid_acc") == 0.68
+    assert A.estimate(rising, "perplexity", "min_valid_loss") == 2.2
+    peaked = _record(valid_only((0.7, 0.8), (0.6, 0.9)), test_acc=0.58)
     with pytest.raises(A.RuleNotAvailable, match="epoch 1"):
         A.estimate(peaked, "test_acc", "max_valid_acc")
     assert A.estimate(peaked, "test_acc", "final_epoch") == 0.58

@@ -35,8 +35,8 @@ under the row's rule, in %; the names say which checkpoint the chapter reports t
 ``guide_acc`` (a trained guide's accuracy,
 :func:`~untrainable.experiments.image_guides.guide_accuracy`, in %), ``teacher_test_acc`` (a mimic
 student's teacher or ensemble, in %),
-``perplexity`` (under the row's rule: the final metric, the one a sequence run stores; ours per character, the paper's per
-word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over epochs:
+``perplexity`` (under the row's rule: the final metric, the one a sequence run stores; ours per
+character, the paper's per word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over epochs:
 a shape of the test curve, the same under every rule), and ``kappa`` (Cohen's kappa of the last
 epoch's errors, :mod:`untrainable.analysis.kappa`; record ``kappa:A|B``: ``A``, ``B`` conditions of the
 Deep FCN runs, paired by seed, or ``guide:<family>`` a trained guide; ``kappa:no_guide|no_guide`` pairs
@@ -58,8 +58,8 @@ from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
 __all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS",
-           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "our_values", "estimate_rule", "paper_direction",
-           "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline"]
+           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "our_values", "estimate_rule",
+           "paper_direction", "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"

@@ -164,7 +164,8 @@ def _not_significant(e: Effect, paper_effect: float | None) -> Verdict:
     if paper_effect is None or math.isnan(paper_effect):
         return Verdict(INCONCLUSIVE, f"{p}; the paper gives no effect size the interval could exclude", e)
     if e.holds(paper_effect) and e.holds(0.0):
-        return Verdict(INCONCLUSIVE, f"{p}; the 95 % interval holds both 0 and the paper's effect ({paper_effect:+.3g})", e)
+        return Verdict(INCONCLUSIVE, f"{p}; the 95 % interval holds both 0 and the paper's effect "
+                                     f"({paper_effect:+.3g})", e)
     return Verdict(NO_EFFECT, f"{p}; the 95 % interval excludes the paper's effect ({paper_effect:+.3g})", e)
 
 

@@ -16,8 +16,12 @@ setting and a checkpoint are chosen by the same criterion.
 
 **What each experiment's records allow** (``results/full``, read when this was written):
 
-* ``image_guidance``, ``image_sweeps``, ``image_pilots``, ``guides`` with a validation split:
-  ``test_acc``/``test_loss`` at every epoch: every rule.
+* ``image_guidance``, ``image_sweeps`` (chapters 04, 05): ``test_acc``/``test_loss`` on every test image
+  at every epoch: every rule.
+* ``image_pilots`` and ``guides`` with a validation split: every rule, but their per-epoch test numbers
+  are on the curve's subset of test images (``n_test_curve``); the whole test split was evaluated only
+  at the checkpoint they restored (``best_test_acc``, which
+  :func:`~untrainable.experiments.image_guides.guide_accuracy` reports and page 98 keeps).
 * ``transfer_comparison`` (chapter 08, ``fit(test_every_epoch=False)``): the test split only at each
   epoch that was the best so far by validation loss or by validation accuracy, and at the last: every
   rule, except where a later epoch ties the best validation accuracy at a lower loss (never tested);
@@ -96,9 +100,10 @@ def rule_epoch(record: Record, rule: Rule) -> int:
 def estimate(record: Record, metric: str = "test_acc", rule: Rule = PRIMARY_RULE) -> float:
     """``metric`` (e.g. ``test_acc``, ``test_loss``) at the epoch ``rule`` picks (module docstring).
 
-    Read from the epoch's history row (``final_epoch``: the final metrics, the last epoch's); where that row has no value (the test split was skipped), from
-    the stored metrics that hold it: the final metrics when the epoch is the last, a checkpoint's
-    (``checkpoint_*``, ``acc_checkpoint_*``) when it names that epoch. Else :class:`RuleNotAvailable`.
+    Read from the epoch's history row (``final_epoch``: the final metrics, the last epoch's); where that
+    row has no value (the test split was skipped), from the stored metrics that hold it: the final
+    metrics when the epoch is the last, a checkpoint's (``checkpoint_*``, ``acc_checkpoint_*``) when it
+    names that epoch. Else :class:`RuleNotAvailable`.
     """
     history, metrics = record.get("history", []), record.get("metrics", {})
     if not any(h.get(metric) is not None for h in history) and metrics.get(metric) is None:
