@@ -132,15 +132,17 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
 
 
 def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch):
-    """Copy-paste and parity in the cells appendix 93 chose get verdicts (the control is above chance, the
-    guide far ahead of it); the language model (its guide is worse than its target) stays "not testable"
-    and says why."""
+    """Copy-paste and parity in the cells appendix 93 chose are testable (the control is above chance, the
+    guide far ahead of it) and tested at the last epoch, the one their records evaluate the test split at;
+    the language model (its guide is worse than its target) stays "not testable" and says why."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     rows = PC.comparison("full")
     tested = rows.loc[["seq-copy-trained", "seq-copy-untrained", "seq-parity-trained", "seq-parity-untrained"]]
     assert (tested["precondition"] == "holds").all() and not tested["verdict"].isin([A.NOT_TESTABLE, A.NOT_RUN]).any()
+    last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]
+    assert last.isin([A.REPRODUCED, A.OPPOSITE, A.INCONCLUSIVE, A.NO_EFFECT]).all()
     lm = rows.loc[["seq-lm-trained", "seq-lm-untrained"]]
     assert (lm["verdict"] == A.NOT_TESTABLE).all()
     assert "lm-guide_alone beats its target: no" in lm.loc["seq-lm-trained", "why"]
