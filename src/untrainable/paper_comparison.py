@@ -300,7 +300,7 @@ def verdicts_csv(profile: str = "full", path: Path | None = None) -> str:
     return v[VERDICT_COLUMNS].to_csv(index=False, float_format="%.6g")
 
 
-def _values(row: pd.Series, store: _Store, rule: str | None) -> Values:
+def _values(row: pd.Series, store: _Store, rule: str) -> Values:
     try:
         return our_values(row, store, rule)
     except A.RuleNotAvailable as e:
@@ -314,22 +314,23 @@ def verdicts(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
     paper = paper_numbers(path)
     store = _Store(profile)
     rules = {rid: estimate_rule(row, store) for rid, row in paper.iterrows()}
-    ours = {rule: {rid: _values(row, store, rule) for rid, row in paper.iterrows()} for rule in _SENSITIVITY}
-    ours[None] = {rid: _values(row, store, None) for rid, row in paper.iterrows()}
+    ours = {rule: {rid: _values(row, store, rule) for rid, row in paper.iterrows()} for rule in A.RULES}
     return pd.DataFrame([_verdict_row(rid, row, paper, ours, rules, store)
                          for rid, row in paper.iterrows()]).set_index("row_id")
 
 
-def _sides(rid: str, row: pd.Series, ours: dict[str | None, dict[str, Values]], rule: str | None
-           ) -> tuple[Values, Values]:
-    """A row's and its baseline's values under ``rule`` (``None``: the row's own rule)."""
+Ours = dict[str, dict[str, Values]]  # rule -> row -> values
+
+
+def _sides(rid: str, row: pd.Series, ours: Ours, rule: str) -> tuple[Values, Values]:
+    """A row's and its baseline's values, both under ``rule``."""
     base = row["baseline_row"]
     return ours[rule][rid], ours[rule][base] if _is_set(base) else []
 
 
-def _judge(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str | None, dict[str, Values]], rule: str | None,
-           pre: A.Precondition | None, scaled: float) -> A.Verdict:
-    """The row's verdict under one rule (``None``: its own)."""
+def _judge(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule: str,
+           pre: A.Precondition | None) -> A.Verdict:
+    """The row's verdict under one rule."""
     vals, base_vals = _sides(rid, row, ours, rule)
     if isinstance(vals, list) and not vals:
         return A.Verdict(A.NOT_RUN, "no records")
@@ -341,7 +342,7 @@ def _judge(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str | None,
         return A.Verdict(A.RULE_NOT_AVAILABLE, str(missing))
     if missing is not None:  # the verdict's earlier checks (no direction, a failed precondition) need no values
         return A.verdict([float("nan")], [float("nan")], direction, pre)
-    return A.verdict(base_vals, vals, direction, pre, paper_effect=scaled)
+    return A.verdict(base_vals, vals, direction, pre, paper_effect=_scaled(rid, row, paper, ours, rule))
 
 
 def _mean(values: Values) -> float:
@@ -361,8 +362,8 @@ def scaled_paper_effect(paper_effect: float, paper_gap: float, our_gap: float) -
     return paper_effect / paper_gap * our_gap
 
 
-def _scaled(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str | None, dict[str, Values]]) -> float:
-    """:func:`scaled_paper_effect` of a row, from the paper's numbers and ours under the row's rule."""
+def _scaled(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule: str) -> float:
+    """:func:`scaled_paper_effect` of a row, from the paper's numbers and ours under ``rule``."""
     base, guide = row["baseline_row"], row.get("guide_row")
     if not _is_set(base):
         return float("nan")
@@ -370,7 +371,7 @@ def _scaled(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str | None
     if not _is_set(guide):
         return effect
     paper_gap = paper.loc[guide, "paper_mean"] - paper.loc[base, "paper_mean"]
-    return scaled_paper_effect(effect, paper_gap, _mean(ours[None][guide]) - _mean(ours[None][base]))
+    return scaled_paper_effect(effect, paper_gap, _mean(ours[rule][guide]) - _mean(ours[rule][base]))
 
 
 def _escape(row: pd.Series, vals: Values, base_vals: Values) -> float:
@@ -388,14 +389,15 @@ def _fragile(verdicts: list[str]) -> bool:
     return len({v for v in verdicts if v in _TESTED}) > 1
 
 
-def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str | None, dict[str, Values]],
-                 rules: dict[str, str], store: _Store) -> dict[str, Any]:
-    """One row of :func:`verdicts`."""
-    vals, base_vals = _sides(rid, row, ours, None)
+def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rules: dict[str, str],
+                 store: _Store) -> dict[str, Any]:
+    """One row of :func:`verdicts`: judged under its own rule (a rule-free metric reads the same under
+    any: the primary's values stand for it), then under each of the others."""
+    own = rules[rid] if rules[rid] in A.RULES else A.PRIMARY_RULE
+    vals, base_vals = _sides(rid, row, ours, own)
     pre = _precondition(row, store) if not (isinstance(vals, list) and not vals) else None
-    scaled = _scaled(rid, row, paper, ours)
-    v = _judge(rid, row, paper, ours, None, pre, scaled)
-    others = {rule: _judge(rid, row, paper, ours, rule, pre, scaled).verdict for rule in _SENSITIVITY}
+    v = _judge(rid, row, paper, ours, own, pre)
+    others = {rule: _judge(rid, row, paper, ours, rule, pre).verdict for rule in _SENSITIVITY}
     e, base = v.effect, row["baseline_row"]
     listed = vals if isinstance(vals, list) else []
     base_listed = base_vals if isinstance(base_vals, list) else []
@@ -406,7 +408,7 @@ def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str |
             "effect": e.effect if e else float("nan"), "ci_low": e.ci_low if e else float("nan"),
             "ci_high": e.ci_high if e else float("nan"), "p_value": e.p_value if e else float("nan"),
             "paper_effect": row["paper_mean"] - paper.loc[base, "paper_mean"] if _is_set(base) else float("nan"),
-            "paper_effect_scaled": scaled,
+            "paper_effect_scaled": _scaled(rid, row, paper, ours, own),
             "mde": A.minimum_detectable_effect(base_listed, listed) if e else float("nan"),
             "escape_p": _escape(row, vals, base_vals), "estimate_rule": rules[rid], "verdict": v.verdict,
             **{f"verdict_{rule}": verdict for rule, verdict in others.items()},
