@@ -31,7 +31,10 @@ def test_verdicts_follow_the_one_rule():
     low, high = [10.0, 10.5, 9.8, 10.2], [14.0, 14.6, 13.9, 14.3]
     assert A.verdict(low, high, +1).verdict == A.REPRODUCED
     assert A.verdict(low, high, -1).verdict == A.OPPOSITE
-    assert A.verdict(low, [10.1, 9.9, 10.4, 10.0], +1).verdict == A.NO_EFFECT
+    flat = [10.1, 9.9, 10.4, 10.0]
+    assert A.verdict(low, flat, +1, paper_effect=4.0).verdict == A.NO_EFFECT  # the interval excludes the paper's 4
+    assert A.verdict(low, flat, +1, paper_effect=0.1).verdict == A.INCONCLUSIVE  # it holds both 0 and 0.1
+    assert A.verdict(low, flat, +1).verdict == A.INCONCLUSIVE  # no size given: nothing to exclude
     assert A.verdict(low, high, None).verdict == A.NOT_COMPARABLE
     assert A.verdict([], high, +1).verdict == A.NOT_RUN
     failed = A.Precondition("the control overfits", False, "rise 0.01")
@@ -132,10 +135,10 @@ def test_alignment_frame_has_one_row_per_epoch_reference_and_pair():
 
 
 def test_the_package_offers_every_name_of_its_shared_modules():
-    from untrainable.analysis import (alignment, chapter_summaries, contrasts, effects, kappa,
+    from untrainable.analysis import (alignment, chapter_summaries, contrasts, effects, estimates, kappa,
                                       overfitting, runs)
 
-    for module in (alignment, chapter_summaries, contrasts, effects, kappa, overfitting, runs):
+    for module in (alignment, chapter_summaries, contrasts, effects, estimates, kappa, overfitting, runs):
         for name in module.__all__:
             assert getattr(A, name) is getattr(module, name), f"{module.__name__}.{name}"
             assert name in A.__all__
@@ -176,3 +179,56 @@ def test_the_precondition_sentence_reads_for_one_check_and_for_several():
     assert precondition_summary([one, one]).startswith("All 2 preconditions hold, so")
     failed = CheckedPrecondition("the guide beats its target", False, "", {})
     assert precondition_summary([one, failed]).startswith("1 of 2 preconditions fail (the guide beats its target)")
+
+
+def test_the_minimum_detectable_effect_has_the_power_it_claims():
+    """At [1, 2, 3] vs [4, 6, 8] (se = √(5/3), Welch df = 50/17), the MDE δ gives the two-sided 0.05 test power
+    0.8 under the noncentral t; with many seeds it tends to the normal approximation (z_0.975 + z_0.8)·se."""
+    se, df = math.sqrt(5 / 3), 50 / 17
+    mde = A.minimum_detectable_effect([1, 2, 3], [4, 6, 8])
+    crit = stats.t.ppf(0.975, df)
+    power = stats.nct.sf(crit, df, mde / se) + stats.nct.cdf(-crit, df, mde / se)
+    assert power == pytest.approx(0.8, abs=1e-6) and mde > (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * se
+    many_a, many_b = [0.0, 1.0] * 200, [0.5, 1.5] * 200
+    se_many = math.sqrt(2 * 0.25 * 400 / 399 / 400)
+    assert A.minimum_detectable_effect(many_a, many_b) == pytest.approx(2.8016 * se_many, rel=0.01)
+    assert math.isnan(A.minimum_detectable_effect([1.0], [2.0, 3.0]))
+
+
+def test_inconclusive_holds_both_zero_and_the_papers_effect_no_effect_excludes_it():
+    base, same = [10.0, 12.0, 11.0], [10.5, 12.5, 10.0]
+    e = A.welch_effect(base, same)
+    assert e.ci_low < 0 < e.ci_high
+    inside, outside = e.ci_high / 2, e.ci_high + 1
+    assert A.verdict(base, same, +1, paper_effect=inside).verdict == A.INCONCLUSIVE
+    v = A.verdict(base, same, +1, paper_effect=outside)
+    assert v.verdict == A.NO_EFFECT and "excludes the paper's effect" in v.reason
+    assert A.verdict(base, same, +1, paper_effect=float("nan")).verdict == A.INCONCLUSIVE
+
+
+def test_fisher_compares_the_shares_of_seeds_that_escape_chance():
+    """Parity-like: two control seeds stuck at chance (50 %), one learns; every treated seed learns."""
+    stuck_split, learning = [50.0, 52.0, 90.0], [80.0, 85.0, 90.0]
+    assert A.splits_at_chance(stuck_split, 50.0, 10.0) and not A.splits_at_chance(learning, 50.0, 10.0)
+    assert A.escapes_chance(stuck_split, 50.0, 10.0) == [False, False, True]
+    expected = stats.fisher_exact([[3, 0], [1, 2]]).pvalue  # treated 3 escape / 0 stuck; control 1 / 2
+    assert A.escape_p(stuck_split, learning, 50.0, 10.0) == pytest.approx(expected) == pytest.approx(0.4)
+    assert math.isnan(A.escape_p(learning, stuck_split, 50.0, 10.0))  # the control does not split: no test
+
+
+def test_kappa_contrasts_use_disjoint_seed_pairs():
+    assert A.disjoint_pairs([4, 0, 1, 3, 2]) == [(0, 1), (2, 3)]
+    rng = __import__("random").Random(0)
+
+    def net(flip):
+        return "".join(str(int(rng.random() > flip)) for _ in range(400))
+
+    base = "".join(str(int(rng.random() > 0.5)) for _ in range(400))
+    same = lambda s: "".join(c if rng.random() > 0.1 else str(1 - int(c)) for c in s)  # noqa: E731
+    records = ([{"config": {"target": "deep_fcn", "condition": "no_guide"}, "seed": s,
+                 "metrics": {"test_correct": net(0.5)}} for s in range(6)]
+               + [{"config": {"target": "deep_fcn", "condition": c}, "seed": s, "metrics": {"test_correct": same(base)}}
+                  for c in ("a", "b") for s in range(3)])
+    e = A.kappa_contrast(records, "a", "b")
+    assert e.n_baseline == 3 and e.n_treated == 3 and e.effect > 0.5  # 6 seeds: 3 disjoint pairs, not 15
+    assert A.kappa_contrast(records[1:], "a", "b") is None  # 5 seeds: 2 disjoint pairs, too few for a test

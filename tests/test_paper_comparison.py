@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 from scipy import stats
@@ -130,15 +132,17 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
 
 
 def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch):
-    """Copy-paste and parity in the cells appendix 93 chose get verdicts (the control is above chance, the
-    guide far ahead of it); the language model (its guide is worse than its target) stays "not testable"
-    and says why."""
+    """Copy-paste and parity in the cells appendix 93 chose are testable (the control is above chance, the
+    guide far ahead of it) and tested at the last epoch, the one their records evaluate the test split at;
+    the language model (its guide is worse than its target) stays "not testable" and says why."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     rows = PC.comparison("full")
     tested = rows.loc[["seq-copy-trained", "seq-copy-untrained", "seq-parity-trained", "seq-parity-untrained"]]
     assert (tested["precondition"] == "holds").all() and not tested["verdict"].isin([A.NOT_TESTABLE, A.NOT_RUN]).any()
+    last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]
+    assert last.isin([A.REPRODUCED, A.OPPOSITE, A.INCONCLUSIVE, A.NO_EFFECT]).all()
     lm = rows.loc[["seq-lm-trained", "seq-lm-untrained"]]
     assert (lm["verdict"] == A.NOT_TESTABLE).all()
     assert "lm-guide_alone beats its target: no" in lm.loc["seq-lm-trained", "why"]
@@ -146,7 +150,8 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
 
 def test_a_record_without_the_rows_metric_is_named(data_file):
     path = results_root() / "full" / "exp" / "a-guide-0.json"
-    write_record({**_record("a-guide", 0, 0.4), "metrics": {"train_acc": 0.5}}, path)
+    old = _record("a-guide", 0, 0.4)  # neither its metrics nor its history have the row's metric
+    write_record({**old, "metrics": {"train_acc": 0.5}, "history": [{"test_loss": 1.0, "train_acc": 0.5}]}, path)
     with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
         PC.verdicts("full", data_file)
 
@@ -163,3 +168,89 @@ def test_a_teacher_read_from_each_of_its_students_counts_once():
                     name="mim-ensemble")
     assert PC.our_values(row, Store()) == [pytest.approx(70.3)]  # one ensemble, not three seeds of it
     assert len(PC.our_values(row.replace("teacher_test_acc", "test_acc"), Store())) == 3
+
+
+def _epochs(name, seed, tests, valid=((0.5, 1.0), (0.6, 1.2)), final_test=True):
+    """A run of two epochs: the highest validation accuracy at epoch 2, the lowest validation loss at epoch 1."""
+    history = [{"epoch": i + 1, "valid_acc": a, "valid_loss": lo, "test_acc": t, "test_loss": 1.0, "train_acc": 0.5}
+               for i, ((a, lo), t) in enumerate(zip(valid, tests))]
+    return {**_record(name, seed, tests[-1]), "history": history,
+            "metrics": {"test_acc": tests[-1]} if final_test else {}}
+
+
+def _write(records, experiment="exp"):
+    for r in records:
+        write_record(r, results_root() / "full" / experiment / f"{r['name']}-{r['seed']}.json")
+
+
+def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path):
+    """At the lowest validation loss (epoch 1) the guide changes nothing; at the highest validation accuracy
+    (epoch 2, also the last) it is 10 points ahead: reproduced under the primary rule, not under the paper's."""
+    _write([_epochs("f-none", s, (0.30 + 0.01 * s, 0.31 + 0.01 * s)) for s in range(3)]
+           + [_epochs("f-guide", s, (0.305 - 0.01 * s, 0.41 + 0.01 * s)) for s in range(3)])
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "f-none,04,F,no guide,acc,10,1,,,,exp,f-none,checkpoint_test_acc,paper,\n"
+                    "f-up,04,F,guide,acc,20,1,,f-none,,exp,f-guide,checkpoint_test_acc,paper,\n")
+    v = PC.verdicts("full", path).loc["f-up"]
+    assert v["estimate_rule"] == A.PRIMARY_RULE and v["verdict"] == A.REPRODUCED
+    assert v["effect"] == pytest.approx(10.0) and v["verdict_final_epoch"] == A.REPRODUCED
+    assert v["verdict_min_valid_loss"] == A.NO_EFFECT and v["fragile"]  # epoch 1: about 0, the paper's +10 excluded
+    assert v["mde"] == pytest.approx(A.minimum_detectable_effect([31, 32, 33], [41, 42, 43]))
+    assert PC.comparison("full", path).loc["f-up", "under other rules"] == \
+        "fragile: lowest validation loss: no effect detected; last epoch: reproduced"
+
+
+def test_a_rule_whose_epoch_was_not_tested_is_said_so(tmp_path):
+    """Chapter 06's records test once, after the last epoch: a rule picking an earlier epoch has no number."""
+    peaked = ((0.6, 1.0), (0.5, 1.2))  # the best validation epoch is the first, never tested
+    _write([_epochs("r-none", s, (None, 0.3 + 0.01 * s), peaked) for s in range(3)]
+           + [_epochs("r-guide", s, (None, 0.4 + 0.01 * s), peaked) for s in range(3)])
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "r-none,06,R,none,acc,10,1,,,,exp,r-none,test_acc,paper,\n"
+                    "r-up,06,R,guide,acc,20,1,,r-none,,exp,r-guide,test_acc,paper,\n")
+    v = PC.verdicts("full", path).loc["r-up"]
+    assert v["verdict"] == A.RULE_NOT_AVAILABLE and "picks epoch 1" in v["reason"]
+    assert v["verdict_final_epoch"] == A.REPRODUCED and not v["fragile"]  # one tested verdict: nothing to disagree
+
+
+def test_the_papers_effect_is_scaled_by_the_guide_gap():
+    assert PC.scaled_paper_effect(5.0, 50.0, 20.0) == pytest.approx(2.0)  # 10 % of the gap, here and there
+    assert PC.scaled_paper_effect(5.0, float("nan"), 20.0) == 5.0  # no guide gap: the paper's effect as is
+    assert math.isnan(PC.scaled_paper_effect(5.0, 50.0, -3.0))  # our guide is behind: nothing to scale by
+
+
+def test_a_guide_row_scales_the_effect_a_test_must_exclude(tmp_path):
+    """The paper's +10 is a tenth of its guide gap (100); ours is 20, so +2 on our scale: our interval
+    around +0.3 holds 0 and 2: inconclusive (unscaled, +10 would be excluded: "no effect detected")."""
+    _write([_record("g-none", s, a) for s, a in enumerate((0.30, 0.32, 0.31))]
+           + [_record("g-other", s, a) for s, a in enumerate((0.31, 0.30, 0.33))]
+           + [_record("g-guide", s, a) for s, a in enumerate((0.51, 0.50, 0.52))])
+    header = HEADER.replace("baseline_row,", "baseline_row,guide_row,")
+    path = tmp_path / "numbers.csv"
+    path.write_text(header + "g-none,04,G,none,acc,10,1,,,,,exp,g-none,test_acc,paper,\n"
+                    "g-guide,04,G,guide,acc,110,1,,,,,exp,g-guide,test_acc,paper,\n"
+                    "g-flat,04,G,other,acc,20,1,,g-none,g-guide,,exp,g-other,test_acc,paper,\n"
+                    "g-raw,04,G,other,acc,20,1,,g-none,,,exp,g-other,test_acc,paper,\n")
+    v = PC.verdicts("full", path)
+    assert v.loc["g-flat", "paper_effect_scaled"] == pytest.approx(10 / 100 * 20)
+    assert v.loc["g-flat", "verdict"] == A.INCONCLUSIVE and v.loc["g-raw", "verdict"] == A.NO_EFFECT
+
+
+def test_a_control_split_at_chance_gets_fishers_test(tmp_path):
+    _write([_record("p-none", s, a) for s, a in enumerate((0.50, 0.52, 0.90))]
+           + [_record("p-guide", s, a) for s, a in enumerate((0.80, 0.85, 0.90))])
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "p-none,06,P,none,acc,70,1,,,,exp,p-none,test_acc,paper,\n"
+                    "p-up,06,P,guide,acc,80,1,,p-none,above_chance:p-none@0.5,exp,p-guide,test_acc,paper,\n")
+    v = PC.verdicts("full", path).loc["p-up"]
+    assert v["escape_p"] == pytest.approx(stats.fisher_exact([[3, 0], [1, 2]]).pvalue)
+
+
+def test_the_csv_has_the_rule_sensitivity_and_power_columns(data_file):
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(PC.verdicts_csv("full", data_file))))
+    assert {"estimate_rule", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "paper_effect_scaled", "mde",
+            "escape_p"} <= set(rows[0])
+    assert next(r for r in rows if r["row_id"] == "a-up")["estimate_rule"] == A.FINAL_EPOCH  # no validation split

@@ -16,20 +16,35 @@ when one fails the row is "not testable". A row may name several, ``;``-separate
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
 comparable"); rows without records are "not run".
 
-Metrics: ``test_acc`` (in %), ``checkpoint_test_acc`` (the lowest-validation-loss checkpoint's test
-accuracy, the number the guidance paper reports, in %), ``acc_checkpoint_test_acc`` (the checkpoint
-of highest validation accuracy: chapter 08's, in %), ``guide_acc`` (a trained guide's accuracy,
+**Estimate.** Every accuracy and perplexity is :func:`untrainable.analysis.estimate` under the row's
+rule (``estimate_rule``): :data:`~untrainable.analysis.estimates.PRIMARY_RULE` for accuracies,
+:data:`~untrainable.analysis.estimates.LOSS_RULE` for perplexity, ``final_epoch`` for runs without a
+validation split; switching the book's rule is that one constant. Each row is also judged under
+``min_valid_loss`` (the paper's rule) and ``final_epoch``; a row whose tested verdicts differ between
+the rules is ``fragile``. A rule whose epoch a run did not test makes the row "rule not available".
+
+**Power and bimodality.** Each row carries the paper's effect on our scale (:func:`scaled_paper_effect`,
+via the row's ``guide_row``), which a non-significant test must exclude for "no effect detected" (else
+"inconclusive"), and the minimum detectable effect ``mde`` at our seeds and spread
+(:func:`untrainable.analysis.minimum_detectable_effect`). Where the baseline's seeds split into stuck and
+learning ones (a row with ``above_chance:<record>@<chance>``), ``escape_p`` compares the shares that escape
+chance by :data:`ESCAPE_MARGIN` (Fisher's exact test, :func:`untrainable.analysis.escape_p`).
+
+Metrics: ``test_acc``, ``checkpoint_test_acc`` and ``acc_checkpoint_test_acc`` (a run's test accuracy
+under the row's rule, in %; the names say which checkpoint the chapter reports today),
+``guide_acc`` (a trained guide's accuracy,
 :func:`~untrainable.experiments.image_guides.guide_accuracy`, in %), ``teacher_test_acc`` (a mimic
 student's teacher or ensemble, in %),
-``perplexity`` (ours per character, the paper's per word: only the effect's sign compares),
-``overfit_gap`` (final test loss minus its minimum over epochs), and ``kappa`` (Cohen's kappa of
-errors, record ``kappa:A|B``: ``A``, ``B`` conditions of the Deep FCN runs, paired by seed, or
-``guide:<family>`` a trained guide; ``kappa:no_guide|no_guide`` pairs different seeds).
+``perplexity`` (under the row's rule: the final metric, the one a sequence run stores; ours per
+character, the paper's per word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over epochs:
+a shape of the test curve, the same under every rule), and ``kappa`` (Cohen's kappa of the last
+epoch's errors, :mod:`untrainable.analysis.kappa`; record ``kappa:A|B``: ``A``, ``B`` conditions of the
+Deep FCN runs, paired by seed, or ``guide:<family>`` a trained guide; ``kappa:no_guide|no_guide`` pairs
+different seeds, each seed in one pair: independent units).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -42,8 +57,9 @@ from untrainable.experiments.image_guides import guide_accuracy, scored_as
 from untrainable.paths import repo_root, results_root
 from untrainable.results import load_record
 
-__all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "verdicts_csv", "paper_numbers", "our_values", "paper_direction", "verdicts", "comparison",
-           "verdict_counts", "headline"]
+__all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS",
+           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "our_values", "estimate_rule",
+           "paper_direction", "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
@@ -53,7 +69,7 @@ _DIRECTIONS = {"higher": 1, "lower": -1}
 #: sentences of :func:`untrainable.analysis.verdict_narrative`, which say it in full (the test, or the
 #: failed precondition's numbers), so the table stays narrow enough to read.
 SHOWN = ["verdict", "setting", "condition", "paper metric", "paper", "ours", "seeds", "effect (paper)",
-         "effect (ours) [95 % CI]", "p", "precondition"]
+         "paper on our scale", "effect (ours) [95 % CI]", "p", "MDE", "precondition", "under other rules"]
 
 
 def paper_numbers(path: Path | None = None) -> pd.DataFrame:
@@ -106,28 +122,60 @@ def _is_set(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
-def our_values(row: pd.Series, store: _Store) -> list[float]:
-    """Our values for one row, one per seed (per pair of seeds or per guide pair for kappa rows)."""
+#: Metrics whose value no checkpoint rule changes, with what they are read from instead.
+RULE_FREE = {"kappa": "final_epoch (the stored right/wrong string)", "teacher_test_acc": "final_epoch",
+             "guide_acc": "the guide's kept checkpoint", "overfit_gap": "test curve (final minus minimum)"}
+_ACCURACIES = ("test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc")
+
+
+def _hits(row: pd.Series, store: _Store) -> list[dict[str, Any]]:
     if not _is_set(row["experiment"]) or not _is_set(row["record"]):
         return []
-    records = store.records(row["experiment"])
-    metric = row["our_metric"]
+    return [r for r in store.records(row["experiment"]) if r["name"] == row["record"]]
+
+
+def estimate_rule(row: pd.Series, store: _Store) -> str:
+    """The rule a row's values are read under (:func:`untrainable.analysis.row_rule`), or what a
+    rule-free metric is read from (:data:`RULE_FREE`)."""
+    if row["our_metric"] in RULE_FREE:
+        return RULE_FREE[row["our_metric"]]
+    return A.row_rule(_hits(row, store), loss_type=row["our_metric"] == "perplexity")
+
+
+def our_values(row: pd.Series, store: _Store, rule: str | None = None) -> list[float]:
+    """Our values for one row, one per seed (per disjoint pair of seeds or per guide pair for kappa rows),
+    read under ``rule`` (default: :func:`estimate_rule`; rule-free metrics ignore it). A rule a run did not
+    test raises :class:`~untrainable.analysis.RuleNotAvailable`."""
+    hits, metric = _hits(row, store), row["our_metric"]
+    if not hits and metric != "kappa":
+        return []
+    rule = rule or estimate_rule(row, store)
     if metric == "kappa":
-        return _kappa_values(row["record"], records, store.records("guides"))
-    hits = [r for r in records if r["name"] == row["record"]]
+        return _kappa_values(row["record"], store.records(row["experiment"]), store.records("guides")) \
+            if _is_set(row["record"]) else []
     if metric == "teacher_test_acc":  # one teacher (or ensemble) read from each of its students: one value
         return list(dict.fromkeys(100 * _metric(r, metric, row.name) for r in hits))
-    if metric in ("test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc"):
-        return [100 * _metric(r, metric, row.name) for r in hits]
+    if metric in _ACCURACIES:
+        return [100 * _estimate(r, "test_acc", rule, row.name) for r in hits]
     if metric == "guide_acc":
         return [100 * guide_accuracy(r) for r in hits]
     if metric == "perplexity":
-        return [r["metrics"]["perplexity"] for r in hits]
+        return [_estimate(r, "perplexity", rule, row.name) for r in hits]
     if metric == "overfit_gap":
         return [A.overfit_gap(r) for r in hits]
     raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, "
                      "acc_checkpoint_test_acc, guide_acc, "
                      "teacher_test_acc, perplexity, overfit_gap or kappa)")
+
+
+def _estimate(record: dict[str, Any], metric: str, rule: str, row_id: str) -> float:
+    """:func:`untrainable.analysis.estimate`, its errors naming the row."""
+    try:
+        return A.estimate(record, metric, rule)
+    except KeyError as e:
+        raise KeyError(f"row {row_id}: {e.args[0]}") from None
+    except A.RuleNotAvailable as e:
+        raise A.RuleNotAvailable(f"row {row_id}: {e}") from None
 
 
 def _metric(record: dict[str, Any], metric: str, row_id: str) -> float:
@@ -152,8 +200,8 @@ def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[st
 
     if a.startswith("guide:") and b.startswith("guide:"):
         pairs = [(side(a, 0), side(b, 0))]
-    elif a == b:
-        pairs = [(side(a, s), side(b, t)) for s, t in itertools.combinations(seeds, 2)]
+    elif a == b:  # nets of different seeds, each in one pair: independent units
+        pairs = [(side(a, s), side(b, t)) for s, t in A.disjoint_pairs(s for c, s in deep if c == a)]
     else:
         pairs = [(side(a, s), side(b, s)) for s in seeds]
     return [A.error_consistency(x, y) for x, y in pairs if x is not None and y is not None]
@@ -234,7 +282,15 @@ def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
 
 #: The columns of :func:`verdicts_csv`, for scripts.
 VERDICT_COLUMNS = ["row_id", "chapter", "precondition", "seeds", "baseline_seeds", "mean", "effect", "ci_low",
-                   "ci_high", "p_value", "paper_effect", "verdict", "reason"]
+                   "ci_high", "p_value", "paper_effect", "paper_effect_scaled", "mde", "escape_p", "estimate_rule",
+                   "verdict", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "reason"]
+#: Points of accuracy above chance a seed must reach to count as escaping it (:func:`untrainable.analysis.escape_p`).
+ESCAPE_MARGIN = 10.0
+#: The verdicts that come from a test: only these count when rules are compared for ``fragile``.
+_TESTED = (A.REPRODUCED, A.OPPOSITE, A.INCONCLUSIVE, A.NO_EFFECT)
+_SENSITIVITY = ("min_valid_loss", "final_epoch")
+
+Values = list[float] | A.RuleNotAvailable
 
 
 def verdicts_csv(profile: str = "full", path: Path | None = None) -> str:
@@ -244,35 +300,119 @@ def verdicts_csv(profile: str = "full", path: Path | None = None) -> str:
     return v[VERDICT_COLUMNS].to_csv(index=False, float_format="%.6g")
 
 
+def _values(row: pd.Series, store: _Store, rule: str) -> Values:
+    try:
+        return our_values(row, store, rule)
+    except A.RuleNotAvailable as e:
+        return e
+
+
 def verdicts(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
     """One machine-readable row per paper number: ``row_id, precondition, seeds, baseline_seeds, mean,
-    sd, effect, ci_low, ci_high, p_value, paper_effect, verdict, reason``."""
+    sd, effect, ci_low, ci_high, p_value, paper_effect, paper_effect_scaled, mde, escape_p, estimate_rule,
+    verdict, verdict_min_valid_loss, verdict_final_epoch, fragile, reason`` (module docstring)."""
     paper = paper_numbers(path)
     store = _Store(profile)
-    ours = {rid: our_values(row, store) for rid, row in paper.iterrows()}
-    return pd.DataFrame([_verdict_row(rid, row, paper, ours, store) for rid, row in paper.iterrows()]).set_index("row_id")
+    rules = {rid: estimate_rule(row, store) for rid, row in paper.iterrows()}
+    ours = {rule: {rid: _values(row, store, rule) for rid, row in paper.iterrows()} for rule in A.RULES}
+    return pd.DataFrame([_verdict_row(rid, row, paper, ours, rules, store)
+                         for rid, row in paper.iterrows()]).set_index("row_id")
 
 
-def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: dict[str, list[float]],
+Ours = dict[str, dict[str, Values]]  # rule -> row -> values
+
+
+def _sides(rid: str, row: pd.Series, ours: Ours, rule: str) -> tuple[Values, Values]:
+    """A row's and its baseline's values, both under ``rule``."""
+    base = row["baseline_row"]
+    return ours[rule][rid], ours[rule][base] if _is_set(base) else []
+
+
+def _judge(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule: str,
+           pre: A.Precondition | None) -> A.Verdict:
+    """The row's verdict under one rule."""
+    vals, base_vals = _sides(rid, row, ours, rule)
+    if isinstance(vals, list) and not vals:
+        return A.Verdict(A.NOT_RUN, "no records")
+    if not _is_set(row["baseline_row"]):
+        return A.Verdict(A.NOT_COMPARABLE, "a reference number: no baseline to compare with")
+    direction = paper_direction(row, paper)
+    missing = next((side for side in (vals, base_vals) if isinstance(side, A.RuleNotAvailable)), None)
+    if missing is not None and direction is not None and (pre is None or pre.holds):
+        return A.Verdict(A.RULE_NOT_AVAILABLE, str(missing))
+    if missing is not None:  # the verdict's earlier checks (no direction, a failed precondition) need no values
+        return A.verdict([float("nan")], [float("nan")], direction, pre)
+    return A.verdict(base_vals, vals, direction, pre, paper_effect=_scaled(rid, row, paper, ours, rule))
+
+
+def _mean(values: Values) -> float:
+    return float(np.mean(values)) if isinstance(values, list) and values else float("nan")
+
+
+def scaled_paper_effect(paper_effect: float, paper_gap: float, our_gap: float) -> float:
+    """The paper's effect on our scale: as a fraction of the paper's guide-minus-control gap, times ours
+    (a guided net that closes 10 % of the paper's gap to its guide should close 10 % of ours). Without a
+    guide gap (``paper_gap`` NaN: no guide row, or the paper gives no guide number) the paper's effect in
+    its own unit; NaN where our gap is missing or goes the other way (our guide is not ahead: nothing to
+    scale by)."""
+    if math.isnan(paper_gap):
+        return paper_effect
+    if math.isnan(our_gap) or paper_gap == 0 or np.sign(our_gap) != np.sign(paper_gap):
+        return float("nan")
+    return paper_effect / paper_gap * our_gap
+
+
+def _scaled(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule: str) -> float:
+    """:func:`scaled_paper_effect` of a row, from the paper's numbers and ours under ``rule``."""
+    base, guide = row["baseline_row"], row.get("guide_row")
+    if not _is_set(base):
+        return float("nan")
+    effect = row["paper_mean"] - paper.loc[base, "paper_mean"]
+    if not _is_set(guide):
+        return effect
+    paper_gap = paper.loc[guide, "paper_mean"] - paper.loc[base, "paper_mean"]
+    return scaled_paper_effect(effect, paper_gap, _mean(ours[rule][guide]) - _mean(ours[rule][base]))
+
+
+def _escape(row: pd.Series, vals: Values, base_vals: Values) -> float:
+    """Fisher's p for the shares of seeds escaping chance, for a row naming ``above_chance:<record>@<chance>``."""
+    spec = next((p.strip() for p in str(row.get("precondition") or "").split(";")
+                 if p.strip().startswith("above_chance:")), None)
+    if spec is None or not isinstance(vals, list) or not isinstance(base_vals, list) or not vals or not base_vals:
+        return float("nan")
+    chance = 100 * float(spec.partition("@")[2])
+    return A.escape_p(base_vals, vals, chance, ESCAPE_MARGIN)
+
+
+def _fragile(verdicts: list[str]) -> bool:
+    """Whether the rules' tested verdicts (:data:`_TESTED`) disagree."""
+    return len({v for v in verdicts if v in _TESTED}) > 1
+
+
+def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rules: dict[str, str],
                  store: _Store) -> dict[str, Any]:
-    """One row of :func:`verdicts`."""
-    vals, base = ours[rid], row["baseline_row"]
-    base_vals = ours[base] if _is_set(base) else []
-    pre = _precondition(row, store) if vals else None
-    if not vals or not _is_set(base):
-        v = A.Verdict(A.NOT_RUN if not vals else A.NOT_COMPARABLE,
-                      "no records" if not vals else "a reference number: no baseline to compare with")
-    else:
-        v = A.verdict(base_vals, vals, paper_direction(row, paper), pre)
-    e = v.effect
-    paper_effect = row["paper_mean"] - paper.loc[base, "paper_mean"] if _is_set(base) else float("nan")
+    """One row of :func:`verdicts`: judged under its own rule (a rule-free metric reads the same under
+    any: the primary's values stand for it), then under each of the others."""
+    own = rules[rid] if rules[rid] in A.RULES else A.PRIMARY_RULE
+    vals, base_vals = _sides(rid, row, ours, own)
+    pre = _precondition(row, store) if not (isinstance(vals, list) and not vals) else None
+    v = _judge(rid, row, paper, ours, own, pre)
+    others = {rule: _judge(rid, row, paper, ours, rule, pre).verdict for rule in _SENSITIVITY}
+    e, base = v.effect, row["baseline_row"]
+    listed = vals if isinstance(vals, list) else []
+    base_listed = base_vals if isinstance(base_vals, list) else []
     return {"row_id": rid, "precondition": "" if pre is None else str(pre),
-            "precondition_holds": None if pre is None else pre.holds, "seeds": len(vals),
-            "baseline_seeds": len(base_vals), "mean": float(np.mean(vals)) if vals else float("nan"),
-            "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan"),
+            "precondition_holds": None if pre is None else pre.holds, "seeds": len(listed),
+            "baseline_seeds": len(base_listed), "mean": _mean(listed),
+            "sd": float(np.std(listed, ddof=1)) if len(listed) > 1 else float("nan"),
             "effect": e.effect if e else float("nan"), "ci_low": e.ci_low if e else float("nan"),
             "ci_high": e.ci_high if e else float("nan"), "p_value": e.p_value if e else float("nan"),
-            "paper_effect": paper_effect, "verdict": v.verdict, "reason": v.reason}
+            "paper_effect": row["paper_mean"] - paper.loc[base, "paper_mean"] if _is_set(base) else float("nan"),
+            "paper_effect_scaled": _scaled(rid, row, paper, ours, own),
+            "mde": A.minimum_detectable_effect(base_listed, listed) if e else float("nan"),
+            "escape_p": _escape(row, vals, base_vals), "estimate_rule": rules[rid], "verdict": v.verdict,
+            **{f"verdict_{rule}": verdict for rule, verdict in others.items()},
+            "fragile": _fragile([v.verdict, *others.values()]), "reason": v.reason}
 
 
 def _fmt(mean: float, sd: float, digits: int) -> str:
@@ -289,14 +429,29 @@ def _fmt_effect(e: pd.Series, digits: int) -> str:
     return f"{e['effect']:+.{digits}f} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
 
 
+def _fmt_number(value: float, digits: int, signed: bool = False) -> str:
+    """'+1.2' / '1.2', or '' for no value."""
+    return "" if math.isnan(value) else f"{value:{'+' if signed else ''}.{digits}f}"
+
+
+def _other_rules(r: pd.Series) -> str:
+    """'' where the other rules give the row's verdict, else theirs, opened by "fragile" where tested verdicts
+    disagree: 'fragile: lowest validation loss: inconclusive; last epoch: reproduced'."""
+    others = {"lowest validation loss": r["verdict_min_valid_loss"], "last epoch": r["verdict_final_epoch"]}
+    if all(v == r["verdict"] for v in others.values()):
+        return ""
+    return ("fragile: " if r["fragile"] else "") + "; ".join(f"{k}: {v}" for k, v in others.items())
+
+
 def _status(holds: bool | None) -> str:
     """'holds', 'fails' or '' (the row names no precondition); the numbers are in the row's "why"."""
     return "" if holds is None or holds != holds else ("holds" if holds else "fails")
 
 
 def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
-    """The display table: per paper number, the paper's value, ours (mean ± sd, seeds), both effects,
-    our 95 % interval and p, the precondition and the verdict."""
+    """The display table: per paper number, the paper's value, ours (mean ± sd, seeds), both effects (the
+    paper's also on our scale), our 95 % interval, p and minimum detectable effect, the precondition, the
+    verdict, the estimate's rule and the verdicts under the other rules where they differ (:func:`_other_rules`)."""
     paper, v = paper_numbers(path), verdicts(profile, path)
     rows = []
     for rid, row in paper.iterrows():
@@ -309,9 +464,11 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      else row["note"], "ours": _fmt(r["mean"], r["sd"], digits), "seeds": f"{r['seeds']}",
                      "profile": profile, "effect (paper)": paper_effect if _is_set(paper_effect) else "",
                      "effect (ours) [95 % CI]": _fmt_effect(r, digits),
+                     "paper on our scale": _fmt_number(r["paper_effect_scaled"], digits, signed=True),
                      "p": "" if math.isnan(r["p_value"]) else f"{r['p_value']:.2g}",
+                     "MDE": _fmt_number(r["mde"], digits), "escape p": _fmt_number(r["escape_p"], 2),
                      "precondition": _status(r["precondition_holds"]), "verdict": r["verdict"], "why": r["reason"],
-                     "source": row["source"]})
+                     "rule": r["estimate_rule"], "under other rules": _other_rules(r), "source": row["source"]})
     return pd.DataFrame(rows).set_index("row")
 
 

@@ -5,7 +5,8 @@ A``), so that a number, an interval or a verdict means the same thing everywhere
 trains or writes files: functions take records (the dicts of :mod:`untrainable.results`), or the
 models a chapter describes, and return numbers, frames or sentences. By meaning:
 
-* :mod:`.effects`: Welch effects with intervals and p-values, and the one verdict rule;
+* :mod:`.effects`: Welch effects with intervals and p-values, power, and the one verdict rule;
+* :mod:`.estimates`: the book's one estimate of a run (a test metric at the epoch a validation rule picks);
 * :mod:`.runs`: choosing records, and describing runs, configs and guides;
 * :mod:`.contrasts`: the effects inside a chapter, as a table and as prose;
 * :mod:`.overfitting`, :mod:`.alignment`, :mod:`.kappa` (error consistency): the three measurements the
@@ -24,10 +25,14 @@ from untrainable.analysis.alignment import alignment_frame, alignment_summary, e
 from untrainable.analysis.chapter_summaries import (inductive_bias_summary, mimic_loss_labels, quality_frame,
                                                     quality_summary, size_frame, size_summary, best_means)
 from untrainable.analysis.contrasts import contrasts_summary, contrasts_table
-from untrainable.analysis.effects import (ALPHA, MIN_SEEDS, NO_EFFECT, NOT_COMPARABLE, NOT_RUN, NOT_TESTABLE, OPPOSITE,
-                                          REPRODUCED, TOO_FEW_SEEDS, VERDICTS, Effect, Precondition, Verdict, verdict,
-                                          welch_effect)
-from untrainable.analysis.kappa import GUIDED_BY, error_consistency, kappa_summary, kappa_table
+from untrainable.analysis.effects import (INCONCLUSIVE, MIN_SEEDS, NO_EFFECT, NOT_COMPARABLE, NOT_RUN, NOT_TESTABLE,
+                                          OPPOSITE, POWER, REPRODUCED, RULE_NOT_AVAILABLE, SIGNIFICANCE, TOO_FEW_SEEDS,
+                                          VERDICTS, Effect, Precondition, Verdict, escape_p, escapes_chance,
+                                          minimum_detectable_effect, splits_at_chance, verdict, welch_effect)
+from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULES, Rule, RuleNotAvailable,
+                                            estimate, has_validation, row_rule, rule_epoch)
+from untrainable.analysis.kappa import (GUIDED_BY, disjoint_pairs, error_consistency, kappa_contrast, kappa_summary,
+                                        kappa_table)
 from untrainable.analysis.chapter_tables import (chosen_table, precondition_summary, precondition_table, sweep_table,
                                                  verdict_narrative)
 from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, overfitting_table
@@ -40,9 +45,13 @@ from untrainable.analysis.runs import (config_table, find, guide_table, mean_min
                                        run_summary, select, values)
 
 __all__ = [
-    "ALPHA", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "NO_EFFECT", "NOT_TESTABLE", "NOT_COMPARABLE",
-    "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition", "Verdict", "welch_effect", "verdict",
-    "error_consistency", "GUIDED_BY", "kappa_table", "kappa_summary", "select", "renamed", "values", "find",
+    "SIGNIFICANCE", "POWER", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "INCONCLUSIVE", "NO_EFFECT",
+    "NOT_TESTABLE", "RULE_NOT_AVAILABLE", "NOT_COMPARABLE", "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition",
+    "Verdict", "welch_effect", "verdict", "minimum_detectable_effect", "escape_p", "escapes_chance",
+    "splits_at_chance",
+    "Rule", "RULES", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation", "estimate",
+    "rule_epoch", "row_rule",
+    "error_consistency", "GUIDED_BY", "disjoint_pairs", "kappa_table", "kappa_contrast", "kappa_summary", "select", "renamed", "values", "find",
     "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table",
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
     "mean_percent", "mean_minutes", "named", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from untrainable.analysis.effects import NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED
+from untrainable.analysis.effects import INCONCLUSIVE, NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED, RULE_NOT_AVAILABLE
 from untrainable.analysis.preconditions import CheckedPrecondition
 
 __all__ = ["precondition_table", "precondition_summary", "sweep_table", "verdict_narrative"]
@@ -77,8 +77,10 @@ def sweep_table(records: Iterable[dict[str, Any]], chosen: Mapping[Any, Any],
     return table.sort_values([group, "condition", "alpha", "learning rate"], na_position="first").reset_index(drop=True)
 
 
-_READING = {REPRODUCED: "reproduced", OPPOSITE: "went the other way", NO_EFFECT: "showed no effect we could detect",
-            NOT_TESTABLE: "could not be tested"}
+_READING = {REPRODUCED: "reproduced", OPPOSITE: "went the other way",
+            INCONCLUSIVE: "was inconclusive (our interval holds both no effect and the paper's)",
+            NO_EFFECT: "showed no effect, and our interval excludes the paper's", NOT_TESTABLE: "could not be tested",
+            RULE_NOT_AVAILABLE: "could not be read under the book's estimate"}
 
 
 def verdict_narrative(table: pd.DataFrame) -> str:
@@ -91,7 +93,7 @@ def verdict_narrative(table: pd.DataFrame) -> str:
         if verdict not in _READING:
             continue
         head = f"* **{row['setting']}, {row['condition']}** {_READING[verdict]}"
-        if verdict == NOT_TESTABLE:
+        if verdict in (NOT_TESTABLE, RULE_NOT_AVAILABLE):
             lines.append(f"{head}: {row['why']}.")
             continue
         lines.append(f"{head}: our effect {row['effect (ours) [95 % CI]']} (p = {row['p']}, {row['seeds']} seeds); "

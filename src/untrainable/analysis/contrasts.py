@@ -12,22 +12,25 @@ import numpy as np
 import pandas as pd
 
 from untrainable.analysis.effects import MIN_SEEDS, NO_EFFECT, TOO_FEW_SEEDS, welch_effect
+from untrainable.analysis.estimates import Rule
 from untrainable.analysis.runs import values
 
 __all__ = ["contrasts_table", "contrasts_summary"]
 
 
 def contrasts_table(groups: dict[str, list[dict[str, Any]]], contrasts: Sequence[tuple[str, str]],
-                    metric: str, scale: float = 100.0, lower_is_better: bool = False) -> pd.DataFrame:
+                    metric: str, scale: float = 100.0, lower_is_better: bool = False,
+                    rule: Rule | None = None) -> pd.DataFrame:
     """For each group (a target or a setting) and each (treated, baseline) pair of names: the effect.
 
     Columns: group, treated, baseline, the two means, effect, its 95 % interval, p, seeds and a
     ``reading`` ("better", "worse", "no effect detected" or "too few seeds"; better means lower
-    when ``lower_is_better``). No paper is involved: page 98 holds the verdicts against the paper.
+    when ``lower_is_better``). ``rule``: read ``metric`` as the book's estimate under it
+    (:func:`untrainable.analysis.runs.values`). No paper is involved: page 98 holds the verdicts against the paper.
     """
     rows = []
     for (group, recs), (treated, baseline) in itertools.product(groups.items(), contrasts):
-        a, b = values(recs, baseline, metric, scale), values(recs, treated, metric, scale)
+        a, b = values(recs, baseline, metric, scale, rule), values(recs, treated, metric, scale, rule)
         rows.append({"group": group, "treated": treated, "baseline": baseline,
                      **_contrast_row(a, b, lower_is_better)})
     return pd.DataFrame(rows)

@@ -1,15 +1,30 @@
 """Error consistency: Cohen's kappa of two classifiers' right/wrong sequences (Geirhos et al., 2020),
-and the table of kappas with the controls a claim about guides needs."""
+and the table of kappas with the controls a claim about guides needs.
+
+**Checkpoint.** The records keep one right/wrong string per run (``metrics.test_correct``), of the
+last epoch's weights: a kappa is the final epoch's, whatever rule the accuracy beside it uses
+(:mod:`untrainable.analysis.estimates`); the records allow no other until the runs store the string
+of the reported checkpoint.
+
+**Independent units.** Kappas of all pairs of seeds share nets (seed 0 is in four of the ten pairs of
+five seeds), so they are not independent and a test over them pretends to more seeds than were run.
+:func:`kappa_contrast` tests on :func:`disjoint_pairs` (each net in at most one pair); the table's
+means over all pairs describe, they do not test.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["GUIDED_BY", "error_consistency", "kappa_table", "kappa_summary"]
+from untrainable.analysis.effects import MIN_SEEDS, Effect, welch_effect
+
+__all__ = ["GUIDED_BY", "error_consistency", "disjoint_pairs", "kappa_table", "kappa_contrast",
+           "kappa_summary"]
 
 
 def error_consistency(correct_a: str, correct_b: str) -> float:
@@ -29,6 +44,28 @@ def error_consistency(correct_a: str, correct_b: str) -> float:
     return (c_obs - c_exp) / (1 - c_exp) if c_exp < 1 else float("nan")
 
 
+def disjoint_pairs(seeds: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive pairs of the sorted seeds, each seed in one pair at most ((0, 1), (2, 3), ...; an odd
+    seed out is left out): pairs of nets that share none, so their kappas are independent units."""
+    ordered = sorted(set(seeds))
+    return list(zip(ordered[0::2], ordered[1::2]))
+
+
+def kappa_contrast(records: list[dict[str, Any]], first: str, second: str, target: str = "deep_fcn",
+                   control: str = "no_guide") -> Effect | None:
+    """Whether nets of conditions ``first`` and ``second`` (same seed) agree more than two ``control``
+    nets of different seeds: Welch's effect over independent units (same-seed pairs against
+    :func:`disjoint_pairs` of the control); ``None`` when a side has fewer than :data:`MIN_SEEDS` values."""
+    correct = {(r["config"]["condition"], r["seed"]): r["metrics"]["test_correct"] for r in records
+               if r["config"]["target"] == target}
+    seeds = sorted({s for _, s in correct})
+    treated = [error_consistency(correct[(first, s)], correct[(second, s)]) for s in seeds
+               if (first, s) in correct and (second, s) in correct]
+    base = [error_consistency(correct[(control, a)], correct[(control, b)])
+            for a, b in disjoint_pairs(s for c, s in correct if c == control)]
+    return welch_effect(base, treated) if min(len(base), len(treated)) >= MIN_SEEDS else None
+
+
 #: The guide each guided condition follows (condition -> the guide's record name), for "each guide vs
 #: its guided nets". Rows name a guide by its family, the record name's first part.
 GUIDED_BY = {"trained_guide": "resnet18", "small_cnn_guide": "small_cnn"}
@@ -40,7 +77,8 @@ def kappa_table(records: list[dict[str, Any]], guides: dict[str, dict[str, Any]]
 
     Rows: unguided vs unguided (pairs of seeds), unguided vs guided (same seed, per guide family),
     guided vs guided across guide families (same seed), each guide vs its guided nets, each guide vs
-    the unguided nets, and the guides together. Columns: pair, kappa (mean), sd, pairs averaged.
+    the unguided nets, and the guides together. Columns: pair, kappa (mean), sd, pairs averaged. The
+    unguided pairs share nets: the row describes, :func:`kappa_contrast` tests (module docstring).
     ``guided_by`` maps the two guided conditions to their guides' names in ``guides`` (default
     :data:`GUIDED_BY`; the first is the ResNet-18, the second the other family).
     """

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from untrainable.analysis.estimates import Rule, estimate
+
 __all__ = ["select", "renamed", "named", "values", "find", "mean_percent", "mean_minutes", "run_summary", "config_table",
            "guide_table"]
 
@@ -47,9 +49,15 @@ def mean_minutes(records: Iterable[dict[str, Any]], metric: str = "train_time_s"
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def values(records: Iterable[dict[str, Any]], name: str, metric: str, scale: float = 1.0) -> list[float]:
-    """One metric of every seed of one named run, scaled (e.g. 100 for %)."""
-    return [scale * r["metrics"][metric] for r in records if r["name"] == name]
+def values(records: Iterable[dict[str, Any]], name: str, metric: str, scale: float = 1.0,
+           rule: Rule | None = None) -> list[float]:
+    """One metric of every seed of one named run, scaled (e.g. 100 for %): the stored metric, or with
+    ``rule`` the book's estimate of it (:func:`untrainable.analysis.estimate`, e.g. ``metric="test_acc",
+    rule=PRIMARY_RULE``)."""
+    named_ = [r for r in records if r["name"] == name]
+    if rule is None:
+        return [scale * r["metrics"][metric] for r in named_]
+    return [scale * estimate(r, metric, rule) for r in named_]
 
 
 def find(items: Iterable[Any], **fields: Any) -> Any:
