@@ -46,12 +46,11 @@ from untrainable.experiments.sequence_configs import (CHAPTER, CONDITIONS, CONDI
                                                       SWEEP_EXPERIMENT, SWEEP_SEED, SWEEP_STAGES, Config, NetConfig,
                                                       NetSizes, Run, RunSettings, SequencePreset, TaskPreset,
                                                       build_net, config_defaults, configs, guide_alone_config,
-                                                      guide_seed, load_data, preset, record_name, run_name,
+                                                      guide_seed, load_data, preset, record_name, run_name, setting_seeds,
                                                       stage_configs, sweep_configs, sweep_name)
 from untrainable.experiments.sequence_runs import (TREATMENTS, guide_alone_record, initial_cka_overview,
                                                    initial_cka_table, mapping_table, resolve_guides, train_run,
                                                    trained_guide, untrained_guide, weights_path)
-from untrainable.profiles import default_seeds
 from untrainable.results import find_record, record_path, run_key, run_or_load, training_allowed
 
 __all__ = [
@@ -100,11 +99,12 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every record of the chapter in ``profile``: the sweep, then each setting's ``guide_alone`` runs
     (a reseeded guide's too) and its target runs."""
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
     sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
-    runs = [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+    runs = [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile)
+            for s in setting_seeds(profile, c.setting, seeds)]
     reseeded = [PlannedRun(EXPERIMENT, run_name(guide_alone_config(c)), guide_alone_config(c), g)
-                for c in configs(profile) if c.condition == "no_guide" for s, g in c.guide_reseeds if s in seeds]
+                for c in configs(profile) if c.condition == "no_guide" for s, g in c.guide_reseeds
+                if s in setting_seeds(profile, c.setting, seeds)]
     return list({r.path(profile): r for r in sweep + runs + reseeded}.values())
 
 
@@ -129,10 +129,10 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     Stored records are loaded; a missing one is trained when allowed (a missing ``full`` record
     only with ``train_missing`` or ``force``, see :func:`untrainable.results.run_or_load`).
     """
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
     conditions = list(conditions)
     return [_record(profile, c, s, device, force, train_missing)
-            for c in configs(profile, settings, smoke, **overrides) if c.condition in conditions for s in seeds]
+            for c in configs(profile, settings, smoke, **overrides) if c.condition in conditions
+            for s in setting_seeds(profile, c.setting, seeds)]
 
 
 # ----------------------------------------------------------------------------- preconditions
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description=main.__doc__)
     parser.add_argument("--profile", default="full")
     parser.add_argument("--settings", nargs="*", choices=SETTINGS, help="default: all")
-    parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: each setting's seeds (the preset's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--conditions", nargs="*", choices=CONDITIONS, help="default: all")
     parser.add_argument("--sweep", choices=SWEEP_STAGES, help="train a stage of the validation sweep instead")

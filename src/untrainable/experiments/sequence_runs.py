@@ -112,12 +112,12 @@ def train_run(c: Config, seed: int, device: torch.device, checkpoint: Path, guid
         return {"train_task_loss": means["task"], "guidance_term": means["guidance"], "pair_distance": means["terms"]}
 
     state = {"initial_cka": {k: p.measure(model) for k, p in probes.items()}}
-    history = fit(model, data.train, data.valid, _settings(c), generator=generator, device=device,
+    # the test split is evaluated at every epoch a checkpoint rule can pick (the best by validation
+    # accuracy or loss so far, and the last), so each rule's test numbers are in the history
+    history = fit(model, data.train, data.test, _settings(c), generator=generator, device=device,
                   loss_fn=guidance or cross_entropy_loss, checkpoint=checkpoint,
                   desc=f"{c.setting}/{c.condition} seed {seed}", progress=False, on_epoch_start=start_epoch,
-                  on_epoch_end=end_epoch, state=state)
-    for h in history:
-        h["valid_loss"], h["valid_acc"] = h.pop("test_loss"), h.pop("test_acc")
+                  on_epoch_end=end_epoch, state=state, valid=data.valid, test_every_epoch=False)
     metrics = _test_metrics(model, data, history, device, c.precision)
     log(f"{c.setting}/{c.condition} seed {seed}: test acc {metrics['test_acc']:.3f} test loss {metrics['test_loss']:.3f}")
     out: dict[str, Any] = {"metrics": metrics, "history": history}
