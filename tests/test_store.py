@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import pytest
 
 from untrainable import results
-from untrainable.precision import BF16_CPU_FLAGS
 from untrainable.results import MissingRecordError
 from untrainable.experiments import CHAPTERS, missing_records, planned_runs
 from untrainable.paths import results_root
@@ -53,19 +52,10 @@ def test_every_committed_full_record_is_the_run_planned(prefix, committed_store)
         if stored is not None:  # a missing one is reported by the test above
             record = results.load_record(stored, experiment=run.experiment, config=run.config, seed=run.seed,
                                          required_metrics=results.DEFAULT_REQUIRED_METRICS)
-            # a record older than the precision setting trained in fp32
-            assert record.get("precision", "fp32") == _trained_precision(run.config, record), f"{stored.name}: precision"
-
-
-def _trained_precision(config, record: dict) -> str:
-    """The precision a record's run trained in: its config's setting, ``"auto"`` read against the CPU
-    flags the record stores (a run that trained in bf16 must not say fp32, nor the reverse)."""
-    setting = getattr(config, "precision", "fp32")
-    if setting != "auto":
-        return setting
-    if not record["device"].startswith("cpu"):  # a GPU's bf16 support is not stored: the record's own word
-        return record.get("precision", "fp32")
-    return "bf16" if set(record["machine"]["cpu_flags"]) & set(BF16_CPU_FLAGS) else "fp32"
+            # what its training loop resolved is its config's setting (no full config says "auto"); a record
+            # older than the precision setting trained in fp32
+            setting = getattr(run.config, "precision", "fp32")
+            assert record.get("precision", "fp32") == setting, f"{stored.name}: precision"
 
 
 def _settings_of(obj, path: str = "config") -> list[tuple[str, object]]:
