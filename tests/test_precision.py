@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -19,9 +21,36 @@ def test_auto_follows_the_cpu_flags(monkeypatch):
     assert P.resolve_precision("auto", cpu) == "bf16"
     monkeypatch.setattr(P, "cpu_flags", lambda: frozenset({"avx2"}))
     assert P.resolve_precision("auto", cpu) == "fp32"
-    with pytest.raises(ValueError, match="no native bf16"):
-        P.resolve_precision("bf16", cpu)
+    assert P.resolve_precision("bf16", cpu) == "bf16"  # emulated: training_precision warns
     assert P.resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_bf16_training_on_a_cpu_without_native_bf16_warns_that_it_is_emulated(monkeypatch):
+    """A reader without avx512_bf16/amx_bf16 can retrain a committed bf16 run, told plainly that it is slow."""
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(P, "cpu_flags", lambda: ("avx2", "fma"))
+    with pytest.warns(P.EmulatedBf16Warning, match=r"lacks native bf16.*avx512_bf16 or amx_bf16.*slower"):
+        assert P.training_precision("bf16", cpu) == "bf16"
+
+
+@pytest.mark.parametrize("flags, setting", [(("avx512_bf16",), "bf16"), (("amx_bf16",), "auto"), ((), "fp32"),
+                                            ((), "auto")])
+def test_fp32_or_native_bf16_training_does_not_warn(monkeypatch, flags, setting):
+    monkeypatch.setattr(P, "cpu_flags", lambda: flags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert P.training_precision(setting, torch.device("cpu")) == ("bf16" if flags else "fp32")
+
+
+def test_recorded_precision_collects_what_training_resolves_block_by_block(monkeypatch):
+    monkeypatch.setattr(P, "cpu_flags", lambda: ("avx512_bf16",))
+    cpu = torch.device("cpu")
+    P.training_precision("fp32", cpu)  # outside any block: noted nowhere
+    with P.recorded_precision() as outer:
+        P.training_precision("auto", cpu)
+        with P.recorded_precision() as inner:  # a guide trained while its target's run is open
+            P.training_precision("fp32", cpu)
+    assert outer == ["bf16"] and inner == ["fp32"]
 
 
 def test_autocast_casts_products_and_full_precision_undoes_it(monkeypatch):
@@ -121,3 +150,51 @@ def test_a_conv_net_learns_in_bf16_channels_last_and_repeats_bitwise(bf16_cpu):
 def test_an_unknown_precision_in_fit_settings_is_refused():
     with pytest.raises(ValueError, match="unknown precision 'half'"):
         FitSettings(epochs=1, precision="half")
+
+
+# ----------------------------------------------------------------------------- in the record
+
+from dataclasses import dataclass  # noqa: E402
+
+from untrainable import results  # noqa: E402
+
+
+@dataclass(frozen=True)
+class _Toy:
+    precision: str = "auto"
+
+
+def _fit_toy(config, seed, device, checkpoint):
+    """A run whose training goes through fit, as every chapter's does."""
+    gen = seed_everything(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 3))
+    history = fit(model, _blobs(60, 0), _blobs(30, 1), FitSettings(epochs=1, batch_size=30, precision=config.precision),
+                  generator=gen, device=device, progress=False)
+    return {"metrics": {"test_acc": history[-1]["test_acc"]}, "history": history}
+
+
+@pytest.mark.parametrize("flags, ran", [(("amx_bf16",), "bf16"), (("avx2",), "fp32")])
+def test_a_record_states_the_precision_its_training_loop_resolved(monkeypatch, flags, ran):
+    monkeypatch.setattr(P, "cpu_flags", lambda: flags)
+    record = results.run_or_load("toy", "quick", "t", _Toy("auto"), 0, _fit_toy, device="cpu")
+    assert record["precision"] == ran
+
+
+def test_a_run_whose_config_sets_a_precision_but_resolved_none_is_refused():
+    def untrained(config, seed, device, checkpoint):  # trains outside fit, without training_precision
+        return {"metrics": {"test_acc": 0.5}, "history": []}
+
+    with pytest.raises(RuntimeError, match=r"toy/t seed 0: its config sets precision 'fp32' but its training resolved"):
+        results.run_or_load("toy", "quick", "t", _Toy("fp32"), 0, untrained, device="cpu")
+
+
+def test_a_run_that_trains_in_two_precisions_is_refused(monkeypatch):
+    monkeypatch.setattr(P, "cpu_flags", lambda: ("avx512_bf16",))
+
+    def mixed(config, seed, device, checkpoint):
+        P.training_precision("bf16", device)
+        P.training_precision("fp32", device)
+        return {"metrics": {"test_acc": 0.5}, "history": []}
+
+    with pytest.raises(RuntimeError, match=r"several precisions \(bf16, fp32\)"):
+        results.run_or_load("toy", "quick", "t", _Toy(), 0, mixed, device="cpu")

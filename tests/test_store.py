@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 
 import pytest
 
 from untrainable import results
-from untrainable.precision import BF16_CPU_FLAGS
 from untrainable.results import MissingRecordError
 from untrainable.experiments import CHAPTERS, missing_records, planned_runs
 from untrainable.paths import results_root
@@ -52,19 +52,42 @@ def test_every_committed_full_record_is_the_run_planned(prefix, committed_store)
         if stored is not None:  # a missing one is reported by the test above
             record = results.load_record(stored, experiment=run.experiment, config=run.config, seed=run.seed,
                                          required_metrics=results.DEFAULT_REQUIRED_METRICS)
-            # a record older than the precision setting trained in fp32
-            assert record.get("precision", "fp32") == _trained_precision(run.config, record), f"{stored.name}: precision"
+            # what its training loop resolved is its config's setting (no full config says "auto"); a record
+            # older than the precision setting trained in fp32
+            setting = getattr(run.config, "precision", "fp32")
+            assert record.get("precision", "fp32") == setting, f"{stored.name}: precision"
 
 
-def _trained_precision(config, record: dict) -> str:
-    """The precision a record's run trained in: its config's setting, ``"auto"`` read against the CPU
-    flags the record stores (a run that trained in bf16 must not say fp32, nor the reverse)."""
-    setting = getattr(config, "precision", "fp32")
-    if setting != "auto":
-        return setting
-    if not record["device"].startswith("cpu"):  # a GPU's bf16 support is not stored: the record's own word
-        return record.get("precision", "fp32")
-    return "bf16" if set(record["machine"]["cpu_flags"]) & set(BF16_CPU_FLAGS) else "fp32"
+def _settings_of(obj, path: str = "config") -> list[tuple[str, object]]:
+    """Every ``(path, value)`` of a config's fields, nested dataclasses included."""
+    if not dataclasses.is_dataclass(obj):
+        return [(path, obj)]
+    return [pair for f in dataclasses.fields(obj) for pair in _settings_of(getattr(obj, f.name), f"{path}.{f.name}")]
+
+
+def test_no_planned_full_config_says_auto():
+    """A committed run's key must name what it trained in: ``"auto"`` is bf16 on one machine and fp32 on
+    another (``paper`` may keep it; nothing of it is committed)."""
+    found = [f"{run.experiment}/{run.name} seed {run.seed}: {path}" for run in planned_runs("full")
+             for path, value in _settings_of(run.config) if value == "auto"]
+    assert not found, "full configs with 'auto' settings:\n" + "\n".join(found[:20])
+
+
+def test_committed_bf16_records_load_on_a_cpu_without_native_bf16(monkeypatch, committed_store):
+    """Reading the book needs no bf16 hardware: loading a record checks nothing of the reader's CPU."""
+    from untrainable import precision, runtime
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ("avx2",))
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: ("avx2",))
+
+    def no_training(*args):
+        raise AssertionError("a committed record was retrained instead of loaded")
+
+    runs = [r for r in planned_runs("full", ["04"]) if getattr(r.config, "precision", None) == "bf16"]
+    assert runs
+    for run in runs[:5]:
+        record = results.run_or_load(run.experiment, "full", run.name, run.config, run.seed, no_training)
+        assert record["precision"] == "bf16"
 
 
 @dataclass(frozen=True)

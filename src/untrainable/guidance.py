@@ -553,7 +553,7 @@ class GuidanceLoss:
         return torch.stack([t.float() for t in terms])
 
     def _bf16_gram(self, a: torch.Tensor) -> bool:
-        """Whether this pair's linear CKA takes the bf16 Gram path: asked for, native on this device, and
+        """Whether this pair's linear CKA takes the bf16 Gram path: asked for (``"auto"``: where native), and
         the Gram matrices are the cheaper route (more features than examples, whole examples as rows)."""
         return (self.distance_name == "linear_cka" and self.bank is None and self.tokens == "flatten"
                 and a[0].numel() > a.shape[0] and resolve_precision(self.gram_precision, a.device) == "bf16")

@@ -7,8 +7,11 @@ an identical config was already run, and trains otherwise. So "read the book's r
 Record contract (other chapters and checks rely on it)::
 
     results/<profile>/<experiment>/<name>-seed<seed>-<key>.json
-    {experiment, profile, seed, name, key, config, metrics, history, git_commit, device,
-     versions, wall_time_s, created}
+    {experiment, profile, seed, name, key, config, metrics, history, precision, git_commit, device,
+     machine, versions, wall_time_s, created, digest}
+
+``precision`` is what the run trained in (``"fp32"`` or ``"bf16"``), as its training loop resolved
+it (:func:`untrainable.precision.training_precision`); a run that trained nothing itself has none.
 
 ``key`` is a hash of (experiment, config, seed): change any setting and the run is new (the key
 and how a field is added without changing it: :mod:`untrainable.record_keys`).
@@ -52,7 +55,7 @@ import untrainable
 from untrainable.files import CorruptFileError, exclusive, load_torch, write_json_atomic
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
-from untrainable.precision import resolve_precision
+from untrainable.precision import recorded_precision
 from untrainable.record_checks import (DIGEST_KEY, LAST_EPOCH_METRICS, REQUIRED_KEYS, RETRAIN, SEALED_PROFILES,
                                        CorruptRecordError, NewerRecordError, RecordMismatchError, config_differences,
                                        load_record, non_finite_paths, record_digest, seal)
@@ -66,7 +69,8 @@ __all__ = ["REQUIRED_KEYS", "DEFAULT_REQUIRED_METRICS", "LAST_EPOCH_METRICS", "G
            "key_payload", "run_key", "record_path", "checkpoint_path", "git_commit", "versions", "find_record",
            "training_allowed", "check_training_allowed", "will_train", "load_record", "config_differences",
            "non_finite_paths", "record_digest", "seal", "write_record", "verify_records", "run_or_load",
-           "train_record", "elapsed_before", "run_with_weights", "history_frame", "metrics_frame", "summary_table"]
+           "train_record", "trained_precision", "elapsed_before", "run_with_weights", "history_frame", "metrics_frame",
+           "summary_table"]
 
 TrainFn = Callable[[Any, int, torch.device, Path], dict[str, Any]]
 
@@ -290,14 +294,32 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
     dev = resolve_device(device)
     before = elapsed_before(checkpoint)
     t0 = time.perf_counter()
-    out = train_fn(config, seed, dev, checkpoint)
+    with recorded_precision() as resolved:
+        out = train_fn(config, seed, dev, checkpoint)
     record = {
         "experiment": experiment, "profile": profile, "seed": seed, "name": name, "key": key,
         "config": config_dict(config), **out,
-        "precision": resolve_precision(getattr(config, "precision", "fp32"), dev),  # what "auto" became here
+        **trained_precision(f"{experiment}/{name} seed {seed}", config, resolved),
         **provenance(dev, t0, elapsed_before=before),
     }
     return record
+
+
+def trained_precision(run: str, config: Any, resolved: Sequence[str]) -> dict[str, str]:
+    """``{"precision": ...}``: what the training loop of ``run`` resolved (``resolved``, noted by
+    :func:`untrainable.precision.training_precision`), so a record says what ran, not what its config asked.
+
+    A run that trained nothing (an analysis of networks trained by their own runs) has no precision to
+    state: ``{}``. But one whose config sets a ``precision`` and resolved none, or that trained in two
+    precisions, is an error: its record would misstate what ran.
+    """
+    ran = sorted(set(resolved))
+    if len(ran) > 1:
+        raise RuntimeError(f"{run} trained in several precisions ({', '.join(ran)}): a record states one")
+    if not ran and hasattr(config, "precision"):
+        raise RuntimeError(f"{run}: its config sets precision {config.precision!r} but its training resolved none; "
+                           "train through untrainable.train.fit or call untrainable.precision.training_precision")
+    return {"precision": ran[0]} if ran else {}
 
 
 def provenance(dev: torch.device, started: float, commit: str | None = None,

@@ -7,7 +7,8 @@ through ``on_epoch_start``/``on_epoch_end``. Optional, for runs that choose by v
 practitioner would: a held-out validation split evaluated every epoch (``valid_loss``/``valid_acc``),
 the best-validation weights kept (and restored at the end when asked), and per-batch augmentation
 (``augment(xb, generator)``, drawn from the run's generator so a resumed run sees the same views).
-It shows a tqdm bar, uses mixed precision on CUDA, and writes an atomic checkpoint after every epoch (weights, optimiser, random states, the history with
+It shows a tqdm bar, trains in the precision its settings resolve to (:mod:`untrainable.precision`), and
+writes an atomic checkpoint after every epoch (weights, optimiser, random states, the history with
 every per-epoch measurement, the caller's extra ``state`` and the training seconds so far), so an
 interrupted ``full`` run resumes where it stopped and ends with the same record as an uninterrupted one.
 
@@ -36,7 +37,7 @@ from tqdm.std import tqdm
 
 from untrainable.data import batches
 from untrainable.files import load_torch, save_torch_atomic
-from untrainable.precision import PRECISIONS, autocast, channels_last
+from untrainable.precision import PRECISIONS, autocast, channels_last, training_precision
 from untrainable.runtime import eval_mode, log
 
 __all__ = ["IGNORE", "BEST_BY", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "Augment",
@@ -398,10 +399,14 @@ def fit(
     ``test_loss``/``test_acc`` None. Evaluation draws no random numbers, so the training is
     the same; a run whose test curve is not plotted saves most of its evaluation time (the test split
     is often several times the training set).
+
+    The precision the run trains in (``settings.precision`` resolved on ``device``) is noted through
+    :func:`untrainable.precision.training_precision`, so the store records what ran.
     """
     _check_validation_options(valid, best_by, restore_best, test_every_epoch)
+    precision = training_precision(settings.precision, device)  # what "auto" becomes here, noted for the record
     model.to(device)
-    channels_last(model, settings.precision, device)  # before the optimiser sees the parameters
+    channels_last(model, precision, device)  # before the optimiser sees the parameters
     loop = _Loop(model=model, train=train, test=test, valid=valid, settings=settings,
                  opt=make_optimizer(model.parameters(), settings), generator=generator, device=device,
                  loss_fn=loss_fn, augment=augment, on_epoch_start=on_epoch_start, on_epoch_end=on_epoch_end,

@@ -81,7 +81,7 @@ def _guides(width: int, epochs: int, all_width: int, all_epochs: int, all_n: int
 
 _FULL = ImagePreset(
     n_train=2000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256, fcn=FcnSizes(12, 512, None, 1024),
-    guide_steps=48, guide_steps_long=192, precision="auto", schedule="step",
+    guide_steps=48, guide_steps_long=192, precision="bf16", schedule="step",
     guides=_guides(32, 40, 16, 15, None, n_test_curve=1000),
     sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), sweep_alphas=(0.1, 0.3, 1.0), sweep_alpha_lr=1e-3,
     headline_seeds=(0, 1, 2, 3, 4),
@@ -94,12 +94,12 @@ _FULL = ImagePreset(
                   Run("wide_fcn", "untrained_guide"): RunSettings(1e-4, 1.0)},
 )
 PRESETS: dict[str, ImagePreset] = preset_table(NAME, {
-    "quick": replace_preset(NAME, _FULL, n_train=512, n_valid=256, n_test=512, epochs=6, probe_n=128,
+    "quick": replace_preset(NAME, _FULL, n_train=512, n_valid=256, n_test=512, epochs=6, probe_n=128, precision="auto",
                             fcn=FcnSizes(6, 64, None, 256), guide_steps=2, guide_steps_long=8,
                             guides=_guides(4, 3, 4, 1, 2048, small=((8, 16, 32), 64)), sweep_lrs=(1e-3, 3e-4),
                             sweep_alphas=(1.0,), headline_seeds=None, run_settings={}),
     "full": _FULL,
-    "paper": replace_preset(NAME, _FULL, n_train=None, n_valid=10000, epochs=100, batch_size=256,
+    "paper": replace_preset(NAME, _FULL, n_train=None, n_valid=10000, epochs=100, batch_size=256, precision="auto",
                             fcn=FcnSizes(48, 1024, 2048, 8192), guide_steps=300, guide_steps_long=3000,
                             guides=_guides(64, 100, 64, 100, None), headline_seeds=None, run_settings={}),
 })

@@ -19,7 +19,8 @@ Every run holds out a validation split from the training images (the same images
 never the test split); its learning rate is chosen on validation loss, its checkpoint by
 validation accuracy. The test split is for reporting only: per epoch on ``n_test_curve`` images
 (the curves), and once at the end, on ``n_test`` images, for the restored best-validation weights.
-Everything trains in bf16 where the CPU multiplies bf16 natively (``precision="auto"``).
+The ``full`` grid trains in bf16 (``precision="bf16"``, native on the book's CPU); ``quick`` and ``paper``
+in bf16 where the CPU multiplies bf16 natively (``precision="auto"``, the config's default).
 
 Final metrics: ``train_*``, ``valid_*``, ``test_*`` are the last epoch's (the curves, as the store
 requires); ``best_epoch``, ``best_valid_*`` and ``best_test_*`` are the best-validation checkpoint's,
@@ -91,7 +92,7 @@ class PilotConfig:
 class Preset:
     """The pilot grid of one profile: the sizes, depths, widths and learning rates each group tries.
 
-    The split sizes left None keep :class:`PilotConfig`'s defaults.
+    The split sizes and the precision left None keep :class:`PilotConfig`'s defaults.
     """
 
     sizes: tuple[int, ...]  # training images of the FCN cells
@@ -125,6 +126,7 @@ class Preset:
     n_valid: int | None = None
     n_test: int | None = None
     n_test_curve: int | None = None
+    precision: str | None = None
 
 
 CHAPTER = "appendix 92 (image pilots)"
@@ -134,7 +136,7 @@ _FULL = Preset(
     conv_width=16, conv_layers=(3, 4, 6, 3), conv_sizes=(5000,), conv_epochs=30, plain_lrs=(1e-3, 3e-4),
     residual_lrs=(1e-3, 3e-4), conv_aug_lrs=(1e-3,), deeper_width=8, deeper_layers=(6, 8, 12, 6), deeper_lrs=(1e-3,),
     long_epochs=60, guide_width=32, guide_epochs={2000: 40, 5000: 30}, guide_lr=0.05, guide_weight_decay=5e-4,
-    guide_all_width=16, guide_all_epochs=15, guide_all_n=None)
+    guide_all_width=16, guide_all_epochs=15, guide_all_n=None, precision="bf16")
 _PAPER_LRS = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
     "quick": replace_preset(
@@ -143,11 +145,11 @@ PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
         wide_lrs=(1e-3,), conv_width=4, conv_layers=(1, 1, 1, 1), conv_sizes=(256,), conv_epochs=2,
         plain_lrs=(1e-3,), residual_lrs=(1e-3,), conv_aug_lrs=(1e-3,), deeper_width=4, deeper_layers=(2, 2, 2, 2),
         deeper_lrs=(1e-3,), long_epochs=3, guide_width=4, guide_epochs={256: 2, 512: 2}, guide_all_width=4,
-        guide_all_epochs=1, guide_all_n=1024),
+        guide_all_epochs=1, guide_all_n=1024, precision=None),
     "full": _FULL,
     "paper": replace_preset(
         CHAPTER, _FULL, deep_lrs={12: _PAPER_LRS, 24: _PAPER_LRS}, shallow_lrs=_PAPER_LRS, wide_lrs=_PAPER_LRS,
-        plain_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), residual_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5)),
+        plain_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), residual_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5), precision=None),
 })
 #: Overrides (checked by :func:`~untrainable.profiles.replace_preset`): a tiny slice of any profile with the
 #: same runs, for tests.
@@ -216,8 +218,8 @@ def _guide_runs(p: Preset, splits: dict[str, Any]) -> list[PilotConfig]:
 def configs(profile: str, smoke: bool = False) -> list[PilotConfig]:
     """The pilot runs of ``profile``, in :data:`GROUPS` order (``smoke``: a tiny slice of the same runs)."""
     p = preset(profile, smoke)
-    given = {"n_valid": p.n_valid, "n_test": p.n_test, "n_test_curve": p.n_test_curve}
-    splits = {k: v for k, v in given.items() if v is not None}  # the others keep PilotConfig's defaults
+    given = {"n_valid": p.n_valid, "n_test": p.n_test, "n_test_curve": p.n_test_curve, "precision": p.precision}
+    splits = {k: v for k, v in given.items() if v is not None}  # the splits (and precision); None: the config's
     return _fcn_runs(p, splits) + _conv_runs(p, splits) + _guide_runs(p, splits)
 
 

@@ -65,7 +65,7 @@ def _twin(epochs: int, n_test_curve: int | None = None) -> dict[str, GuideSpec]:
 
 _FULL = ImagePreset(
     n_train=5000, n_valid=1000, n_test=None, epochs=60, batch_size=128, probe_n=256,
-    plain=PlainSizes((3, 4, 6, 3), 16), augment=True, guide_bank="none", precision="auto", gram_precision="auto",
+    plain=PlainSizes((3, 4, 6, 3), 16), augment=True, guide_bank="none", precision="bf16", gram_precision="bf16",
     schedule="step", guides=_twin(40, n_test_curve=1000),
     sweep_lrs=(1e-3,), sweep_alphas=(0.3, 1.0), sweep_alpha_lr=1e-3, headline_seeds=(0, 1, 2, 3, 4),
     # no_guide: the pilots' learning rate; trained_guide: chosen by the validation sweep (a test holds it)
@@ -74,11 +74,13 @@ _FULL = ImagePreset(
 )
 PRESETS: dict[str, ImagePreset] = preset_table(NAME, {
     "quick": replace_preset(NAME, _FULL, n_train=512, n_valid=256, n_test=512, epochs=3, probe_n=128,
+                            precision="auto", gram_precision="auto",
                             plain=PlainSizes((1, 1, 1, 1), 8), guides=_twin(2), sweep_alphas=(1.0,),
                             headline_seeds=None),
     "full": _FULL,
     "paper": replace_preset(NAME, _FULL, n_train=None, n_valid=10000, epochs=100, batch_size=256,
-                            plain=PlainSizes((3, 4, 6, 3), 64, "bottleneck"), guides=_twin(100),
+                            precision="auto", gram_precision="auto", plain=PlainSizes((3, 4, 6, 3), 64, "bottleneck"),
+                            guides=_twin(100),
                             sweep_lrs=(3e-3, 1e-3, 3e-4), sweep_alphas=(0.1, 0.3, 1.0), headline_seeds=None,
                             run_settings={Run("plain_cnn", "no_guide"): RunSettings(1e-3)}),
 })

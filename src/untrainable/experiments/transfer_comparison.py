@@ -72,8 +72,8 @@ class Config:
 
     @property
     def precision(self) -> str:
-        """The student's precision setting: the record's ``precision`` reads it (a property, not a
-        field, so it adds nothing to the key)."""
+        """The student's precision setting, where a flat config has its own: the store's checks read it (a
+        property, not a field, so it adds nothing to the key)."""
         return self.student.precision
 
     def methods(self) -> list[T.Method]:
