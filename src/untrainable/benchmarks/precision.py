@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from untrainable.benchmarks.precision_models import Case, Workload, full_run_steps, guided_cases, kind_of, model_cases
+from untrainable.cli import parse_device
 from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m untrainable.benchmarks.precision", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=PROFILES, default="quick")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--device", type=parse_device, default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--rounds", type=int, default=None, help="timed steps per precision (default: 2 quick, 7 full)")
     parser.add_argument("--parity", action="store_true", help="run the accuracy-parity study instead")
     args = parser.parse_args(argv)
