@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from scipy import stats
 from untrainable import analysis as A
 from untrainable import paper_comparison as PC
 from untrainable.experiments import PlannedRun
-from untrainable.results import run_key, write_record
+from untrainable.results import CorruptRecordError, MissingRecordError, run_key, write_record
 
 HEADER = ("row_id,chapter,setting,condition,paper_metric,paper_mean,paper_spread,paper_direction,baseline_row,"
           "precondition,experiment,record,our_metric,source,note\n")
@@ -279,3 +280,40 @@ def test_the_csv_has_the_rule_sensitivity_and_power_columns(data_file):
     assert {"estimate_rule", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "paper_effect_scaled", "mde",
             "escape_p"} <= set(rows[0])
     assert next(r for r in rows if r["row_id"] == "a-up")["estimate_rule"] == A.FINAL_EPOCH  # no validation split
+
+
+def test_an_extra_stored_seed_is_listed_not_pooled(data_file):
+    """Seed 9 of a guided run, trained from a shell but planned by no chapter, must not enter the row the
+    chapter shows with its three seeds: it is listed in ``extra_seeds``."""
+    _store(_record("a-guide", 9, 0.99))
+    v = PC.verdicts("full", data_file)
+    assert v.loc["a-up", "seeds"] == 3 and v.loc["a-up", "mean"] == pytest.approx(41.0)
+    assert v.loc["a-up", "extra_seeds"] == "9" and v.loc["a-none", "extra_seeds"] == ""
+    assert PC.comparison("full", data_file).loc["a-up", "extra seeds"] == "9"
+
+
+def test_a_missing_planned_record_is_an_error_naming_it(data_file, plan):
+    """A planned seed whose record is not stored must not leave the row at fewer seeds than the chapter's."""
+    plan.append(_run(_record("a-guide", 3, 0.5)))  # planned, never stored
+    with pytest.raises(MissingRecordError, match=r"row a-up: .*exp/a-guide: 1 of the 4 planned seeds .*seed 3"):
+        PC.verdicts("full", data_file)
+
+
+def test_a_record_its_profile_does_not_plan_is_not_run_and_listed(data_file, tmp_path):
+    """A stored record no chapter plans is not read (``quick`` plans no 4096-unit student), and is listed."""
+    _write([_record("unplanned", 0, 0.5)], [])  # stored, never planned
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "u-none,04,U,none,acc,10,1,,,,exp,unplanned,test_acc,paper,\n")
+    assert PC.verdicts("full", path).loc["u-none", "verdict"] == A.NOT_RUN
+    assert PC.unplanned_records("full", path) == ["u-none: exp/unplanned"]
+
+
+def test_every_row_of_the_book_reads_a_record_the_full_profile_plans():
+    assert PC.unplanned_records("full") == []
+
+
+def test_page_98_loads_a_record_with_its_chapters_required_metrics(data_file, plan):
+    """A planned record lacking a metric its chapter declares is refused by the store, named, on page 98 too."""
+    plan[:] = [dataclasses.replace(r, required_metrics=("test_acc", "best_test_acc")) for r in plan]
+    with pytest.raises(CorruptRecordError, match="best_test_acc"):
+        PC.verdicts("full", data_file)

@@ -8,9 +8,10 @@ a profile, one per seed; no number is ever filled in by hand.
 (:func:`untrainable.experiments.planned_runs`), each loaded with the chapter's checks (its
 ``required_metrics``), so this page, the landing page and the chapter read the same runs. A name with
 some planned records stored and others not is an error naming the missing ones (a table must not
-quietly average fewer seeds than it says); a name none of whose records are stored is "not run". A
-stored seed no chapter plans (one trained from a shell, say) is listed in ``extra_seeds`` and never
-pooled.
+quietly average fewer seeds than it says); a name none of whose records are stored, or that the
+profile does not plan (``quick`` runs no 4096-unit student), is "not run" (in ``full``, the book, every
+row's record is planned: :func:`unplanned_records`). A stored seed no chapter plans (one trained from a
+shell, say) is listed in ``extra_seeds`` and never pooled.
 
 Absolute numbers do not compare across scales (ImageNet top-5 against CIFAR-10 top-1 on a subset),
 so a row is judged by its *effect*: the difference to its ``baseline_row`` (e.g. the unguided target
@@ -67,7 +68,7 @@ from untrainable.paths import repo_root
 from untrainable.results import MissingRecordError, run_key
 
 __all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS",
-           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "our_values", "estimate_rule",
+           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "unplanned_records", "our_values", "estimate_rule",
            "paper_direction", "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
@@ -120,8 +121,8 @@ class _Store:
         return (experiment, name) in self.plan()
 
     def named(self, experiment: str, name: str) -> list[dict[str, Any]]:
-        """The records of ``name``, one per planned seed: all of them, or none when none is stored; an error
-        naming the missing ones when only some are, or when no chapter plans ``experiment/name``."""
+        """The records of ``name``, one per planned seed: all of them, or none when none is stored (or none is
+        planned); an error naming the missing ones when only some are stored."""
         if (experiment, name) not in self._cache:
             runs = self._runs(experiment, name)
             loaded = [(run, run.load(self.profile)) for run in runs]
@@ -142,6 +143,8 @@ class _Store:
     def extra_seeds(self, experiment: str, name: str) -> list[int]:
         """Seeds stored for ``name`` under a planned config that no chapter plans: listed, never pooled."""
         runs = self._runs(experiment, name)
+        if not runs:
+            return []
         planned = {run.seed for run in runs}
         extra = set()
         for path in (runs[0].path(self.profile).parent).glob(f"{name}-seed*.json"):
@@ -152,11 +155,7 @@ class _Store:
         return sorted(extra)
 
     def _runs(self, experiment: str, name: str) -> list[PlannedRun]:
-        runs = self.plan().get((experiment, name))
-        if not runs:
-            raise LookupError(f"no chapter plans a {self.profile} record {experiment}/{name}: name a planned record "
-                              f"(untrainable.experiments.planned_runs) in {DATA_FILE}")
-        return runs
+        return self.plan().get((experiment, name), [])
 
 
 def _is_set(value: Any) -> bool:
@@ -179,8 +178,16 @@ def _hits(row: pd.Series, store: _Store) -> list[dict[str, Any]]:
         return []
     try:
         return store.named(row["experiment"], row["record"])
-    except LookupError as e:
-        raise type(e)(f"row {row.name}: {e.args[0]}") from None
+    except MissingRecordError as e:
+        raise MissingRecordError(f"row {row.name}: {e}") from None
+
+
+def unplanned_records(profile: str, path: Path | None = None) -> list[str]:
+    """The rows of the data file whose record no chapter plans in ``profile`` (``"row: experiment/record"``):
+    such a row is "not run" in that profile, and in ``full`` a misspelt name."""
+    store = _Store(profile)
+    return [f"{rid}: {row['experiment']}/{row['record']}" for rid, row in paper_numbers(path).iterrows()
+            if _names_a_record(row) and not store.plans(row["experiment"], row["record"])]
 
 
 def estimate_rule(row: pd.Series, store: _Store) -> str:
@@ -267,16 +274,12 @@ def paper_direction(row: pd.Series, paper: pd.DataFrame) -> int | None:
     return _DIRECTIONS.get(row["paper_direction"]) if _is_set(row["paper_direction"]) else None
 
 
-def _named(store: _Store, experiment: str, name: str) -> list[dict[str, Any]]:
-    return store.named(experiment, name)
-
-
 def _used(store: _Store, experiment: str, guide: str) -> list[dict[str, Any]]:
     """The records of guide ``guide`` in ``experiment`` that guided a target run: for a sequence guide, each
     run seed's own or its replacement (:func:`~untrainable.experiments.sequence_guidance.used_guides`)."""
     from untrainable.experiments import sequence_guidance
 
-    named = _named(store, experiment, guide)
+    named = store.named(experiment, guide)
     if experiment != sequence_guidance.EXPERIMENT or not named:
         return named
     return [r for r in sequence_guidance.used_guides(store.records(experiment), named[0]["config"]["setting"])
@@ -288,26 +291,26 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
     kind, _, args = spec.partition(":")
     experiment = row["experiment"]
     if kind == "overfits":
-        return A.preconditions.overfits(_named(store, experiment, args), args)
+        return A.preconditions.overfits(store.named(experiment, args), args)
     if kind == "guide_beats":
         pair, _, gap = args.partition("@")
         guide, _, target = pair.partition(">")
         metric = row["our_metric"]
-        guides = (scored_as(_named(store, "guides", guide), metric) if store.plans("guides", guide)
+        guides = (scored_as(store.named("guides", guide), metric) if store.plans("guides", guide)
                   else _used(store, experiment, guide))  # a sequence guide is a run of the row's experiment
-        return A.preconditions.guide_beats_target(guides, _named(store, experiment, target), f"the guide {guide}",
+        return A.preconditions.guide_beats_target(guides, store.named(experiment, target), f"the guide {guide}",
                                                   metric, min_gap=float(gap or 0))
     if kind == "above_chance":
         name, _, chance = args.partition("@")
-        return A.preconditions.above_chance(_named(store, experiment, name), float(chance), name,
+        return A.preconditions.above_chance(store.named(experiment, name), float(chance), name,
                                             metric=row["our_metric"])
     if kind == "guides_reach":
         name, _, bar = args.partition("@")
         return A.preconditions.every_guide_reaches(_used(store, experiment, name), float(bar), name)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
-        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain),
-                                                   scored_as(_named(store, "guides", twin), row["our_metric"]),
+        return A.preconditions.falls_short_of_twin(store.named(experiment, plain),
+                                                   scored_as(store.named("guides", twin), row["our_metric"]),
                                                    plain, metric=row["our_metric"])
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
@@ -331,9 +334,9 @@ def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
 
 
 #: The columns of :func:`verdicts_csv`, for scripts.
-VERDICT_COLUMNS = ["row_id", "chapter", "precondition", "seeds", "baseline_seeds", "extra_seeds", "mean", "effect", "ci_low",
-                   "ci_high", "p_value", "paper_effect", "paper_effect_scaled", "mde", "escape_p", "estimate_rule",
-                   "verdict", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "reason"]
+VERDICT_COLUMNS = ["row_id", "chapter", "precondition", "seeds", "baseline_seeds", "extra_seeds", "mean", "effect",
+                   "ci_low", "ci_high", "p_value", "paper_effect", "paper_effect_scaled", "mde", "escape_p",
+                   "estimate_rule", "verdict", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "reason"]
 #: Points of accuracy above chance a seed must reach to count as escaping it (:func:`untrainable.analysis.escape_p`).
 ESCAPE_MARGIN = 10.0
 #: The verdicts that come from a test: only these count when rules are compared for ``fragile``.

@@ -40,9 +40,9 @@ from untrainable.files import load_torch, save_torch_atomic
 from untrainable.precision import PRECISIONS, autocast, channels_last
 from untrainable.runtime import eval_mode, log
 
-__all__ = ["IGNORE", "BEST_BY", "OPTIMIZERS", "SCHEDULES", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "Augment",
-           "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor",
-           "evaluate", "best_epoch", "fit"]
+__all__ = ["IGNORE", "BEST_BY", "OPTIMIZERS", "SCHEDULES", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook",
+           "Augment", "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer",
+           "lr_factor", "evaluate", "best_epoch", "fit"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

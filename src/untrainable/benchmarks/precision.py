@@ -43,13 +43,12 @@ import torch
 from torch import nn
 
 from untrainable.benchmarks.precision_models import Case, Workload, full_run_steps, guided_cases, kind_of, model_cases
-from untrainable.cli import parse_device
 from untrainable.paths import results_root
 from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.results import (check_training_allowed, config_dict, git_commit, load_record, provenance, run_key,
                                 write_record)
-from untrainable.runtime import machine_description, resolve_device, set_threads, timed
+from untrainable.runtime import machine_description, parse_device, resolve_device, set_threads, timed
 from untrainable.train import make_optimizer, to_device
 
 __all__ = ["EXPERIMENT", "ROUNDS", "GOALS", "measure_case", "profile_step", "compile_finding", "Config", "record_file",

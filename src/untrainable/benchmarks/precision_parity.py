@@ -30,16 +30,16 @@ import torch
 
 from untrainable.analysis import welch_effect
 from untrainable.data import load_image_data
-from untrainable.experiments import (PlannedRun, run_seeds, shell_parser, shell_seeds, fcn_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
-                                     sequence_guidance)
+from untrainable.experiments import (PlannedRun, fcn_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
+                                     run_seeds, sequence_guidance, shell_parser, shell_seeds)
 from untrainable.models import build_target
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
 from untrainable.runtime import seed_everything, set_threads
 from untrainable.train import FitSettings, fit
 
-__all__ = ["EXPERIMENT", "SEEDS", "REQUIRED_METRICS", "SIZES", "MODELS", "arms", "parity_configs", "train_parity", "planned_runs", "run",
-           "parity_frame", "parity_table", "parity_summary", "main"]
+__all__ = ["EXPERIMENT", "SEEDS", "REQUIRED_METRICS", "SIZES", "MODELS", "arms", "parity_configs", "train_parity",
+           "planned_runs", "run", "parity_frame", "parity_table", "parity_summary", "main"]
 
 EXPERIMENT = "precision_parity"
 SEEDS = (0, 1, 2)

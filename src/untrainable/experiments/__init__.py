@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from untrainable.cli import DEVICE_FORMS, parse_device
 from untrainable.profiles import PROFILES, check_profile, check_seeds
+from untrainable.runtime import DEVICE_FORMS, parse_device
 
 #: Notebook prefix -> chapter module, in reading order (chapters without training are absent).
 CHAPTERS: dict[str, str] = {
@@ -90,7 +90,7 @@ def run_seeds(seeds: Iterable[int] | None) -> tuple[int, ...] | None:
 
 def shell_parser(prog: str, description: str | None, seeds_help: str) -> argparse.ArgumentParser:
     """A chapter shell entry's parser with the arguments every one takes: ``--profile`` (one of the
-    profiles), ``--seeds`` (space-separated) and ``--device`` (checked by :func:`untrainable.cli.parse_device`,
+    profiles), ``--seeds`` (space-separated) and ``--device`` (checked by :func:`untrainable.runtime.parse_device`,
     so ``--device tpu`` ends at once naming it). Read the seeds with :func:`shell_seeds`."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--profile", default="full", choices=PROFILES)

@@ -103,7 +103,8 @@ class ImageChapter:
         return self.target_configs(self.preset(profile, smoke, overrides), self.runs)
 
     def run_seeds(self, profile: str, c: ig.Config, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
-        """The seeds of run ``c``: ``seeds`` when given (checked as a set), else the preset's (headline runs get more)."""
+        """The seeds of run ``c``: ``seeds`` when given (checked as a set), else the preset's (headline runs get
+        more)."""
         if seeds is not None:
             return run_seeds(seeds)
         p = self.presets[check_profile(profile)]

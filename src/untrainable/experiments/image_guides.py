@@ -35,8 +35,9 @@ from untrainable.results import added_field, run_key, run_with_weights
 from untrainable.runtime import seed_everything
 from untrainable.train import BEST_BY, OPTIMIZERS, SCHEDULES, FitSettings, best_epoch, correct_string, evaluate, fit
 
-__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "FAMILIES", "REQUIRED_METRICS", "GuideConfig", "guide_name", "guide_accuracy", "scored_as", "guide_weights_path", "train_guide",
-           "trained_guide", "untrained_guide", "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
+__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "FAMILIES", "REQUIRED_METRICS", "GuideConfig", "guide_name",
+           "guide_accuracy", "scored_as", "guide_weights_path", "train_guide", "trained_guide", "untrained_guide",
+           "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
 
 GUIDE_EXPERIMENT = "guides"
 UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s

@@ -19,8 +19,8 @@ from untrainable.precision import PRECISIONS
 from untrainable.profiles import DEFAULT_SEEDS, check_profile, check_seeds, preset_table, replace_preset
 from untrainable.results import added_field
 
-__all__ = ["LOSSES", "TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "preset", "SWEEPS",
-           "configs", "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
+__all__ = ["LOSSES", "TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "preset",
+           "SWEEPS", "configs", "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
 
 #: What a student learns from (:func:`untrainable.mimic.mimic_loss_fn`).
 LOSSES = ("logits", "kd", "probs", "labels")

@@ -173,7 +173,8 @@ def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[Pla
     seeds = default_seeds(profile) if seeds is None else run_seeds(seeds)
     runs: dict[PlannedRun, None] = {}
     for seed, cfg in zip(seeds, configs(profile, seeds)):
-        runs.update(dict.fromkeys([PlannedRun(EXPERIMENT, ANALYSIS, cfg, seed, REQUIRED_METRICS), *_nets_of(cfg, seed)]))
+        analysis = PlannedRun(EXPERIMENT, ANALYSIS, cfg, seed, REQUIRED_METRICS)
+        runs.update(dict.fromkeys([analysis, *_nets_of(cfg, seed)]))
     return list(runs)
 
 

@@ -29,8 +29,8 @@ from untrainable.results import added_field
 from untrainable.train import OPTIMIZERS
 
 __all__ = ["CHAPTER", "EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SWEEP_STAGES", "SETTINGS", "SETTING_NETS",
-           "CONDITIONS", "PILOT_CONDITION", "SETTING_LABELS", "CONDITION_LABELS", "EVERY_WINDOW", "FAMILIES", "TOKENS", "REQUIRED_METRICS",
-           "NetConfig", "build_net", "Config",
+           "CONDITIONS", "PILOT_CONDITION", "SETTING_LABELS", "CONDITION_LABELS", "EVERY_WINDOW", "FAMILIES", "TOKENS",
+           "REQUIRED_METRICS", "NetConfig", "build_net", "Config",
            "config_defaults", "load_data", "Run", "RunSettings", "NetSizes", "TaskPreset", "SequencePreset",
            "PRESETS", "SMOKE", "SMOKE_TASKS", "preset", "configs", "stage_configs", "sweep_configs",
            "guide_alone_config", "guide_seed", "run_name", "sweep_name", "record_name"]
@@ -139,9 +139,9 @@ class Config:
         check_fields(self, positive=("n_train", "n_valid", "n_test", "epochs", "min_len", "max_len", "seq_len",
                                      "batch_size", "lr", "clip_grad_norm", "probe_n", "guide_lr"),
                      non_negative=("weight_decay", "alpha", "data_seed"),
-                     choices={"setting": SETTING_NETS, "condition": (*CONDITIONS, PILOT_CONDITION), "task": SEQUENCE_TASKS,
-                              "optimizer": OPTIMIZERS, "distance": GUIDANCE_DISTANCES, "tokens": TOKENS,
-                              "precision": PRECISIONS})
+                     choices={"setting": SETTING_NETS, "condition": (*CONDITIONS, PILOT_CONDITION),
+                              "task": SEQUENCE_TASKS, "optimizer": OPTIMIZERS, "distance": GUIDANCE_DISTANCES,
+                              "tokens": TOKENS, "precision": PRECISIONS})
         if self.fresh and self.task in LM_TASKS:
             raise ValueError("fresh=True draws new strings every epoch, which a text corpus cannot: "
                              "use it with the copy and parity tasks")
@@ -327,7 +327,9 @@ SMOKE_TASKS: dict[str, dict[str, Any]] = {"copy": dict(n_train=64, n_valid=32, n
 def setting_seeds(profile: str, setting: str, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
     """The seeds of ``setting``'s runs: ``seeds`` when given (checked as a set), else its task preset's (parity
     runs more)."""
-    return check_seeds(tuple(seeds)) if seeds is not None else PRESETS[check_profile(profile)].tasks[setting].seeds_of(profile)
+    if seeds is not None:
+        return check_seeds(tuple(seeds))
+    return PRESETS[check_profile(profile)].tasks[setting].seeds_of(profile)
 
 
 def preset(profile: str, smoke: bool = False) -> SequencePreset:

@@ -99,7 +99,8 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every record of the chapter in ``profile``: the sweep, then each setting's ``guide_alone`` runs
     (a reseeded guide's too) and its target runs."""
-    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, REQUIRED_METRICS) for c in sweep_configs(profile)]
+    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, REQUIRED_METRICS)
+             for c in sweep_configs(profile)]
     runs = [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile)
             for s in setting_seeds(profile, c.setting, seeds)]
     reseeded = [PlannedRun(EXPERIMENT, run_name(guide_alone_config(c)), guide_alone_config(c), g, REQUIRED_METRICS)

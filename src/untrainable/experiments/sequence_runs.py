@@ -24,8 +24,9 @@ from torch import nn
 
 from untrainable import guidance as G
 from untrainable.data import LM_TASKS, SequenceData, fresh_strings
-from untrainable.experiments.sequence_configs import (EXPERIMENT, REQUIRED_METRICS, SETTINGS, Config, build_net, configs,
-                                                      guide_alone_config, guide_seed, load_data, record_name, run_name)
+from untrainable.experiments.sequence_configs import (EXPERIMENT, REQUIRED_METRICS, SETTINGS, Config, build_net,
+                                                      configs, guide_alone_config, guide_seed, load_data, record_name,
+                                                      run_name)
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.paths import cache_root

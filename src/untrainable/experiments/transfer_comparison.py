@@ -45,10 +45,10 @@ from untrainable.results import run_or_load_resolved
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, fit
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "SWEEP_METRICS", "REQUIRED_METRICS", "STAGES", "Config", "TransferSettings",
-           "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name", "sweep_configs", "max_valid_acc",
-           "chosen_settings", "planned_runs", "train_student", "run", "run_sweep", "teacher_record", "preconditions",
-           "sweep_table", "main"]
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "SWEEP_METRICS", "REQUIRED_METRICS", "STAGES",
+           "Config", "TransferSettings", "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name",
+           "sweep_configs", "max_valid_acc", "chosen_settings", "planned_runs", "train_student", "run", "run_sweep",
+           "teacher_record", "preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
@@ -285,7 +285,8 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
     """The sweep, then every run for every seed (the teacher is chapter 04's guide, planned there)."""
     seeds = _seeds(profile) if seeds is None else run_seeds(seeds)
     sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, SWEEP_METRICS) for c in sweep_configs(profile)]
-    return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile) for s in seeds]
+    return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile)
+                    for s in seeds]
 
 
 def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, teacher: torch.nn.Module
