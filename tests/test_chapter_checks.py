@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-from untrainable.experiments import CHAPTERS, chapter, planned_runs, run_seeds
+from untrainable.experiments import CHAPTERS, chapter, checked_seeds, planned_runs
 from untrainable.results import CorruptRecordError, config_dict, write_record
 from untrainable.train import FitSettings
 
@@ -53,7 +53,7 @@ def test_a_tpu_stops_a_shell_entry_naming_it(module, capsys):
 def test_a_chapters_run_checks_its_seeds_before_anything_loads():
     from untrainable.experiments import fcn_guidance, image_pilots, inductive_bias, sequence_guidance
 
-    assert run_seeds(None) is None and run_seeds([2, 0]) == (2, 0)
+    assert checked_seeds(None, (0, 1)) == (0, 1) and checked_seeds([2, 0], (0, 1)) == (2, 0)
     for run in (fcn_guidance.run, image_pilots.run, inductive_bias.run, sequence_guidance.run):
         with pytest.raises(ValueError, match="0 repeated"):
             run("quick", seeds=(0, 0))

@@ -30,8 +30,8 @@ import torch
 
 from untrainable.analysis import welch_effect
 from untrainable.data import load_image_data
-from untrainable.experiments import (PlannedRun, fcn_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
-                                     run_seeds, sequence_guidance, shell_parser, shell_seeds)
+from untrainable.experiments import (PlannedRun, checked_seeds, fcn_guidance, inductive_bias, mimic_students,
+                                     plain_cnn_guidance, sequence_guidance, shell_parser, shell_seeds)
 from untrainable.models import build_target
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
@@ -127,7 +127,7 @@ def train_parity(c: Any, seed: int, device: torch.device, checkpoint: Path) -> d
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
     """Every parity run of ``profile`` (appendix 91's records), so the store's checks and ``reproduce``
     see a missing or orphaned one before the page is executed."""
-    seeds = SEEDS if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, SEEDS)
     return [PlannedRun(EXPERIMENT, f"{MODELS[label]}-{precision}", c, s, REQUIRED_METRICS)
             for (label, precision), c in parity_configs(profile).items() for s in seeds]
 

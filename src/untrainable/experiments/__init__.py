@@ -15,7 +15,7 @@ Every chapter module offers
   (``run_or_load``) and carried by each planned run, so a record lacking one is refused by name;
 * where it trains from a shell, ``main(argv)``, built on :func:`shell_parser`.
 
-Seeds are a set: ``run`` and ``planned_runs`` read a ``seeds`` argument through :func:`run_seeds`
+Seeds are a set: ``run`` and ``planned_runs`` read a ``seeds`` argument through :func:`checked_seeds`
 (a repeated, negative or too large seed is an error naming it), and every view of a run (the chapter,
 page 98) reads the seeds the chapter plans, no more and no fewer.
 
@@ -82,10 +82,11 @@ class PlannedRun:
                               required_metrics=self.required_metrics), "name": self.name}
 
 
-def run_seeds(seeds: Iterable[int] | None) -> tuple[int, ...] | None:
-    """A chapter's ``seeds`` argument checked as a set (:func:`untrainable.profiles.check_seeds`); ``None``
-    (the chapter's own seeds) stays ``None``. Every chapter's ``run`` and ``planned_runs`` read seeds through it."""
-    return None if seeds is None else check_seeds(tuple(seeds))
+def checked_seeds(seeds: Iterable[int] | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A chapter's ``seeds`` argument as a tuple checked as a set (:func:`untrainable.profiles.check_seeds`), or
+    ``default`` (the chapter's own seeds) when it is ``None``. Every chapter's ``run`` and ``planned_runs`` read
+    their seeds through it."""
+    return default if seeds is None else check_seeds(tuple(seeds))
 
 
 def shell_parser(prog: str, description: str | None, seeds_help: str) -> argparse.ArgumentParser:
@@ -103,7 +104,7 @@ def shell_seeds(parser: argparse.ArgumentParser, seeds: list[int] | None) -> tup
     """The ``--seeds`` of a shell entry (none given: ``None``, the chapter's own), checked as a set: a repeated,
     negative or too large seed ends the command with ``parser.error`` naming it (exit status 2)."""
     try:
-        return run_seeds(seeds) if seeds else None
+        return check_seeds(seeds) if seeds else None
     except ValueError as err:
         parser.error(f"--seeds: {err}")
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from untrainable.analysis.selection import choose
-from untrainable.experiments import PlannedRun, run_seeds, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_guides import GuideConfig
 from untrainable.experiments.image_presets import ImagePreset, Run, RunSettings
-from untrainable.profiles import check_profile, default_seeds, replace_preset
+from untrainable.profiles import check_profile, check_seeds, default_seeds, replace_preset
 
 __all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "STAGES", "ImageChapter", "sweep_name"]
 
@@ -106,7 +106,7 @@ class ImageChapter:
         """The seeds of run ``c``: ``seeds`` when given (checked as a set), else the preset's (headline runs get
         more)."""
         if seeds is not None:
-            return run_seeds(seeds)
+            return check_seeds(tuple(seeds))
         p = self.presets[check_profile(profile)]
         own = p.seeds if p.seeds is not None else default_seeds(profile)
         headline = p.headline_seeds if p.headline_seeds is not None else own

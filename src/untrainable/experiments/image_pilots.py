@@ -40,7 +40,7 @@ from torch import nn
 
 from untrainable.config_checks import check_fields
 from untrainable.data import held_out_splits
-from untrainable.experiments import PlannedRun, run_seeds, select_cells, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.mimic import random_crop_flip
 from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
 from untrainable.precision import PRECISIONS, autocast, channels_last
@@ -242,7 +242,7 @@ def select(runs: list[PilotConfig], cells: Iterable[str] | None) -> list[PilotCo
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every pilot record of ``profile``: each run for each seed (default :data:`DEFAULT_SEEDS`)."""
-    seeds = DEFAULT_SEEDS if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
     return [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile) for s in seeds]
 
 
@@ -311,7 +311,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
         smoke: bool = False, cells: Iterable[str] | None = None,
         train_missing: bool | None = None) -> list[dict[str, Any]]:
     """The record of every pilot run (or of those in ``cells``, see :func:`select`) for every seed."""
-    seeds = DEFAULT_SEEDS if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
     records = []
     for c in select(configs(profile, smoke), cells):
         for s in seeds:

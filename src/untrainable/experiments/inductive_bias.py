@@ -18,7 +18,7 @@ from torch import nn
 
 from untrainable.config_checks import check_fields
 from untrainable.data import load_cifar10
-from untrainable.experiments import PlannedRun, run_seeds
+from untrainable.experiments import PlannedRun, checked_seeds
 from untrainable.models import FCN, SmallCNN, count_parameters
 from untrainable.precision import PRECISIONS
 from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
@@ -128,14 +128,14 @@ def train_one(config: Config, seed: int, device: torch.device, checkpoint: Path)
 
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
     """Every record of the chapter: each model for each seed."""
-    seeds = default_seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     return [PlannedRun(EXPERIMENT, c.model, c, s, REQUIRED_METRICS) for c in configs(profile) for s in seeds]
 
 
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
     """Every model of the profile for every seed: stored records are reused, missing ones trained."""
-    seeds = default_seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     records = []
     for c in configs(profile, smoke):
         for s in seeds:

@@ -25,7 +25,7 @@ from torch import nn
 
 from untrainable import mimic
 from untrainable.data import load_cifar10
-from untrainable.experiments import PlannedRun, run_seeds, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, checked_seeds, shell_parser, shell_seeds
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.experiments.mimic_sweeps import (PRESETS, SWEEPS, Preset, StudentConfig, TeacherConfig, TeacherSpec,
@@ -204,7 +204,7 @@ def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[Pla
     Sweeps share some configs under other names; each name is planned, and a stored twin counts.
     """
     p = preset(profile)
-    seeds = p.seeds if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, p.seeds)
     runs = [PlannedRun(TEACHER_EXPERIMENT, "teacher", p.teacher, s, teacher_metrics(p.teacher)) for s in p.ensemble]
     for students in configs(profile).values():
         runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s, student_metrics(cfg)) for name, cfg in students.items()
@@ -221,7 +221,7 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     ensemble either way.
     """
     p = preset(profile, smoke)
-    seeds = p.seeds if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, p.seeds)
     unknown = set(sweeps or ()) - set(SWEEPS)
     if unknown:
         raise ValueError(f"unknown mimic sweep(s) {sorted(unknown)}: choose from {sorted(SWEEPS)}")

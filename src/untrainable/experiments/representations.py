@@ -31,7 +31,7 @@ from torch import nn
 from untrainable import similarity as S
 from untrainable.config_checks import check_fields
 from untrainable.data import load_cifar10
-from untrainable.experiments import PlannedRun, run_seeds
+from untrainable.experiments import PlannedRun, checked_seeds
 from untrainable.experiments.inductive_bias import build_model
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
@@ -153,7 +153,7 @@ def configs(profile: str, seeds: tuple[int, ...] | None = None, smoke: bool = Fa
     """One analysis config per seed, in the order of ``seeds``: the CNN of each seed is paired with
     the next seed's CNN (the last with the first); ``smoke`` shrinks everything for tests."""
     p = preset(profile, smoke)
-    seeds = default_seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     if len(seeds) < 2:
         raise ValueError("the sanity check pairs networks of different seeds: give at least two seeds")
     analyses = [Config(cnn=_net(p, "cnn"), fcn=_net(p, "fcn"), partner_seed=seeds[(i + 1) % len(seeds)],
@@ -170,7 +170,7 @@ def _nets_of(cfg: Config, seed: int) -> list[PlannedRun]:
 
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
     """Every record of the chapter: each seed's analysis and the networks it compares."""
-    seeds = default_seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     runs: dict[PlannedRun, None] = {}
     for seed, cfg in zip(seeds, configs(profile, seeds)):
         analysis = PlannedRun(EXPERIMENT, ANALYSIS, cfg, seed, REQUIRED_METRICS)
@@ -339,7 +339,7 @@ def analyze(cfg: Config, seed: int, device: torch.device, checkpoint: Path, netw
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
     """One analysis record per seed; the networks are resolved only for an analysis that must be computed."""
-    seeds = default_seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     records, resolved = [], {}
     for seed, cfg in zip(seeds, configs(profile, seeds, smoke)):
         log(f"{EXPERIMENT}/{ANALYSIS} seed {seed} ({profile})")

@@ -41,7 +41,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.experiments import PlannedRun, run_seeds, select_cells, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments.sequence_runs import train_run
 from untrainable.profiles import check_profile, preset_table, replace_preset
@@ -203,14 +203,14 @@ def select(runs: list[S.Config], cells: Iterable[str] | None) -> list[S.Config]:
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every pilot record of ``profile``."""
-    seeds = DEFAULT_SEEDS if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
     return [PlannedRun(EXPERIMENT, run_name(c), c, s, S.REQUIRED_METRICS) for c in configs(profile) for s in seeds]
 
 
 def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
         cells: Iterable[str] | None = None, train_missing: bool | None = None) -> list[dict[str, Any]]:
     """The record of every pilot run (or of those in ``cells``): stored ones loaded, missing ones trained."""
-    seeds = DEFAULT_SEEDS if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
     records = []
     for c in select(configs(profile), cells):
         for s in seeds:

@@ -35,7 +35,7 @@ from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_
 from untrainable.analysis.selection import best_record
 from untrainable.data import stratified_indices
 from untrainable.config_checks import check_fields
-from untrainable.experiments import PlannedRun, run_seeds, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, checked_seeds, shell_parser, shell_seeds
 from untrainable.experiments import fcn_guidance, plain_cnn_guidance
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
@@ -283,7 +283,7 @@ def _seeds(profile: str) -> tuple[int, ...]:
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """The sweep, then every run for every seed (the teacher is chapter 04's guide, planned there)."""
-    seeds = _seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, _seeds(profile))
     sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, SWEEP_METRICS) for c in sweep_configs(profile)]
     return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile)
                     for s in seeds]
@@ -353,7 +353,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
         ) -> list[dict[str, Any]]:
     """The record of every run (or of the runs ``names``) for every seed: stored ones loaded, missing ones
     trained when allowed."""
-    seeds = _seeds(profile) if seeds is None else run_seeds(seeds)
+    seeds = checked_seeds(seeds, _seeds(profile))
     return _records(profile, _named(configs(profile, smoke), names), seeds, device, force, train_missing, EXPERIMENT,
                     run_name, REQUIRED_METRICS)
 
