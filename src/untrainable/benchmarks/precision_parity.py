@@ -192,8 +192,7 @@ def parity_summary(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Train the parity runs of a profile from a shell (missing records are trained) and print the table."""
     parser = shell_parser("python -m untrainable.benchmarks.precision_parity", main.__doc__,
-                          f"distinct seeds (default: {SEEDS})")
-    parser.set_defaults(device="cpu")  # as run(): the study is of the CPU's bf16
+                          f"distinct seeds (default: {SEEDS})", device="cpu")  # as run(): a study of the CPU's bf16
     args = parser.parse_args(argv)
     records = run(args.profile, shell_seeds(parser, args.seeds), args.device, train_missing=True)
     print(parity_table(records).to_string(index=False))

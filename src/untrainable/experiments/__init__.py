@@ -89,14 +89,14 @@ def checked_seeds(seeds: Iterable[int] | None, default: tuple[int, ...]) -> tupl
     return default if seeds is None else check_seeds(tuple(seeds))
 
 
-def shell_parser(prog: str, description: str | None, seeds_help: str) -> argparse.ArgumentParser:
+def shell_parser(prog: str, description: str | None, seeds_help: str, device: str = "auto") -> argparse.ArgumentParser:
     """A chapter shell entry's parser with the arguments every one takes: ``--profile`` (one of the
     profiles), ``--seeds`` (space-separated) and ``--device`` (checked by :func:`untrainable.runtime.parse_device`,
-    so ``--device tpu`` ends at once naming it). Read the seeds with :func:`shell_seeds`."""
+    so ``--device tpu`` ends at once naming it; default ``device``). Read the seeds with :func:`shell_seeds`."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--profile", default="full", choices=PROFILES)
     parser.add_argument("--seeds", type=int, nargs="*", help=seeds_help)
-    parser.add_argument("--device", type=parse_device, default="auto", help=f"{DEVICE_FORMS} (default auto)")
+    parser.add_argument("--device", type=parse_device, default=device, help=f"{DEVICE_FORMS} (default {device})")
     return parser
 
 
