@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 import pytest
@@ -10,8 +12,8 @@ from scipy import stats
 
 from untrainable import analysis as A
 from untrainable import paper_comparison as PC
-from untrainable.paths import results_root
-from untrainable.results import write_record
+from untrainable.experiments import PlannedRun
+from untrainable.results import CorruptRecordError, MissingRecordError, run_key, write_record
 
 HEADER = ("row_id,chapter,setting,condition,paper_metric,paper_mean,paper_spread,paper_direction,baseline_row,"
           "precondition,experiment,record,our_metric,source,note\n")
@@ -28,6 +30,13 @@ ACCS = {"a-no_guide": (0.30, 0.32, 0.31), "a-guide": (0.40, 0.41, 0.42), "a-othe
         "a-single": (0.90,)}
 
 
+@dataclass(frozen=True)
+class Toy:
+    """The config of every synthetic run."""
+
+    c: int = 1
+
+
 def _record(name, seed, acc):
     return {"experiment": "exp", "profile": "full", "seed": seed, "name": name, "config": {"c": 1},
             "metrics": {"test_acc": acc}, "git_commit": "x", "device": "cpu", "versions": {}, "wall_time_s": 1.0,
@@ -35,12 +44,37 @@ def _record(name, seed, acc):
 
 
 @pytest.fixture()
-def data_file(tmp_path):
+def plan(monkeypatch):
+    """The chapters' plan, with the synthetic runs a test adds (:func:`_write` plans what it stores)."""
+    runs: list[PlannedRun] = []
+    real = PC.planned_runs
+    monkeypatch.setattr(PC, "planned_runs", lambda profile, prefixes=None: real(profile, prefixes) + runs)
+    return runs
+
+
+def _run(record):
+    return PlannedRun(record["experiment"], record["name"], Toy(), record["seed"])
+
+
+def _store(record):
+    """Store ``record`` where its planned run is looked up."""
+    run = _run(record)
+    write_record({**record, "key": run_key(run.experiment, run.config, run.seed)}, run.path("full"))
+
+
+def _write(records, plan, experiment="exp"):
+    """Plan and store ``records`` (in ``experiment``)."""
+    for r in records:
+        r = {**r, "experiment": experiment}
+        plan.append(_run(r))
+        _store(r)
+
+
+@pytest.fixture()
+def data_file(tmp_path, plan):
     path = tmp_path / "numbers.csv"
     path.write_text(CSV)
-    for name, accs in ACCS.items():
-        for seed, acc in enumerate(accs):
-            write_record(_record(name, seed, acc), results_root() / "full" / "exp" / f"{name}-{seed}.json")
+    _write([_record(name, seed, acc) for name, accs in ACCS.items() for seed, acc in enumerate(accs)], plan)
     return path
 
 
@@ -69,10 +103,9 @@ def test_a_failed_precondition_makes_a_row_not_testable(data_file):
     assert "a-no_guide overfits: no" in v.loc["a-init", "precondition"]
 
 
-def test_joined_preconditions_hold_only_when_each_holds(data_file, tmp_path):
+def test_joined_preconditions_hold_only_when_each_holds(data_file, plan, tmp_path):
     """'overfits:...;guide_beats:...': a guide scored on the row's metric against the target's seeds."""
-    guide = {**_record("g", 0, 0.2), "experiment": "guides", "metrics": {"test_acc": 0.2, "best_test_acc": 0.9}}
-    write_record(guide, results_root() / "full" / "guides" / "g-0.json")
+    _write([{**_record("g", 0, 0.2), "metrics": {"test_acc": 0.2, "best_test_acc": 0.9}}], plan, "guides")
     path = tmp_path / "joined.csv"
     path.write_text(HEADER + "b-none,04,B,no guide,acc,10,1,,,,exp,a-no_guide,test_acc,paper,\n"
                     "b-up,04,B,guide,acc,20,1,,b-none,guide_beats:g>a-no_guide,exp,a-guide,test_acc,paper,\n"
@@ -107,15 +140,14 @@ def test_the_display_table_shows_effect_interval_p_and_verdict(data_file):
     assert "1 row not run" in PC.verdict_counts(table, "full")
 
 
-def test_a_lower_perplexity_reproduces_a_lower_paper_perplexity(tmp_path):
+def test_a_lower_perplexity_reproduces_a_lower_paper_perplexity(tmp_path, plan):
     path = tmp_path / "numbers.csv"
     path.write_text(HEADER + "lm-none,06,LM,none,ppl,69.19,1.89,,,,seq,lm-no_guide,perplexity,paper,\n"
                     "lm-trained,06,LM,trained,ppl,40.01,1.54,,lm-none,,seq,lm-trained,perplexity,paper,\n"
                     "lm-untrained,06,LM,untrained,ppl,59.61,2.33,,lm-none,,seq,lm-untrained,perplexity,paper,\n")
     for seed, ppls in enumerate([(6.0, 5.0, 6.5), (6.1, 5.1, 6.4), (6.2, 5.2, 6.6)]):
         for name, ppl in zip(("lm-no_guide", "lm-trained", "lm-untrained"), ppls):
-            record = {**_record(name, seed, 0.5), "metrics": {"perplexity": ppl}}
-            write_record(record, results_root() / "full" / "seq" / f"{name}-{seed}.json")
+            _write([{**_record(name, seed, 0.5), "metrics": {"perplexity": ppl}}], plan, "seq")
     v = PC.verdicts("full", path)
     assert v.loc["lm-trained", "verdict"] == A.REPRODUCED  # lower in both
     assert v.loc["lm-untrained", "verdict"] == A.OPPOSITE  # higher here, lower in the paper
@@ -149,9 +181,8 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
 
 
 def test_a_record_without_the_rows_metric_is_named(data_file):
-    path = results_root() / "full" / "exp" / "a-guide-0.json"
     old = _record("a-guide", 0, 0.4)  # neither its metrics nor its history have the row's metric
-    write_record({**old, "metrics": {"train_acc": 0.5}, "history": [{"test_loss": 1.0, "train_acc": 0.5}]}, path)
+    _store({**old, "metrics": {"train_acc": 0.5}, "history": [{"test_loss": 1.0, "train_acc": 0.5}]})
     with pytest.raises(KeyError, match="a-guide .seed 0. has no metric 'test_acc'"):
         PC.verdicts("full", data_file)
 
@@ -160,7 +191,7 @@ def test_a_teacher_read_from_each_of_its_students_counts_once():
     import pandas as pd
 
     class Store:
-        def records(self, experiment):
+        def named(self, experiment, name):
             return [{"name": "mimic-h4096", "seed": s, "metrics": {"teacher_test_acc": 0.703, "test_acc": t}}
                     for s, t in enumerate((0.64, 0.65, 0.63))]
 
@@ -178,16 +209,11 @@ def _epochs(name, seed, tests, valid=((0.5, 1.0), (0.6, 1.2)), final_test=True):
             "metrics": {"test_acc": tests[-1]} if final_test else {}}
 
 
-def _write(records, experiment="exp"):
-    for r in records:
-        write_record(r, results_root() / "full" / experiment / f"{r['name']}-{r['seed']}.json")
-
-
-def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path):
+def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path, plan):
     """At the lowest validation loss (epoch 1) the guide changes nothing; at the highest validation accuracy
     (epoch 2, also the last) it is 10 points ahead: reproduced under the primary rule, not under the paper's."""
     _write([_epochs("f-none", s, (0.30 + 0.01 * s, 0.31 + 0.01 * s)) for s in range(3)]
-           + [_epochs("f-guide", s, (0.305 - 0.01 * s, 0.41 + 0.01 * s)) for s in range(3)])
+           + [_epochs("f-guide", s, (0.305 - 0.01 * s, 0.41 + 0.01 * s)) for s in range(3)], plan)
     path = tmp_path / "numbers.csv"
     path.write_text(HEADER + "f-none,04,F,no guide,acc,10,1,,,,exp,f-none,checkpoint_test_acc,paper,\n"
                     "f-up,04,F,guide,acc,20,1,,f-none,,exp,f-guide,checkpoint_test_acc,paper,\n")
@@ -200,11 +226,11 @@ def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path):
         "fragile: lowest validation loss: no effect detected; last epoch: reproduced"
 
 
-def test_a_rule_whose_epoch_was_not_tested_is_said_so(tmp_path):
+def test_a_rule_whose_epoch_was_not_tested_is_said_so(tmp_path, plan):
     """Chapter 06's records test once, after the last epoch: a rule picking an earlier epoch has no number."""
     peaked = ((0.6, 1.0), (0.5, 1.2))  # the best validation epoch is the first, never tested
     _write([_epochs("r-none", s, (None, 0.3 + 0.01 * s), peaked) for s in range(3)]
-           + [_epochs("r-guide", s, (None, 0.4 + 0.01 * s), peaked) for s in range(3)])
+           + [_epochs("r-guide", s, (None, 0.4 + 0.01 * s), peaked) for s in range(3)], plan)
     path = tmp_path / "numbers.csv"
     path.write_text(HEADER + "r-none,06,R,none,acc,10,1,,,,exp,r-none,test_acc,paper,\n"
                     "r-up,06,R,guide,acc,20,1,,r-none,,exp,r-guide,test_acc,paper,\n")
@@ -219,12 +245,12 @@ def test_the_papers_effect_is_scaled_by_the_guide_gap():
     assert math.isnan(PC.scaled_paper_effect(5.0, 50.0, -3.0))  # our guide is behind: nothing to scale by
 
 
-def test_a_guide_row_scales_the_effect_a_test_must_exclude(tmp_path):
+def test_a_guide_row_scales_the_effect_a_test_must_exclude(tmp_path, plan):
     """The paper's +10 is a tenth of its guide gap (100); ours is 20, so +2 on our scale: our interval
     around +0.3 holds 0 and 2: inconclusive (unscaled, +10 would be excluded: "no effect detected")."""
     _write([_record("g-none", s, a) for s, a in enumerate((0.30, 0.32, 0.31))]
            + [_record("g-other", s, a) for s, a in enumerate((0.31, 0.30, 0.33))]
-           + [_record("g-guide", s, a) for s, a in enumerate((0.51, 0.50, 0.52))])
+           + [_record("g-guide", s, a) for s, a in enumerate((0.51, 0.50, 0.52))], plan)
     header = HEADER.replace("baseline_row,", "baseline_row,guide_row,")
     path = tmp_path / "numbers.csv"
     path.write_text(header + "g-none,04,G,none,acc,10,1,,,,,exp,g-none,test_acc,paper,\n"
@@ -236,9 +262,9 @@ def test_a_guide_row_scales_the_effect_a_test_must_exclude(tmp_path):
     assert v.loc["g-flat", "verdict"] == A.INCONCLUSIVE and v.loc["g-raw", "verdict"] == A.NO_EFFECT
 
 
-def test_a_control_split_at_chance_gets_fishers_test(tmp_path):
+def test_a_control_split_at_chance_gets_fishers_test(tmp_path, plan):
     _write([_record("p-none", s, a) for s, a in enumerate((0.50, 0.52, 0.90))]
-           + [_record("p-guide", s, a) for s, a in enumerate((0.80, 0.85, 0.90))])
+           + [_record("p-guide", s, a) for s, a in enumerate((0.80, 0.85, 0.90))], plan)
     path = tmp_path / "numbers.csv"
     path.write_text(HEADER + "p-none,06,P,none,acc,70,1,,,,exp,p-none,test_acc,paper,\n"
                     "p-up,06,P,guide,acc,80,1,,p-none,above_chance:p-none@0.5,exp,p-guide,test_acc,paper,\n")
@@ -254,3 +280,40 @@ def test_the_csv_has_the_rule_sensitivity_and_power_columns(data_file):
     assert {"estimate_rule", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "paper_effect_scaled", "mde",
             "escape_p"} <= set(rows[0])
     assert next(r for r in rows if r["row_id"] == "a-up")["estimate_rule"] == A.FINAL_EPOCH  # no validation split
+
+
+def test_an_extra_stored_seed_is_listed_not_pooled(data_file):
+    """Seed 9 of a guided run, trained from a shell but planned by no chapter, must not enter the row the
+    chapter shows with its three seeds: it is listed in ``extra_seeds``."""
+    _store(_record("a-guide", 9, 0.99))
+    v = PC.verdicts("full", data_file)
+    assert v.loc["a-up", "seeds"] == 3 and v.loc["a-up", "mean"] == pytest.approx(41.0)
+    assert v.loc["a-up", "extra_seeds"] == "9" and v.loc["a-none", "extra_seeds"] == ""
+    assert PC.comparison("full", data_file).loc["a-up", "extra seeds"] == "9"
+
+
+def test_a_missing_planned_record_is_an_error_naming_it(data_file, plan):
+    """A planned seed whose record is not stored must not leave the row at fewer seeds than the chapter's."""
+    plan.append(_run(_record("a-guide", 3, 0.5)))  # planned, never stored
+    with pytest.raises(MissingRecordError, match=r"row a-up: .*exp/a-guide: 1 of the 4 planned seeds .*seed 3"):
+        PC.verdicts("full", data_file)
+
+
+def test_a_record_its_profile_does_not_plan_is_not_run_and_listed(data_file, tmp_path):
+    """A stored record no chapter plans is not read (``quick`` plans no 4096-unit student), and is listed."""
+    _write([_record("unplanned", 0, 0.5)], [])  # stored, never planned
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "u-none,04,U,none,acc,10,1,,,,exp,unplanned,test_acc,paper,\n")
+    assert PC.verdicts("full", path).loc["u-none", "verdict"] == A.NOT_RUN
+    assert PC.unplanned_records("full", path) == ["u-none: exp/unplanned"]
+
+
+def test_every_row_of_the_book_reads_a_record_the_full_profile_plans():
+    assert PC.unplanned_records("full") == []
+
+
+def test_page_98_loads_a_record_with_its_chapters_required_metrics(data_file, plan):
+    """A planned record lacking a metric its chapter declares is refused by the store, named, on page 98 too."""
+    plan[:] = [dataclasses.replace(r, required_metrics=("test_acc", "best_test_acc")) for r in plan]
+    with pytest.raises(CorruptRecordError, match="best_test_acc"):
+        PC.verdicts("full", data_file)

@@ -43,19 +43,19 @@ def test_every_planned_full_run_has_its_committed_record(prefix, committed_store
 
 @pytest.mark.parametrize("prefix", list(CHAPTERS))
 def test_every_committed_full_record_is_the_run_planned(prefix, committed_store):
-    """Found is not enough: the record under a planned key must be that run (config, seed), complete and finite."""
+    """Found is not enough: the record under a planned key must be that run (config, seed), complete and finite,
+    with every metric its chapter reads (the chapter's ``REQUIRED_METRICS``, carried by the planned run)."""
     _chapter_or_skip(prefix)
     runs = planned_runs("full", [prefix])
     assert runs, f"chapter {prefix} plans no full run"
     for run in runs:
-        stored = results.find_record(run.path("full"))
-        if stored is not None:  # a missing one is reported by the test above
-            record = results.load_record(stored, experiment=run.experiment, config=run.config, seed=run.seed,
-                                         required_metrics=results.DEFAULT_REQUIRED_METRICS)
+        assert run.required_metrics, f"chapter {prefix}: {run.experiment}/{run.name} declares no required metrics"
+        record = run.load("full")  # checked as the chapter loads it: with every metric its pages read
+        if record is not None:  # a missing one is reported by the test above
             # what its training loop resolved is its config's setting (no full config says "auto"); a record
             # older than the precision setting trained in fp32
             setting = getattr(run.config, "precision", "fp32")
-            assert record.get("precision", "fp32") == setting, f"{stored.name}: precision"
+            assert record.get("precision", "fp32") == setting, f"{run.path('full').name}: precision"
 
 
 def _settings_of(obj, path: str = "config") -> list[tuple[str, object]]:

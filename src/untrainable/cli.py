@@ -18,14 +18,14 @@ import re
 import sys
 
 from untrainable.profiles import PROFILES, check_seeds
+# the device checks live beside resolve_device, so that every shell entry (the chapters' too) shares them
+from untrainable.runtime import DEVICE_FORMS, check_device, parse_device
 
 __all__ = ["DEVICE_FORMS", "INTERRUPTED", "parse_prefixes", "check_device", "parse_device", "seeds_from_text",
            "parse_seeds", "check_device_present", "main"]
 
 #: The exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
 INTERRUPTED = 130
-#: The devices ``--device`` accepts.
-DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
 
 
 def parse_prefixes(text: str) -> list[str]:
@@ -38,19 +38,6 @@ def parse_prefixes(text: str) -> list[str]:
     return prefixes
 
 
-def check_device(text: str) -> str:
-    """A device name, normalised: one of :data:`DEVICE_FORMS`, else a ``ValueError`` naming it; TPUs are
-    refused by name (PyTorch needs torch_xla). For every entry point that takes a device."""
-    device = text.strip().lower()
-    if device in ("tpu", "xla") or device.startswith(("tpu:", "xla:")):
-        raise ValueError(
-            f"{text!r}: TPUs are not supported (this book runs plain PyTorch, without torch_xla); choose {DEVICE_FORMS}"
-        )
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
-        raise ValueError(f"unknown device {text!r}: choose {DEVICE_FORMS}")
-    return device
-
-
 def seeds_from_text(text: str) -> tuple[int, ...]:
     """Comma-separated seeds (``"0,1,2"``), each an integer, all distinct and in range
     (:func:`untrainable.profiles.check_seeds`); else a ``ValueError`` naming the seed at fault."""
@@ -60,14 +47,6 @@ def seeds_from_text(text: str) -> tuple[int, ...]:
             raise ValueError(f"seed {part!r} is not a non-negative integer: give seeds comma-separated, "
                              "e.g. --seeds 0,1,2")
     return check_seeds([int(part) for part in parts])
-
-
-def parse_device(text: str) -> str:
-    """``--device``: :func:`check_device`, its error argparse's (the command ends at once, exit status 2)."""
-    try:
-        return check_device(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_seeds(text: str) -> list[int]:

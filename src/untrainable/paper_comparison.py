@@ -4,6 +4,15 @@ Each row of the data file is one number of a paper, with its source, and says wh
 answer it (``experiment``, ``record``, ``our_metric``). Our values are read from the results store of
 a profile, one per seed; no number is ever filled in by hand.
 
+**Seeds.** A record name's values are those of exactly the seeds its chapter plans
+(:func:`untrainable.experiments.planned_runs`), each loaded with the chapter's checks (its
+``required_metrics``), so this page, the landing page and the chapter read the same runs. A name with
+some planned records stored and others not is an error naming the missing ones (a table must not
+quietly average fewer seeds than it says); a name none of whose records are stored, or that the
+profile does not plan (``quick`` runs no 4096-unit student), is "not run" (in ``full``, the book, every
+row's record is planned: :func:`unplanned_records`). A stored seed no chapter plans (one trained from a
+shell, say) is listed in ``extra_seeds`` and never pooled.
+
 Absolute numbers do not compare across scales (ImageNet top-5 against CIFAR-10 top-1 on a subset),
 so a row is judged by its *effect*: the difference to its ``baseline_row`` (e.g. the unguided target
 of the same setting), tested by :func:`untrainable.analysis.verdict`, the book's one rule. The
@@ -53,12 +62,13 @@ import numpy as np
 import pandas as pd
 
 from untrainable import analysis as A
+from untrainable.experiments import PlannedRun, planned_runs
 from untrainable.experiments.image_guides import guide_accuracy, scored_as
-from untrainable.paths import repo_root, results_root
-from untrainable.results import load_record
+from untrainable.paths import repo_root
+from untrainable.results import MissingRecordError, run_key
 
 __all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS",
-           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "our_values", "estimate_rule",
+           "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "unplanned_records", "our_values", "estimate_rule",
            "paper_direction", "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline"]
 
 #: The papers' numbers with their sources, one row per number.
@@ -91,31 +101,61 @@ def sources_table(paper: pd.DataFrame) -> pd.DataFrame:
 
 
 class _Store:
-    """The newest-config records of each experiment of a profile, read once."""
+    """The records the chapters plan in a profile (module docstring, "Seeds"), read once per name."""
 
     def __init__(self, profile: str):
         self.profile = profile
-        self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._plan: dict[tuple[str, str], list[PlannedRun]] | None = None
+        self._cache: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def plan(self) -> dict[tuple[str, str], list[PlannedRun]]:
+        """Every planned run of the profile by (experiment, record name)."""
+        if self._plan is None:
+            self._plan = {}
+            for run in planned_runs(self.profile):
+                self._plan.setdefault((run.experiment, run.name), []).append(run)
+        return self._plan
+
+    def plans(self, experiment: str, name: str) -> bool:
+        """Whether a chapter plans records of ``experiment/name``."""
+        return (experiment, name) in self.plan()
+
+    def named(self, experiment: str, name: str) -> list[dict[str, Any]]:
+        """The records of ``name``, one per planned seed: all of them, or none when none is stored (or none is
+        planned); an error naming the missing ones when only some are stored."""
+        if (experiment, name) not in self._cache:
+            runs = self._runs(experiment, name)
+            loaded = [(run, run.load(self.profile)) for run in runs]
+            missing = [run for run, record in loaded if record is None]
+            if missing and len(missing) < len(runs):
+                raise MissingRecordError(
+                    f"{self.profile} records of {experiment}/{name}: {len(missing)} of the {len(runs)} planned seeds "
+                    f"are not stored (seed {', '.join(str(r.seed) for r in missing)}: "
+                    f"{', '.join(r.path(self.profile).name for r in missing)}); the page would average fewer seeds "
+                    "than the chapter: train them (reproduce --train-missing) or restore them")
+            self._cache[experiment, name] = [record for _, record in loaded if record is not None]
+        return self._cache[experiment, name]
 
     def records(self, experiment: str) -> list[dict[str, Any]]:
-        """Where one name has runs of several configs, only the newest config's runs."""
-        if experiment not in self._cache:
-            folder = results_root() / self.profile / experiment
-            found = [load_record(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-            newest: dict[str, dict[str, Any]] = {}
-            for r in found:
-                if r.get("created", "") >= newest.get(r.get("name", ""), {}).get("created", ""):
-                    newest[r.get("name", "")] = r
-            self._cache[experiment] = [r for r in found if _same_config(r["config"], newest[r.get("name", "")]["config"])]
-        return self._cache[experiment]
+        """The records of every name ``experiment`` plans (:meth:`named`)."""
+        return [r for e, name in self.plan() if e == experiment for r in self.named(e, name)]
 
+    def extra_seeds(self, experiment: str, name: str) -> list[int]:
+        """Seeds stored for ``name`` under a planned config that no chapter plans: listed, never pooled."""
+        runs = self._runs(experiment, name)
+        if not runs:
+            return []
+        planned = {run.seed for run in runs}
+        extra = set()
+        for path in (runs[0].path(self.profile).parent).glob(f"{name}-seed*.json"):
+            seed, _, key = path.stem[len(name) + len("-seed"):].partition("-")
+            if seed.isdigit() and int(seed) not in planned and any(
+                    key == run_key(experiment, run.config, int(seed)) for run in runs):
+                extra.add(int(seed))
+        return sorted(extra)
 
-def _same_config(a: Any, b: Any) -> bool:
-    """Equal configs, where a field one record lacks (an added field, stored only by newer records) counts
-    as equal: a record rerun after a field was added keeps its seeds' company."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return all(_same_config(a[k], b[k]) for k in a.keys() & b.keys())
-    return a == b
+    def _runs(self, experiment: str, name: str) -> list[PlannedRun]:
+        return self.plan().get((experiment, name), [])
 
 
 def _is_set(value: Any) -> bool:
@@ -128,10 +168,26 @@ RULE_FREE = {"kappa": "final_epoch (the stored right/wrong string)", "teacher_te
 _ACCURACIES = ("test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc")
 
 
+def _names_a_record(row: pd.Series) -> bool:
+    """Whether the row reads one record name (not a kappa pair, not a reference number without records)."""
+    return _is_set(row["experiment"]) and _is_set(row["record"]) and row["our_metric"] != "kappa"
+
+
 def _hits(row: pd.Series, store: _Store) -> list[dict[str, Any]]:
-    if not _is_set(row["experiment"]) or not _is_set(row["record"]):
+    if not _names_a_record(row):
         return []
-    return [r for r in store.records(row["experiment"]) if r["name"] == row["record"]]
+    try:
+        return store.named(row["experiment"], row["record"])
+    except MissingRecordError as e:
+        raise MissingRecordError(f"row {row.name}: {e}") from None
+
+
+def unplanned_records(profile: str, path: Path | None = None) -> list[str]:
+    """The rows of the data file whose record no chapter plans in ``profile`` (``"row: experiment/record"``):
+    such a row is "not run" in that profile, and in ``full`` a misspelt name."""
+    store = _Store(profile)
+    return [f"{rid}: {row['experiment']}/{row['record']}" for rid, row in paper_numbers(path).iterrows()
+            if _names_a_record(row) and not store.plans(row["experiment"], row["record"])]
 
 
 def estimate_rule(row: pd.Series, store: _Store) -> str:
@@ -218,16 +274,12 @@ def paper_direction(row: pd.Series, paper: pd.DataFrame) -> int | None:
     return _DIRECTIONS.get(row["paper_direction"]) if _is_set(row["paper_direction"]) else None
 
 
-def _named(store: _Store, experiment: str, name: str) -> list[dict[str, Any]]:
-    return [r for r in store.records(experiment) if r["name"] == name]
-
-
 def _used(store: _Store, experiment: str, guide: str) -> list[dict[str, Any]]:
     """The records of guide ``guide`` in ``experiment`` that guided a target run: for a sequence guide, each
     run seed's own or its replacement (:func:`~untrainable.experiments.sequence_guidance.used_guides`)."""
     from untrainable.experiments import sequence_guidance
 
-    named = _named(store, experiment, guide)
+    named = store.named(experiment, guide)
     if experiment != sequence_guidance.EXPERIMENT or not named:
         return named
     return [r for r in sequence_guidance.used_guides(store.records(experiment), named[0]["config"]["setting"])
@@ -239,25 +291,26 @@ def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Preconditio
     kind, _, args = spec.partition(":")
     experiment = row["experiment"]
     if kind == "overfits":
-        return A.preconditions.overfits(_named(store, experiment, args), args)
+        return A.preconditions.overfits(store.named(experiment, args), args)
     if kind == "guide_beats":
         pair, _, gap = args.partition("@")
         guide, _, target = pair.partition(">")
         metric = row["our_metric"]
-        guides = scored_as(_named(store, "guides", guide), metric) or _used(store, experiment, guide)
-        return A.preconditions.guide_beats_target(guides, _named(store, experiment, target), f"the guide {guide}",
+        guides = (scored_as(store.named("guides", guide), metric) if store.plans("guides", guide)
+                  else _used(store, experiment, guide))  # a sequence guide is a run of the row's experiment
+        return A.preconditions.guide_beats_target(guides, store.named(experiment, target), f"the guide {guide}",
                                                   metric, min_gap=float(gap or 0))
     if kind == "above_chance":
         name, _, chance = args.partition("@")
-        return A.preconditions.above_chance(_named(store, experiment, name), float(chance), name,
+        return A.preconditions.above_chance(store.named(experiment, name), float(chance), name,
                                             metric=row["our_metric"])
     if kind == "guides_reach":
         name, _, bar = args.partition("@")
         return A.preconditions.every_guide_reaches(_used(store, experiment, name), float(bar), name)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
-        return A.preconditions.falls_short_of_twin(_named(store, experiment, plain),
-                                                   scored_as(_named(store, "guides", twin), row["our_metric"]),
+        return A.preconditions.falls_short_of_twin(store.named(experiment, plain),
+                                                   scored_as(store.named("guides", twin), row["our_metric"]),
                                                    plain, metric=row["our_metric"])
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
@@ -281,9 +334,9 @@ def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
 
 
 #: The columns of :func:`verdicts_csv`, for scripts.
-VERDICT_COLUMNS = ["row_id", "chapter", "precondition", "seeds", "baseline_seeds", "mean", "effect", "ci_low",
-                   "ci_high", "p_value", "paper_effect", "paper_effect_scaled", "mde", "escape_p", "estimate_rule",
-                   "verdict", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "reason"]
+VERDICT_COLUMNS = ["row_id", "chapter", "precondition", "seeds", "baseline_seeds", "extra_seeds", "mean", "effect",
+                   "ci_low", "ci_high", "p_value", "paper_effect", "paper_effect_scaled", "mde", "escape_p",
+                   "estimate_rule", "verdict", "verdict_min_valid_loss", "verdict_final_epoch", "fragile", "reason"]
 #: Points of accuracy above chance a seed must reach to count as escaping it (:func:`untrainable.analysis.escape_p`).
 ESCAPE_MARGIN = 10.0
 #: The verdicts that come from a test: only these count when rules are compared for ``fragile``.
@@ -308,7 +361,7 @@ def _values(row: pd.Series, store: _Store, rule: str) -> Values:
 
 
 def verdicts(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
-    """One machine-readable row per paper number: ``row_id, precondition, seeds, baseline_seeds, mean,
+    """One machine-readable row per paper number: ``row_id, precondition, seeds, baseline_seeds, extra_seeds, mean,
     sd, effect, ci_low, ci_high, p_value, paper_effect, paper_effect_scaled, mde, escape_p, estimate_rule,
     verdict, verdict_min_valid_loss, verdict_final_epoch, fragile, reason`` (module docstring)."""
     paper = paper_numbers(path)
@@ -403,7 +456,7 @@ def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule
     base_listed = base_vals if isinstance(base_vals, list) else []
     return {"row_id": rid, "precondition": "" if pre is None else str(pre),
             "precondition_holds": None if pre is None else pre.holds, "seeds": len(listed),
-            "baseline_seeds": len(base_listed), "mean": _mean(listed),
+            "baseline_seeds": len(base_listed), "extra_seeds": _extra_seeds(row, store), "mean": _mean(listed),
             "sd": float(np.std(listed, ddof=1)) if len(listed) > 1 else float("nan"),
             "effect": e.effect if e else float("nan"), "ci_low": e.ci_low if e else float("nan"),
             "ci_high": e.ci_high if e else float("nan"), "p_value": e.p_value if e else float("nan"),
@@ -413,6 +466,11 @@ def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule
             "escape_p": _escape(row, vals, base_vals), "estimate_rule": rules[rid], "verdict": v.verdict,
             **{f"verdict_{rule}": verdict for rule, verdict in others.items()},
             "fragile": _fragile([v.verdict, *others.values()]), "reason": v.reason}
+
+
+def _extra_seeds(row: pd.Series, store: _Store) -> str:
+    """The row's stored seeds no chapter plans, e.g. ``"9"`` (module docstring, "Seeds"), or ``""``."""
+    return ", ".join(map(str, store.extra_seeds(row["experiment"], row["record"]))) if _names_a_record(row) else ""
 
 
 def _fmt(mean: float, sd: float, digits: int) -> str:
@@ -462,6 +520,7 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "setting": row["setting"], "condition": row["condition"], "paper metric": row["paper_metric"],
                      "paper": _fmt(row["paper_mean"], row["paper_spread"], 2) if not math.isnan(row["paper_mean"])
                      else row["note"], "ours": _fmt(r["mean"], r["sd"], digits), "seeds": f"{r['seeds']}",
+                     "extra seeds": r["extra_seeds"],
                      "profile": profile, "effect (paper)": paper_effect if _is_set(paper_effect) else "",
                      "effect (ours) [95 % CI]": _fmt_effect(r, digits),
                      "paper on our scale": _fmt_number(r["paper_effect_scaled"], digits, signed=True),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -14,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["log", "resolve_device", "THREADS_ENV", "threads_from_env", "set_threads", "synchronize", "seed_everything",
-           "cpu_model", "cpu_flags", "machine_description", "device_description", "eval_mode"]
+__all__ = ["log", "DEVICE_FORMS", "check_device", "parse_device", "resolve_device", "THREADS_ENV", "threads_from_env",
+           "set_threads", "synchronize", "seed_everything", "cpu_model", "cpu_flags", "machine_description", "device_description", "eval_mode"]
 
 #: CPU features that decide which kernels torch runs, hence the last bits of a result and the speed.
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
@@ -32,6 +34,31 @@ def log(message: str) -> None:
         from datetime import datetime, timezone
 
         print(f"{datetime.now(timezone.utc):%H:%M:%S} {message}", flush=True)
+
+
+#: The devices ``--device`` accepts.
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
+
+
+def check_device(text: str) -> str:
+    """A device name, normalised: one of :data:`DEVICE_FORMS`, else a ``ValueError`` naming it; TPUs are
+    refused by name (PyTorch needs torch_xla). For every entry point that takes a device."""
+    device = text.strip().lower()
+    if device in ("tpu", "xla") or device.startswith(("tpu:", "xla:")):
+        raise ValueError(
+            f"{text!r}: TPUs are not supported (this book runs plain PyTorch, without torch_xla); choose {DEVICE_FORMS}"
+        )
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise ValueError(f"unknown device {text!r}: choose {DEVICE_FORMS}")
+    return device
+
+
+def parse_device(text: str) -> str:
+    """``--device``: :func:`check_device`, its error argparse's (the command ends at once, exit status 2)."""
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def resolve_device(device: str = "auto") -> torch.device:

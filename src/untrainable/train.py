@@ -35,14 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
+from untrainable.config_checks import check_fields
 from untrainable.data import batches
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.precision import PRECISIONS, autocast, channels_last, training_precision
 from untrainable.runtime import eval_mode, log
 
-__all__ = ["IGNORE", "BEST_BY", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook", "Augment",
-           "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer", "lr_factor",
-           "evaluate", "best_epoch", "fit"]
+__all__ = ["IGNORE", "BEST_BY", "OPTIMIZERS", "SCHEDULES", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook",
+           "Augment", "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer",
+           "lr_factor", "evaluate", "best_epoch", "fit"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -58,6 +59,9 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 #: The validation metrics the best weights can be chosen by: the lowest loss, or the highest accuracy.
 BEST_BY = ("valid_loss", "valid_acc")
+#: The optimisers :func:`make_optimizer` builds and the schedules :func:`lr_factor` knows: a config's choices.
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -96,7 +100,8 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tu
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Optimisation settings shared by every classifier run."""
+    """Optimisation settings shared by every classifier run, checked when made (a zero batch size or
+    epoch count would otherwise train nothing and store a record of it)."""
 
     epochs: int
     batch_size: int = 128
@@ -111,6 +116,8 @@ class FitSettings:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        check_fields(self, positive=("epochs", "batch_size", "lr", "eval_batch_size", "clip_grad_norm"),
+                     non_negative=("weight_decay",), choices={"optimizer": OPTIMIZERS, "schedule": SCHEDULES})
 
 
 def make_optimizer(params, s: FitSettings) -> torch.optim.Optimizer:

@@ -48,7 +48,7 @@ from untrainable.precision import bf16_native
 from untrainable.profiles import PROFILES, check_profile
 from untrainable.results import (check_training_allowed, config_dict, git_commit, load_record, provenance, run_key,
                                 write_record)
-from untrainable.runtime import machine_description, resolve_device, set_threads, timed
+from untrainable.runtime import machine_description, parse_device, resolve_device, set_threads, timed
 from untrainable.train import make_optimizer, to_device
 
 __all__ = ["EXPERIMENT", "ROUNDS", "GOALS", "measure_case", "profile_step", "compile_finding", "Config", "record_file",
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m untrainable.benchmarks.precision", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=PROFILES, default="quick")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--device", type=parse_device, default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--rounds", type=int, default=None, help="timed steps per precision (default: 2 quick, 7 full)")
     parser.add_argument("--parity", action="store_true", help="run the accuracy-parity study instead")
     args = parser.parse_args(argv)

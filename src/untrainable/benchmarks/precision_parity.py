@@ -13,6 +13,8 @@ larger of the two standard deviations over seeds; Welch's two-sided p-value
 (:func:`untrainable.analysis.welch_effect`) is shown with it. A model that fails stays fp32.
 The ``quick`` profile runs a tiny slice, its second arm ``auto`` (fp32 on a CPU without native
 bf16 products, so it runs anywhere).
+
+    python -m untrainable.benchmarks.precision_parity --profile full --seeds 0 1 2   # trains what is missing
 """
 
 from __future__ import annotations
@@ -28,19 +30,21 @@ import torch
 
 from untrainable.analysis import welch_effect
 from untrainable.data import load_image_data
-from untrainable.experiments import (PlannedRun, fcn_guidance, inductive_bias, mimic_students, plain_cnn_guidance,
-                                     sequence_guidance)
+from untrainable.experiments import (PlannedRun, checked_seeds, fcn_guidance, inductive_bias, mimic_students,
+                                     plain_cnn_guidance, sequence_guidance, shell_parser, shell_seeds)
 from untrainable.models import build_target
 from untrainable.profiles import check_profile
 from untrainable.results import run_or_load
 from untrainable.runtime import seed_everything, set_threads
 from untrainable.train import FitSettings, fit
 
-__all__ = ["EXPERIMENT", "SEEDS", "SIZES", "MODELS", "arms", "parity_configs", "train_parity", "planned_runs", "run",
-           "parity_frame", "parity_table", "parity_summary"]
+__all__ = ["EXPERIMENT", "SEEDS", "REQUIRED_METRICS", "SIZES", "MODELS", "arms", "parity_configs", "train_parity",
+           "planned_runs", "run", "parity_frame", "parity_table", "parity_summary", "main"]
 
 EXPERIMENT = "precision_parity"
 SEEDS = (0, 1, 2)
+#: What appendix 91 reads of a parity record.
+REQUIRED_METRICS = ("test_acc", "train_acc")
 #: The main model of each chapter: label -> (chapter, run or model name in the chapter's configs)
 MODELS = {"01 small CNN": "01", "04 Deep FCN, no guide": "04", "05 plain ConvNet, no guide": "05",
           "06 RNN language model, no guide": "06", "07 shallow student (labels, conv front end)": "07"}
@@ -123,8 +127,8 @@ def train_parity(c: Any, seed: int, device: torch.device, checkpoint: Path) -> d
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
     """Every parity run of ``profile`` (appendix 91's records), so the store's checks and ``reproduce``
     see a missing or orphaned one before the page is executed."""
-    seeds = SEEDS if seeds is None else tuple(seeds)
-    return [PlannedRun(EXPERIMENT, f"{MODELS[label]}-{precision}", c, s)
+    seeds = checked_seeds(seeds, SEEDS)
+    return [PlannedRun(EXPERIMENT, f"{MODELS[label]}-{precision}", c, s, REQUIRED_METRICS)
             for (label, precision), c in parity_configs(profile).items() for s in seeds]
 
 
@@ -137,7 +141,7 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     records = []
     for planned in planned_runs(profile, seeds):
         r = run_or_load(EXPERIMENT, profile, planned.name, planned.config, planned.seed, train_parity, device=device,
-                        force=force, train_missing=train_missing, required_metrics=("test_acc",))
+                        force=force, train_missing=train_missing, required_metrics=REQUIRED_METRICS)
         records.append({**r, "parity_model": label[planned.name.split("-", 1)[0]],
                         "parity_arm": planned.config.precision})
     return records
@@ -183,3 +187,16 @@ def parity_summary(records: list[dict[str, Any]]) -> str:
                      f"{100 * r['bf16 mean']:.2f} ± {100 * r['bf16 sd']:.2f} % over {r['seeds']} seeds "
                      f"(difference {100 * r['bf16 - fp32']:+.2f} points, Welch p = {r['Welch p']:.2f}): {verdict}.")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the parity runs of a profile from a shell (missing records are trained) and print the table."""
+    parser = shell_parser("python -m untrainable.benchmarks.precision_parity", main.__doc__,
+                          f"distinct seeds (default: {SEEDS})", device="cpu")  # as run(): a study of the CPU's bf16
+    args = parser.parse_args(argv)
+    records = run(args.profile, shell_seeds(parser, args.seeds), args.device, train_missing=True)
+    print(parity_table(records).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,14 @@ Every chapter module offers
   including the guides or teachers it trains first, so the store can say what is missing
   before anything trains;
 * ``run(profile, seeds=None, device="auto", force=False) -> list[dict]``: the records of every
-  run, loading stored ones and training missing ones.
+  run, loading stored ones and training missing ones;
+* ``REQUIRED_METRICS``: what its pages and its selection read of a record, passed to every load
+  (``run_or_load``) and carried by each planned run, so a record lacking one is refused by name;
+* where it trains from a shell, ``main(argv)``, built on :func:`shell_parser`.
+
+Seeds are a set: ``run`` and ``planned_runs`` read a ``seeds`` argument through :func:`checked_seeds`
+(a repeated, negative or too large seed is an error naming it), and every view of a run (the chapter,
+page 98) reads the seeds the chapter plans, no more and no fewer.
 
 Guides, teachers and banks are resolved before a run starts; the training function takes a
 config, a seed and a device, and knows nothing of profiles or stores. Seeds come from
@@ -19,13 +26,15 @@ config, a seed and a device, and knows nothing of profiles or stores. Seeds come
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from untrainable.profiles import check_profile
+from untrainable.profiles import PROFILES, check_profile, check_seeds
+from untrainable.runtime import DEVICE_FORMS, parse_device
 
 #: Notebook prefix -> chapter module, in reading order (chapters without training are absent).
 CHAPTERS: dict[str, str] = {
@@ -44,12 +53,14 @@ CHAPTERS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One record a chapter needs: where it is stored and what defines it."""
+    """One record a chapter needs: where it is stored, what defines it, and the metrics its pages read
+    (``required_metrics``: the chapter's ``REQUIRED_METRICS``, which every load of the record checks)."""
 
     experiment: str
     name: str
     config: Any
     seed: int
+    required_metrics: tuple[str, ...] = ()
 
     def path(self, profile: str):
         """The record file this run is stored in."""
@@ -57,6 +68,45 @@ class PlannedRun:
 
         return record_path(profile, self.experiment, self.name, self.seed, run_key(self.experiment, self.config,
                                                                                      self.seed))
+
+    def load(self, profile: str) -> dict[str, Any] | None:
+        """This run's stored record in ``profile`` (a twin stored under another name counts), checked as the
+        chapter checks it (the requested run, sealed, with every metric of ``required_metrics``), under this
+        run's name; ``None`` when it is not stored."""
+        from untrainable.results import find_record, load_record
+
+        stored = find_record(self.path(profile))
+        if stored is None:
+            return None
+        return {**load_record(stored, experiment=self.experiment, config=self.config, seed=self.seed,
+                              required_metrics=self.required_metrics), "name": self.name}
+
+
+def checked_seeds(seeds: Iterable[int] | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A chapter's ``seeds`` argument as a tuple checked as a set (:func:`untrainable.profiles.check_seeds`), or
+    ``default`` (the chapter's own seeds) when it is ``None``. Every chapter's ``run`` and ``planned_runs`` read
+    their seeds through it."""
+    return default if seeds is None else check_seeds(tuple(seeds))
+
+
+def shell_parser(prog: str, description: str | None, seeds_help: str, device: str = "auto") -> argparse.ArgumentParser:
+    """A chapter shell entry's parser with the arguments every one takes: ``--profile`` (one of the
+    profiles), ``--seeds`` (space-separated) and ``--device`` (checked by :func:`untrainable.runtime.parse_device`,
+    so ``--device tpu`` ends at once naming it; default ``device``). Read the seeds with :func:`shell_seeds`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--profile", default="full", choices=PROFILES)
+    parser.add_argument("--seeds", type=int, nargs="*", help=seeds_help)
+    parser.add_argument("--device", type=parse_device, default=device, help=f"{DEVICE_FORMS} (default {device})")
+    return parser
+
+
+def shell_seeds(parser: argparse.ArgumentParser, seeds: list[int] | None) -> tuple[int, ...] | None:
+    """The ``--seeds`` of a shell entry (none given: ``None``, the chapter's own), checked as a set: a repeated,
+    negative or too large seed ends the command with ``parser.error`` naming it (exit status 2)."""
+    try:
+        return check_seeds(seeds) if seeds else None
+    except ValueError as err:
+        parser.error(f"--seeds: {err}")
 
 
 def select_cells(runs: list[Any], cells: Iterable[str] | None, groups: Sequence[str], name: Callable[[Any], str],

@@ -19,18 +19,17 @@ One target run and the guides themselves are :mod:`.image_guidance` and :mod:`.i
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from untrainable.analysis.selection import choose
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_guides import GuideConfig
 from untrainable.experiments.image_presets import ImagePreset, Run, RunSettings
-from untrainable.profiles import check_profile, default_seeds, replace_preset
+from untrainable.profiles import check_profile, check_seeds, default_seeds, replace_preset
 
 __all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "STAGES", "ImageChapter", "sweep_name"]
 
@@ -104,9 +103,10 @@ class ImageChapter:
         return self.target_configs(self.preset(profile, smoke, overrides), self.runs)
 
     def run_seeds(self, profile: str, c: ig.Config, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
-        """The seeds of run ``c``: ``seeds`` when given, else the preset's (headline runs get more)."""
+        """The seeds of run ``c``: ``seeds`` when given (checked as a set), else the preset's (headline runs get
+        more)."""
         if seeds is not None:
-            return tuple(seeds)
+            return check_seeds(tuple(seeds))
         p = self.presets[check_profile(profile)]
         own = p.seeds if p.seeds is not None else default_seeds(profile)
         headline = p.headline_seeds if p.headline_seeds is not None else own
@@ -155,8 +155,9 @@ class ImageChapter:
         """Every record the chapter needs in ``profile``: its trained guides, the sweep, then the target runs."""
         cfgs = self.configs(profile)
         guides = [r for r in ig.planned_runs(cfgs, ()) if r.experiment != ig.EXPERIMENT]
-        sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in self.sweep_configs(profile)]
-        targets = [PlannedRun(ig.EXPERIMENT, ig.run_name(c), c, s) for c in cfgs
+        sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, ig.required_metrics(c))
+                 for c in self.sweep_configs(profile)]
+        targets = [PlannedRun(ig.EXPERIMENT, ig.run_name(c), c, s, ig.required_metrics(c)) for c in cfgs
                    for s in self.run_seeds(profile, c, seeds)]
         return guides + sweep + targets
 
@@ -200,13 +201,12 @@ class ImageChapter:
         (target, condition) pairs, so a stage can be split over parallel one-thread processes; an
         interrupted run resumes.
         """
-        parser = argparse.ArgumentParser(prog=f"python -m {self.name}", description=self.main.__doc__)
-        parser.add_argument("--profile", default="full")
+        parser = shell_parser(f"python -m {self.name}", self.main.__doc__,
+                              "distinct seeds (default: the preset's; headline runs get more)")
         parser.add_argument("--stage", choices=STAGES, required=True)
         parser.add_argument("--runs", nargs="*", help="target/condition pairs (default: all of the stage)")
-        parser.add_argument("--seeds", type=int, nargs="*", help="default: the preset's (headline runs get more)")
-        parser.add_argument("--device", default="auto")
         args = parser.parse_args(argv)
+        seeds = shell_seeds(parser, args.seeds)
         cfgs = [c for c in self.stage_configs(args.profile, args.stage)
                 if not args.runs or f"{c.target}/{c.condition}" in args.runs]
         if not cfgs:
@@ -216,7 +216,7 @@ class ImageChapter:
             return
         for c in cfgs:
             if args.stage == "runs":
-                ig.run_targets(args.profile, [c], self.run_seeds(args.profile, c, args.seeds), args.device, False, True)
+                ig.run_targets(args.profile, [c], self.run_seeds(args.profile, c, seeds), args.device, False, True)
             else:
                 ig.run_targets(args.profile, [c], (SWEEP_SEED,), args.device, False, True,
                                experiment=SWEEP_EXPERIMENT, name=sweep_name)

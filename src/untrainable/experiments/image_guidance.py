@@ -36,19 +36,24 @@ import torch
 from torch import nn
 
 from untrainable import guidance as G
+from untrainable.config_checks import check_fields
 from untrainable.data import held_out_splits, load_image_data, stratified_indices
 from untrainable.experiments import PlannedRun
+from untrainable.experiments.image_guides import REQUIRED_METRICS as GUIDE_METRICS
 from untrainable.experiments.image_guides import (GUIDE_EXPERIMENT, GuideConfig, bank_path, guide_bank, guide_id,
                                                    guide_name, guide_weights_path, train_guide, trained_guide,
                                                    untrained_guide)
 from untrainable.mimic import random_crop_flip
 from untrainable.models import build_guide, build_target, count_parameters
-from untrainable.profiles import default_seeds
+from untrainable.precision import PRECISIONS
+from untrainable.profiles import check_seeds, default_seeds
 from untrainable.results import added_field, run_or_load, run_or_load_resolved
 from untrainable.runtime import resolve_device, seed_everything
-from untrainable.train import FitSettings, LossFn, best_epoch, correct_string, cross_entropy_loss, fit
+from untrainable.train import (OPTIMIZERS, SCHEDULES, FitSettings, LossFn, best_epoch, correct_string,
+                               cross_entropy_loss, fit)
 
-__all__ = ["EXPERIMENT", "CONDITIONS", "CONDITION_LABELS", "Config", "run_name", "planned_runs", "TargetInputs",
+__all__ = ["EXPERIMENT", "CONDITIONS", "CONDITION_LABELS", "TARGETS", "REQUIRED_METRICS", "VALIDATION_METRICS",
+           "Config", "run_name", "required_metrics", "planned_runs", "TargetInputs",
            "resolve_inputs", "train_target", "validation_metrics", "target_data", "run_targets", "guide_records",
            "describe_models", "layer_table"]
 
@@ -65,6 +70,14 @@ CONDITIONS: dict[str, tuple[str | None, bool, str | None]] = {
     "small_cnn_guide": ("small_cnn", True, None),
     "all_images_guide": ("resnet_all", True, None),
 }
+#: The target networks :func:`untrainable.models.build_target` builds.
+TARGETS = ("deep_fcn", "wide_fcn", "plain_cnn")
+#: What chapters 04-05, their sweep and page 98 read of every target record (the final and best
+#: epochs, the right/wrong string of the kappa rows) ...
+REQUIRED_METRICS = ("train_acc", "train_loss", "test_acc", "test_loss", "best_test_acc", "parameters", "test_correct")
+#: ... and, of a run with a validation split, what selection and the reported checkpoint read
+#: (:func:`validation_metrics`).
+VALIDATION_METRICS = ("min_valid_loss", "valid_loss", "valid_acc", "checkpoint_epoch", "checkpoint_test_acc")
 CONDITION_LABELS = {"no_guide": "no guide", "trained_guide": "trained ResNet-18 guide",
                     "untrained_guide": "untrained ResNet-18 guide",
                     "trained_guide_init": "trained guide, first steps only",
@@ -114,6 +127,14 @@ class Config:
     gram_precision: str = added_field("fp32")  # wide layers' CKA Gram products: "fp32" | "bf16" | "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self, positive=("epochs", "batch_size", "lr", "n_train", "n_test", "guide_steps", "probe_n",
+                                     "image_size", "num_classes", "fcn_depth", "fcn_width", "fcn_first_width",
+                                     "wide_width", "wide_depth", "plain_width"),
+                     non_negative=("alpha", "weight_decay", "n_valid", "data_seed"), fractions=("fcn_dropout",),
+                     choices={"target": TARGETS, "condition": CONDITIONS, "distance": G.GUIDANCE_DISTANCES,
+                              "guide_bank": ("gram", "features", "none"), "optimizer": OPTIMIZERS,
+                              "schedule": SCHEDULES, "precision": PRECISIONS, "gram_precision": PRECISIONS,
+                              "plain_block": ("basic", "bottleneck")})
         if self.augment and self.guide is not None and self.guide_bank != "none":
             raise ValueError("an augmented target sees new images every step, which no bank of the guide's side "
                              "holds: set guide_bank='none' (the guide runs online) or augment=False")
@@ -121,6 +142,12 @@ class Config:
 
 def run_name(c: Config) -> str:
     return f"{c.target}-{c.condition}"
+
+
+def required_metrics(c: Config) -> tuple[str, ...]:
+    """The metrics a record of ``c`` must carry: :data:`REQUIRED_METRICS`, with a validation split also
+    :data:`VALIDATION_METRICS` (a run without one has none to choose by)."""
+    return REQUIRED_METRICS + (VALIDATION_METRICS if c.n_valid else ())
 
 
 def _trained_guides(configs: Iterable[Config]) -> list[GuideConfig]:
@@ -132,8 +159,8 @@ def _trained_guides(configs: Iterable[Config]) -> list[GuideConfig]:
 
 def planned_runs(configs: list[Config], seeds: Iterable[int]) -> list[PlannedRun]:
     """Every record the configs need: the trained guides first, then each target run per seed."""
-    guides = [PlannedRun(GUIDE_EXPERIMENT, guide_name(g), g, 0) for g in _trained_guides(configs)]
-    return guides + [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs for s in seeds]
+    guides = [PlannedRun(GUIDE_EXPERIMENT, guide_name(g), g, 0, GUIDE_METRICS) for g in _trained_guides(configs)]
+    return guides + [PlannedRun(EXPERIMENT, run_name(c), c, s, required_metrics(c)) for c in configs for s in seeds]
 
 
 # ----------------------------------------------------------------------------- one target run
@@ -314,10 +341,11 @@ def run_targets(profile: str, configs: list[Config], seeds: Iterable[int] | None
     """The record of every config for every seed in the store of ``profile`` (under ``experiment``,
     named by ``name``): stored ones are loaded; for a missing one (when training is allowed) the
     inputs are resolved, then it trains."""
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    seeds = default_seeds(profile) if seeds is None else check_seeds(tuple(seeds))
     return [run_or_load_resolved(experiment, profile, name(c), c, s, train_target,
                                  lambda c=c, s=s: {"inputs": resolve_inputs(profile, c, s, device, train_missing)},
-                                 device=device, force=force, train_missing=train_missing)
+                                 device=device, force=force, train_missing=train_missing,
+                                 required_metrics=required_metrics(c))
             for c in configs for s in seeds]
 
 
@@ -332,7 +360,7 @@ def guide_records(profile: str, configs: list[Config], device: str = "auto",
     for g in _trained_guides(configs):
         train_fn = functools.partial(train_guide, weights=guide_weights_path(profile, g))
         out[guide_name(g)] = run_or_load(GUIDE_EXPERIMENT, profile, guide_name(g), g, 0, train_fn, device=device,
-                                    train_missing=train_missing)
+                                         train_missing=train_missing, required_metrics=GUIDE_METRICS)
     return out
 
 

@@ -25,19 +25,27 @@ from torch import nn
 
 from untrainable import guidance as G
 from untrainable.data import held_out_splits, load_image_data
+from untrainable.config_checks import check_fields
 from untrainable.mimic import random_crop_flip
 from untrainable.files import exclusive, load_torch, save_torch_atomic
 from untrainable.models import build_guide, count_parameters
 from untrainable.paths import cache_root
+from untrainable.precision import PRECISIONS
 from untrainable.results import added_field, run_key, run_with_weights
 from untrainable.runtime import seed_everything
-from untrainable.train import FitSettings, best_epoch, correct_string, evaluate, fit
+from untrainable.train import BEST_BY, OPTIMIZERS, SCHEDULES, FitSettings, best_epoch, correct_string, evaluate, fit
 
-__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "GuideConfig", "guide_name", "guide_accuracy", "scored_as", "guide_weights_path", "train_guide",
-           "trained_guide", "untrained_guide", "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
+__all__ = ["GUIDE_EXPERIMENT", "UNTRAINED_GUIDE_SEED", "FAMILIES", "REQUIRED_METRICS", "GuideConfig", "guide_name",
+           "guide_accuracy", "scored_as", "guide_weights_path", "train_guide", "trained_guide", "untrained_guide",
+           "guide_id", "bank_path", "guide_bank", "CachedGuideBank"]
 
 GUIDE_EXPERIMENT = "guides"
 UNTRAINED_GUIDE_SEED = 10_000  # an untrained guide for run seed s is initialised from 10_000 + s
+#: The guide networks :func:`untrainable.models.build_guide` builds.
+FAMILIES = ("resnet18", "resnet50", "small_cnn", "residual_twin")
+#: What the pages read of a guide's record: its accuracy (:func:`guide_accuracy`, whose fallback is
+#: ``test_acc``) and which test images it gets right (the kappa rows of chapter 04).
+REQUIRED_METRICS = ("test_acc", "train_acc", "test_correct", "parameters")
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,13 @@ class GuideConfig:
     best_by: str = added_field("")  # restore the epoch best by this validation metric ("": the last epoch)
     layers: tuple[int, ...] = added_field(())  # residual_twin: blocks per stage, as its plain ConvNet's
     block: str = added_field("basic")  # residual_twin: "basic" | "bottleneck"
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("width", "hidden", "epochs", "batch_size", "lr", "n_train", "n_test", "image_size",
+                                     "num_classes", "n_test_curve"),
+                     non_negative=("weight_decay", "n_valid", "data_seed"),
+                     choices={"family": FAMILIES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                              "precision": PRECISIONS, "best_by": ("", *BEST_BY), "block": ("basic", "bottleneck")})
 
 
 def guide_name(g: GuideConfig) -> str:
@@ -143,7 +158,7 @@ def trained_guide(profile: str, g: GuideConfig, device: str = "auto", force: boo
     with torch.random.fork_rng():
         record = run_with_weights(GUIDE_EXPERIMENT, profile, guide_name(g), g, 0, weights,
                                   functools.partial(train_guide, weights=weights), device=device, force=force,
-                                  train_missing=train_missing)
+                                  train_missing=train_missing, required_metrics=REQUIRED_METRICS)
     model = build_guide(g, g.num_classes)
     model.load_state_dict(load_torch(weights))
     return G.freeze(model), record

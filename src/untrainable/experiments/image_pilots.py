@@ -39,17 +39,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from untrainable.config_checks import check_fields
 from untrainable.data import held_out_splits
-from untrainable.experiments import PlannedRun, select_cells
+from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.mimic import random_crop_flip
 from untrainable.models import ResNet, count_parameters, deep_fcn, resnet18, wide_fcn
-from untrainable.precision import autocast, channels_last
+from untrainable.precision import PRECISIONS, autocast, channels_last
 from untrainable.profiles import check_profile, preset_table, replace_preset
 from untrainable.results import run_or_load
 from untrainable.runtime import log, resolve_device, seed_everything, set_threads
-from untrainable.train import FitSettings, best_epoch, cross_entropy, evaluate, fit, make_optimizer
+from untrainable.train import (BEST_BY, OPTIMIZERS, SCHEDULES, FitSettings, best_epoch, cross_entropy, evaluate, fit,
+                               make_optimizer)
 
 __all__ = ["EXPERIMENT", "MODELS", "GROUPS", "PilotConfig", "Preset", "CHAPTER", "PRESETS", "SMOKE", "DEFAULT_SEEDS",
+           "REQUIRED_METRICS",
            "preset", "run_name", "configs", "select", "planned_runs", "PilotData", "pilot_data", "build_model",
            "train_one", "run", "estimate_seconds", "estimate_table", "main"]
 
@@ -60,6 +63,10 @@ GROUPS = ("deep_fcn", "shallow_fcn", "wide_fcn", "convnets", "convnets_aug", "de
           "guides", "guide_all")
 #: One seed per pilot cell; a second seed is added where a regime's choice hinges on it.
 DEFAULT_SEEDS = (0,)
+#: What appendix 92 reads of a pilot record: the last epoch, the restored best checkpoint and the
+#: validation numbers a regime is chosen by (:mod:`.pilot_regimes`).
+REQUIRED_METRICS = ("train_acc", "train_loss", "valid_acc", "valid_loss", "test_acc", "test_loss", "best_epoch",
+                    "best_valid_acc", "best_test_acc", "min_valid_loss", "parameters")
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,13 @@ class PilotConfig:
     best_by: str = "valid_acc"  # the checkpoint restored at the end (untrainable.train.BEST_BY)
     data_seed: int = 0
     precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("width", "n_train", "n_valid", "n_test", "n_test_curve", "epochs", "batch_size",
+                                     "lr"),
+                     non_negative=("depth", "weight_decay", "data_seed"), fractions=("dropout",),
+                     choices={"group": GROUPS, "model": MODELS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                              "best_by": BEST_BY, "precision": PRECISIONS})
 
 
 @dataclass(frozen=True)
@@ -230,8 +244,8 @@ def select(runs: list[PilotConfig], cells: Iterable[str] | None) -> list[PilotCo
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every pilot record of ``profile``: each run for each seed (default :data:`DEFAULT_SEEDS`)."""
-    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
-    return [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
+    return [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile) for s in seeds]
 
 
 # ----------------------------------------------------------------------------- one run
@@ -299,13 +313,13 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
         smoke: bool = False, cells: Iterable[str] | None = None,
         train_missing: bool | None = None) -> list[dict[str, Any]]:
     """The record of every pilot run (or of those in ``cells``, see :func:`select`) for every seed."""
-    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
     records = []
     for c in select(configs(profile, smoke), cells):
         for s in seeds:
             log(f"{EXPERIMENT}/{run_name(c)} seed {s} ({profile})")
             records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s, train_one, device=device, force=force,
-                                       train_missing=train_missing, required_metrics=("test_acc", "best_test_acc")))
+                                       train_missing=train_missing, required_metrics=REQUIRED_METRICS))
     return records
 
 
@@ -366,16 +380,12 @@ def main(argv: list[str] | None = None) -> None:
     ``--cells`` takes group names (``deep_fcn``, ``convnets``, ...) or run names, so the grid can be
     split over parallel one-thread processes; records are shared and an interrupted run resumes.
     """
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.image_pilots", description=main.__doc__)
-    parser.add_argument("--profile", default="full")
+    parser = shell_parser("python -m untrainable.experiments.image_pilots", main.__doc__,
+                          f"distinct seeds (default: {DEFAULT_SEEDS})")
     parser.add_argument("--cells", nargs="*", help="group or run names (default: every run)")
-    parser.add_argument("--seeds", type=int, nargs="*", help=f"default: {DEFAULT_SEEDS}")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--estimate", action="store_true", help="time a few steps of each run and print estimates")
     args = parser.parse_args(argv)
-    seeds = tuple(args.seeds) if args.seeds else DEFAULT_SEEDS
+    seeds = shell_seeds(parser, args.seeds) or DEFAULT_SEEDS
     try:
         select(configs(args.profile), args.cells)
     except ValueError as err:

@@ -16,13 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from untrainable.config_checks import check_fields
 from untrainable.data import load_cifar10
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, checked_seeds
 from untrainable.models import FCN, SmallCNN, count_parameters
+from untrainable.precision import PRECISIONS
 from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
 from untrainable.results import added_field, run_or_load
 from untrainable.runtime import log, seed_everything
-from untrainable.train import FitSettings, fit
+from untrainable.train import OPTIMIZERS, FitSettings, fit
 
 __all__ = ["EXPERIMENT", "MODELS", "LABELS", "REQUIRED_METRICS", "Config", "Preset", "CHAPTER", "PRESETS", "SMOKE",
            "preset", "configs", "planned_runs", "build_model", "train_one", "run", "describe_models"]
@@ -48,6 +50,11 @@ class Config:
     optimizer: str = "adam"
     data_seed: int = 0  # which subset; fixed so that seeds vary only initialisation and order
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("n_train", "n_test", "epochs", "batch_size", "lr"),
+                     non_negative=("weight_decay", "data_seed"),
+                     choices={"model": MODELS, "optimizer": OPTIMIZERS, "precision": PRECISIONS})
 
 
 @dataclass(frozen=True)
@@ -121,14 +128,14 @@ def train_one(config: Config, seed: int, device: torch.device, checkpoint: Path)
 
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
     """Every record of the chapter: each model for each seed."""
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
-    return [PlannedRun(EXPERIMENT, c.model, c, s) for c in configs(profile) for s in seeds]
+    seeds = checked_seeds(seeds, default_seeds(profile))
+    return [PlannedRun(EXPERIMENT, c.model, c, s, REQUIRED_METRICS) for c in configs(profile) for s in seeds]
 
 
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
     """Every model of the profile for every seed: stored records are reused, missing ones trained."""
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     records = []
     for c in configs(profile, smoke):
         for s in seeds:

@@ -25,7 +25,7 @@ from torch import nn
 
 from untrainable import mimic
 from untrainable.data import load_cifar10
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, checked_seeds, shell_parser, shell_seeds
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.experiments.mimic_sweeps import (PRESETS, SWEEPS, Preset, StudentConfig, TeacherConfig, TeacherSpec,
@@ -35,7 +35,8 @@ from untrainable.results import config_differences, run_key, run_or_load, run_wi
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
 
-__all__ = ["EXPERIMENT", "TEACHER_EXPERIMENT", "STUDENT_EXPERIMENT", "TeacherConfig", "TeacherSpec", "StudentConfig",
+__all__ = ["EXPERIMENT", "TEACHER_EXPERIMENT", "STUDENT_EXPERIMENT", "REQUIRED_METRICS", "TEACHER_METRICS",
+           "TeacherConfig", "TeacherSpec", "StudentConfig",
            "Preset", "PRESETS", "preset", "SWEEPS", "configs", "planned_runs", "teacher_metrics", "student_metrics",
            "build_teacher", "weights_path", "train_teacher", "resolve_teachers", "build_student", "train_student",
            "run", "records_by_sweep", "ensemble_accuracy", "size_sweep", "quality_sweep", "loss_sweep",
@@ -44,6 +45,10 @@ __all__ = ["EXPERIMENT", "TEACHER_EXPERIMENT", "STUDENT_EXPERIMENT", "TeacherCon
 TEACHER_EXPERIMENT = "mimic_teacher"
 STUDENT_EXPERIMENT = "mimic_student"
 EXPERIMENT = STUDENT_EXPERIMENT  # the chapter's records; its teachers have their own folder
+#: What chapter 07 and page 98 read of every student's record (a mimic student's also ``teacher_test_acc``,
+#: :func:`student_metrics`) and of every teacher's (with each snapshot's accuracy, :func:`teacher_metrics`).
+REQUIRED_METRICS = ("test_acc", "best_test_acc", "train_acc", "parameters")
+TEACHER_METRICS = ("test_acc", "train_acc")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,7 +71,7 @@ def build_teacher(config: TeacherConfig) -> nn.Module:
 
 def teacher_metrics(config: TeacherConfig) -> tuple[str, ...]:
     """What a teacher's record must carry: final accuracies and each snapshot's test accuracy."""
-    return ("test_acc", "train_acc", *(f"test_acc_epoch{e}" for e in config.snapshots))
+    return (*TEACHER_METRICS, *(f"test_acc_epoch{e}" for e in config.snapshots))
 
 
 def weights_path(config: TeacherConfig, seed: int, epoch: int) -> Path:
@@ -137,7 +142,7 @@ def build_student(config: StudentConfig) -> nn.Module:
 
 def student_metrics(config: StudentConfig) -> tuple[str, ...]:
     """What a student's record must carry (a mimic student also the teacher's test accuracy)."""
-    return ("test_acc", "best_test_acc", "train_acc", "parameters") + (("teacher_test_acc",) if config.teacher else ())
+    return REQUIRED_METRICS + (("teacher_test_acc",) if config.teacher else ())
 
 
 def train_student(config: StudentConfig, seed: int, device: torch.device, checkpoint: Path,
@@ -199,10 +204,11 @@ def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[Pla
     Sweeps share some configs under other names; each name is planned, and a stored twin counts.
     """
     p = preset(profile)
-    seeds = p.seeds if seeds is None else tuple(seeds)
-    runs = [PlannedRun(TEACHER_EXPERIMENT, "teacher", p.teacher, s) for s in p.ensemble]
+    seeds = checked_seeds(seeds, p.seeds)
+    runs = [PlannedRun(TEACHER_EXPERIMENT, "teacher", p.teacher, s, teacher_metrics(p.teacher)) for s in p.ensemble]
     for students in configs(profile).values():
-        runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s) for name, cfg in students.items() for s in seeds]
+        runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s, student_metrics(cfg)) for name, cfg in students.items()
+                 for s in seeds]
     return runs
 
 
@@ -215,7 +221,7 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     ensemble either way.
     """
     p = preset(profile, smoke)
-    seeds = p.seeds if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, p.seeds)
     unknown = set(sweeps or ()) - set(SWEEPS)
     if unknown:
         raise ValueError(f"unknown mimic sweep(s) {sorted(unknown)}: choose from {sorted(SWEEPS)}")
@@ -256,16 +262,12 @@ def ensemble_accuracy(records: list[dict[str, Any]], profile: str, smoke: bool =
 
 def main(argv: list[str] | None = None) -> None:
     """Run the chapter from a shell, e.g. seeds in parallel background processes (records are shared)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.mimic_students", description=main.__doc__)
-    parser.add_argument("--profile", default="full")
-    parser.add_argument("--seeds", type=int, nargs="*", help="default: the profile's seeds")
+    parser = shell_parser("python -m untrainable.experiments.mimic_students", main.__doc__,
+                          "distinct seeds (default: the profile's)")
     parser.add_argument("--sweeps", nargs="*", choices=sorted(SWEEPS), default=None,
                         help="default: all; --sweeps without a name trains the teachers only")
-    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
+    run(args.profile, seeds=shell_seeds(parser, args.seeds), device=args.device,
         sweeps=None if args.sweeps is None else tuple(args.sweeps))
 
 

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from untrainable import mimic
-from untrainable.profiles import DEFAULT_SEEDS, check_profile, preset_table, replace_preset
+from untrainable.config_checks import check_fields
+from untrainable.precision import PRECISIONS
+from untrainable.profiles import DEFAULT_SEEDS, check_profile, check_seeds, preset_table, replace_preset
 from untrainable.results import added_field
 
-__all__ = ["TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "preset", "SWEEPS",
-           "configs", "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
+__all__ = ["LOSSES", "TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "preset",
+           "SWEEPS", "configs", "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
+
+#: What a student learns from (:func:`untrainable.mimic.mimic_loss_fn`).
+LOSSES = ("logits", "kd", "probs", "labels")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,13 @@ class TeacherConfig:
     snapshots: tuple[int, ...] = ()  # earlier epochs whose weights are kept as weaker teachers
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("channels", "hidden", "epochs", "n_train", "n_test", "batch_size", "lr"),
+                     fractions=("dropout",), choices={"precision": PRECISIONS})
+        late = [e for e in self.snapshots if not 1 <= e <= self.epochs]
+        if late:
+            raise ValueError(f"TeacherConfig.snapshots must be epochs from 1 to {self.epochs}, got {late}")
+
 
 @dataclass(frozen=True)
 class TeacherSpec:
@@ -44,6 +56,10 @@ class TeacherSpec:
     config: TeacherConfig
     seeds: tuple[int, ...] = (0,)
     epoch: int | None = None  # None: the final weights
+
+    def __post_init__(self) -> None:
+        check_seeds(self.seeds)  # an ensemble of one teacher twice would count it twice
+        check_fields(self, positive=("epoch",))
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,12 @@ class StudentConfig:
     batch_size: int = 128
     lr: float = 1e-3
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("hidden", "epochs", "n_train", "n_test", "temperature", "bottleneck", "depth",
+                                     "batch_size", "lr"),
+                     non_negative=("conv_channels", "views"), fractions=("dropout",),
+                     choices={"loss": LOSSES, "precision": PRECISIONS})
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,14 @@ import torch
 from torch import nn
 
 from untrainable import similarity as S
+from untrainable.config_checks import check_fields
 from untrainable.data import load_cifar10
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, checked_seeds
 from untrainable.experiments.inductive_bias import build_model
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.paths import cache_root
+from untrainable.precision import PRECISIONS
 from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
 from untrainable.recording import record_layers
 from untrainable.results import added_field, run_key, run_or_load, run_with_weights, will_train
@@ -80,6 +82,10 @@ class ComparedNetConfig:
     data_seed: int = 0
     precision: str = added_field("fp32")  # "fp32" | "bf16" | "auto" (untrainable.precision); fp32 keeps old keys
 
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("n_train", "n_test", "epochs", "batch_size", "lr"), non_negative=("data_seed",),
+                     choices={"model": LAYERS, "precision": PRECISIONS})
+
 
 @dataclass(frozen=True)
 class Config:
@@ -96,6 +102,10 @@ class Config:
     heatmap_batch: int = 500
     rbf_threshold: float = 0.5
     svcca_keep: float = 0.99
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("n_probe", "n_heatmap", "heatmap_batch", "rbf_threshold"),
+                     non_negative=("partner_seed",), fractions=("svcca_keep",))
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,7 @@ def configs(profile: str, seeds: tuple[int, ...] | None = None, smoke: bool = Fa
     """One analysis config per seed, in the order of ``seeds``: the CNN of each seed is paired with
     the next seed's CNN (the last with the first); ``smoke`` shrinks everything for tests."""
     p = preset(profile, smoke)
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     if len(seeds) < 2:
         raise ValueError("the sanity check pairs networks of different seeds: give at least two seeds")
     analyses = [Config(cnn=_net(p, "cnn"), fcn=_net(p, "fcn"), partner_seed=seeds[(i + 1) % len(seeds)],
@@ -153,17 +163,18 @@ def configs(profile: str, seeds: tuple[int, ...] | None = None, smoke: bool = Fa
 
 def _nets_of(cfg: Config, seed: int) -> list[PlannedRun]:
     """The network records one analysis needs: its CNN, the partner CNN and its FCN."""
-    return [PlannedRun(EXPERIMENT, cfg.cnn.model, cfg.cnn, seed),
-            PlannedRun(EXPERIMENT, cfg.cnn.model, cfg.cnn, cfg.partner_seed),
-            PlannedRun(EXPERIMENT, cfg.fcn.model, cfg.fcn, seed)]
+    return [PlannedRun(EXPERIMENT, cfg.cnn.model, cfg.cnn, seed, NET_METRICS),
+            PlannedRun(EXPERIMENT, cfg.cnn.model, cfg.cnn, cfg.partner_seed, NET_METRICS),
+            PlannedRun(EXPERIMENT, cfg.fcn.model, cfg.fcn, seed, NET_METRICS)]
 
 
 def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[PlannedRun]:
     """Every record of the chapter: each seed's analysis and the networks it compares."""
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     runs: dict[PlannedRun, None] = {}
     for seed, cfg in zip(seeds, configs(profile, seeds)):
-        runs.update(dict.fromkeys([PlannedRun(EXPERIMENT, ANALYSIS, cfg, seed), *_nets_of(cfg, seed)]))
+        analysis = PlannedRun(EXPERIMENT, ANALYSIS, cfg, seed, REQUIRED_METRICS)
+        runs.update(dict.fromkeys([analysis, *_nets_of(cfg, seed)]))
     return list(runs)
 
 
@@ -328,7 +339,7 @@ def analyze(cfg: Config, seed: int, device: torch.device, checkpoint: Path, netw
 def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: str = "auto",
         force: bool = False, smoke: bool = False) -> list[dict[str, Any]]:
     """One analysis record per seed; the networks are resolved only for an analysis that must be computed."""
-    seeds = default_seeds(profile) if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, default_seeds(profile))
     records, resolved = [], {}
     for seed, cfg in zip(seeds, configs(profile, seeds, smoke)):
         log(f"{EXPERIMENT}/{ANALYSIS} seed {seed} ({profile})")

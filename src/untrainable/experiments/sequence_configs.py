@@ -19,13 +19,18 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from untrainable.data import LM_TASKS, SequenceData, sequence_data
+from untrainable.config_checks import check_fields
+from untrainable.data import LM_TASKS, SEQUENCE_TASKS, SequenceData, sequence_data
 from untrainable.models import CausalTransformer, StackedRNN, TransformerClassifier
-from untrainable.profiles import PresetError, check_profile, default_seeds, preset_table, replace_preset
+from untrainable.guidance import GUIDANCE_DISTANCES
+from untrainable.precision import PRECISIONS
+from untrainable.profiles import PresetError, check_profile, check_seeds, default_seeds, preset_table, replace_preset
 from untrainable.results import added_field
+from untrainable.train import OPTIMIZERS
 
 __all__ = ["CHAPTER", "EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SWEEP_STAGES", "SETTINGS", "SETTING_NETS",
-           "CONDITIONS", "SETTING_LABELS", "CONDITION_LABELS", "EVERY_WINDOW", "NetConfig", "build_net", "Config",
+           "CONDITIONS", "PILOT_CONDITION", "SETTING_LABELS", "CONDITION_LABELS", "EVERY_WINDOW", "FAMILIES", "TOKENS",
+           "REQUIRED_METRICS", "NetConfig", "build_net", "Config",
            "config_defaults", "load_data", "Run", "RunSettings", "NetSizes", "TaskPreset", "SequencePreset",
            "PRESETS", "SMOKE", "SMOKE_TASKS", "preset", "configs", "stage_configs", "sweep_configs",
            "guide_alone_config", "guide_seed", "run_name", "sweep_name", "record_name"]
@@ -41,12 +46,21 @@ SETTINGS = ("copy", "parity", "lm")
 SETTING_NETS = {"copy": ("copy", "rnn", "transformer"), "parity": ("parity", "transformer", "rnn"),
                 "lm": ("char_lm", "rnn", "transformer")}
 CONDITIONS = ("guide_alone", "no_guide", "trained_guide", "untrained_guide")
+#: The condition of a pilot run (appendix 93): one network trained alone, target or guide.
+PILOT_CONDITION = "alone"
 SETTING_LABELS = {"copy": "RNN on copy-paste, Transformer guide", "parity": "Transformer on parity, RNN guide",
                   "lm": "RNN character language model, Transformer guide"}
 CONDITION_LABELS = {"guide_alone": "guide alone", "no_guide": "no guide", "trained_guide": "trained guide",
                     "untrained_guide": "untrained guide"}
 #: The split sizes that stand for "every window" of a text corpus.
 EVERY_WINDOW = 10**9
+#: The networks :func:`build_net` builds, and how guidance compares sequences (:mod:`untrainable.guidance`).
+FAMILIES = ("rnn", "lstm", "transformer")
+TOKENS = ("flatten", "per_token")
+#: What chapter 06, appendix 93 and page 98 read of every sequence record (the test split's numbers,
+#: the validation curve's last and best): :func:`~.sequence_runs.train_run`'s metrics.
+REQUIRED_METRICS = ("train_acc", "train_loss", "valid_acc", "valid_loss", "best_valid_acc", "test_acc", "test_loss",
+                    "perplexity", "bits_per_char", "parameters")
 
 
 # ----------------------------------------------------------------------------- configs and what they build
@@ -63,6 +77,10 @@ class NetConfig:
     heads: int = 4  # Transformer
     ff: int = 256  # Transformer feed-forward width
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("width", "layers", "embed", "heads", "ff"), fractions=("dropout",),
+                     choices={"family": FAMILIES})
 
 
 def build_net(n: NetConfig, data: SequenceData) -> nn.Module:
@@ -118,6 +136,12 @@ class Config:
     guide_reseeds: tuple[tuple[int, int], ...] = added_field(())
 
     def __post_init__(self) -> None:
+        check_fields(self, positive=("n_train", "n_valid", "n_test", "epochs", "min_len", "max_len", "seq_len",
+                                     "batch_size", "lr", "clip_grad_norm", "probe_n", "guide_lr"),
+                     non_negative=("weight_decay", "alpha", "data_seed"),
+                     choices={"setting": SETTING_NETS, "condition": (*CONDITIONS, PILOT_CONDITION),
+                              "task": SEQUENCE_TASKS, "optimizer": OPTIMIZERS, "distance": GUIDANCE_DISTANCES,
+                              "tokens": TOKENS, "precision": PRECISIONS})
         if self.fresh and self.task in LM_TASKS:
             raise ValueError("fresh=True draws new strings every epoch, which a text corpus cannot: "
                              "use it with the copy and parity tasks")
@@ -301,8 +325,11 @@ SMOKE_TASKS: dict[str, dict[str, Any]] = {"copy": dict(n_train=64, n_valid=32, n
 
 
 def setting_seeds(profile: str, setting: str, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
-    """The seeds of ``setting``'s runs: ``seeds`` when given, else its task preset's (parity runs more)."""
-    return tuple(seeds) if seeds is not None else PRESETS[check_profile(profile)].tasks[setting].seeds_of(profile)
+    """The seeds of ``setting``'s runs: ``seeds`` when given (checked as a set), else its task preset's (parity
+    runs more)."""
+    if seeds is not None:
+        return check_seeds(tuple(seeds))
+    return PRESETS[check_profile(profile)].tasks[setting].seeds_of(profile)
 
 
 def preset(profile: str, smoke: bool = False) -> SequencePreset:

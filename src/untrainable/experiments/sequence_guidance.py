@@ -40,9 +40,9 @@ from typing import Any
 from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
                                                 guide_beats_target)
 from untrainable.analysis.selection import choose
-from untrainable.experiments import PlannedRun
+from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments.sequence_configs import (CHAPTER, CONDITIONS, CONDITION_LABELS, EVERY_WINDOW, EXPERIMENT,
-                                                      PRESETS, SETTINGS, SETTING_LABELS, SETTING_NETS,
+                                                      PRESETS, REQUIRED_METRICS, SETTINGS, SETTING_LABELS, SETTING_NETS,
                                                       SWEEP_EXPERIMENT, SWEEP_SEED, SWEEP_STAGES, Config, NetConfig,
                                                       NetSizes, Run, RunSettings, SequencePreset, TaskPreset,
                                                       build_net, config_defaults, configs, guide_alone_config,
@@ -99,10 +99,11 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every record of the chapter in ``profile``: the sweep, then each setting's ``guide_alone`` runs
     (a reseeded guide's too) and its target runs."""
-    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
-    runs = [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile)
+    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, REQUIRED_METRICS)
+             for c in sweep_configs(profile)]
+    runs = [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile)
             for s in setting_seeds(profile, c.setting, seeds)]
-    reseeded = [PlannedRun(EXPERIMENT, run_name(guide_alone_config(c)), guide_alone_config(c), g)
+    reseeded = [PlannedRun(EXPERIMENT, run_name(guide_alone_config(c)), guide_alone_config(c), g, REQUIRED_METRICS)
                 for c in configs(profile) if c.condition == "no_guide" for s, g in c.guide_reseeds
                 if s in setting_seeds(profile, c.setting, seeds)]
     return list({r.path(profile): r for r in sweep + runs + reseeded}.values())
@@ -118,7 +119,7 @@ def _record(profile: str, c: Config, seed: int, device: str, force: bool, train_
         return guide_alone_record(profile, c, seed, device, force, train_missing, experiment, name)
     guides = resolve_guides(profile, c, seed, device, train_missing, experiment) if needed else None
     return run_or_load(experiment, profile, name, c, seed, functools.partial(train_run, guides=guides),
-                       device=device, force=force, train_missing=train_missing)
+                       device=device, force=force, train_missing=train_missing, required_metrics=REQUIRED_METRICS)
 
 
 def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
@@ -185,24 +186,20 @@ def main(argv: list[str] | None = None) -> None:
     Missing records are trained (this is how the ``full`` records are made). A guided run trains
     its seed's guide first when that is missing, so give each process whole settings.
     """
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.sequence_guidance",
-                                     description=main.__doc__)
-    parser.add_argument("--profile", default="full")
+    parser = shell_parser("python -m untrainable.experiments.sequence_guidance", main.__doc__,
+                          "distinct seeds (default: each setting's seeds, the preset's)")
     parser.add_argument("--settings", nargs="*", choices=SETTINGS, help="default: all")
-    parser.add_argument("--seeds", type=int, nargs="*", help="default: each setting's seeds (the preset's)")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--conditions", nargs="*", choices=CONDITIONS, help="default: all")
     parser.add_argument("--sweep", choices=SWEEP_STAGES, help="train a stage of the validation sweep instead")
     args = parser.parse_args(argv)
+    seeds = shell_seeds(parser, args.seeds)
     settings, conditions = set(args.settings or SETTINGS), set(args.conditions or CONDITIONS)
     if args.sweep:
         for c in stage_configs(args.profile, args.sweep):
             if c.setting in settings and c.condition in conditions:
                 _record(args.profile, c, SWEEP_SEED, args.device, False, True, experiment=SWEEP_EXPERIMENT)
         return
-    run(args.profile, seeds=tuple(args.seeds) if args.seeds else None, device=args.device,
+    run(args.profile, seeds=seeds, device=args.device,
         settings=tuple(sorted(settings, key=SETTINGS.index)), conditions=conditions, train_missing=True)
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.experiments import PlannedRun, select_cells
+from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments.sequence_runs import train_run
 from untrainable.profiles import check_profile, preset_table, replace_preset
@@ -159,7 +159,7 @@ def _base(setting: str, condition: str) -> S.Config:
 def _alone(c: S.Config, net: S.NetConfig, **values: Any) -> S.Config:
     """One network alone, everything else as chapter 06's first regime had it (the pilots chose the
     chapter's later settings, so they must not follow them)."""
-    return dataclasses.replace(c, condition="alone", net=net, guide=None,
+    return dataclasses.replace(c, condition=S.PILOT_CONDITION, net=net, guide=None,
                                **S.config_defaults("tokens", "guide_lr", "guide_reseeds"), **values)
 
 
@@ -203,20 +203,21 @@ def select(runs: list[S.Config], cells: Iterable[str] | None) -> list[S.Config]:
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """Every pilot record of ``profile``."""
-    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
-    return [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
+    return [PlannedRun(EXPERIMENT, run_name(c), c, s, S.REQUIRED_METRICS) for c in configs(profile) for s in seeds]
 
 
 def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
         cells: Iterable[str] | None = None, train_missing: bool | None = None) -> list[dict[str, Any]]:
     """The record of every pilot run (or of those in ``cells``): stored ones loaded, missing ones trained."""
-    seeds = DEFAULT_SEEDS if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, DEFAULT_SEEDS)
     records = []
     for c in select(configs(profile), cells):
         for s in seeds:
             log(f"{EXPERIMENT}/{run_name(c)} seed {s} ({profile})")
             records.append(run_or_load(EXPERIMENT, profile, run_name(c), c, s, train_run, device=device,
-                                       force=force, train_missing=train_missing))
+                                       force=force, train_missing=train_missing,
+                                       required_metrics=S.REQUIRED_METRICS))
     return records
 
 
@@ -336,19 +337,16 @@ def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
 def main(argv: list[str] | None = None) -> None:
     """Train the pilot runs from a shell (missing records are trained); ``--cells`` splits the grid
     over parallel one-thread processes (settings or run names)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.sequence_pilots", description=main.__doc__)
-    parser.add_argument("--profile", default="full")
+    parser = shell_parser("python -m untrainable.experiments.sequence_pilots", main.__doc__,
+                          f"distinct seeds (default: {DEFAULT_SEEDS})")
     parser.add_argument("--cells", nargs="*", help="settings or run names (default: every run)")
-    parser.add_argument("--seeds", type=int, nargs="*", help=f"default: {DEFAULT_SEEDS}")
-    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    seeds = shell_seeds(parser, args.seeds)
     try:
         select(configs(args.profile), args.cells)
     except ValueError as err:
         parser.error(str(err))
-    run(args.profile, tuple(args.seeds) if args.seeds else None, args.device, cells=args.cells, train_missing=True)
+    run(args.profile, seeds, args.device, cells=args.cells, train_missing=True)
 
 
 if __name__ == "__main__":

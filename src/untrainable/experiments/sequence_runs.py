@@ -24,8 +24,9 @@ from torch import nn
 
 from untrainable import guidance as G
 from untrainable.data import LM_TASKS, SequenceData, fresh_strings
-from untrainable.experiments.sequence_configs import (EXPERIMENT, SETTINGS, Config, build_net, configs,
-                                                      guide_alone_config, guide_seed, load_data, record_name, run_name)
+from untrainable.experiments.sequence_configs import (EXPERIMENT, REQUIRED_METRICS, SETTINGS, Config, build_net,
+                                                      configs, guide_alone_config, guide_seed, load_data, record_name,
+                                                      run_name)
 from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.paths import cache_root
@@ -154,7 +155,7 @@ def guide_alone_record(profile: str, g: Config, seed: int, device: str = "auto",
     with torch.random.fork_rng():
         return run_with_weights(experiment, profile, name or record_name(experiment, g), g, seed, weights,
                                 functools.partial(train_run, weights=weights), device=device, force=force,
-                                train_missing=train_missing)
+                                train_missing=train_missing, required_metrics=REQUIRED_METRICS)
 
 
 def trained_guide(profile: str, c: Config, seed: int, device: str = "auto",

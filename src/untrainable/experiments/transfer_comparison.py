@@ -34,24 +34,32 @@ from untrainable.analysis.transfer_tables import METRIC
 from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
 from untrainable.analysis.selection import best_record
 from untrainable.data import stratified_indices
-from untrainable.experiments import PlannedRun
+from untrainable.config_checks import check_fields
+from untrainable.experiments import PlannedRun, checked_seeds, shell_parser, shell_seeds
 from untrainable.experiments import fcn_guidance, plain_cnn_guidance
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
 from untrainable.models import build_target, count_parameters
 from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
-from untrainable.results import DEFAULT_REQUIRED_METRICS, run_or_load_resolved
+from untrainable.results import run_or_load_resolved
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, fit
 
-__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "STAGES", "Config", "TransferSettings",
-           "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name", "sweep_configs", "max_valid_acc",
-           "chosen_settings", "planned_runs", "train_student", "run", "run_sweep", "teacher_record", "preconditions",
-           "sweep_table", "main"]
+__all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "SWEEP_METRICS", "REQUIRED_METRICS", "STAGES",
+           "Config", "TransferSettings", "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name",
+           "sweep_configs", "max_valid_acc", "chosen_settings", "planned_runs", "train_student", "run", "run_sweep",
+           "teacher_record", "preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
 METHODS = ("labels", "kd", "logits", "fitnets", "spkd", "guidance")
+#: What the sweep's choice and chapter 08's tables read of every record (chapter 04's checkpoint, the
+#: alignment reached, the time a step took) ...
+SWEEP_METRICS = ("train_acc", "train_loss", "test_acc", "test_loss", "valid_acc", "valid_loss", "min_valid_loss",
+                 "checkpoint_test_acc", "mean_cka_teacher", "seconds_per_step", "parameters")
+#: ... and of a reported run also the checkpoint the chapter reports (:data:`METRIC`), which sweep
+#: records older than it lack: a run record without it is a clear error, not a silent fallback.
+REQUIRED_METRICS = (*SWEEP_METRICS, "max_valid_acc", "acc_checkpoint_epoch", METRIC)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
+        check_fields(self, positive=("temperature",), non_negative=("weight",),
+                     choices={"distance": G.GUIDANCE_DISTANCES})
 
     @property
     def precision(self) -> str:
@@ -273,9 +283,10 @@ def _seeds(profile: str) -> tuple[int, ...]:
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """The sweep, then every run for every seed (the teacher is chapter 04's guide, planned there)."""
-    seeds = _seeds(profile) if seeds is None else tuple(seeds)
-    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile)]
-    return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in configs(profile) for s in seeds]
+    seeds = checked_seeds(seeds, _seeds(profile))
+    sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, SWEEP_METRICS) for c in sweep_configs(profile)]
+    return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS) for c in configs(profile)
+                    for s in seeds]
 
 
 def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, teacher: torch.nn.Module
@@ -319,7 +330,7 @@ def _teacher(profile: str, c: Config, seed: int, device: str, train_missing: boo
 
 def _records(profile: str, cfgs: list[Config], seeds: Iterable[int], device: str, force: bool,
              train_missing: bool | None, experiment: str, name: Callable[[Config], str],
-             required: Sequence[str] = DEFAULT_REQUIRED_METRICS) -> list[dict[str, Any]]:
+             required: Sequence[str]) -> list[dict[str, Any]]:
     return [run_or_load_resolved(experiment, profile, name(c), c, seed, train_student,
                                  lambda c=c, seed=seed: {"teacher": _teacher(profile, c, seed, device, train_missing)},
                                  device=device, force=force, train_missing=train_missing, required_metrics=required)
@@ -342,9 +353,9 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
         ) -> list[dict[str, Any]]:
     """The record of every run (or of the runs ``names``) for every seed: stored ones loaded, missing ones
     trained when allowed."""
-    seeds = _seeds(profile) if seeds is None else tuple(seeds)
+    seeds = checked_seeds(seeds, _seeds(profile))
     return _records(profile, _named(configs(profile, smoke), names), seeds, device, force, train_missing, EXPERIMENT,
-                    run_name, (*DEFAULT_REQUIRED_METRICS, METRIC))  # a record older than the reported metric: clear error
+                    run_name, REQUIRED_METRICS)
 
 
 def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False, *, train_missing: bool | None = None,
@@ -353,7 +364,7 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
     """The record of every sweep run (seed :data:`SWEEP_SEED`; ``stage`` and ``names`` as in
     :func:`sweep_configs` and :func:`run`)."""
     return _records(profile, _named(sweep_configs(profile, smoke, stage), names), (SWEEP_SEED,), device, force,
-                    train_missing, SWEEP_EXPERIMENT, sweep_name)
+                    train_missing, SWEEP_EXPERIMENT, sweep_name, SWEEP_METRICS)
 
 
 def teacher_record(profile: str, target: str = "deep_fcn") -> dict[str, Any]:
@@ -392,22 +403,18 @@ def main(argv: list[str] | None = None) -> None:
     """Train the chapter's records from a shell, one stage at a time (missing records are trained):
     ``weights`` and ``lrs`` (the validation sweep), ``runs``; ``--runs kd-trained ...`` trains only those
     runs, so a stage can be split over parallel one-thread processes."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m untrainable.experiments.transfer_comparison",
-                                     description=main.__doc__)
-    parser.add_argument("--profile", default="full")
+    parser = shell_parser("python -m untrainable.experiments.transfer_comparison", main.__doc__,
+                          "distinct seeds (default: the preset's)")
     parser.add_argument("--stage", choices=STAGES, required=True)
     parser.add_argument("--runs", nargs="*", help="run names (default: every run of the stage)")
-    parser.add_argument("--seeds", type=int, nargs="*")
-    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    seeds = shell_seeds(parser, args.seeds)
     try:
         _named(_methods(args.profile), args.runs)
     except ValueError as err:
         parser.error(str(err))
     if args.stage == "runs":
-        run(args.profile, tuple(args.seeds) if args.seeds else None, args.device, train_missing=True, names=args.runs)
+        run(args.profile, seeds, args.device, train_missing=True, names=args.runs)
     else:
         run_sweep(args.profile, args.device, train_missing=True, stage=args.stage, names=args.runs)
 
