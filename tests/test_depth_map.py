@@ -105,7 +105,7 @@ def test_a_tiny_depth_map_trains_end_to_end_and_its_24_layer_batchnorm_fcn_start
 
 
 def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkeypatch, capsys):
-    monkeypatch.setattr(dm, "step_seconds", lambda c, steps=3: {"step_s": 0.5, "eval_batch_s": 0.1})
+    monkeypatch.setattr(dm, "step_seconds", lambda c, steps=5: {"step_s": 0.5, "eval_batch_s": 0.1})
     monkeypatch.setattr(dm.ig, "run_targets", lambda *a, **k: pytest.fail("an estimate trained something"))
     dm.main(["--profile", "full", "--stage", "runs", "--depths", "24", "48", "--seeds", "0", "--estimate"])
     out = capsys.readouterr().out

@@ -58,7 +58,8 @@ from untrainable.runtime import eval_mode
 __all__ = [
     "RECORDED_KINDS", "guidance_layers", "even_mapping", "resolve_mapping", "MappingError", "freeze",
     "GUIDANCE_DISTANCES", "GuidanceDistance", "GuideBank", "IndexedInputs", "IndexedBatch", "GuidanceLoss",
-    "SimilarityProbe", "mean_defined", "linear_cka_against_gram", "linear_cka_bf16_gram", "SymmetricGram", "sequence_rows", "TOKEN_MODES",
+    "SimilarityProbe", "mean_defined", "linear_cka_against_gram", "linear_cka_bf16_gram", "SymmetricGram",
+    "sequence_rows", "TOKEN_MODES",
 ]
 
 #: Module kinds whose outputs guidance aligns (the authors' list). BatchNorm, activations,

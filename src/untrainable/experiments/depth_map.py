@@ -52,14 +52,14 @@ from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_presets import ImagePreset, Run
 from untrainable.models import build_guide, build_target
-from untrainable.profiles import check_profile, default_seeds, preset_table, replace_preset
+from untrainable.profiles import check_profile, check_seeds, default_seeds, preset_table, replace_preset
 from untrainable.results import find_record
 from untrainable.train import cross_entropy_loss
 
 __all__ = ["EXPERIMENT", "PILOT_EXPERIMENT", "PILOT_SEED", "SELECTION", "NAME", "DEPTHS", "CONDITIONS", "STAGES",
-           "SHALLOW", "MIN_GAP", "Cell", "DepthMapPreset", "PRESETS", "shrink", "preset", "cells", "pilot_name", "run_name", "pilot_configs",
-           "run_configs", "chosen_lrs", "learning_rates", "planned_runs", "run_pilots", "run", "control_fails",
-           "preconditions", "step_seconds", "estimate", "main"]
+           "SHALLOW", "MIN_GAP", "Cell", "DepthMapPreset", "PRESETS", "shrink", "preset", "cells", "pilot_name",
+           "run_name", "pilot_configs", "run_configs", "chosen_lrs", "learning_rates", "planned_runs", "run_pilots",
+           "run", "control_fails", "preconditions", "step_seconds", "estimate", "main"]
 
 EXPERIMENT = "depth_map"
 PILOT_EXPERIMENT = "depth_map_pilots"
@@ -121,7 +121,8 @@ PRESETS: dict[str, DepthMapPreset] = preset_table(NAME, {
 
 def shrink(p: DepthMapPreset) -> DepthMapPreset:
     """A tiny slice of any profile's map, for testing that its code paths run: a shallow and a 24-layer
-    BatchNorm FCN and a shallow one without, one pilot learning rate, one epoch on 128 images."""
+    FCN (with and without BatchNorm, as the profile has them), one pilot learning rate, one epoch on 128
+    images (:func:`untrainable.experiments.fcn_guidance.smoke`)."""
     return replace_preset(NAME, p, base=fcn_guidance.smoke(p.base), depths=(SHALLOW, 24), width=16, first_width=None,
                           pilot_lrs=(1e-3,), chosen_lrs={})
 
@@ -156,10 +157,12 @@ def _cell(c: ig.Config | Mapping[str, Any]) -> Cell:
 
 
 def pilot_name(c: ig.Config) -> str:
+    """A pilot's record name: cell, condition and learning rate (``fcn48-nobn-no_guide-lr0.001``)."""
     return f"{_cell(c)}-{c.condition}-lr{c.lr:g}"
 
 
 def run_name(c: ig.Config) -> str:
+    """A run's record name: cell and condition (``fcn48-trained_guide``)."""
     return f"{_cell(c)}-{c.condition}"
 
 
@@ -202,7 +205,10 @@ def learning_rates(p: DepthMapPreset, pilots: list[dict[str, Any]]) -> dict[Cell
 
 
 def _seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None) -> tuple[int, ...]:
-    return tuple(seeds) if seeds is not None else p.seeds if p.seeds is not None else default_seeds(profile)
+    """``seeds`` when given (checked), else the preset's, else the profile's defaults."""
+    if seeds is not None:
+        return check_seeds(seeds)
+    return p.seeds if p.seeds is not None else default_seeds(profile)
 
 
 def run(profile: str = "quick", seeds: Iterable[int] | None = None, depths: Iterable[int] | None = None,
@@ -258,10 +264,10 @@ def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
 # ----------------------------------------------------------------------------- what it costs
 
 
-def step_seconds(c: ig.Config, steps: int = 3) -> dict[str, float]:
+def step_seconds(c: ig.Config, steps: int = 5) -> dict[str, float]:
     """Seconds per training step of run ``c`` on this machine (random inputs, untrained weights, the
-    config's guide and bank mode), the fastest of ``steps`` after one warm-up step; and seconds per
-    evaluation batch (a forward pass without gradients)."""
+    config's guide and bank mode) and per evaluation batch (a forward pass without gradients), each the
+    fastest of ``steps`` after a warm-up: on a shared machine the fastest is the one least disturbed."""
     gen = torch.Generator().manual_seed(0)
     n, side = c.batch_size, c.image_size
     x = torch.randn(2 * n, 3, side, side, generator=gen)
@@ -288,11 +294,13 @@ def step_seconds(c: ig.Config, steps: int = 3) -> dict[str, float]:
         opt.step()
         times.append(time.perf_counter() - t0)
     model.eval()
+    forwards = []
     with torch.no_grad():
-        t0 = time.perf_counter()
-        model(x[:n])
-        forward = time.perf_counter() - t0
-    return {"step_s": min(times[1:]), "eval_batch_s": forward}
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            model(x[:n])
+            forwards.append(time.perf_counter() - t0)
+    return {"step_s": min(times[1:]), "eval_batch_s": min(forwards[1:])}
 
 
 def _run_seconds(c: ig.Config, timing: dict[str, float]) -> float:
@@ -306,7 +314,7 @@ def _run_seconds(c: ig.Config, timing: dict[str, float]) -> float:
 
 
 def estimate(profile: str, stage: str, depths: Iterable[int] | None = None, seeds: Iterable[int] | None = None,
-             steps: int = 3) -> list[dict[str, Any]]:
+             steps: int = 5) -> list[dict[str, Any]]:
     """The runs of ``stage`` (``pilots`` or ``runs``), each with whether it is stored and its estimated
     seconds on this machine (:func:`step_seconds`, measured once per distinct shape; the runs of a cell
     whose learning rate is not chosen yet are timed at the first pilot learning rate: time does not
@@ -339,8 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     ``--estimate`` print the stage's planned runs and their estimated cost on this machine (nothing trains).
 
     Stages: ``guides`` (the trained guide, chapter 04's), ``pilots`` (the controls at each pilot learning
-    rate), ``runs`` (every condition at the chosen learning rate; the pilots must be stored). ``--depths``
-    splits a stage over parallel one-thread processes; an interrupted run resumes.
+    rate), ``runs`` (every condition at the learning rate its pilots chose; in ``full`` the pilots must be
+    stored first, ``quick`` trains missing ones). ``--depths`` splits a stage over parallel one-thread
+    processes; an interrupted run resumes.
     """
     parser = argparse.ArgumentParser(prog=f"python -m {NAME}", description=main.__doc__)
     parser.add_argument("--profile", default="full")
