@@ -390,3 +390,104 @@ def test_the_bf16_gram_path_matches_float32_cka_and_its_gradient():
     assert not loss._bf16_gram(torch.randn(16, 8))  # more examples than features: the float32 route
     with pytest.raises(ValueError, match="gram_precision"):
         G.GuidanceLoss(net, guide, torch.randn(2, 4), gram_precision="fp16")
+
+
+# ----------------------------------------------------------------------------- one constant layer (issue #31)
+
+
+def _with_constant_layer(net: nn.Module, name: str) -> nn.Module:
+    """``net`` with layer ``name`` (a Linear) made constant over every batch: zero weights, its bias alone."""
+    layer = dict(net.named_modules())[name]
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(0.5)
+    return net
+
+
+def _mlp_guide(seed: int = 3) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                         nn.Linear(16, 10))
+
+
+def _one_step(loss_fn: G.GuidanceLoss, target: nn.Module, xb, yb) -> list[torch.Tensor]:
+    """One Adam step on the guidance loss; the gradients it took."""
+    opt = torch.optim.Adam(target.parameters(), lr=1e-3)
+    target.train()
+    opt.zero_grad()
+    with pytest.warns(RuntimeWarning, match="counted as unrelated"):
+        loss, _ = loss_fn(target, xb, yb)
+    loss.backward()
+    grads = [p.grad.clone() for p in target.parameters()]
+    opt.step()
+    assert all(torch.isfinite(p).all() for p in target.parameters())
+    return grads
+
+
+def test_a_constant_target_layer_counts_its_pair_as_unrelated_and_the_step_trains():
+    x, y = x8(16), torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(2))
+    target, guide = tiny_fcn(depth=3), tiny_resnet()
+    loss_fn = G.GuidanceLoss(target, guide, x[:2])
+    last = len(loss_fn.pairs) - 1
+    _with_constant_layer(target, loss_fn.pairs[last][1])  # the deepest mapped layer (what follows it stays unmapped)
+    grads = _one_step(loss_fn, target, x, y)
+    assert all(torch.isfinite(g).all() for g in grads)
+    log = loss_fn.log[-1]
+    assert log["constant_pairs"] == [last]
+    assert log["terms"][last] == 1.0 and all(0 <= t < 1 for t in log["terms"][:last])
+    assert grads[0].abs().sum() > 0  # the other pairs and the task still train the first layer
+
+
+@pytest.mark.parametrize("bank_mode", [None, "gram", "features"])
+def test_a_constant_guide_layer_counts_its_pair_as_unrelated_and_the_step_trains(bank_mode):
+    x, y = x8(16), torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(2))
+    target, guide = tiny_fcn(depth=3), _with_constant_layer(_mlp_guide(), "3")
+    plain = G.GuidanceLoss(target, guide, x[:2])
+    assert plain.pairs[1][0] == "3"
+    bank = None if bank_mode is None else G.GuideBank(guide, [g for g, _ in plain.pairs], x, mode=bank_mode)
+    loss_fn = G.GuidanceLoss(target, guide, x[:2], bank=bank)
+    xb = G.IndexedInputs(x)[torch.arange(16)] if bank is not None else x
+    grads = _one_step(loss_fn, target, xb, y)
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert loss_fn.log[-1]["constant_pairs"] == [1] and loss_fn.log[-1]["terms"][1] == 1.0
+
+
+def test_the_bf16_gram_path_raises_for_a_constant_side_as_the_float32_forms_do():
+    from untrainable.similarity import ConstantRepresentationError
+
+    x = torch.randn(12, 40).relu()
+    with pytest.raises(ConstantRepresentationError, match="target's activations"):
+        G.linear_cka_bf16_gram(torch.full((12, 40), 3.0), x)
+    with pytest.raises(ConstantRepresentationError, match="guide's activations"):
+        G.linear_cka_bf16_gram(x, torch.full((12, 40), 3.0) + 1e-7 * torch.randn(12, 40))
+
+
+def test_a_probe_of_a_48_layer_batchnorm_fcn_at_initialisation_reports_its_constant_pairs():
+    """In eval mode at initialisation (running statistics still the initial ones) the deep layers of a
+    48-layer BatchNorm FCN are constant over the probe set: their pairs are None, with a reason, and the
+    probe, a diagnostic, never stops the run."""
+    torch.manual_seed(0)
+    target, guide = deep_fcn(3 * 8 * 8, 32, 48, None), G.freeze(tiny_resnet())
+    x = x8(64)
+    pairs = G.resolve_mapping(G.guidance_layers(guide, x[:2]), G.guidance_layers(target, x[:2]))
+    probe = G.SimilarityProbe(guide, pairs, x)
+    values = probe.measure(target)
+    undefined = [i for i, v in enumerate(values) if v is None]
+    assert undefined and undefined[-1] == len(pairs) - 1 and values[0] is not None  # the deep end is constant
+    assert sorted(probe.undefined) == undefined
+    assert all(f"({pairs[i][0]} -> {pairs[i][1]})" in probe.undefined[i] and "constant" in probe.undefined[i]
+               for i in undefined)
+    defined = [v for v in values if v is not None]
+    assert all(0 <= v <= 1 for v in defined)
+    assert G.mean_defined(values) == pytest.approx(sum(defined) / len(defined))
+    assert G.mean_defined([None, None]) is None
+
+
+def test_a_probe_against_a_constant_guide_layer_reports_that_pair_as_undefined():
+    x = x8(32)
+    target, guide = tiny_fcn(depth=3), G.freeze(_with_constant_layer(_mlp_guide(), "3"))
+    pairs = [("1", "features.1"), ("3", "features.9")]
+    probe = G.SimilarityProbe(guide, pairs, x)
+    values = probe.measure(target)
+    assert values[0] is not None and values[1] is None
+    assert "guide layer '3'" in probe.undefined[1]

@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,7 +58,8 @@ from untrainable.runtime import eval_mode
 __all__ = [
     "RECORDED_KINDS", "guidance_layers", "even_mapping", "resolve_mapping", "MappingError", "freeze",
     "GUIDANCE_DISTANCES", "GuidanceDistance", "GuideBank", "IndexedInputs", "IndexedBatch", "GuidanceLoss",
-    "SimilarityProbe", "linear_cka_against_gram", "linear_cka_bf16_gram", "SymmetricGram", "sequence_rows", "TOKEN_MODES",
+    "SimilarityProbe", "mean_defined", "linear_cka_against_gram", "linear_cka_bf16_gram", "SymmetricGram",
+    "sequence_rows", "TOKEN_MODES",
 ]
 
 #: Module kinds whose outputs guidance aligns (the authors' list). BatchNorm, activations,
@@ -260,13 +262,16 @@ def linear_cka_bf16_gram(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     matrix product (its gradient one more, :class:`SymmetricGram`): about twice as fast as float32 on a CPU with native bf16 and
     many times on a GPU. Centring before the rounding keeps the large mean of post-ReLU features out
     of the rounded numbers; against float32, CKA moves by about 1e-4 (tests/test_guidance.py).
+    A side that is constant over the batch raises :class:`~untrainable.similarity.ConstantRepresentationError`,
+    as the float32 forms do (its centred features round to bf16 as the same few ``eps`` of its offset).
     """
-    def gram(z: torch.Tensor) -> torch.Tensor:
+    def gram(z: torch.Tensor, side: str) -> torch.Tensor:
         z = z.flatten(1).float()
-        z = (z - z.mean(0, keepdim=True)).to(torch.bfloat16)
-        return SymmetricGram.apply(z).float()
+        k = SymmetricGram.apply((z - z.mean(0, keepdim=True)).to(torch.bfloat16)).float()
+        S.check_spread(k.diagonal().sum(), z, side, "CKA of bf16 Gram matrices")
+        return k
 
-    k, l = gram(x), gram(y)
+    k, l = gram(x, "the target's activations"), gram(y, "the guide's activations")
     return (k * l).sum() / (k.norm() * l.norm()).clamp_min(torch.finfo(torch.float32).tiny)
 
 
@@ -392,6 +397,19 @@ class IndexedInputs:
         return len(self.x)
 
 
+def _unit_gram(y: torch.Tensor, name: str) -> torch.Tensor:
+    """The centred Gram matrix of ``y`` scaled to unit mean diagonal; zero for a layer constant over the set,
+    whose centred features are rounding noise that the scaling would blow up into a made-up Gram matrix
+    (a zero one makes every CKA against it the constant case the loss handles)."""
+    yc = S.center(y)
+    k = yc @ yc.T
+    try:
+        S.check_spread(k.diagonal().sum(), y, f"guide layer {name!r}", "the guide bank")
+    except S.ConstantRepresentationError:
+        return torch.zeros_like(k)
+    return k / k.diagonal().mean().clamp_min(torch.finfo(k.dtype).tiny)
+
+
 class GuideBank:
     """What a frozen guide computes on the training set, computed once and looked up per batch.
 
@@ -426,9 +444,7 @@ class GuideBank:
                 if mode == "features":
                     self.store[name] = y.to(dtype)
                 else:
-                    y = S.center(y)
-                    k = y @ y.T
-                    self.store[name] = k / k.diagonal().mean().clamp_min(torch.finfo(k.dtype).tiny)
+                    self.store[name] = _unit_gram(y, name)
                 del y
 
     def lookup(self, name: str, index: torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -458,6 +474,18 @@ class GuidanceLoss:
     and :func:`even_mapping` on ``example_input``. For sequence models, ``tokens`` chooses what
     a row of the compared matrices is (:func:`sequence_rows`): a whole sequence (``"flatten"``,
     the paper's) or a token (``"per_token"``, without the positions whose input is ``pad_id``).
+
+    **A layer constant over the batch** (a dead ReLU layer, a saturated one, a batch of identical
+    examples), on either side of a pair, makes that pair's similarity ``0/0``. Training goes on: for
+    that step the pair counts as unrelated representations, ``distance.unrelated`` (1 for
+    ``1 - similarity``), a constant with zero gradient, so the target is neither pushed by a made-up
+    number nor stopped; the other pairs and the task loss train as usual. The step's log lists the
+    pair's index under ``constant_pairs`` (so a diagnostic can count such steps) and a
+    ``RuntimeWarning`` names the pair. Counting the pair as unrelated, rather than dropping its term,
+    keeps the logged guidance term on one scale whether or not a pair was degenerate; an
+    epsilon-regularised CKA was not chosen because its gradient at a constant layer would push the
+    layer's few ``eps`` of rounding noise towards the guide. Non-finite activations (a diverged
+    network) still raise: a NaN must never become a distance.
     """
 
     def __init__(
@@ -620,6 +648,12 @@ class SimilarityProbe:
     ``tokens`` and ``pad_id`` treat sequence outputs as :class:`GuidanceLoss` does (:func:`sequence_rows`):
     ``"per_token"`` compares token rows, padded positions dropped, in feature space (the
     ``(n·T)²`` Gram matrix is never formed).
+
+    A pair whose target or guide layer is constant over the probe set has no CKA (``0/0``): its value
+    is None (JSON's null; the store refuses NaN), and :attr:`undefined` maps its index to the reason,
+    for the last :meth:`measure`. A probe is a diagnostic, so such a layer never stops a run: a deep
+    BatchNorm FCN at initialisation, measured in eval mode, has layers that are constant over the batch
+    (its running statistics are still the initial ones, so nothing rescales the shrinking signal).
     """
 
     def __init__(self, guide: nn.Module, pairs: Sequence[tuple[str, str]], x_probe: torch.Tensor,
@@ -629,27 +663,54 @@ class SimilarityProbe:
         self.pairs = list(pairs)
         self.x_probe, self.batch_size, self.tokens = x_probe, batch_size, tokens
         self.keep = (x_probe != pad_id) if tokens == "per_token" and pad_id is not None else None
+        self.undefined: dict[int, str] = {}
         names = list(dict.fromkeys(g for g, _ in self.pairs))
         acts = record_layers(guide, x_probe, names, batch_size=batch_size, flatten=tokens == "flatten")
         self.guide_grams = {}  # the guide's side, computed once: centred Gram matrices, or token rows
+        self.constant_guide: dict[str, str] = {}  # guide layers constant over the probe set, with the reason
         for name in names:
+            y = acts.pop(name)
+            rows = y if tokens == "flatten" else sequence_rows(y, tokens, self.keep)
+            try:
+                S.check_spread(torch.linalg.vector_norm(S.center(S.flatten(rows))).double() ** 2, rows,
+                               f"guide layer {name!r}", "the alignment probe")
+            except S.ConstantRepresentationError as err:
+                self.constant_guide[name] = str(err)
             if tokens == "flatten":
-                y = S.center(acts.pop(name))
+                y = S.center(y)
                 self.guide_grams[name] = y @ y.T
             else:
-                self.guide_grams[name] = sequence_rows(acts.pop(name), tokens, self.keep)
+                self.guide_grams[name] = rows
 
     @torch.no_grad()
-    def measure(self, target: nn.Module) -> list[float]:
-        """The linear CKA of each mapped pair, ``target``'s layers against the guide's recorded side."""
+    def measure(self, target: nn.Module) -> list[float | None]:
+        """The linear CKA of each mapped pair, ``target``'s layers against the guide's recorded side; None
+        for a pair with a constant side (the reason in :attr:`undefined`)."""
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size,
                              flatten=self.tokens == "flatten", device=device)
-        if self.tokens == "flatten":
-            return [float(linear_cka_against_gram(acts[t].to(device), self.guide_grams[g].to(device)))
-                    for g, t in self.pairs]
         keep = None if self.keep is None else self.keep.to(device)
-        return [float(S.linear_cka(sequence_rows(acts[t].to(device).float(), self.tokens, keep),
-                                   self.guide_grams[g].to(device).float())) for g, t in self.pairs]
+        self.undefined = {}
+        values: list[float | None] = []
+        for i, (g, t) in enumerate(self.pairs):
+            a, b = acts[t].to(device), self.guide_grams[g].to(device)
+            if g in self.constant_guide:
+                self.undefined[i] = f"pair {i} ({g} -> {t}): {self.constant_guide[g]}"
+                values.append(None)
+                continue
+            try:
+                if self.tokens == "flatten":
+                    values.append(float(linear_cka_against_gram(a, b)))
+                else:
+                    values.append(float(S.linear_cka(sequence_rows(a.float(), self.tokens, keep), b.float())))
+            except S.ConstantRepresentationError as err:
+                self.undefined[i] = f"pair {i} ({g} -> {t}): {err}"
+                values.append(None)
+        return values
 
+
+def mean_defined(values: Sequence[float | None]) -> float | None:
+    """The mean of the defined values of a probe's :meth:`SimilarityProbe.measure` (None when none is)."""
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None

@@ -123,14 +123,16 @@ def deep_fcn(
     first_width: int | None = 2048,
     num_classes: int = 10,
     dropout: float = 0.1,
+    batch_norm: bool = True,
 ) -> FCN:
     """The paper's Deep FCN: ``depth`` blocks of Linear + BatchNorm + ReLU + Dropout, then logits.
 
     The paper: a first block of width 2048, then 47 blocks of width 1024, dropout 0.1 (49 Linear
-    layers with the classifier). ``first_width=None`` makes every block ``width`` wide.
+    layers with the classifier). ``first_width=None`` makes every block ``width`` wide;
+    ``batch_norm=False`` drops BatchNorm (the plain deep MLP of the depth map).
     """
     widths = [first_width or width] + [width] * (depth - 1)
-    return FCN(in_features, widths, num_classes=num_classes, batch_norm=True, dropout=dropout)
+    return FCN(in_features, widths, num_classes=num_classes, batch_norm=batch_norm, dropout=dropout)
 
 
 def wide_fcn(
@@ -299,6 +301,8 @@ class TargetSpec(Protocol):
     @property
     def fcn_dropout(self) -> float: ...
     @property
+    def fcn_batch_norm(self) -> bool: ...
+    @property
     def wide_width(self) -> int: ...
     @property
     def wide_depth(self) -> int: ...
@@ -333,7 +337,8 @@ def build_target(c: TargetSpec) -> nn.Module:
     """The target network of a guidance run on images (chapters 04, 05), from its config's sizes."""
     in_features = 3 * c.image_size * c.image_size
     if c.target == "deep_fcn":
-        return deep_fcn(in_features, c.fcn_width, c.fcn_depth, c.fcn_first_width, c.num_classes, c.fcn_dropout)
+        return deep_fcn(in_features, c.fcn_width, c.fcn_depth, c.fcn_first_width, c.num_classes, c.fcn_dropout,
+                        c.fcn_batch_norm)
     if c.target == "wide_fcn":
         return wide_fcn(in_features, c.wide_width, c.wide_depth, c.num_classes)
     if c.target == "plain_cnn":

@@ -125,6 +125,7 @@ class Config:
     schedule: str = added_field("constant")  # learning-rate schedule (untrainable.train.lr_factor)
     augment: bool = added_field(False)  # random crop and flip per batch (the guide then runs online: no bank)
     gram_precision: str = added_field("fp32")  # wide layers' CKA Gram products: "fp32" | "bf16" | "auto"
+    fcn_batch_norm: bool = added_field(True)  # False: the Deep FCN's blocks without BatchNorm (the depth map)
 
     def __post_init__(self) -> None:
         check_fields(self, positive=("epochs", "batch_size", "lr", "n_train", "n_test", "guide_steps", "probe_n",
@@ -260,6 +261,18 @@ def _probes(model: nn.Module, references: dict[str, nn.Module], example: torch.T
     return probes
 
 
+def _measure(probes: dict[str, G.SimilarityProbe], model: nn.Module, undefined: dict[str, dict[str, str]]
+             ) -> dict[str, list[float | None]]:
+    """Each probe's CKA per pair (None: undefined, a side constant over the probe set); the reasons go into
+    ``undefined`` as ``{reference: {pair index: reason}}``, so a record says why a value is null."""
+    out = {}
+    for k, p in probes.items():
+        out[k] = p.measure(model)
+        if p.undefined:
+            undefined[k] = {str(i): why for i, why in p.undefined.items()}
+    return out
+
+
 def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, inputs: TargetInputs
                  ) -> dict[str, Any]:
     """Train one target under one condition; return metrics and a per-epoch history with alignment.
@@ -288,14 +301,20 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
             guidance.step, guidance.log = (epoch - 1) * steps_per_epoch, []
 
     def end_epoch(epoch: int, m: nn.Module) -> dict[str, Any]:
-        row: dict[str, Any] = {f"cka_{k}": p.measure(m) for k, p in probes.items()}
+        undefined: dict[str, dict[str, str]] = {}
+        row: dict[str, Any] = {f"cka_{k}": v for k, v in _measure(probes, m, undefined).items()}
+        if undefined:
+            row["cka_undefined"] = undefined
         row["train_task_loss"] = meter.epoch_mean()
         if guidance is not None and guidance.log:
             means = guidance.epoch_means(steps_per_epoch)[-1]
             row.update(guidance_term=means["guidance"], pair_distance=means["terms"], guided_steps=means["steps"])
         return row
 
-    state = {"initial_cka": {k: p.measure(model) for k, p in probes.items()}}
+    undefined: dict[str, dict[str, str]] = {}
+    state: dict[str, Any] = {"initial_cka": _measure(probes, model, undefined)}
+    if undefined:
+        state["initial_cka_undefined"] = undefined
     train_inputs = G.IndexedInputs(x_train) if inputs.bank is not None else x_train
     settings = FitSettings(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
                            optimizer=c.optimizer, schedule=c.schedule, precision=c.precision)
@@ -312,13 +331,15 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         parameters=count_parameters(model),
         guided_steps=0 if guidance is None else min(c.guide_steps or 10**12, c.epochs * steps_per_epoch),
         test_correct=correct_string(model, x_test, y_test, device, precision=c.precision),
-        mean_cka_trained=float(np.mean(last["cka_trained"])),
-        mean_cka_untrained=float(np.mean(last["cka_untrained"])),
+        mean_cka_trained=G.mean_defined(last["cka_trained"]),
+        mean_cka_untrained=G.mean_defined(last["cka_untrained"]),
     )
     if inputs.valid is not None:
         metrics.update(validation_metrics(history))
     out = {"metrics": metrics, "history": history, "initial_cka": state["initial_cka"],
            "probe_pairs": {k: p.pairs for k, p in probes.items()}}
+    if "initial_cka_undefined" in state:
+        out["initial_cka_undefined"] = state["initial_cka_undefined"]
     if guidance is not None:
         out["pairs"] = guidance.pairs
     return out

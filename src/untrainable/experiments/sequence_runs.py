@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -124,8 +123,8 @@ def train_run(c: Config, seed: int, device: torch.device, checkpoint: Path, guid
     out: dict[str, Any] = {"metrics": metrics, "history": history}
     if probes:
         final = {k: p.measure(model) for k, p in probes.items()}
-        metrics.update(mean_cka_trained=float(np.mean(final["trained"])),
-                       mean_cka_untrained=float(np.mean(final["untrained"])))
+        metrics.update(mean_cka_trained=G.mean_defined(final["trained"]),
+                       mean_cka_untrained=G.mean_defined(final["untrained"]))
         out.update(initial_cka=state["initial_cka"], final_cka=final, probe_pairs={k: p.pairs for k, p in probes.items()})
     if guidance is not None:
         out["pairs"] = guidance.pairs

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -317,8 +316,8 @@ def train_student(c: Config, seed: int, device: torch.device, checkpoint: Path, 
     steps = len(history) * -(-len(train[1]) // s.batch_size)
     metrics = {k: history[-1][k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     metrics.update(ig.validation_metrics(history), **_accuracy_checkpoint(history),
-                   parameters=count_parameters(model), mean_cka_teacher=float(
-        np.mean(cka)), seconds_per_step=sum(h["train_time_s"] for h in history) / steps)
+                   parameters=count_parameters(model), mean_cka_teacher=G.mean_defined(cka),
+                   seconds_per_step=sum(h["train_time_s"] for h in history) / steps)
     return {"metrics": metrics, "history": history, "final_cka": cka, "pairs": loss.pairs}
 
 

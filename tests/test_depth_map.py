@@ -1,0 +1,118 @@
+"""The depth map (issue #31): its configs come from chapter 04's presets, its pilots choose on validation
+accuracy, its deep BatchNorm FCNs start and train, and it says where a control fails to train."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from untrainable.experiments import depth_map as dm
+from untrainable.experiments import fcn_guidance as fcn
+from untrainable.experiments import image_guidance as ig
+from untrainable.profiles import PROFILES, PresetError, replace_preset
+from untrainable.record_keys import key_payload, run_key
+
+
+def test_every_profile_has_a_map_and_the_full_one_spans_depth_3_to_48_with_and_without_batchnorm():
+    assert set(dm.PRESETS) == set(PROFILES)
+    full = dm.PRESETS["full"]
+    assert full.depths == (3, 6, 12, 24, 48) and set(full.batch_norm) == {True, False}
+    assert [str(c) for c in dm.cells(full, (24, 48))] == ["fcn24", "fcn48", "fcn24-nobn", "fcn48-nobn"]
+    with pytest.raises(ValueError, match=r"depths \[7\] are not in the preset's map"):
+        dm.cells(full, (7,))
+    with pytest.raises(PresetError, match="unknown preset key.*'widht'"):
+        replace_preset(dm.NAME, full, widht=3)
+
+
+def test_a_cell_is_chapter_04s_run_resized_so_its_images_guide_and_training_are_chapter_04s():
+    """At chapter 04's own depth, width and learning rate, the map's control is chapter 04's control."""
+    chapter = next(c for c in fcn.configs("full") if (c.target, c.condition) == ("deep_fcn", "no_guide"))
+    full = dm.PRESETS["full"]
+    mine = dm.run_configs(full, {cell: chapter.lr for cell in dm.cells(full)}, (chapter.fcn_depth,))
+    assert mine[0] == chapter
+    assert [c.condition for c in mine[:3]] == list(dm.CONDITIONS)
+    assert mine[1].guide == fcn.configs("full")[1].guide  # the trained guide is chapter 04's record
+    assert {c.fcn_batch_norm for c in mine} == {True, False}
+
+
+def test_batchnorm_at_its_default_leaves_every_record_key_as_it_was():
+    c = fcn.configs("full")[0]
+    assert c.fcn_batch_norm and "fcn_batch_norm" not in key_payload(c)
+    without = dataclasses.replace(c, fcn_batch_norm=False)
+    assert key_payload(without)["fcn_batch_norm"] is False
+    assert run_key(ig.EXPERIMENT, without, 0) != run_key(ig.EXPERIMENT, c, 0)
+
+
+def test_runs_need_each_cells_learning_rate_and_the_full_plan_awaits_its_pilots():
+    full = dm.PRESETS["full"]
+    with pytest.raises(ValueError, match=r"no learning rate chosen for cells \['fcn48'.*--stage pilots"):
+        dm.run_configs(full, {}, (48,))
+    planned = dm.planned_runs("full")
+    assert [(r.experiment, r.name) for r in planned[:1]] == [("guides", "resnet18-same-images")]
+    pilots = [r for r in planned if r.experiment == dm.PILOT_EXPERIMENT]
+    assert len(pilots) == len(full.depths) * len(full.batch_norm) * len(full.pilot_lrs) == len(planned) - 1
+    assert {r.seed for r in pilots} == {dm.PILOT_SEED} and {r.config.condition for r in pilots} == {"no_guide"}
+
+
+def _record(depth: int, lr: float, valid_acc: float, train_acc: float = 0.5, batch_norm: bool = True) -> dict:
+    return {"name": f"fcn{depth}", "config": {"fcn_depth": depth, "fcn_batch_norm": batch_norm, "lr": lr,
+                                               "condition": "no_guide"},
+            "metrics": {"min_valid_loss": 1.0},
+            "history": [{"valid_acc": valid_acc, "valid_loss": 1.0, "train_acc": train_acc}]}
+
+
+def test_the_pilots_choose_each_cells_learning_rate_by_validation_accuracy():
+    records = [_record(3, 1e-3, 0.40), _record(3, 1e-4, 0.45), _record(48, 1e-3, 0.12), _record(48, 1e-4, 0.11),
+               _record(48, 1e-3, 0.30, batch_norm=False), _record(48, 1e-4, 0.20, batch_norm=False)]
+    assert dm.chosen_lrs(records) == {dm.Cell(3): 1e-4, dm.Cell(48): 1e-3, dm.Cell(48, False): 1e-3}
+    written = replace_preset(dm.NAME, dm.PRESETS["quick"], chosen_lrs={dm.Cell(48): 1e-4})
+    with pytest.raises(ValueError, match="disagree with what the pilots choose.*fcn48"):
+        dm.learning_rates(written, records)
+
+
+def test_a_control_fails_to_train_near_chance_or_twenty_points_below_the_shallow_net():
+    shallow = [_record(3, 1e-3, 0.5, train_acc=0.9)]
+    near_chance = dm.control_fails([_record(48, 1e-3, 0.1, train_acc=0.15)], shallow, "the 48-layer net")
+    below = dm.control_fails([_record(48, 1e-3, 0.3, train_acc=0.65)], shallow, "the 48-layer net")
+    trains = dm.control_fails([_record(48, 1e-3, 0.4, train_acc=0.8)], shallow, "the 48-layer net")
+    assert near_chance.holds and below.holds and not trains.holds
+    assert below.numbers["gap_to_shallow"] == pytest.approx(25.0) and "25.0 points below" in below.detail
+    assert dm.control_fails([], shallow, "the 48-layer net").status == "no records"
+    checks = dm.preconditions(shallow + [_record(48, 1e-3, 0.3, train_acc=0.65)])
+    assert [(c.name, c.holds) for c in checks] == [("the unguided fcn48 fails to train", True)]
+
+
+def test_a_tiny_depth_map_trains_end_to_end_and_its_24_layer_batchnorm_fcn_starts():
+    """The 24-layer BatchNorm FCN's deep layers are constant at initialisation in eval mode: its probes
+    record null with a reason, and every run trains and is stored."""
+    records = dm.run("quick", seeds=(0,), smoke=True)
+    p = dm.preset("quick", smoke=True)
+    assert [r["name"] for r in records] == [f"{cell}-{c}" for cell in dm.cells(p) for c in dm.CONDITIONS]
+    deep = [r for r in records if r["config"]["fcn_depth"] == 24 and r["config"]["fcn_batch_norm"]]
+    assert len(deep) == len(dm.CONDITIONS)
+    for r in deep:
+        initial = r["initial_cka"]["trained"]
+        reasons = r["initial_cka_undefined"]["trained"]
+        assert None in initial and sorted(map(int, reasons)) == [i for i, v in enumerate(initial) if v is None]
+        assert all("constant" in why for why in reasons.values())
+    for r in records:
+        assert all(math.isfinite(h["train_loss"]) for h in r["history"])
+    assert {r["config"]["lr"] for r in records} == set(p.pilot_lrs)  # each cell at its pilots' choice
+    again = dm.run("quick", seeds=(0,), smoke=True)  # loaded, not retrained
+    assert [r["key"] for r in again] == [r["key"] for r in records]
+
+
+def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkeypatch, capsys):
+    monkeypatch.setattr(dm, "step_seconds", lambda c, steps=5: {"step_s": 0.5, "eval_batch_s": 0.1})
+    monkeypatch.setattr(dm.ig, "run_targets", lambda *a, **k: pytest.fail("an estimate trained something"))
+    dm.main(["--profile", "full", "--stage", "runs", "--depths", "24", "48", "--seeds", "0", "--estimate"])
+    out = capsys.readouterr().out
+    assert "depth_map/fcn48-trained_guide seed 0: missing" in out and "(lr not chosen yet)" in out
+    assert "12 runs, 12 missing" in out
+    rows = dm.estimate("full", "pilots", (48,))
+    c = dm.pilot_configs(dm.PRESETS["full"], (48,))[0]
+    steps = math.ceil(c.n_train / c.batch_size) * c.epochs
+    evals = math.ceil((c.n_valid + 10000) / c.batch_size) * c.epochs  # n_test None: every test image
+    assert rows[0]["estimated_s"] == pytest.approx(0.5 * steps + 0.1 * evals)
