@@ -682,3 +682,13 @@ def test_item11_the_setup_cell_installs_a_pinned_release_and_says_so(path, monke
     assert re.fullmatch(r"v\d+\.\d+\.\d+", release) and "main" not in clone
     printed = capsys.readouterr().out
     assert release in printed and "UNTRAINABLE_DOWNLOAD=1" in printed
+
+
+def test_a_record_names_the_commit_its_process_started_at(tmp_path, monkeypatch):
+    """A long run ran the code it imported: a commit made while it trains must not be written into its record."""
+    from untrainable import results
+
+    calls = []
+    monkeypatch.setattr(results.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    assert results.git_commit() == results.git_commit()  # cached: git is not asked again
+    assert calls == []

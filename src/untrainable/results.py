@@ -125,8 +125,13 @@ def write_record(record: dict[str, Any], path: Path) -> dict[str, Any]:
     return sealed
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The commit the code ran at, with ``-dirty`` when tracked files had uncommitted changes."""
+    """The commit the code ran at, with ``-dirty`` when tracked files had uncommitted changes.
+
+    Read once per process, when this module is imported: a run that trains for an hour ran the code
+    it started with, whatever was committed while it trained, and its record must name that code.
+    """
     try:
         root = repo_root()
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -136,6 +141,9 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+git_commit()  # the code this process imported (see the docstring)
 
 
 def versions() -> dict[str, str]:
