@@ -41,6 +41,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from untrainable.analysis.selection import best_record, group_by
 from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments.sequence_runs import train_run
@@ -60,6 +61,9 @@ CHANCE = {"copy": 0.10, "parity": 0.50}
 #: The learning rates of every copy-paste and parity target (chapter 06's sweep without its smallest, 3e-5,
 #: which no condition chose); the cell's ``lr`` is its guides' rate and the first pilots' one.
 TARGET_LRS = (3e-3, 1e-3, 3e-4, 1e-4)
+#: How a target's learning rate is chosen (:func:`untrainable.analysis.selection.choose`); a language
+#: model is judged by its lowest validation perplexity, the same loss rule.
+SELECTION = "valid_loss"
 #: What a cell must show to qualify: on copy-paste and parity the target at least ``above_chance`` above
 #: chance (a target that learns nothing would give verdicts read off noise); copy, the guide this far
 #: above the target; parity, the guide at least ``guide_valid_acc`` on validation and this far above
@@ -255,16 +259,13 @@ def run_name_parts(r: dict[str, Any]) -> tuple[str, str]:
 
 
 def tuned_targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every guide record and, per setting and cell, the target record of lowest validation loss
-    (the target at its tuned learning rate): what :func:`choose` and :func:`pilot_figure` judge."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in records:
-        if _role(r) == "target":
-            key = (r["config"]["setting"], run_name_parts(r)[1])
-            loss = min(h["valid_loss"] for h in r["history"])
-            if key not in best or loss < min(h["valid_loss"] for h in best[key]["history"]):
-                best[key] = r
-    return [r for r in records if _role(r) == "guide" or best[(r["config"]["setting"], run_name_parts(r)[1])] is r]
+    """Every guide record and, per setting and cell, the target record chosen on validation
+    (:data:`SELECTION`: the target at its tuned learning rate): what :func:`choose` and
+    :func:`pilot_figure` judge."""
+    targets = group_by([r for r in records if _role(r) == "target"],
+                       lambda r: (r["config"]["setting"], run_name_parts(r)[1]))
+    tuned = [best_record(rs, SELECTION) for rs in targets.values()]
+    return [r for r in records if _role(r) == "guide" or any(r is t for t in tuned)]
 
 
 def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
