@@ -46,7 +46,7 @@ import torch
 
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import CheckedPrecondition, fails_to_train
-from untrainable.analysis.selection import choose
+from untrainable.analysis.selection import BOOK_CRITERION, choose
 from untrainable.experiments import PlannedRun, fcn_guidance
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
@@ -66,7 +66,7 @@ PILOT_EXPERIMENT = "depth_map_pilots"
 #: The seed of every pilot run: no reported run uses it, so the choice does not favour a reported seed.
 PILOT_SEED = 100
 #: How a cell's learning rate is chosen from its pilots (:func:`untrainable.analysis.selection.choose`).
-SELECTION = "valid_acc"
+SELECTION = BOOK_CRITERION
 NAME = "untrainable.experiments.depth_map"
 #: The depths of the full map.
 DEPTHS = (3, 6, 12, 24, 48)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from untrainable.analysis.selection import choose
+from untrainable.analysis.selection import BOOK_CRITERION, choose
 from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
@@ -31,13 +31,11 @@ from untrainable.experiments.image_guides import GuideConfig
 from untrainable.experiments.image_presets import ImagePreset, Run, RunSettings
 from untrainable.profiles import check_profile, check_seeds, default_seeds, replace_preset
 
-__all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "STAGES", "ImageChapter", "sweep_name"]
+__all__ = ["SWEEP_EXPERIMENT", "SWEEP_SEED", "STAGES", "ImageChapter", "sweep_name"]
 
 SWEEP_EXPERIMENT = "image_sweeps"
 #: The seed of every sweep run: no reported run uses it, so the choice does not favour a reported seed.
 SWEEP_SEED = 100
-#: How the sweep chooses alpha and the learning rate (:func:`untrainable.analysis.selection.choose`).
-SELECTION = "valid_loss"
 #: What a shell run trains, one stage at a time.
 STAGES = ("guides", "alpha", "lr", "runs")
 
@@ -48,9 +46,9 @@ def sweep_name(c: ig.Config) -> str:
     return f"{c.target}-{c.condition}-lr{c.lr:g}{alpha}"
 
 
-def _best(records: list[dict[str, Any]], field_name: str) -> Any:
-    """The ``field_name`` value chosen on validation by the chapter's criterion (:data:`SELECTION`)."""
-    return choose(records, lambda r: r["config"][field_name], SELECTION)
+def _best(records: list[dict[str, Any]], field_name: str, criterion: str) -> Any:
+    """The ``field_name`` value chosen on validation by ``criterion`` (:func:`untrainable.analysis.selection.choose`)."""
+    return choose(records, lambda r: r["config"][field_name], criterion)
 
 
 def _guided(condition: str) -> bool:
@@ -76,6 +74,7 @@ class ImageChapter:
     swept: list[Run]  # the runs whose learning rate (and, guided, alpha) the sweep chooses
     presets: Mapping[str, ImagePreset]
     smoke: Callable[[ImagePreset], ImagePreset]
+    selection: str = BOOK_CRITERION  # how the sweep chooses (analysis.selection)
 
     def preset(self, profile: str, smoke: bool = False, overrides: Mapping[str, Any] | None = None) -> ImagePreset:
         """The preset of ``profile`` (shrunk by ``self.smoke`` when ``smoke``), with ``overrides`` applied
@@ -125,23 +124,39 @@ class ImageChapter:
             settings += [(run, RunSettings(lr, _alpha(p, run))) for lr in p.sweep_lrs]
         return list(dict.fromkeys(ip.target_configs(p, [run], {run: s})[0] for run, s in settings))
 
-    def chosen_settings(self, profile: str, records: list[dict[str, Any]]) -> dict[Run, RunSettings]:
-        """The settings chosen from the sweep's ``records``: alpha by the lowest validation loss at
-        ``sweep_alpha_lr``, then the learning rate by the lowest validation loss at that alpha (unguided
-        runs: the learning rate only)."""
-        p = self.presets[check_profile(profile)]
+    def chosen_settings(self, profile: str, records: list[dict[str, Any]],
+                        criterion: str | None = None) -> dict[Run, RunSettings]:
+        """The settings chosen from the sweep's ``records`` by ``criterion`` (default: the chapter's
+        :attr:`selection`): alpha at ``sweep_alpha_lr``, then the learning rate at that alpha (unguided runs:
+        the learning rate only). A run whose learning rates were not all swept at its alpha is left out
+        (a sweep half done chooses nothing)."""
+        choices = {run: self._choice(profile, records, run, criterion or self.selection) for run in self.swept}
+        return {run: RunSettings(lr, alpha) for run, (alpha, lr) in choices.items() if lr is not None}
+
+    def changes_under(self, profile: str, records: list[dict[str, Any]],
+                      criterion: str) -> dict[Run, tuple[RunSettings, RunSettings | None]]:
+        """The swept runs ``criterion`` would set differently: ``run -> (what the chapter chose, what
+        criterion chooses)``; the second is None where its alpha's learning rates were never swept."""
         out = {}
         for run in self.swept:
-            mine = [r for r in records if (r["config"]["target"], r["config"]["condition"]) == run]
-            alpha = _alpha(p)
-            if _guided(run.condition):
-                at_lr = [r for r in mine if r["config"]["lr"] == p.sweep_alpha_lr and
-                         r["config"]["alpha"] in p.sweep_alphas]
-                alpha = _best(at_lr, "alpha") if at_lr else alpha
-            at_alpha = [r for r in mine if r["config"]["alpha"] == alpha and r["config"]["lr"] in p.sweep_lrs]
-            if at_alpha:
-                out[run] = RunSettings(_best(at_alpha, "lr"), alpha if _guided(run.condition) else None)
+            ours, theirs = (self._choice(profile, records, run, c) for c in (self.selection, criterion))
+            if ours != theirs:
+                out[run] = (RunSettings(ours[1], ours[0]), RunSettings(theirs[1], theirs[0]) if theirs[1] else None)
         return out
+
+    def _choice(self, profile: str, records: list[dict[str, Any]], run: Run,
+                criterion: str) -> tuple[float | None, float | None]:
+        """``(alpha or None unguided, learning rate or None unswept)`` chosen for ``run`` by ``criterion``."""
+        p = self.presets[check_profile(profile)]
+        mine = [r for r in records if (r["config"]["target"], r["config"]["condition"]) == run]
+        alpha = _alpha(p)
+        if _guided(run.condition):
+            at_lr = [r for r in mine if r["config"]["lr"] == p.sweep_alpha_lr and r["config"]["alpha"] in p.sweep_alphas]
+            alpha = _best(at_lr, "alpha", criterion) if at_lr else alpha
+        at_alpha = [r for r in mine if r["config"]["alpha"] == alpha and r["config"]["lr"] in p.sweep_lrs]
+        swept_all = {r["config"]["lr"] for r in at_alpha} == set(p.sweep_lrs)
+        lr = _best(at_alpha, "lr", criterion) if swept_all else None
+        return (alpha if _guided(run.condition) else None), lr
 
     def run_sweep(self, profile: str = "quick", device: str = "auto", force: bool = False, *,
                   train_missing: bool | None = None, smoke: bool = False, **overrides: Any) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ from typing import Any
 
 from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
                                                 guide_beats_target)
-from untrainable.analysis.selection import choose
+from untrainable.analysis.selection import BOOK_CRITERION, choose
 from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments.sequence_configs import (CHAPTER, CONDITIONS, CONDITION_LABELS, EVERY_WINDOW, EXPERIMENT,
                                                       PRESETS, REQUIRED_METRICS, SETTINGS, SETTING_LABELS, SETTING_NETS,
@@ -71,15 +71,16 @@ __all__ = [
 ]
 
 #: How the sweep chooses a learning rate (:func:`untrainable.analysis.selection.choose`).
-SELECTION = "valid_loss"
+SELECTION = BOOK_CRITERION
 
 
 # ----------------------------------------------------------------------------- the validation sweep
 
 
 def chosen_settings(records: list[dict[str, Any]]) -> dict[Run, RunSettings]:
-    """Per run (setting, condition), the learning rate of the sweep record with the lowest validation
-    loss (as the paper chose its learning rates): what a preset's ``run_settings`` hold."""
+    """Per run (setting, condition), the learning rate its sweep records choose on validation by the
+    book's criterion (:data:`SELECTION`; the lowest validation loss, the paper's rule, chooses the same
+    rates here): what a preset's ``run_settings`` hold."""
     groups: dict[Run, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(Run(r["config"]["setting"], r["config"]["condition"]), []).append(r)

@@ -31,7 +31,7 @@ from untrainable import transfer as T
 from untrainable.mimic import random_crop_flip
 from untrainable.analysis.transfer_tables import METRIC
 from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
-from untrainable.analysis.selection import best_record
+from untrainable.analysis.selection import BOOK_CRITERION, best_record
 from untrainable.data import stratified_indices
 from untrainable.config_checks import check_fields
 from untrainable.experiments import PlannedRun, checked_seeds, shell_parser, shell_seeds
@@ -154,7 +154,7 @@ PRESETS: dict[str, TransferPreset] = preset_table(_CHAPTER, {
 #: What a shell run trains, one stage at a time.
 STAGES = ("weights", "lrs", "runs")
 #: How the sweep chooses a weight and a learning rate (:func:`untrainable.analysis.selection.choose`).
-SELECTION = "valid_acc"
+SELECTION = BOOK_CRITERION
 
 
 #: Each student's chapter module: its unguided run is the student, its trained guide the teacher.
