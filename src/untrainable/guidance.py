@@ -650,7 +650,7 @@ class SimilarityProbe:
     ``(n·T)²`` Gram matrix is never formed).
 
     A pair whose target or guide layer is constant over the probe set has no CKA (``0/0``): its value
-    is None (JSON's null; the store refuses NaN), and :attr:`undefined` maps its index to the reason,
+    is None (JSON's null; the store refuses NaN), and ``undefined`` maps its index to the reason,
     for the last :meth:`measure`. A probe is a diagnostic, so such a layer never stops a run: a deep
     BatchNorm FCN at initialisation, measured in eval mode, has layers that are constant over the batch
     (its running statistics are still the initial ones, so nothing rescales the shrinking signal).
@@ -685,7 +685,7 @@ class SimilarityProbe:
     @torch.no_grad()
     def measure(self, target: nn.Module) -> list[float | None]:
         """The linear CKA of each mapped pair, ``target``'s layers against the guide's recorded side; None
-        for a pair with a constant side (the reason in :attr:`undefined`)."""
+        for a pair with a constant side (the reason in ``undefined``)."""
         names = list(dict.fromkeys(t for _, t in self.pairs))
         device = next(target.parameters()).device
         acts = record_layers(target, self.x_probe, names, batch_size=self.batch_size,

@@ -5,7 +5,7 @@ side: a fully connected net, a small CNN and a deep, narrow fully connected net.
 only the inductive bias each architecture builds in.
 
 Which function builds which chapter's networks. Each chapter's builder sits beside the config it
-reads (those of :mod:`untrainable.experiments`); this module imports no chapter.
+reads (those of ``untrainable.experiments``); this module imports no chapter.
 
 =================================  ===============================================================
 builder                            networks
