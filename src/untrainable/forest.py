@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from untrainable import analysis as A
 from untrainable import paper_comparison as PC
 
-__all__ = ["VERDICT_COLORS", "AXIS_LABELS", "judged_rows", "forest_plot"]
+__all__ = ["VERDICT_COLORS", "AXIS_LABELS", "judged_rows", "forest_plot", "figure_markup"]
 
 #: One colour per verdict: green the paper's direction, red the other, amber undecided, blue no effect, greys
 #: the verdicts without a test.
@@ -137,3 +137,13 @@ def forest_plot(verdicts: pd.DataFrame, profile: str, path: Path | None = None) 
                  fontsize=9.5)
     _legend(fig, rows)
     return fig
+
+
+def figure_markup(image: str, verdicts: pd.DataFrame, profile: str, page: str, path: Path | None = None) -> str:
+    """The landing page's MyST figure of :func:`forest_plot` saved as ``image``, its caption saying the profile,
+    the seeds and where each row's numbers are (``page``: page 98's link)."""
+    rows = judged_rows(verdicts, path)
+    return (f"```{{figure}} {image}\n:alt: Forest plot of the {len(rows)} judged claims, our effect beside the paper's\n"
+            f":width: 100%\n\nEvery claim the book judges (profile `{profile}`, {_seeds(rows)}): our effect with its "
+            "95 % interval in its verdict's colour, and the paper's effect on our scale (open diamond); one panel per "
+            f"unit. [Paper vs reproduction]({page}) gives every row's numbers, test and reason.\n```\n")

@@ -93,15 +93,13 @@ def paper_numbers(path: Path | None = None) -> pd.DataFrame:
 
 
 def sources_table(paper: pd.DataFrame) -> pd.DataFrame:
-    """Where each of the papers' numbers comes from, one row per number (``paper``: :func:`paper_numbers`):
-    the number with its spread and metric, its source and the data file's note in full. The setting
-    and condition are in the verdict tables above, by the same row; leaving them out keeps the source
-    and the note wide enough to read."""
+    """Where each of the papers' numbers comes from, one row per number (``paper``: :func:`paper_numbers`),
+    by its :func:`claim`: the number with its spread and metric, its source and the data file's note in full."""
     spread = paper["paper_spread"].map(lambda v: "" if pd.isna(v) else f" ± {v:g}")
     number = paper["paper_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:g}") + spread
     return pd.DataFrame({"paper's number": number + " (" + paper["paper_metric"].fillna("") + ")",
                          "source": paper["source"].fillna("—"), "note": paper["note"].fillna("")},
-                        index=paper.index.rename("row"))
+                        index=pd.Index([claim(row) for _, row in paper.iterrows()], name="claim"))
 
 
 class _Store:
@@ -695,3 +693,35 @@ def notes_html(table: pd.DataFrame, summary: str, path: Path | None = None) -> s
         items.append(f"<li><b>{html.escape(str(r['setting']))}, {html.escape(str(r['condition']))}</b> — "
                      f"{html.escape(r['verdict'])}. " + html.escape(_humane("; ".join(parts), names)) + ".</li>")
     return f"<details><summary>{html.escape(summary)}</summary>\n<ul>\n" + "\n".join(items) + "\n</ul>\n</details>"
+
+
+def _listed(rows: pd.DataFrame, label: str = "claim") -> str:
+    """'Deep FCN (ResNet-18 guide): +2.8 pts [+2.0, +3.6]; Wide FCN ...': each row's ``label`` and, where it
+    was tested, our effect with its unit and 95 % interval."""
+    return "; ".join(f"{r[label]}: {r['our effect']}" if r["our effect"] else r[label] for _, r in rows.iterrows())
+
+
+def _share(rows: pd.DataFrame, label: str) -> str:
+    """'in 3 of 4 judged rows (<the reproduced ones, :func:`_listed`>)', 'in none of 2 judged rows'."""
+    hit = rows[rows["verdict"] == A.REPRODUCED]
+    judged = f"{len(rows)} judged row{'s' * (len(rows) != 1)}"
+    return f"in none of {judged}" if hit.empty else f"in {len(hit)} of {judged} ({_listed(hit, label)})"
+
+
+def answer(table: pd.DataFrame) -> str:
+    """The landing page's answer in three sentences, from a :func:`comparison` table: where guidance (the
+    chapters of :data:`GUIDANCE_CHAPTERS`) reproduced the paper's direction with a trained guide and with an
+    untrained one (a row whose setting or condition says "untrained"), where mimicry did
+    (:data:`MIMICRY_CHAPTERS`), and every other judged row by its verdict; each effect with its unit."""
+    judged = table[table["verdict"] != A.NOT_COMPARABLE].assign(short=lambda t: t["setting"].str.replace(
+        _LONG_ASIDE, "", regex=True))
+    guidance = judged[judged["chapter"].isin(GUIDANCE_CHAPTERS)]
+    untrained = (guidance["setting"] + " " + guidance["condition"]).str.contains("untrained")
+    mimicry = judged[judged["chapter"].isin(MIMICRY_CHAPTERS)]
+    rest = judged[judged["verdict"] != A.REPRODUCED]
+    missed = ", ".join(f"*{verdict}* ({_listed(rest[rest['verdict'] == verdict])})"
+                       for verdict in A.VERDICTS if (rest["verdict"] == verdict).any())
+    return (f"**Guidance** reproduced the paper's direction (p < 0.05; our effects with 95 % intervals) with a trained "
+            f"guide {_share(guidance[~untrained], 'short')}, and with an untrained guide "
+            f"{_share(guidance[untrained], 'short')}. **Mimicry** reproduced it {_share(mimicry, 'claim')}. "
+            + (f"**Did not reproduce**: {missed}." if missed else "Every judged row reproduced.") + "\n")
