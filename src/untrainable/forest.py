@@ -47,8 +47,10 @@ def judged_rows(verdicts: pd.DataFrame, path: Path | None = None) -> pd.DataFram
 
 
 def _seeds(rows: pd.DataFrame) -> str:
-    """'3 to 5 seeds per side' (or '3 seeds per side'): what the figure's effects average over."""
+    """'3 to 5 seeds per side' (or '3 seeds per side', 'no records'): what the figure's effects average over."""
     counts = pd.concat([rows["seeds"], rows["baseline_seeds"]])
+    if not (counts > 0).any():
+        return "no records"
     lo, hi = int(counts[counts > 0].min()), int(counts.max())
     return f"{lo} seed{'s' * (hi != 1)} per side" if lo == hi else f"{lo} to {hi} seeds per side"
 

@@ -702,7 +702,10 @@ def _listed(rows: pd.DataFrame, label: str = "claim") -> str:
 
 
 def _share(rows: pd.DataFrame, label: str) -> str:
-    """'in 3 of 4 judged rows (<the reproduced ones, :func:`_listed`>)', 'in none of 2 judged rows'."""
+    """'in 3 of 4 judged rows (<the reproduced ones, :func:`_listed`>)', 'in none of 2 judged rows', or 'in no
+    judged row yet'."""
+    if rows.empty:
+        return "in no judged row yet"
     hit = rows[rows["verdict"] == A.REPRODUCED]
     judged = f"{len(rows)} judged row{'s' * (len(rows) != 1)}"
     return f"in none of {judged}" if hit.empty else f"in {len(hit)} of {judged} ({_listed(hit, label)})"
