@@ -27,7 +27,8 @@ NAN = float("nan")
 
 def _row(verdict, effect=NAN, scaled=NAN, seeds=3, fragile=False):
     return {"verdict": verdict, "effect": effect, "ci_low": effect - 1, "ci_high": effect + 1,
-            "paper_effect_scaled": scaled, "seeds": seeds, "baseline_seeds": seeds if verdict != A.NOT_COMPARABLE else 0,
+            "paper_effect_scaled": scaled, "seeds": seeds,
+            "baseline_seeds": seeds if verdict != A.NOT_COMPARABLE else 0,
             "fragile": fragile}
 
 

@@ -328,7 +328,8 @@ def test_the_compact_table_is_narrow_and_speaks_in_words(data_file):
     cells = compact.fillna("").astype(str)
     assert cells.map(len).max().max() <= 32 and max(map(len, compact.index)) <= 90
     up = compact.iloc[0]  # a-up: the data file's first claim
-    assert up.name == "A, guide" and up["verdict"] == A.REPRODUCED and up["our effect [95 % CI]"].startswith("+10.0 pts [")
+    assert up.name == "A, guide" and up["verdict"] == A.REPRODUCED
+    assert up["our effect [95 % CI]"].startswith("+10.0 pts [")
     assert up["paper's effect"] == "+10.00 pts" and up["seeds"] == "3 vs 3"
     shown = compact.to_html() + PC.notes_html(table, "Notes", data_file)
     for internal in ("a-up", "a-none", "a-no_guide", "a-guide", "test_acc", "final_epoch"):

@@ -145,7 +145,8 @@ def figure_markup(image: str, verdicts: pd.DataFrame, profile: str, page: str, p
     """The landing page's MyST figure of :func:`forest_plot` saved as ``image``, its caption saying the profile,
     the seeds and where each row's numbers are (``page``: page 98's link)."""
     rows = judged_rows(verdicts, path)
-    return (f"```{{figure}} {image}\n:alt: Forest plot of the {len(rows)} judged claims, our effect beside the paper's\n"
+    return (f"```{{figure}} {image}\n"
+            f":alt: Forest plot of the {len(rows)} judged claims, our effect beside the paper's\n"
             f":width: 100%\n\nEvery claim the book judges (profile `{profile}`, {_seeds(rows)}): our effect with its "
             "95 % interval in its verdict's colour, and the paper's effect on our scale (open diamond); one panel per "
             f"unit. [Paper vs reproduction]({page}) gives every row's numbers, test and reason.\n```\n")

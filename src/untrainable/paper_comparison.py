@@ -486,7 +486,8 @@ def _fmt_effect(e: pd.Series, digits: int, unit: str = "") -> str:
     """'+3.3 [+0.4, +6.2]' (the 95 % interval), with ``unit`` '+3.3 pts [+0.4, +6.2]', or '' (no test)."""
     if math.isnan(e["effect"]):
         return ""
-    return f"{e['effect']:+.{digits}f}{' ' + unit if unit else ''} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
+    value = f"{e['effect']:+.{digits}f}" + (f" {unit}" if unit else "")
+    return f"{value} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
 
 
 def _fmt_paper_effect(e: pd.Series, direction: Any, digits: int, unit: str) -> str:
@@ -530,6 +531,7 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
     for rid, row in paper.iterrows():
         r = v.loc[rid]
         digits = 2 if row["our_metric"] in ("kappa", "overfit_gap", "perplexity") else 1
+        unit = UNITS.get(row["our_metric"], "")
         paper_effect = f"{r['paper_effect']:+.2f}" if not math.isnan(r["paper_effect"]) else row["paper_direction"]
         rows.append({"row": rid, "chapter": row["chapter"] if _is_set(row["chapter"]) else "",
                      "setting": row["setting"], "condition": row["condition"], "paper metric": row["paper_metric"],
@@ -543,10 +545,9 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "MDE": _fmt_number(r["mde"], digits), "escape p": _fmt_number(r["escape_p"], 2),
                      "precondition": _status(r["precondition_holds"]), "verdict": r["verdict"], "why": r["reason"],
                      "rule": r["estimate_rule"], "under other rules": _other_rules(r), "source": row["source"],
-                     "claim": claim(row), "fragile": bool(r["fragile"]), "unit": UNITS.get(row["our_metric"], ""),
-                     "our effect": _fmt_effect(r, digits, UNITS.get(row["our_metric"], "")),
-                     "paper's effect": _fmt_paper_effect(r, row["paper_direction"], digits,
-                                                         UNITS.get(row["our_metric"], "")),
+                     "claim": claim(row), "fragile": bool(r["fragile"]), "unit": unit,
+                     "our effect": _fmt_effect(r, digits, unit),
+                     "paper's effect": _fmt_paper_effect(r, row["paper_direction"], digits, unit),
                      "baseline seeds": f"{r['baseline_seeds']}", "precondition numbers": r["precondition"]})
     return pd.DataFrame(rows).set_index("row")
 
@@ -615,8 +616,8 @@ MIMICRY_CHAPTERS = ("07",)
 _LONG_ASIDE = re.compile(r"\s*\([^()]{30,}\)")
 #: Internal names a note may carry (the estimate's rules, our metrics), in words.
 _WORDS = {"max_valid_acc": "highest validation accuracy", "min_valid_loss": "lowest validation loss",
-          "final_epoch": "last epoch", "checkpoint_test_acc": "test accuracy", "acc_checkpoint_test_acc": "test accuracy",
-          "test_acc": "test accuracy", "guide_acc": "guide accuracy", "teacher_test_acc": "teacher accuracy",
+          "final_epoch": "last epoch", "checkpoint_test_acc": "test accuracy",
+          "acc_checkpoint_test_acc": "test accuracy", "test_acc": "test accuracy", "guide_acc": "guide accuracy", "teacher_test_acc": "teacher accuracy",
           "overfit_gap": "loss rise", "perplexity": "perplexity"}
 
 
@@ -654,7 +655,8 @@ def _humane(text: str, names: dict[str, str]) -> str:
     """``text`` with every internal name (a record's, a row's, a rule's or metric's: ``names``) in words."""
     if not text or not names:
         return text
-    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w-])")
+    alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))  # the longest name first
+    pattern = re.compile(r"(?<![\w-])(" + alternatives + r")(?![\w-])")
     return pattern.sub(lambda m: names[m.group(1)], text)
 
 

@@ -31,8 +31,8 @@ from untrainable.profiles import check_profile, check_seeds
 
 __all__ = [
     "BOOK_SOURCES", "ReproduceError", "ReproduceInterrupted", "NotebookRun", "build_dir", "notebooks",
-    "execute_notebook", "unexecuted", "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE", "ANSWER", "FOREST",
-    "missing_runs", "reproduce",
+    "execute_notebook", "unexecuted", "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE",
+    "ANSWER", "FOREST", "missing_runs", "reproduce",
 ]
 
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
