@@ -46,7 +46,7 @@ def verdicts(tmp_path):
 
 
 def _labels(fig):
-    return [[t.get_text().replace("\n", " ") for t in ax.get_yticklabels()] for ax in fig.axes]
+    return [[t.get_text().replace("\n", " ").replace("\u00a0", " ") for t in ax.get_yticklabels()] for ax in fig.axes]
 
 
 def test_the_forest_plot_draws_every_judged_row_one_panel_per_unit(verdicts):

@@ -57,7 +57,7 @@ def _seeds(rows: pd.DataFrame) -> str:
 
 def _label(row: pd.Series) -> str:
     """A row's claim wrapped to :data:`_WRAP`, a fragile row marked (another rule tests it otherwise)."""
-    return textwrap.fill(row["claim"] + (" ⚠ fragile" if row["fragile"] else ""), _WRAP)
+    return textwrap.fill(row["claim"] + (" ⚠\u00a0fragile" if row["fragile"] else ""), _WRAP)  # the flag unbroken
 
 
 def _layout(rows: pd.DataFrame) -> list[tuple[str, pd.Series | None]]:

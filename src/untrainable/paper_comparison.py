@@ -39,6 +39,11 @@ via the row's ``guide_row``), which a non-significant test must exclude for "no 
 learning ones (a row with ``above_chance:<record>@<chance>``), ``escape_p`` compares the shares that escape
 chance by :data:`ESCAPE_MARGIN` (Fisher's exact test, :func:`untrainable.analysis.escape_p`).
 
+**Pages.** Page 98 shows one narrow row per claim (:func:`compact`: the claim in words, :func:`claim`, never
+a row's id; effects with their units, :data:`UNITS`) with the long notes folded under it (:func:`notes_html`);
+the landing page opens with :func:`answer`, three sentences from the same table, and the forest plot of
+:mod:`untrainable.forest`.
+
 Metrics: ``test_acc``, ``checkpoint_test_acc`` and ``acc_checkpoint_test_acc`` (a run's test accuracy
 under the row's rule, in %; the names say which checkpoint the chapter reports today),
 ``guide_acc`` (a trained guide's accuracy,
