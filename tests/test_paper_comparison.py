@@ -317,3 +317,44 @@ def test_page_98_loads_a_record_with_its_chapters_required_metrics(data_file, pl
     plan[:] = [dataclasses.replace(r, required_metrics=("test_acc", "best_test_acc")) for r in plan]
     with pytest.raises(CorruptRecordError, match="best_test_acc"):
         PC.verdicts("full", data_file)
+
+
+def test_the_compact_table_is_narrow_and_speaks_in_words(data_file):
+    """Page 98 at 1280 px: a few short columns per claim, units on every effect, no internal id anywhere."""
+    table = PC.comparison("full", data_file)
+    compact = PC.compact(table)
+    assert list(compact.columns) == PC.COMPACT and len(compact.columns) + 1 <= 7  # the claim is the index
+    assert "A, no guide" not in compact.index  # a reference number is not a claim
+    cells = compact.fillna("").astype(str)
+    assert cells.map(len).max().max() <= 32 and max(map(len, compact.index)) <= 90
+    up = compact.iloc[0]  # a-up: the data file's first claim
+    assert up.name == "A, guide" and up["verdict"] == A.REPRODUCED
+    assert up["our effect [95 % CI]"].startswith("+10.0 pts [")
+    assert up["paper's effect"] == "+10.00 pts" and up["seeds"] == "3 vs 3"
+    shown = compact.to_html() + PC.notes_html(table, "Notes", data_file)
+    for internal in ("a-up", "a-none", "a-no_guide", "a-guide", "test_acc", "final_epoch"):
+        assert internal not in shown, internal
+
+
+def test_a_fragile_or_inconclusive_row_is_flagged():
+    table = pd.DataFrame({"verdict": [A.REPRODUCED, A.INCONCLUSIVE], "fragile": [True, False],
+                          "our effect": ["+1.0 pts [+0.1, +1.9]", "+0.3 pts [-1.0, +1.6]"], "paper's effect": ["", ""],
+                          "p": ["0.04", "0.6"], "seeds": ["3", "3"], "baseline seeds": ["3", "3"],
+                          "claim": ["X, guide", "Y, guide"]})
+    assert list(PC.compact(table)["verdict"]) == ["reproduced, ⚠ fragile", "⚠ inconclusive"]
+
+
+def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_file):
+    table = PC.comparison("full", data_file)
+    text = PC.answer(table)
+    assert text.count(". ") == 2 and text.startswith("**Guidance** reproduced")  # three sentences
+    judged = set(table["verdict"]) - {A.NOT_COMPARABLE}
+    assert {A.REPRODUCED, A.OPPOSITE, A.NO_EFFECT, A.TOO_FEW_SEEDS, A.NOT_TESTABLE, A.NOT_RUN} <= judged
+    for verdict in judged - {A.REPRODUCED}:
+        assert f"*{verdict}*" in text, verdict
+    assert "trained guide in 1 of 5 judged rows (A: +10.0 pts [" in text  # a-up, by its setting and effect
+    assert "untrained guide in no judged row yet" in text
+    for seed, acc in enumerate((0.50, 0.51, 0.52)):  # the guided run's records move ten points
+        _store(_record("a-guide", seed, acc))
+    moved = PC.answer(PC.comparison("full", data_file))
+    assert "A: +20.0 pts [" in moved and moved != text

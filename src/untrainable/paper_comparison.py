@@ -39,6 +39,11 @@ via the row's ``guide_row``), which a non-significant test must exclude for "no 
 learning ones (a row with ``above_chance:<record>@<chance>``), ``escape_p`` compares the shares that escape
 chance by :data:`ESCAPE_MARGIN` (Fisher's exact test, :func:`untrainable.analysis.escape_p`).
 
+**Pages.** Page 98 shows one narrow row per claim (:func:`compact`: the claim in words, :func:`claim`, never
+a row's id; effects with their units, :data:`UNITS`) with the long notes folded under it (:func:`notes_html`);
+the landing page opens with :func:`answer`, three sentences from the same table, and the forest plot of
+:mod:`untrainable.forest`.
+
 Metrics: ``test_acc``, ``checkpoint_test_acc`` and ``acc_checkpoint_test_acc`` (a run's test accuracy
 under the row's rule, in %; the names say which checkpoint the chapter reports today),
 ``guide_acc`` (a trained guide's accuracy,
@@ -54,7 +59,9 @@ different seeds, each seed in one pair: independent units).
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +71,14 @@ import pandas as pd
 from untrainable import analysis as A
 from untrainable.experiments import PlannedRun, planned_runs
 from untrainable.experiments.image_guides import guide_accuracy, scored_as
+from untrainable.pages import NA_NOTE_ATTR
 from untrainable.paths import repo_root
 from untrainable.results import MissingRecordError, run_key
 
 __all__ = ["DATA_FILE", "SHOWN", "sources_table", "transfer_paragraph", "PRECONDITION_KINDS", "VERDICT_COLUMNS",
            "ESCAPE_MARGIN", "RULE_FREE", "verdicts_csv", "paper_numbers", "unplanned_records", "our_values", "estimate_rule",
-           "paper_direction", "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline"]
+           "paper_direction", "scaled_paper_effect", "verdicts", "comparison", "verdict_counts", "headline", "UNITS",
+           "COMPACT", "GUIDANCE_CHAPTERS", "MIMICRY_CHAPTERS", "claim", "compact", "notes_html", "answer"]
 
 #: The papers' numbers with their sources, one row per number.
 DATA_FILE = Path("book") / "paper_numbers.csv"
@@ -89,15 +98,13 @@ def paper_numbers(path: Path | None = None) -> pd.DataFrame:
 
 
 def sources_table(paper: pd.DataFrame) -> pd.DataFrame:
-    """Where each of the papers' numbers comes from, one row per number (``paper``: :func:`paper_numbers`):
-    the number with its spread and metric, its source and the data file's note in full. The setting
-    and condition are in the verdict tables above, by the same row; leaving them out keeps the source
-    and the note wide enough to read."""
+    """Where each of the papers' numbers comes from, one row per number (``paper``: :func:`paper_numbers`),
+    by its :func:`claim`: the number with its spread and metric, its source and the data file's note in full."""
     spread = paper["paper_spread"].map(lambda v: "" if pd.isna(v) else f" ± {v:g}")
     number = paper["paper_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:g}") + spread
     return pd.DataFrame({"paper's number": number + " (" + paper["paper_metric"].fillna("") + ")",
                          "source": paper["source"].fillna("—"), "note": paper["note"].fillna("")},
-                        index=paper.index.rename("row"))
+                        index=pd.Index([claim(row) for _, row in paper.iterrows()], name="claim"))
 
 
 class _Store:
@@ -480,11 +487,23 @@ def _fmt(mean: float, sd: float, digits: int) -> str:
     return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
 
 
-def _fmt_effect(e: pd.Series, digits: int) -> str:
-    """'+3.3 [0.4, 6.2]' (the 95 % interval) or '' (no test)."""
+def _fmt_effect(e: pd.Series, digits: int, unit: str = "") -> str:
+    """'+3.3 [+0.4, +6.2]' (the 95 % interval), with ``unit`` '+3.3 pts [+0.4, +6.2]', or '' (no test)."""
     if math.isnan(e["effect"]):
         return ""
-    return f"{e['effect']:+.{digits}f} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
+    value = f"{e['effect']:+.{digits}f}" + (f" {unit}" if unit else "")
+    return f"{value} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
+
+
+def _fmt_paper_effect(e: pd.Series, direction: Any, digits: int, unit: str) -> str:
+    """The paper's effect with its unit and, where it differs, on our scale: '+5.85 pts (+1.2 scaled)'; a
+    direction alone as 'lower (no size)'; '' for a reference row."""
+    if math.isnan(e["paper_effect"]):
+        return f"{direction} (no size)" if _is_set(direction) else ""
+    scaled = e["paper_effect_scaled"]
+    shown = "" if math.isnan(scaled) or round(scaled, 2) == round(e["paper_effect"], 2) else \
+        f" ({scaled:+.{digits}f} scaled)"
+    return f"{e['paper_effect']:+.2f} {unit}{shown}"
 
 
 def _fmt_number(value: float, digits: int, signed: bool = False) -> str:
@@ -509,12 +528,15 @@ def _status(holds: bool | None) -> str:
 def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
     """The display table: per paper number, the paper's value, ours (mean ± sd, seeds), both effects (the
     paper's also on our scale), our 95 % interval, p and minimum detectable effect, the precondition, the
-    verdict, the estimate's rule and the verdicts under the other rules where they differ (:func:`_other_rules`)."""
+    verdict, the estimate's rule and the verdicts under the other rules where they differ (:func:`_other_rules`);
+    and what :func:`compact` and :func:`notes_html` read: the row's :func:`claim`, its effect's unit
+    (:data:`UNITS`) and whether it is fragile."""
     paper, v = paper_numbers(path), verdicts(profile, path)
     rows = []
     for rid, row in paper.iterrows():
         r = v.loc[rid]
         digits = 2 if row["our_metric"] in ("kappa", "overfit_gap", "perplexity") else 1
+        unit = UNITS.get(row["our_metric"], "")
         paper_effect = f"{r['paper_effect']:+.2f}" if not math.isnan(r["paper_effect"]) else row["paper_direction"]
         rows.append({"row": rid, "chapter": row["chapter"] if _is_set(row["chapter"]) else "",
                      "setting": row["setting"], "condition": row["condition"], "paper metric": row["paper_metric"],
@@ -527,7 +549,11 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "p": "" if math.isnan(r["p_value"]) else f"{r['p_value']:.2g}",
                      "MDE": _fmt_number(r["mde"], digits), "escape p": _fmt_number(r["escape_p"], 2),
                      "precondition": _status(r["precondition_holds"]), "verdict": r["verdict"], "why": r["reason"],
-                     "rule": r["estimate_rule"], "under other rules": _other_rules(r), "source": row["source"]})
+                     "rule": r["estimate_rule"], "under other rules": _other_rules(r), "source": row["source"],
+                     "claim": claim(row), "fragile": bool(r["fragile"]), "unit": unit,
+                     "our effect": _fmt_effect(r, digits, unit),
+                     "paper's effect": _fmt_paper_effect(r, row["paper_direction"], digits, unit),
+                     "baseline seeds": f"{r['baseline_seeds']}", "precondition numbers": r["precondition"]})
     return pd.DataFrame(rows).set_index("row")
 
 
@@ -579,3 +605,133 @@ def _decided(rows: pd.DataFrame) -> str:
                                          f"(p = {r['p']})" for _, r in rows[rows["verdict"] == verdict].iterrows())
              for verdict in (A.REPRODUCED, A.OPPOSITE) if (rows["verdict"] == verdict).any()]
     return ". " + ". ".join(p[0].upper() + p[1:] for p in parts) + "." if parts else ""
+
+
+#: The unit of an effect, by our metric: accuracies in percentage points, a rise of the test loss in nats
+#: (the cross-entropy's unit), perplexities in ppl, Cohen's kappa as the number it is.
+UNITS = {**dict.fromkeys((*_ACCURACIES, "guide_acc", "teacher_test_acc"), "pts"), "overfit_gap": "nats",
+         "perplexity": "ppl", "kappa": "κ"}
+#: The columns of :func:`compact` (its index is the claim): what a reader needs to see of each claim at a glance.
+COMPACT = ["verdict", "our effect [95 % CI]", "paper's effect", "p", "seeds"]
+#: The chapters whose rows the landing page's answer (:func:`answer`) counts as guidance, and as mimicry.
+GUIDANCE_CHAPTERS = ("04", "05", "06", "08")
+MIMICRY_CHAPTERS = ("07",)
+#: A setting's parenthetical aside of at least this many characters is left out of its :func:`claim`:
+#: the notes (:func:`notes_html`) and the sources table give it in full.
+_LONG_ASIDE = re.compile(r"\s*\([^()]{30,}\)")
+#: Internal names a note may carry (the estimate's rules, our metrics), in words.
+_WORDS = {"max_valid_acc": "highest validation accuracy", "min_valid_loss": "lowest validation loss",
+          "final_epoch": "last epoch", "checkpoint_test_acc": "test accuracy",
+          "acc_checkpoint_test_acc": "test accuracy", "test_acc": "test accuracy", "guide_acc": "guide accuracy", "teacher_test_acc": "teacher accuracy",
+          "overfit_gap": "loss rise", "perplexity": "perplexity"}
+
+
+def claim(row: pd.Series) -> str:
+    """A row of the data file in words, 'Deep FCN (ResNet-18 guide), trained guide': its setting (without a
+    long aside, :data:`_LONG_ASIDE`) and condition, the label every page shows instead of the row's id."""
+    return f"{_LONG_ASIDE.sub('', str(row['setting']))}, {row['condition']}"
+
+
+def _flagged(verdict: str, fragile: bool) -> str:
+    """The verdict with what a reader must not miss: 'reproduced, ⚠ fragile' (another rule tests otherwise),
+    '⚠ inconclusive' (the experiment could not tell)."""
+    shown = f"⚠ {verdict}" if verdict == A.INCONCLUSIVE else verdict
+    return f"{shown}, ⚠ fragile" if fragile else shown
+
+
+def compact(table: pd.DataFrame) -> pd.DataFrame:
+    """The claims of a :func:`comparison` table (its reference rows left out), one narrow row each
+    (:data:`COMPACT`): the verdict flagged (:func:`_flagged`), our effect with its unit and 95 % interval, the
+    paper's effect (and on our scale), p and the seeds of the row and of its baseline. The long notes are in
+    :func:`notes_html`."""
+    judged = table[table["verdict"] != A.NOT_COMPARABLE]
+    out = pd.DataFrame({
+        "verdict": [_flagged(v, f) for v, f in zip(judged["verdict"], judged["fragile"])],
+        "our effect [95 % CI]": judged["our effect"].to_numpy(), "paper's effect": judged["paper's effect"].to_numpy(),
+        "p": judged["p"].to_numpy(),
+        "seeds": [s if b in ("", "0") else f"{s} vs {b}" for s, b in zip(judged["seeds"], judged["baseline seeds"])],
+    }, index=pd.Index(judged["claim"], name="claim"), columns=COMPACT).replace("", None)
+    out.attrs[NA_NOTE_ATTR] = ("— : no test (the verdict says why, the notes below give the numbers), or a paper "
+                               "that states a direction without a size")
+    return out
+
+
+def _humane(text: str, names: dict[str, str]) -> str:
+    """``text`` with every internal name (a record's, a row's, a rule's or metric's: ``names``) in words."""
+    if not text or not names:
+        return text
+    alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))  # the longest name first
+    pattern = re.compile(r"(?<![\w-])(" + alternatives + r")(?![\w-])")
+    return pattern.sub(lambda m: names[m.group(1)], text)
+
+
+def _names(path: Path | None) -> dict[str, str]:
+    """Every internal name a note may carry, in words: each row's id and record name (as the row's
+    :func:`claim`; a guide's record as the guide), our rules and metrics (:data:`_WORDS`)."""
+    paper = paper_numbers(path)
+    names = {rid: claim(row) for rid, row in paper.iterrows()}
+    for _, row in paper.iterrows():
+        if _names_a_record(row):
+            names.setdefault(row["record"], str(row["setting"]) if row["condition"] == "guide" else claim(row))
+    return {**names, **_WORDS}
+
+
+def notes_html(table: pd.DataFrame, summary: str, path: Path | None = None) -> str:
+    """Every row of a :func:`comparison` table in full, folded (an HTML ``<details>`` opened by ``summary``):
+    the paper's number and ours, the estimate's rule, the minimum detectable effect, the verdicts under the
+    other rules, the preconditions' numbers and why the verdict is what it is; no internal id (:func:`_humane`)."""
+    names = _names(path)
+    items = []
+    for _, r in table.iterrows():
+        unit = f" {r['unit']}" if r["unit"] else ""
+        seeds = f"{r['seeds']} seed{'s' * (r['seeds'] != '1')}"
+        parts = [f"the paper: {re.sub('^paper: ', '', str(r['paper']))} ({r['paper metric']})",
+                 f"ours: {r['ours'] or '—'} over {seeds}" + (f" (stored, not pooled: seeds {r['extra seeds']})"
+                                                             if r["extra seeds"] else ""),
+                 f"read at: {r['rule']}"]
+        if r["MDE"]:
+            parts.append(f"smallest effect our seeds detect 80 % of the time: {r['MDE']}{unit}")
+        if r["under other rules"]:
+            parts.append(f"under other rules: {r['under other rules']}")
+        if r["precondition numbers"]:
+            parts.append(f"{r['precondition numbers']}")
+        if r["why"] and r["why"] != r["precondition numbers"]:
+            parts.append(f"why: {r['why']}")
+        items.append(f"<li><b>{html.escape(str(r['setting']))}, {html.escape(str(r['condition']))}</b> — "
+                     f"{html.escape(r['verdict'])}. " + html.escape(_humane("; ".join(parts), names)) + ".</li>")
+    return f"<details><summary>{html.escape(summary)}</summary>\n<ul>\n" + "\n".join(items) + "\n</ul>\n</details>"
+
+
+def _listed(rows: pd.DataFrame, label: str = "claim") -> str:
+    """'Deep FCN (ResNet-18 guide): +2.8 pts [+2.0, +3.6]; Wide FCN ...': each row's ``label`` and, where it
+    was tested, our effect with its unit and 95 % interval."""
+    return "; ".join(f"{r[label]}: {r['our effect']}" if r["our effect"] else r[label] for _, r in rows.iterrows())
+
+
+def _share(rows: pd.DataFrame, label: str) -> str:
+    """'in 3 of 4 judged rows (<the reproduced ones, :func:`_listed`>)', 'in none of 2 judged rows', or 'in no
+    judged row yet'."""
+    if rows.empty:
+        return "in no judged row yet"
+    hit = rows[rows["verdict"] == A.REPRODUCED]
+    judged = f"{len(rows)} judged row{'s' * (len(rows) != 1)}"
+    return f"in none of {judged}" if hit.empty else f"in {len(hit)} of {judged} ({_listed(hit, label)})"
+
+
+def answer(table: pd.DataFrame) -> str:
+    """The landing page's answer in three sentences, from a :func:`comparison` table: where guidance (the
+    chapters of :data:`GUIDANCE_CHAPTERS`) reproduced the paper's direction with a trained guide and with an
+    untrained one (a row whose setting or condition says "untrained"), where mimicry did
+    (:data:`MIMICRY_CHAPTERS`), and every other judged row by its verdict; each effect with its unit."""
+    judged = table[table["verdict"] != A.NOT_COMPARABLE].assign(short=lambda t: t["setting"].str.replace(
+        _LONG_ASIDE, "", regex=True))
+    guidance = judged[judged["chapter"].isin(GUIDANCE_CHAPTERS)]
+    untrained = (guidance["setting"] + " " + guidance["condition"]).str.contains("untrained")
+    mimicry = judged[judged["chapter"].isin(MIMICRY_CHAPTERS)]
+    rest = judged[judged["verdict"] != A.REPRODUCED]
+    missed = ", ".join(f"*{verdict}* ({_listed(rest[rest['verdict'] == verdict])})"
+                       for verdict in A.VERDICTS if (rest["verdict"] == verdict).any())
+    return (f"**Guidance** reproduced the paper's direction (p < 0.05; our effects with 95 % intervals) with a trained "
+            f"guide {_share(guidance[~untrained], 'short')}, and with an untrained guide "
+            f"{_share(guidance[untrained], 'short')}. **Mimicry** reproduced it {_share(mimicry, 'claim')}. "
+            + (f"**Did not reproduce**: {missed}." if missed else "Every judged row reproduced.") + "\n")

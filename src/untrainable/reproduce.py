@@ -32,7 +32,7 @@ from untrainable.profiles import check_profile, check_seeds
 __all__ = [
     "BOOK_SOURCES", "ReproduceError", "ReproduceInterrupted", "NotebookRun", "build_dir", "notebooks",
     "execute_notebook", "unexecuted", "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE",
-    "missing_runs", "reproduce",
+    "ANSWER", "FOREST", "missing_runs", "reproduce",
 ]
 
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
@@ -122,6 +122,10 @@ def unexecuted(profile: str) -> list[str]:
 
 #: The landing page's results, written into the staged sources from the records (``book/intro.md`` includes it).
 HEADLINE = Path("book") / "_headline.md"
+#: The landing page's opening: its answer in three sentences and the forest plot (``book/intro.md`` includes it).
+ANSWER = Path("book") / "_answer.md"
+#: The forest plot the answer shows, saved beside it.
+FOREST = Path("book") / "_forest.png"
 
 
 def chapter_links() -> dict[str, tuple[str, str]]:
@@ -135,12 +139,25 @@ def chapter_links() -> dict[str, tuple[str, str]]:
 
 
 def write_headline(stage: Path, profile: str) -> Path:
-    """The landing page's per-chapter verdict counts for ``profile`` (:func:`untrainable.paper_comparison.headline`)
-    and what chapter 08's comparison shows (:func:`untrainable.paper_comparison.transfer_paragraph`)."""
+    """The landing page's results for ``profile``, from its records: the answer and its forest plot
+    (:func:`untrainable.paper_comparison.answer`, :func:`untrainable.forest.forest_plot`) into :data:`ANSWER`
+    and :data:`FOREST`, the per-chapter verdict counts (:func:`untrainable.paper_comparison.headline`) and
+    what chapter 08's comparison shows (:func:`untrainable.paper_comparison.transfer_paragraph`) into
+    :data:`HEADLINE`."""
+    import matplotlib.pyplot as plt
+
+    from untrainable import forest
     from untrainable import paper_comparison as PC  # loads every chapter's records: only when a book is staged
 
     out, links = stage / HEADLINE, chapter_links()
     out.write_text(PC.headline(profile, links) + PC.transfer_paragraph(profile, links.get("08")))
+    verdicts = PC.verdicts(profile)
+    fig = forest.forest_plot(verdicts, profile)
+    fig.savefig(stage / FOREST, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    page = links.get("98", ("", "../notebooks/98_paper_vs_reproduction.ipynb"))[1]
+    (stage / ANSWER).write_text(PC.answer(PC.comparison(profile)) + "\n"
+                                + forest.figure_markup(FOREST.name, verdicts, profile, page))
     return out
 
 
