@@ -94,5 +94,5 @@ def test_write_headline_writes_the_answer_its_forest_and_the_counts_from_the_rec
     out = reproduce.write_headline(tmp_path / "stage", "full")
     answer = (tmp_path / "stage" / reproduce.ANSWER).read_text()
     assert out == tmp_path / "stage" / reproduce.HEADLINE and out.read_text()
-    assert "**Guidance**" in answer and "*not run*" in answer and "```{figure} _forest.png" in answer
+    assert "No claim has been judged" in answer and "*not run*" not in answer and "```{figure} _forest.png" in answer
     assert (tmp_path / "stage" / reproduce.FOREST).read_bytes().startswith(b"\x89PNG")

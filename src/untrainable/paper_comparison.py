@@ -702,10 +702,12 @@ def notes_html(table: pd.DataFrame, summary: str, path: Path | None = None) -> s
     return f"<details><summary>{html.escape(summary)}</summary>\n<ul>\n" + "\n".join(items) + "\n</ul>\n</details>"
 
 
-def _listed(rows: pd.DataFrame, label: str = "claim") -> str:
+def _listed(rows: pd.DataFrame, label: str = "claim", limit: int = 4) -> str:
     """'Deep FCN (ResNet-18 guide): +2.8 pts [+2.0, +3.6]; Wide FCN ...': each row's ``label`` and, where it
-    was tested, our effect with its unit and 95 % interval."""
-    return "; ".join(f"{r[label]}: {r['our effect']}" if r["our effect"] else r[label] for _, r in rows.iterrows())
+    was tested, our effect with its unit and 95 % interval; past ``limit`` rows, how many more (page 98 has all)."""
+    shown = [f"{r[label]}: {r['our effect']}" if r["our effect"] else r[label] for _, r in rows.head(limit).iterrows()]
+    more = len(rows) - limit
+    return "; ".join(shown) + (f"; and {more} more (page 98)" if more > 0 else "")
 
 
 def _share(rows: pd.DataFrame, label: str) -> str:
@@ -723,7 +725,7 @@ def answer(table: pd.DataFrame) -> str:
     chapters of :data:`GUIDANCE_CHAPTERS`) reproduced the paper's direction with a trained guide and with an
     untrained one (a row whose setting or condition says "untrained"), where mimicry did
     (:data:`MIMICRY_CHAPTERS`), and every other judged row by its verdict; each effect with its unit."""
-    judged = table[table["verdict"] != A.NOT_COMPARABLE].assign(short=lambda t: t["setting"].str.replace(
+    judged = table[~table["verdict"].isin([A.NOT_COMPARABLE, A.NOT_RUN])].assign(short=lambda t: t["setting"].str.replace(
         _LONG_ASIDE, "", regex=True))
     guidance = judged[judged["chapter"].isin(GUIDANCE_CHAPTERS)]
     untrained = (guidance["setting"] + " " + guidance["condition"]).str.contains("untrained")
@@ -731,6 +733,8 @@ def answer(table: pd.DataFrame) -> str:
     rest = judged[judged["verdict"] != A.REPRODUCED]
     missed = ", ".join(f"*{verdict}* ({_listed(rest[rest['verdict'] == verdict])})"
                        for verdict in A.VERDICTS if (rest["verdict"] == verdict).any())
+    if judged.empty:
+        return "No claim has been judged in this profile yet: its records are not there (page 98 lists them).\n"
     return (f"**Guidance** reproduced the paper's direction (p < 0.05; our effects with 95 % intervals) with a trained "
             f"guide {_share(guidance[~untrained], 'short')}, and with an untrained guide "
             f"{_share(guidance[untrained], 'short')}. **Mimicry** reproduced it {_share(mimicry, 'claim')}. "
