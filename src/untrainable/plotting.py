@@ -50,10 +50,17 @@ def set_theme() -> None:
 
 
 def run_label(records: list[dict[str, Any]]) -> str:
-    """'profile full, 3 seeds': what every figure title must state."""
+    """'profile full, 3 seeds': what every figure title must state. Seeds are counted per run name
+    (a condition), so a figure whose conditions have 5 and 3 seeds says '3 to 5 seeds per condition',
+    never the 5 of the union."""
     profiles = sorted({r["profile"] for r in records})
-    seeds = sorted({r["seed"] for r in records})
-    return f"profile {', '.join(profiles)}, {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    per_name: dict[str, set[int]] = {}
+    for r in records:
+        per_name.setdefault(r.get("name", ""), set()).add(r["seed"])
+    counts = sorted({len(seeds) for seeds in per_name.values()}) or [0]
+    if len(counts) > 1:
+        return f"profile {', '.join(profiles)}, {counts[0]} to {counts[-1]} seeds per condition"
+    return f"profile {', '.join(profiles)}, {counts[0]} seed{'s' if counts[0] != 1 else ''}"
 
 
 def learning_curves(
@@ -163,11 +170,20 @@ def accuracy_vs_size(size: pd.DataFrame, teacher_acc: float, ensemble_acc: float
     ax.axhline(teacher_acc, color=COLORS["teacher"], ls="--", label=f"deep teacher ({teacher_acc:.1f}%)")
     ax.axhline(ensemble_acc, color=COLORS["teacher"], ls=":", label=f"teacher ensemble ({ensemble_acc:.1f}%)")
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)", title=title)
-    ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5), numticks=20))  # ticks at 1, 2 and 5 of each decade
-    ax.xaxis.set_major_formatter(mticker.EngFormatter())
-    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    _log_ticks(ax.xaxis, size["parameters"])
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: never on a line
     return fig
+
+
+def _log_ticks(axis: Any, values: pd.Series) -> None:
+    """Labelled ticks on a log axis, in engineering units (600 k, 1 M): at 1, 2 and 5 of each decade, and
+    at 1, 1.5, 2, 3, 4, 6 and 8 when the values span less than a decade and a half (1, 2 and 5 would leave
+    one labelled tick between, say, 595 k and 1.9 M)."""
+    span = np.log10(values.max() / values.min())
+    subs = (1, 2, 5) if span >= 1.5 else (1, 1.5, 2, 3, 4, 6, 8)
+    axis.set_major_locator(mticker.LogLocator(subs=subs, numticks=30))
+    axis.set_major_formatter(mticker.EngFormatter(sep=" "))
+    axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def student_vs_teacher(quality: pd.DataFrame, title: str) -> plt.Figure:
