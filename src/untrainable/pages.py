@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from IPython.display import Markdown
+    from IPython.display import HTML, Markdown
     from pandas.io.formats.style import Styler
 
 __all__ = ["show_source", "table_html", "styled_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site",
-           "trained_precisions", "precision_statement", "measured_on", "SETUP_MARK", "CHOSEN_TAGS", "NA_NOTE_ATTR",
+           "folded", "trained_precisions", "precision_statement", "measured_on", "SETUP_MARK", "CHOSEN_TAGS", "NA_NOTE_ATTR",
            "DEFAULT_NA_NOTE", "EMPTY_NOTE", "FULL_WIDTH"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
@@ -107,6 +107,16 @@ def styled_html(styler: "Styler") -> str:
     """A table a page formats itself (``frame.style.format(...)``: percentages, exponents) in the book's
     table style, as :func:`table_html` prints a plain one."""
     return styler.set_table_attributes('class="book-table"').to_html()
+
+
+def folded(table: "pd.DataFrame | Styler", summary: str) -> "HTML":
+    """A long table folded behind a line that says what it holds (``<details>``): a page shows its
+    conclusion first, and a reader who wants every row opens it. A Styler keeps its page's formats."""
+    from IPython.display import HTML
+    from pandas.io.formats.style import Styler
+
+    body = styled_html(table) if isinstance(table, Styler) else table_html(table)
+    return HTML(f'<details class="book-fold"><summary>{html.escape(summary)}</summary>\n{body}\n</details>')
 
 
 def book_tables() -> None:
@@ -208,8 +218,11 @@ def precision_statement(profile: str = "full") -> str:
     """The sentence the Running page and the README state about the committed records' precision,
     computed from the records, so that a test sees the text drift when records are added or retrained."""
     counts = trained_precisions(profile)
-    parts = " and ".join(f"{n} in {precision}" for precision, n in sorted(counts.items()))
-    return f"Of the {sum(counts.values())} committed `{profile}` training records, {parts}"
+    if not counts:
+        raise FileNotFoundError(f"no stored training record of profile {profile!r} to count")
+    (first, n), *rest = sorted(counts.items())
+    others = "".join(f" and {m} in {precision}" for precision, m in rest)
+    return f"Of the {sum(counts.values())} committed `{profile}` training records, {n} trained in {first}{others}"
 
 
 def measured_on(record: dict[str, Any], label: str) -> "Markdown":

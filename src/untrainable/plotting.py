@@ -334,4 +334,6 @@ def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) ->
     ax.tick_params(axis="x", labelrotation=15)
     ax.legend(title="teacher", fontsize="small")
     fig.tight_layout()
+    fig.text(0.01, -0.02, "Diamonds: mean over seeds; error bars: 95 % CI over seeds (Student's t);\n"
+             "dots: one seed each; grey band: the labels alone, mean ± one SD over seeds.", fontsize="small", va="top")
     return fig

@@ -31,7 +31,7 @@ __all__ = [
     "stage_book", "build_book", "chapter_links", "write_headline", "HEADLINE", "missing_runs", "reproduce",
 ]
 
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book", "CITATION.cff")  # the landing page shows CITATION.cff
 
 
 class ReproduceError(RuntimeError):
