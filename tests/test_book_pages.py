@@ -106,7 +106,8 @@ def test_the_citation_file_names_this_version_the_repository_and_both_papers():
                       "Do Deep Nets Really Need to be Deep?"} and all(t in bib for t in titles)
     from untrainable.reproduce import BOOK_SOURCES
 
-    assert "CITATION.cff" in BOOK_SOURCES and "{literalinclude} ../CITATION.cff" in (repo_root() / "book/intro.md").read_text()
+    assert "CITATION.cff" in BOOK_SOURCES
+    assert "{literalinclude} ../CITATION.cff" in (repo_root() / "book/intro.md").read_text()
 
 
 def test_the_records_page_links_every_records_folder_and_every_csv_column():

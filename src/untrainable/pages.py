@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     from IPython.display import HTML, Markdown
     from pandas.io.formats.style import Styler
 
-__all__ = ["show_source", "table_html", "styled_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site",
-           "folded", "trained_precisions", "precision_statement", "measured_on", "SETUP_MARK", "CHOSEN_TAGS", "NA_NOTE_ATTR",
-           "DEFAULT_NA_NOTE", "EMPTY_NOTE", "FULL_WIDTH"]
+__all__ = ["show_source", "table_html", "styled_html", "folded", "book_tables", "figure_alt", "book_figures",
+           "site_tags", "tag_for_site", "trained_precisions", "precision_statement", "measured_on", "SETUP_MARK",
+           "CHOSEN_TAGS", "NA_NOTE_ATTR", "DEFAULT_NA_NOTE", "EMPTY_NOTE", "FULL_WIDTH", "PAGE_CHARS", "WRAP_CHARS",
+           "COLUMN_GAP_CHARS"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
 SETUP_MARK = "# Setup."

@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["GOALS", "RATIOS", "time_columns", "times_table", "ratios_table", "goals_summary", "errors_table", "minibatch_summary"]
+__all__ = ["GOALS", "RATIOS", "time_columns", "times_table", "ratios_table", "goals_summary", "errors_table",
+           "minibatch_summary"]
 
 #: The goals the record checks, with how the appendix states them.
 GOALS: dict[str, str] = {

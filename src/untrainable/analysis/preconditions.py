@@ -166,7 +166,8 @@ def falls_short_of_twin(plain: list[dict[str, Any]], residual: list[dict[str, An
     twin_better, numbers, rule = beats(residual, plain, metric, min_margin)
     return CheckedPrecondition(what, bool(drop <= max_drop and twin_better),
                                f"training loss fell {drop:.3f} over the last {last} epochs (needs ≤ {max_drop}); "
-                               f"{_named(metric)}: twin {100 * numbers['better']:.1f}%, plain {100 * numbers['worse']:.1f}%, "
+                               f"{_named(metric)}: twin {100 * numbers['better']:.1f}%, "
+                               f"plain {100 * numbers['worse']:.1f}%, "
                                f"{rule}", {**numbers, "plateau_drop": drop})
 
 

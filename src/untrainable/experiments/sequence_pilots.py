@@ -255,8 +255,8 @@ def _panel(r: dict[str, Any]) -> tuple[str, str]:
 
 def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
     """One panel per setting, one above the other (side by side they shrink past reading): the validation
-    accuracy in percent (copy, parity) or perplexity (language model) per epoch of each target at its tuned learning
-    rate (solid) and guide (dashed), one colour per cell. The language model on characters and on words
+    accuracy in percent (copy, parity) or perplexity (language model) per epoch of each target at its tuned
+    learning rate (solid) and guide (dashed), one colour per cell. The language model on characters and on words
     gets a panel each: their perplexities (about 7 against 55 to 170) would flatten each other on one axis."""
     records = tuned_targets(records)
     panels = list(dict.fromkeys(sorted((_panel(r) for r in records), key=lambda p: GROUPS.index(p[0]))))
@@ -267,15 +267,17 @@ def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
         lm = setting == "lm"
         for r in mine:
             net, cell = run_name_parts(r)
-            target = _role(r) == "target"
+            role = _role(r)
             y = [math.exp(h["valid_loss"]) if lm else 100 * h["valid_acc"] for h in r["history"]]
             colour = f"C{mine.index(r) if lm else cells.index(cell)}"
-            label = f"{net}, {cell}" if lm else f"{cell}, {'target' if target else 'guide'} ({net}, lr {r['config']['lr']:g})"
-            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle="-" if target else "--", label=label)
+            label = f"{net}, {cell}" if lm else f"{cell}, {role} ({net}, lr {r['config']['lr']:g})"
+            style = "-" if role == "target" else "--"
+            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle=style, label=label)
         if not lm:
             ax.axhline(100 * CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
         ax.set(title=f"RNN language model on {unit}, Transformer guide" if lm else S.SETTING_LABELS[setting],
-               xlabel="epoch", ylabel=f"validation perplexity\n(per {unit.rstrip('s')})" if lm else "validation accuracy (%)")
+               xlabel="epoch",
+               ylabel=f"validation perplexity\n(per {unit.rstrip('s')})" if lm else "validation accuracy (%)")
         legend_below(ax, ncol=2, wrap=40)
     fig.suptitle(title)
     return fig
