@@ -3,6 +3,7 @@ linked, the citation and the repository's address in one place, figures a page c
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import tomllib
@@ -149,6 +150,22 @@ def test_a_table_wider_than_the_text_column_gets_the_full_width():
     assert pages.site_tags(cell) == ["hide-input", pages.FULL_WIDTH]
     cell["outputs"][0]["data"]["text/html"] = narrow
     assert pages.site_tags(cell) == ["hide-input"]
+
+
+def test_a_figure_wider_than_the_text_column_gets_the_full_width():
+    import matplotlib.pyplot as plt
+    from IPython.core.pylabtools import print_figure
+
+    def cell_with(width: float) -> dict:
+        fig = plt.figure(figsize=(width, 2), dpi=110)
+        fig.add_subplot()  # a figure without axes prints nothing
+        png = base64.b64encode(print_figure(fig, "png", bbox_inches=None)).decode()
+        plt.close(fig)
+        return {"cell_type": "code", "source": "fig", "metadata": {},
+                "outputs": [{"output_type": "display_data", "data": {"image/png": png}}]}
+
+    assert pages.site_tags(cell_with(10.4)) == ["hide-input", pages.FULL_WIDTH]  # 1,144 px
+    assert pages.site_tags(cell_with(6.0)) == ["hide-input"]
 
 
 def test_a_folded_table_says_what_it_holds():

@@ -9,8 +9,9 @@ Jupyter Book's display tags from one rule, :func:`site_tags`, so no notebook car
 * a cell whose outputs are prose alone (``display(Markdown(...))``, or a listing from
   :func:`show_source`) shows its output without the code that made it;
 * every other code cell is folded behind a "show code" toggle, its outputs shown; one that shows a
-  table wider than the text column (:data:`PAGE_CHARS`) also gets the theme's ``full-width`` tag, so
-  its key columns are not off-screen at 1280 px.
+  table or a figure too wide for the text column (:data:`PAGE_CHARS`, :data:`PAGE_PX`) also gets the
+  theme's ``full-width`` tag, so that its key columns are not off-screen and its labels not shrunk
+  past reading at 1280 px.
 
 Tables: :func:`book_tables` (called by :func:`untrainable.plotting.set_theme`, once per notebook)
 makes every DataFrame a notebook shows render through :func:`table_html`: all rows and columns
@@ -27,6 +28,7 @@ choice (``show-input``, not a Jupyter Book tag, keeps a cell's code open on the 
 
 from __future__ import annotations
 
+import base64
 import html
 import inspect
 import json
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["show_source", "table_html", "styled_html", "folded", "book_tables", "figure_alt", "book_figures",
            "site_tags", "tag_for_site", "trained_precisions", "precision_statement", "measured_on", "SETUP_MARK",
            "CHOSEN_TAGS", "NA_NOTE_ATTR", "DEFAULT_NA_NOTE", "EMPTY_NOTE", "FULL_WIDTH", "PAGE_CHARS", "WRAP_CHARS",
-           "COLUMN_GAP_CHARS"]
+           "COLUMN_GAP_CHARS", "PAGE_PX"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
 SETUP_MARK = "# Setup."
@@ -61,6 +63,9 @@ PAGE_CHARS = 90
 #: A table cell longer than this wraps (``_static/book.css``: at most 36 em), so it counts only this wide.
 WRAP_CHARS = 60
 COLUMN_GAP_CHARS = 2
+#: A figure wider than this many pixels is given :data:`FULL_WIDTH` (about 935 px at 1280 px): the text
+#: column is 688 px, and one up to this wide shrinks no further than about four fifths into it.
+PAGE_PX = 880
 _PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
 _PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
 
@@ -177,6 +182,18 @@ def _table_chars(output: dict[str, Any]) -> int:
     return max(widths, default=0)
 
 
+def _png_px(output: dict[str, Any]) -> int:
+    """The pixel width of an output's PNG (read from its header), 0 without one."""
+    png = "".join(output.get("data", {}).get("image/png", ""))
+    header = base64.b64decode(png[:44]) if png else b""
+    return int.from_bytes(header[16:20], "big") if header.startswith(b"\x89PNG") else 0
+
+
+def _wide(output: dict[str, Any]) -> bool:
+    """Is ``output`` a table or a figure wider than the page's text column?"""
+    return _table_chars(output) > PAGE_CHARS or _png_px(output) > PAGE_PX
+
+
 def site_tags(cell: dict[str, Any]) -> list[str]:
     """The display tags the site gives ``cell`` (a cell of an nbformat notebook as a dict)."""
     tags = list(cell.get("metadata", {}).get("tags", []))
@@ -188,7 +205,7 @@ def site_tags(cell: dict[str, Any]) -> list[str]:
     outputs = cell.get("outputs", [])
     if outputs and all(_is_prose(o) for o in outputs):
         return tags + ["remove-input"]
-    wide = [FULL_WIDTH] if any(_table_chars(o) > PAGE_CHARS for o in outputs) and FULL_WIDTH not in tags else []
+    wide = [FULL_WIDTH] if any(_wide(o) for o in outputs) and FULL_WIDTH not in tags else []
     return tags + ["hide-input"] + wide
 
 
