@@ -114,10 +114,12 @@ def test_the_citation_file_names_this_version_the_repository_and_both_papers():
 def test_the_records_page_links_every_records_folder_and_every_csv_column():
     from untrainable.paper_comparison import VERDICT_COLUMNS
 
-    config = _config()["repository"]
-    prefix = f"{config['url']}/tree/{config['branch']}/results/full/"
+    config = _config()
+    repository = config["repository"]
+    target, caption = config["sphinx"]["config"]["extlinks"]["records"]
+    assert target == f"{repository['url']}/tree/{repository['branch']}/results/full/%s" and "%s" in caption
     text = (repo_root() / "book/records.md").read_text()
-    linked = set(re.findall(re.escape(prefix) + r"([\w-]+)\)", text))
+    linked = set(re.findall(r"\{records\}`([\w-]+)`", text))
     folders = {p.name for p in (repo_root() / "results" / "full").iterdir() if p.is_dir()}
     assert linked == folders
     assert "verdicts --profile full --csv" in text and all(f"`{c}`" in text for c in VERDICT_COLUMNS)
