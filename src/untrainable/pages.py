@@ -8,7 +8,10 @@ Jupyter Book's display tags from one rule, :func:`site_tags`, so no notebook car
   every table and figure states its profile and seeds, and the setup only matters in a notebook;
 * a cell whose outputs are prose alone (``display(Markdown(...))``, or a listing from
   :func:`show_source`) shows its output without the code that made it;
-* every other code cell is folded behind a "show code" toggle, its outputs shown.
+* every other code cell is folded behind a "show code" toggle, its outputs shown; one that shows a
+  table or a figure too wide for the text column (:data:`PAGE_CHARS`, :data:`PAGE_PX`) also gets the
+  theme's ``full-width`` tag, so that its key columns are not off-screen and its labels not shrunk
+  past reading at 1280 px.
 
 Tables: :func:`book_tables` (called by :func:`untrainable.plotting.set_theme`, once per notebook)
 makes every DataFrame a notebook shows render through :func:`table_html`: all rows and columns
@@ -25,18 +28,24 @@ choice (``show-input``, not a Jupyter Book tag, keeps a cell's code open on the 
 
 from __future__ import annotations
 
+import base64
 import html
 import inspect
+import json
+import re
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 if TYPE_CHECKING:
-    from IPython.display import Markdown
+    from IPython.display import HTML, Markdown
     from pandas.io.formats.style import Styler
 
-__all__ = ["show_source", "table_html", "styled_html", "book_tables", "figure_alt", "book_figures", "site_tags", "tag_for_site", "SETUP_MARK", "CHOSEN_TAGS",
-           "NA_NOTE_ATTR", "DEFAULT_NA_NOTE", "EMPTY_NOTE"]
+__all__ = ["show_source", "table_html", "styled_html", "folded", "book_tables", "figure_alt", "book_figures",
+           "site_tags", "tag_for_site", "trained_precisions", "precision_statement", "measured_on", "SETUP_MARK",
+           "CHOSEN_TAGS", "NA_NOTE_ATTR", "DEFAULT_NA_NOTE", "EMPTY_NOTE", "FULL_WIDTH", "PAGE_CHARS", "WRAP_CHARS",
+           "COLUMN_GAP_CHARS", "PAGE_PX"]
 
 #: The first line of every chapter's setup cell (a test holds each notebook to it).
 SETUP_MARK = "# Setup."
@@ -46,6 +55,17 @@ CHOSEN_TAGS = frozenset({"remove-cell", "remove-input", "hide-input", "show-inpu
 NA_NOTE_ATTR = "na_note"
 DEFAULT_NA_NOTE = "— : no value for this row (the column does not apply to it)"
 EMPTY_NOTE = "No rows: no record of this profile fills this table."
+#: The cell tag that lets sphinx-book-theme give a wide table or figure the page's whole width (margin included).
+FULL_WIDTH = "full-width"
+#: About how many characters of a table fit the page's text column at 1280 px (688 px of 0.9 em text);
+#: a table wider than that is given :data:`FULL_WIDTH` by :func:`site_tags`.
+PAGE_CHARS = 90
+#: A table cell longer than this wraps (``_static/book.css``: at most 36 em), so it counts only this wide.
+WRAP_CHARS = 60
+COLUMN_GAP_CHARS = 2
+#: A figure wider than this many pixels is given :data:`FULL_WIDTH` (about 935 px at 1280 px): the text
+#: column is 688 px, and one up to this wide shrinks no further than about four fifths into it.
+PAGE_PX = 880
 _PARAMETER_TAGS = frozenset({"parameters", "injected-parameters"})
 _PROSE_TYPES = frozenset({"text/markdown", "text/plain"})
 
@@ -95,6 +115,16 @@ def styled_html(styler: "Styler") -> str:
     return styler.set_table_attributes('class="book-table"').to_html()
 
 
+def folded(table: "pd.DataFrame | Styler", summary: str) -> "HTML":
+    """A long table folded behind a line that says what it holds (``<details>``): a page shows its
+    conclusion first, and a reader who wants every row opens it. A Styler keeps its page's formats."""
+    from IPython.display import HTML
+    from pandas.io.formats.style import Styler
+
+    body = styled_html(table) if isinstance(table, Styler) else table_html(table)
+    return HTML(f'<details class="book-fold"><summary>{html.escape(summary)}</summary>\n{body}\n</details>')
+
+
 def book_tables() -> None:
     """Make the running IPython kernel show DataFrames through :func:`table_html`, and tables styled
     by a page through :func:`styled_html` (a no-op outside IPython)."""
@@ -137,6 +167,33 @@ def _is_prose(output: dict[str, Any]) -> bool:
         and set(data) <= _PROSE_TYPES
 
 
+def _table_chars(output: dict[str, Any]) -> int:
+    """How many characters wide an output's widest HTML table reads: per column its longest cell (a
+    cell past :data:`WRAP_CHARS` wraps, the style sheet lets it), plus room between columns; 0 without one."""
+    text = "".join(output.get("data", {}).get("text/html", ""))
+    widths = []
+    for table in re.findall(r"<table.*?</table>", text, re.S):
+        columns: dict[int, int] = {}
+        for row in re.findall(r"<tr.*?</tr>", table, re.S):
+            for i, cell in enumerate(re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)):
+                shown = html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                columns[i] = max(columns.get(i, 0), min(len(shown), WRAP_CHARS))
+        widths.append(sum(columns.values()) + COLUMN_GAP_CHARS * len(columns))
+    return max(widths, default=0)
+
+
+def _png_px(output: dict[str, Any]) -> int:
+    """The pixel width of an output's PNG (read from its header), 0 without one."""
+    png = "".join(output.get("data", {}).get("image/png", ""))
+    header = base64.b64decode(png[:44]) if png else b""
+    return int.from_bytes(header[16:20], "big") if header.startswith(b"\x89PNG") else 0
+
+
+def _wide(output: dict[str, Any]) -> bool:
+    """Is ``output`` a table or a figure wider than the page's text column?"""
+    return _table_chars(output) > PAGE_CHARS or _png_px(output) > PAGE_PX
+
+
 def site_tags(cell: dict[str, Any]) -> list[str]:
     """The display tags the site gives ``cell`` (a cell of an nbformat notebook as a dict)."""
     tags = list(cell.get("metadata", {}).get("tags", []))
@@ -148,7 +205,8 @@ def site_tags(cell: dict[str, Any]) -> list[str]:
     outputs = cell.get("outputs", [])
     if outputs and all(_is_prose(o) for o in outputs):
         return tags + ["remove-input"]
-    return tags + ["hide-input"]
+    wide = [FULL_WIDTH] if any(_wide(o) for o in outputs) and FULL_WIDTH not in tags else []
+    return tags + ["hide-input"] + wide
 
 
 def tag_for_site(notebook: dict[str, Any]) -> dict[str, Any]:
@@ -162,3 +220,36 @@ def tag_for_site(notebook: dict[str, Any]) -> dict[str, Any]:
         if alts := list(dict.fromkeys(a for a in alts if a)):
             cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})["alt"] = "; ".join(alts)
     return notebook
+
+
+def trained_precisions(profile: str = "full") -> Counter[str]:
+    """How many stored training records of ``profile`` trained in each precision (a benchmark record,
+    which trains nothing, is not counted). A record older than the precision setting says nothing and
+    trained in fp32 (``tests/test_store.py`` holds each record's word to its config)."""
+    from untrainable.paths import results_root
+
+    records = sorted((results_root() / profile).glob("*/*-seed*-*.json"))  # results.record_path's names
+    return Counter(json.loads(path.read_text()).get("precision", "fp32") for path in records)
+
+
+def precision_statement(profile: str = "full") -> str:
+    """The sentence the Running page and the README state about the committed records' precision,
+    computed from the records, so that a test sees the text drift when records are added or retrained."""
+    counts = trained_precisions(profile)
+    if not counts:
+        raise FileNotFoundError(f"no stored training record of profile {profile!r} to count")
+    (first, n), *rest = sorted(counts.items())
+    others = "".join(f" and {m} in {precision}" for precision, m in rest)
+    return f"Of the {sum(counts.values())} committed `{profile}` training records, {n} trained in {first}{others}"
+
+
+def measured_on(record: dict[str, Any], label: str) -> "Markdown":
+    """Where and when a benchmark record was measured, in a sentence a reader can use: its profile and
+    seeds (``label``), the device, the commit's short hash, the duration and, when stored, the machine's
+    one-minute load average (a timing taken on a busy machine reads slow)."""
+    from IPython.display import Markdown
+
+    load = record.get("load_average")
+    busy = f"; the machine's load average was {load[0]:.1f} when it started" if load else ""
+    return Markdown(f"Measured for {label} on `{record['device']}` at commit `{record['git_commit'][:7]}`, "
+                    f"in {record['wall_time_s'] / 60:.0f} minutes{busy}.")

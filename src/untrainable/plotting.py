@@ -3,6 +3,7 @@ titles that always say the profile and the number of seeds. Notebooks draw every
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COLORS", "LINESTYLES", "set_theme", "run_label", "learning_curves", "alignment_curves", "mapping_figure",
            "accuracy_vs_size", "student_vs_teacher", "bottleneck_curves", "point_clouds", "measure_table",
-           "error_vs_offset", "layer_matrices", "time_per_call"]
+           "error_vs_offset", "panel_grid", "legend_below", "layer_matrices", "time_per_call"]
 
 #: One colour per condition, used by every chapter.
 COLORS: dict[str, str] = {
@@ -50,10 +51,17 @@ def set_theme() -> None:
 
 
 def run_label(records: list[dict[str, Any]]) -> str:
-    """'profile full, 3 seeds': what every figure title must state."""
+    """'profile full, 3 seeds': what every figure title must state. Seeds are counted per run name
+    (a condition), so a figure whose conditions have 5 and 3 seeds says '3 to 5 seeds per condition',
+    never the 5 of the union."""
     profiles = sorted({r["profile"] for r in records})
-    seeds = sorted({r["seed"] for r in records})
-    return f"profile {', '.join(profiles)}, {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    per_name: dict[str, set[int]] = {}
+    for r in records:
+        per_name.setdefault(r.get("name", ""), set()).add(r["seed"])
+    counts = sorted({len(seeds) for seeds in per_name.values()}) or [0]
+    if len(counts) > 1:
+        return f"profile {', '.join(profiles)}, {counts[0]} to {counts[-1]} seeds per condition"
+    return f"profile {', '.join(profiles)}, {counts[0]} seed{'s' if counts[0] != 1 else ''}"
 
 
 def learning_curves(
@@ -163,11 +171,20 @@ def accuracy_vs_size(size: pd.DataFrame, teacher_acc: float, ensemble_acc: float
     ax.axhline(teacher_acc, color=COLORS["teacher"], ls="--", label=f"deep teacher ({teacher_acc:.1f}%)")
     ax.axhline(ensemble_acc, color=COLORS["teacher"], ls=":", label=f"teacher ensemble ({ensemble_acc:.1f}%)")
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)", title=title)
-    ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5), numticks=20))  # ticks at 1, 2 and 5 of each decade
-    ax.xaxis.set_major_formatter(mticker.EngFormatter())
-    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    _log_ticks(ax.xaxis, size["parameters"])
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: never on a line
     return fig
+
+
+def _log_ticks(axis: Any, values: pd.Series) -> None:
+    """Labelled ticks on a log axis, in engineering units (600 k, 1 M): at 1, 2 and 5 of each decade, and
+    at 1, 1.5, 2, 3, 4, 6 and 8 when the values span less than a decade and a half (1, 2 and 5 would leave
+    one labelled tick between, say, 595 k and 1.9 M)."""
+    span = np.log10(values.max() / values.min())
+    subs = (1, 2, 5) if span >= 1.5 else (1, 1.5, 2, 3, 4, 6, 8)
+    axis.set_major_locator(mticker.LogLocator(subs=subs, numticks=30))
+    axis.set_major_formatter(mticker.EngFormatter(sep=" "))
+    axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def student_vs_teacher(quality: pd.DataFrame, title: str) -> plt.Figure:
@@ -238,9 +255,10 @@ def error_vs_offset(errors: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
-def _panel_grid(n: int, columns: int, panel_size: tuple[float, float], **kw: Any) -> tuple[plt.Figure, list[plt.Axes]]:
+def panel_grid(n: int, columns: int, panel_size: tuple[float, float], **kw: Any) -> tuple[plt.Figure, list[plt.Axes]]:
     """``n`` panels in rows of at most ``columns``, each ``panel_size`` inches, spare axes removed: a figure
-    of many panels side by side is shrunk to the page's width until its labels cannot be read."""
+    of many panels side by side is shrunk to the page's width (about 7.5 inches at the book's dpi) until
+    its labels cannot be read. ``kw`` goes to ``plt.subplots`` (``sharey``, ``layout``)."""
     cols = min(n, columns)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False, **kw)
@@ -248,6 +266,15 @@ def _panel_grid(n: int, columns: int, panel_size: tuple[float, float], **kw: Any
     for ax in flat[n:]:
         ax.remove()
     return fig, flat[:n]
+
+
+def legend_below(ax: plt.Axes, ncol: int = 1, wrap: int = 60) -> None:
+    """The panel's legend under it, never over a curve, each label wrapped at ``wrap`` characters so that
+    the legend is no wider than the panel (a wider one squeezes the panel in a constrained layout)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, [textwrap.fill(label, wrap) for label in labels], fontsize="small", ncol=ncol,
+                  loc="upper left", bbox_to_anchor=(0, -0.2))
 
 
 def layer_matrices(panels: Sequence[LayerMatrix], title: str, annotated: bool = False) -> plt.Figure:
@@ -258,7 +285,7 @@ def layer_matrices(panels: Sequence[LayerMatrix], title: str, annotated: bool = 
     each with its own colour bar and a distance drawn with the colour map reversed (for comparing
     measures of different ranges).
     """
-    fig, axes = (_panel_grid(len(panels), 1, (7.0, 5.2)) if annotated else _panel_grid(len(panels), 2, (5.0, 5.2)))
+    fig, axes = (panel_grid(len(panels), 1, (7.0, 5.2)) if annotated else panel_grid(len(panels), 2, (5.0, 5.2)))
     for ax, p in zip(axes, panels):
         style = (dict(vmin=0, vmax=1, cmap="magma", annot=True, fmt=".2f", annot_kws={"fontsize": 9}, cbar=False)
                  if annotated else dict(cmap="rocket_r" if p.distance else "rocket", square=True,
@@ -275,7 +302,7 @@ def time_per_call(cells: pd.DataFrame, methods: Sequence[str], title: str) -> pl
     """Seconds per call against the number of features, one panel per number of examples ``n`` (two per
     row) and one line per method (``cells`` has columns n, d and ``<method>_s``)."""
     groups = list(cells.groupby("n"))
-    fig, axes = _panel_grid(len(groups), 2, (5.0, 3.8), sharey=True)
+    fig, axes = panel_grid(len(groups), 2, (5.0, 3.8), sharey=True)
     for ax, (n, sub) in zip(axes, groups):
         for method, style in zip(methods, ["-o", "--s", "--^", ":x"]):
             ax.plot(sub["d"], sub[f"{method}_s"], style, label=method)
@@ -318,4 +345,6 @@ def transfer_methods(frame: pd.DataFrame, labels: dict[str, str], title: str) ->
     ax.tick_params(axis="x", labelrotation=15)
     ax.legend(title="teacher", fontsize="small")
     fig.tight_layout()
+    fig.text(0.01, -0.02, "Diamonds: mean over seeds; error bars: 95 % CI over seeds (Student's t);\n"
+             "dots: one seed each; grey band: the labels alone, mean ± one SD over seeds.", fontsize="small", va="top")
     return fig

@@ -35,7 +35,7 @@ __all__ = [
     "ANSWER", "FOREST", "missing_runs", "reproduce",
 ]
 
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "_static", "book", "CITATION.cff")  # the landing page shows CITATION.cff
 
 
 class ReproduceError(RuntimeError):

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["GOALS", "RATIOS", "time_columns", "times_table", "ratios_table", "goals_summary", "errors_table", "minibatch_summary",
-           "record_summary"]
+__all__ = ["GOALS", "RATIOS", "time_columns", "times_table", "ratios_table", "goals_summary", "errors_table",
+           "minibatch_summary"]
 
 #: The goals the record checks, with how the appendix states them.
 GOALS: dict[str, str] = {
@@ -74,8 +74,3 @@ def minibatch_summary(minibatch: dict[str, Any]) -> str:
             f"whole set ({mb['forward_two_nets_s_per_batch']:.2f} s per batch), so the heatmap costs about "
             f"{ratio:.1f}x the forward passes themselves.")
 
-
-def record_summary(record: dict[str, Any], label: str) -> str:
-    """Where and when the record was measured: profile, device, commit, machine load and duration."""
-    return (f"{label}; device: {record['device']}; commit {record['git_commit']}; load average when run: "
-            f"{record.get('load_average')}; measured in {record['wall_time_s'] / 60:.0f} minutes")

@@ -25,7 +25,7 @@ def kind_names(kinds: Iterable[type]) -> str:
 def model_table(rows_by_chapter: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     """One row per distinct model of several chapters (``{chapter: describe_models(profile)}``).
 
-    A model that several chapters share (chapter 04's ResNet-18 guide is chapter 05's too) is listed
+    A model that several chapters share (one built at the same size by both) is listed
     once, with every chapter that uses it; the same name at another size stays a row of its own.
     """
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}

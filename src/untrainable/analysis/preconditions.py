@@ -37,6 +37,16 @@ __all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "ove
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
 CHANCE = 0.1
+#: A metric as the details name it: a record's key is an internal id, not words a page should print.
+METRIC_WORDS = {"test_acc": "final test accuracy", "best_test_acc": "best test accuracy",
+                "checkpoint_test_acc": "test accuracy at the lowest-validation-loss checkpoint",
+                "acc_checkpoint_test_acc": "test accuracy at the highest-validation-accuracy checkpoint",
+                "best_valid_acc": "best validation accuracy", "perplexity": "test perplexity"}
+
+
+def _named(metric: str) -> str:
+    """``metric`` in words (:data:`METRIC_WORDS`), or as stored where it has none."""
+    return METRIC_WORDS.get(metric, metric.replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,8 @@ def falls_short_of_twin(plain: list[dict[str, Any]], residual: list[dict[str, An
     twin_better, numbers, rule = beats(residual, plain, metric, min_margin)
     return CheckedPrecondition(what, bool(drop <= max_drop and twin_better),
                                f"training loss fell {drop:.3f} over the last {last} epochs (needs ≤ {max_drop}); "
-                               f"{metric}: twin {100 * numbers['better']:.1f}%, plain {100 * numbers['worse']:.1f}%, "
+                               f"{_named(metric)}: twin {100 * numbers['better']:.1f}%, "
+                               f"plain {100 * numbers['worse']:.1f}%, "
                                f"{rule}", {**numbers, "plateau_drop": drop})
 
 
@@ -171,7 +182,7 @@ def guide_beats_target(guide: list[dict[str, Any]], target: list[dict[str, Any]]
     holds, numbers, rule = beats(guide, target, metric, min_margin)
     gap = f" and at least {_points(metric, min_gap)}" if min_gap else ""
     return CheckedPrecondition(what, bool(holds and numbers["margin"] >= min_gap),
-                               f"{metric}: guide {_shown(metric, numbers['better'])}, target "
+                               f"{_named(metric)}: guide {_shown(metric, numbers['better'])}, target "
                                f"{_shown(metric, numbers['worse'])}, {rule}{gap}", numbers)
 
 
@@ -184,7 +195,7 @@ def above_chance(records: list[dict[str, Any]], chance: float, name: str = "the 
         return _no_records(what, name)
     value = _mean(records, lambda r: r["metrics"][metric])
     return CheckedPrecondition(what, bool(value >= chance + margin),
-                               f"{metric} {100 * value:.1f}% against chance {100 * chance:.0f}% (needs ≥ "
+                               f"{_named(metric)} {100 * value:.1f}% against chance {100 * chance:.0f}% (needs ≥ "
                                f"{100 * (chance + margin):.0f}%); {len(records)} seed(s)",
                                {metric: value, "chance": chance, "seeds": float(len(records))})
 
@@ -199,5 +210,5 @@ def every_guide_reaches(guides: list[dict[str, Any]], bar: float, name: str = "e
     values = {r["seed"]: r["metrics"][metric] for r in guides}
     low = {s: v for s, v in values.items() if v < bar}
     detail = ", ".join(f"seed {s}: {100 * v:.1f}%" for s, v in sorted(values.items()))
-    return CheckedPrecondition(what, not low, f"{metric}: {detail} (needs ≥ {100 * bar:.0f}% each)",
+    return CheckedPrecondition(what, not low, f"{_named(metric)}: {detail} (needs ≥ {100 * bar:.0f}% each)",
                                {"lowest": min(values.values()), "seeds": float(len(values))})

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from untrainable.analysis.selection import choose
+from untrainable.plotting import legend_below, panel_grid
 from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, fails_to_train,
                                                 guide_beats_target, loss_rise, overfits)
 
@@ -189,19 +190,18 @@ def guide_table(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
-    """Each claim's control, one panel: validation (solid) and test (dashed) loss per epoch, one colour
-    per cell at its chosen learning rate (seed 0), so where the loss turns up shows against size and depth."""
-    fig, axes = plt.subplots(1, len(CLAIMS), figsize=(5 * len(CLAIMS), 3.8), squeeze=False)
-    for ax, (claim, (groups, model, label)) in zip(axes[0], CLAIMS.items()):
+    """Each claim's control, one panel, one above the other (side by side they shrink past reading):
+    validation (solid) and test (dashed) loss per epoch, one colour per cell at its chosen learning rate
+    (seed 0), so where the loss turns up shows against size and depth; the legend under its panel."""
+    fig, axes = panel_grid(len(CLAIMS), 1, (7.5, 4.2), layout="constrained")
+    for ax, (claim, (groups, model, label)) in zip(axes, CLAIMS.items()):
         for i, runs in enumerate(cells(records, groups, model).values()):
             r = min(chosen_lr(runs), key=lambda rec: rec["seed"])
             epochs = [h["epoch"] for h in r["history"]]
             name = f"{_cell_label(r)}, lr {_config(r, 'lr'):g}"
             ax.plot(epochs, [h["valid_loss"] for h in r["history"]], color=f"C{i}", label=name)
             ax.plot(epochs, [h["test_loss"] for h in r["history"]], color=f"C{i}", linestyle="--")
-        ax.set(title=label, xlabel="epoch", ylabel="loss (solid: validation, dashed: test)")
-        if ax.lines:
-            ax.legend(fontsize=7)
+        ax.set(title=label, xlabel="epoch", ylabel="loss (solid: validation,\ndashed: test)")
+        legend_below(ax)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig

@@ -45,6 +45,7 @@ from untrainable.analysis.selection import best_record, group_by
 from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments.sequence_runs import train_run
+from untrainable.plotting import legend_below, panel_grid
 from untrainable.profiles import check_profile, preset_table, replace_preset
 from untrainable.results import run_or_load
 from untrainable.runtime import log
@@ -308,30 +309,39 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     return out.drop(columns="size")
 
 
+def _panel(r: dict[str, Any]) -> tuple[str, str]:
+    """The figure panel of a pilot record: its setting and, for the language model, its text unit."""
+    setting = r["config"]["setting"]
+    return setting, ("words" if r["config"]["task"] == "word_lm" else "characters") if setting == "lm" else ""
+
+
 def pilot_figure(records: list[dict[str, Any]], title: str) -> plt.Figure:
-    """One panel per setting: the validation accuracy (copy, parity) or perplexity (language model)
-    per epoch of each target at its tuned learning rate (solid) and guide (dashed), one colour per cell."""
+    """One panel per setting, one above the other (side by side they shrink past reading): the validation
+    accuracy in percent (copy, parity) or perplexity (language model) per epoch of each target at its tuned
+    learning rate (solid) and guide (dashed), one colour per cell. The language model on characters and on words
+    gets a panel each: their perplexities (about 7 against 55 to 170) would flatten each other on one axis."""
     records = tuned_targets(records)
-    settings = [s for s in GROUPS if any(r["config"]["setting"] == s for r in records)]
-    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.8), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        mine = sorted((r for r in records if r["config"]["setting"] == setting), key=lambda r: r["name"])
-        cells = list(dict.fromkeys(run_name_parts(r)[1] if setting != "lm" else "" for r in mine))
+    panels = list(dict.fromkeys(sorted((_panel(r) for r in records), key=lambda p: GROUPS.index(p[0]))))
+    fig, axes = panel_grid(len(panels), 1, (7.5, 4.2), layout="constrained")
+    for ax, (setting, unit) in zip(axes, panels):
+        mine = sorted((r for r in records if _panel(r) == (setting, unit)), key=lambda r: r["name"])
+        cells = list(dict.fromkeys(run_name_parts(r)[1] for r in mine))
         lm = setting == "lm"
         for r in mine:
             net, cell = run_name_parts(r)
-            target = _role(r) == "target"
-            y = [math.exp(h["valid_loss"]) if lm else h["valid_acc"] for h in r["history"]]
-            colour = f"C{len(cells) + mine.index(r)}" if lm else f"C{cells.index(cell)}"
-            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle="-" if target else "--",
-                    label=net if lm else f"{cell}, {'target' if target else 'guide'} ({net}, lr {r['config']['lr']:g})")
+            role = _role(r)
+            y = [math.exp(h["valid_loss"]) if lm else 100 * h["valid_acc"] for h in r["history"]]
+            colour = f"C{mine.index(r) if lm else cells.index(cell)}"
+            label = f"{net}, {cell}" if lm else f"{cell}, {role} ({net}, lr {r['config']['lr']:g})"
+            style = "-" if role == "target" else "--"
+            ax.plot([h["epoch"] for h in r["history"]], y, color=colour, linestyle=style, label=label)
         if not lm:
-            ax.axhline(CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
-        ax.set(title=S.SETTING_LABELS[setting], xlabel="epoch",
-               ylabel="validation perplexity (per character)" if lm else "validation accuracy")
-        ax.legend(fontsize=7)
+            ax.axhline(100 * CHANCE[setting], color="grey", linewidth=0.8, linestyle=":")
+        ax.set(title=f"RNN language model on {unit}, Transformer guide" if lm else S.SETTING_LABELS[setting],
+               xlabel="epoch",
+               ylabel=f"validation perplexity\n(per {unit.rstrip('s')})" if lm else "validation accuracy (%)")
+        legend_below(ax, ncol=2, wrap=40)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
