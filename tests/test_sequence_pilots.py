@@ -173,12 +173,12 @@ def test_the_sweep_chooses_each_conditions_learning_rate_on_validation_and_guide
     planned = S.planned_runs("full", seeds=(0, 1))
     assert any(r.experiment == S.SWEEP_EXPERIMENT and r.seed == S.SWEEP_SEED for r in planned)
     assert any(r.name == "copy-guide_alone" and r.seed == 101 for r in planned)  # the replacement guide is planned
-    records = [{"config": {"setting": "copy", "condition": "no_guide", "lr": lr}, "metrics": {"min_valid_loss": v}}
-               for lr, v in ((1e-3, 0.9), (3e-4, 0.7))]
+    # the book's criterion: the highest validation accuracy (here lr 3e-4), ties broken by the lower loss
+    records = [{"config": {"setting": "copy", "condition": "no_guide", "lr": lr}, "metrics": {"min_valid_loss": v},
+                "history": [{"valid_loss": v, "valid_acc": a}]} for lr, v, a in ((1e-3, 0.9, 0.6), (3e-4, 0.7, 0.7))]
     assert S.chosen_settings(records) == {S.Run("copy", "no_guide"): S.RunSettings(lr=3e-4)}
     for r in records:
         r["config"].update(alpha=1.0, guide=None)
-        r["history"] = [{"valid_loss": r["metrics"]["min_valid_loss"]}]
     table = A.sweep_table(records, S.chosen_settings(records), group="setting")
     assert table.set_index("learning rate")["chosen"].to_dict() == {3e-4: "yes", 1e-3: ""}
 
