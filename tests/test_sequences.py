@@ -310,7 +310,9 @@ def test_every_full_run_of_chapter_06_has_its_committed_record(monkeypatch):
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     assert missing_records("full", ["06"]) == []
     sweep = len(sg.PRESETS["full"].sweep_settings) * len(sg.CONDITIONS) * len(sg.PRESETS["full"].sweep_lrs)
-    assert len(sg.planned_runs("full")) == len(sg.SETTINGS) * len(sg.CONDITIONS) * 3 + sweep
+    seeds = {s: len(sg.setting_seeds("full", s)) for s in sg.SETTINGS}
+    assert seeds == {"copy": 5, "parity": 8, "lm": 3}  # a headline claim; a bimodal control; the default
+    assert len(sg.planned_runs("full")) == len(sg.CONDITIONS) * sum(seeds.values()) + sweep
 
 
 def test_the_shell_entry_trains_missing_records(monkeypatch):
