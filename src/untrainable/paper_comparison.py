@@ -731,7 +731,7 @@ def answer(table: pd.DataFrame) -> str:
     untrained = (guidance["setting"] + " " + guidance["condition"]).str.contains("untrained")
     mimicry = judged[judged["chapter"].isin(MIMICRY_CHAPTERS)]
     rest = judged[judged["verdict"] != A.REPRODUCED]
-    missed = ", ".join(f"*{verdict}* ({_listed(rest[rest['verdict'] == verdict])})"
+    missed = ", ".join(f"*{verdict}* ({_listed(rest[rest['verdict'] == verdict], limit=2)})"
                        for verdict in A.VERDICTS if (rest["verdict"] == verdict).any())
     if judged.empty:
         return "No claim has been judged in this profile yet: its records are not there (page 98 lists them).\n"
