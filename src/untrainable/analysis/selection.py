@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Literal
 
-__all__ = ["CRITERIA", "Criterion", "BOOK_CRITERION", "LOSS_CRITERION", "validation_score", "best_record", "choose", "group_by"]
+__all__ = ["CRITERIA", "Criterion", "BOOK_CRITERION", "LOSS_CRITERION", "max_valid_acc", "validation_score", "best_record", "choose", "group_by"]
 
 Criterion = Literal["valid_loss", "valid_acc"]
 #: Every criterion :func:`choose` knows.
@@ -52,7 +52,7 @@ def _min_valid_loss(record: Record) -> float:
     return min(losses)
 
 
-def _max_valid_acc(record: Record) -> float:
+def max_valid_acc(record: Record) -> float:
     """The highest validation accuracy of a run over its epochs (read from the history, which every
     record that had a validation split stores, whatever metrics the code of its day kept)."""
     accs = [h["valid_acc"] for h in record.get("history", []) if "valid_acc" in h]
@@ -67,7 +67,7 @@ def validation_score(record: Record, criterion: Criterion) -> tuple[float, ...]:
     _check(criterion)
     if criterion == "valid_loss":
         return (_min_valid_loss(record),)
-    return (-_max_valid_acc(record), _min_valid_loss(record))
+    return (-max_valid_acc(record), _min_valid_loss(record))
 
 
 def best_record(records: Iterable[Record], criterion: Criterion) -> Record:

@@ -39,7 +39,7 @@ from typing import Any
 
 from untrainable.analysis.preconditions import (CheckedPrecondition, above_chance, every_guide_reaches,
                                                 guide_beats_target)
-from untrainable.analysis.selection import BOOK_CRITERION, choose
+from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
 from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments.sequence_configs import (CHAPTER, CONDITIONS, CONDITION_LABELS, EVERY_WINDOW, EXPERIMENT,
                                                       PRESETS, REQUIRED_METRICS, SETTINGS, SETTING_LABELS, SETTING_NETS,
@@ -81,9 +81,7 @@ def chosen_settings(records: list[dict[str, Any]]) -> dict[Run, RunSettings]:
     """Per run (setting, condition), the learning rate its sweep records choose on validation by the
     book's criterion (:data:`SELECTION`; the lowest validation loss, the paper's rule, chooses the same
     rates here): what a preset's ``run_settings`` hold."""
-    groups: dict[Run, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault(Run(r["config"]["setting"], r["config"]["condition"]), []).append(r)
+    groups = group_by(records, lambda r: Run(r["config"]["setting"], r["config"]["condition"]))
     return {k: RunSettings(lr=choose(rs, lambda r: r["config"]["lr"], SELECTION)) for k, rs in sorted(groups.items())}
 
 

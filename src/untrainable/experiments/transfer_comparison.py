@@ -31,7 +31,7 @@ from untrainable import transfer as T
 from untrainable.mimic import random_crop_flip
 from untrainable.analysis.transfer_tables import METRIC
 from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
-from untrainable.analysis.selection import BOOK_CRITERION, best_record
+from untrainable.analysis.selection import BOOK_CRITERION, best_record, group_by, max_valid_acc
 from untrainable.data import stratified_indices
 from untrainable.config_checks import check_fields
 from untrainable.experiments import PlannedRun, checked_seeds, shell_parser, shell_seeds
@@ -243,9 +243,7 @@ def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, Tr
     one whose learning rates are not all there keeps the student's (a sweep half done picks nothing)."""
     p = PRESETS[check_profile(profile)]
     student_lr = {t: _student(profile, target=t).lr for t in p.students}
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault(r["name"].split("-w", 1)[0], []).append(r)
+    groups = group_by(records, lambda r: r["name"].split("-w", 1)[0])
     best = lambda rs: best_record(rs, SELECTION)["config"]  # noqa: E731
     out = {}
     for name, rs in groups.items():
@@ -258,12 +256,6 @@ def chosen_settings(profile: str, records: list[dict[str, Any]]) -> dict[str, Tr
         whole = {r["config"]["student"]["lr"] for r in at_weight} == set(p.lrs)
         out[name] = TransferSettings(weight, best(at_weight)["student"]["lr"] if whole else own_lr)
     return out
-
-
-def max_valid_acc(record: dict[str, Any]) -> float:
-    """A run's highest validation accuracy over its epochs (read from its history, which every sweep
-    record has, whichever metrics the code of its day stored)."""
-    return max(h["valid_acc"] for h in record["history"])
 
 
 def _accuracy_checkpoint(history: list[dict[str, Any]]) -> dict[str, Any]:
