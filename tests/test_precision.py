@@ -198,3 +198,33 @@ def test_a_run_that_trains_in_two_precisions_is_refused(monkeypatch):
 
     with pytest.raises(RuntimeError, match=r"several precisions \(bf16, fp32\)"):
         results.run_or_load("toy", "quick", "t", _Toy(), 0, mixed, device="cpu")
+
+
+def _onednn_isa(env: dict[str, str]) -> str:
+    """The instruction set oneDNN reports for a bf16 convolution run after ``import untrainable``."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import untrainable, torch\n"
+            "x = torch.randn(2, 3, 8, 8, dtype=torch.bfloat16)\n"
+            "torch.nn.functional.conv2d(x, torch.randn(4, 3, 3, 3, dtype=torch.bfloat16))\n")
+    full = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"} | env | {"ONEDNN_VERBOSE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, check=True).stdout
+    return next((line.split("isa:", 1)[1] for line in out.splitlines() if "isa:" in line), "")
+
+
+def test_importing_the_package_caps_onednn_below_amx():
+    """Every committed bf16 record was trained without AMX; the cap makes an AMX CPU round the same way."""
+    import untrainable
+    from untrainable.runtime import machine_description
+
+    assert untrainable.ONEDNN_ISA_CAP == "AVX512_CORE_BF16"
+    isa = _onednn_isa({})
+    assert isa and "AMX" not in isa
+    assert machine_description(torch.device("cpu"))["onednn_max_cpu_isa"] == "AVX512_CORE_BF16"
+
+
+def test_a_readers_own_onednn_cap_wins():
+    isa = _onednn_isa({"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert "AVX-512" not in isa and "AMX" not in isa

@@ -155,10 +155,12 @@ def machine_description(device: torch.device) -> dict[str, object]:
     """What a record says about the machine, so that two CPUs (or GPUs) can be told apart.
 
     Two CPUs of one architecture can round differently (AVX-512 or AMX kernels against AVX2), so
-    the model name and the kernel-relevant flags travel with every number.
+    the model name, the kernel-relevant flags and the instruction-set cap oneDNN ran under
+    (:data:`untrainable.ONEDNN_ISA_CAP`, empty where none was set) travel with every number.
     """
     info: dict[str, object] = {"cpu": cpu_model(), "cpu_flags": list(cpu_flags()), "threads": torch.get_num_threads(),
-                               "logical_cpus": os.cpu_count(), "platform": platform.platform()}
+                               "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+                               "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

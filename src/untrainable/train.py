@@ -42,7 +42,7 @@ from untrainable.precision import PRECISIONS, autocast, channels_last, training_
 from untrainable.runtime import eval_mode, log
 
 __all__ = ["IGNORE", "BEST_BY", "OPTIMIZERS", "SCHEDULES", "NonFiniteLossError", "FitSettings", "LossFn", "EpochHook",
-           "Augment", "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "make_optimizer",
+           "Augment", "cross_entropy", "cross_entropy_loss", "correct_and_count", "correct_string", "rule_pickable", "make_optimizer",
            "lr_factor", "evaluate", "best_epoch", "fit"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -206,6 +206,16 @@ def correct_string(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
     return "".join("1" if v else "0" for v in torch.cat(out).tolist())
 
 
+def rule_pickable(history: list[dict[str, Any]], epoch: int) -> bool:
+    """Whether a checkpoint rule could report ``epoch`` (1-based, the last row of ``history`` so far): it is
+    the best so far by validation loss, or by validation accuracy, the first of equal accuracies
+    (:func:`best_epoch`) or the one of lower validation loss among them (the book's estimate,
+    :func:`untrainable.analysis.estimates.rule_epoch`). A run keeps its test numbers at such epochs."""
+    if any(best_epoch(history, b) == epoch for b in BEST_BY):
+        return True
+    return min(history, key=lambda h: (-h["valid_acc"], h["valid_loss"]))["epoch"] == epoch
+
+
 def best_epoch(history: list[dict[str, Any]], best_by: str = "valid_loss") -> int:
     """The 1-based epoch whose validation metric is best (lowest loss, highest accuracy; the first on ties)."""
     if best_by not in BEST_BY:
@@ -233,6 +243,7 @@ class _Loop:
     desc: str
     best_by: str
     test_every_epoch: bool
+    keep_test_correct: bool
 
     @property
     def steps_per_epoch(self) -> int:
@@ -326,11 +337,15 @@ def _evaluate_epoch(loop: _Loop, epoch: int, steps: int, row: dict[str, Any],
         row.update(_evaluated(loop, "valid", loop.valid, epoch, steps))
     so_far = [*history, {"epoch": epoch + 1, **row}]
     is_best = loop.valid is not None and best_epoch(so_far, loop.best_by) == epoch + 1
-    best_by_any = loop.valid is not None and any(best_epoch(so_far, b) == epoch + 1 for b in BEST_BY)
-    if loop.test_every_epoch or best_by_any or epoch + 1 == loop.settings.epochs:
+    last = epoch + 1 == loop.settings.epochs
+    pickable = loop.valid is not None and rule_pickable(so_far, epoch + 1)
+    if loop.test_every_epoch or pickable or last:
         row.update(_evaluated(loop, "test", loop.test, epoch, steps))
     else:
         row.update(test_loss=None, test_acc=None)
+    if loop.keep_test_correct and (pickable or last):
+        row["test_correct"] = correct_string(loop.model, *loop.test, loop.device, loop.settings.eval_batch_size,
+                                             loop.settings.precision)
     return is_best
 
 
@@ -373,7 +388,7 @@ def fit(
     on_epoch_start: Callable[[int, nn.Module], None] | None = None, on_epoch_end: EpochHook | None = None,
     state: dict[str, Any] | None = None, valid: tuple[torch.Tensor, torch.Tensor] | None = None,
     best_by: str = "valid_loss", restore_best: bool = False, augment: Augment | None = None,
-    test_every_epoch: bool = True,
+    test_every_epoch: bool = True, keep_test_correct: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``model`` and return its history: one dict of metrics per epoch.
 
@@ -405,7 +420,11 @@ def fit(
     (either checkpoint can be reported), and at the last epoch; the other rows have
     ``test_loss``/``test_acc`` None. Evaluation draws no random numbers, so the training is
     the same; a run whose test curve is not plotted saves most of its evaluation time (the test split
-    is often several times the training set).
+    is often several times the training set). Where two epochs tie on validation accuracy, the one of
+    lower validation loss is tested too (:func:`rule_pickable`): the book's estimate picks it.
+
+    ``keep_test_correct`` adds ``test_correct`` (:func:`correct_string`) to the row of every such epoch and
+    of the last, so error consistency can be read at the checkpoint its accuracy is read at.
 
     The precision the run trains in (``settings.precision`` resolved on ``device``) is noted through
     :func:`untrainable.precision.training_precision`, so the store records what ran.
@@ -417,7 +436,8 @@ def fit(
     loop = _Loop(model=model, train=train, test=test, valid=valid, settings=settings,
                  opt=make_optimizer(model.parameters(), settings), generator=generator, device=device,
                  loss_fn=loss_fn, augment=augment, on_epoch_start=on_epoch_start, on_epoch_end=on_epoch_end,
-                 desc=desc, best_by=best_by, test_every_epoch=test_every_epoch)
+                 desc=desc, best_by=best_by, test_every_epoch=test_every_epoch,
+                 keep_test_correct=keep_test_correct)
     t_start = time.perf_counter()
     history, start_epoch, elapsed_before, best = _resume(loop, checkpoint, state)
     show = progress if progress is not None else os.environ.get("UNTRAINABLE_PROGRESS", "1") != "0"

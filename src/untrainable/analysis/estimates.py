@@ -30,7 +30,8 @@ setting and a checkpoint are chosen by the same criterion.
   after the last epoch (``metrics``). A rule is available for a run only where its epoch is the last.
 * ``mimic_student``, ``mimic_teacher`` (chapter 07) and the chapter-01 experiments: no validation split:
   ``final_epoch`` only, the one estimate such a run has (:func:`row_rule` falls back to it).
-* Kappa (``metrics.test_correct``): the last epoch's right/wrong string only, whatever the rule.
+* Kappa (:func:`correct_at`): the right/wrong string at the rule's epoch, where ``fit(keep_test_correct=True)``
+  kept one (chapter 04's runs from issue #30 on); the records before it have the last epoch's only.
 
 A rule whose epoch has no test value raises :class:`RuleNotAvailable` (page 98 marks the row "rule not
 available"); a record with no such metric at all raises ``KeyError`` naming it.
@@ -44,7 +45,7 @@ from typing import Any, Literal
 from untrainable.analysis.selection import validation_score
 
 __all__ = ["Rule", "RULES", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation",
-           "rule_epoch", "estimate", "row_rule"]
+           "rule_epoch", "estimate", "correct_at", "row_rule"]
 
 Rule = Literal["max_valid_acc", "min_valid_loss", "final_epoch"]
 #: Every rule :func:`estimate` knows, the primary first.
@@ -123,6 +124,23 @@ def estimate(record: Record, metric: str = "test_acc", rule: Rule = PRIMARY_RULE
             return float(metrics[prefix + metric])
     raise RuleNotAvailable(f"{_label(record)}: rule {rule!r} picks epoch {epoch}, where the run has no {metric!r} "
                            "(its test split was evaluated elsewhere)")
+
+
+def correct_at(record: Record, rule: Rule = PRIMARY_RULE) -> str:
+    """Which test examples the run got right (a 0/1 string) at the epoch ``rule`` picks, so error consistency
+    is read at the checkpoint its accuracy is: the history row's ``test_correct`` (kept where
+    ``fit(keep_test_correct=True)`` ran), else the final one when the epoch is the last; else
+    :class:`RuleNotAvailable`."""
+    epoch = rule_epoch(record, rule)
+    history = record.get("history", [])
+    row = next((h for i, h in enumerate(history) if h.get("epoch", i + 1) == epoch), {})
+    if row.get("test_correct") is not None:
+        return row["test_correct"]
+    final = record.get("metrics", {}).get("test_correct")
+    if epoch == rule_epoch(record, "final_epoch") and final is not None:
+        return final
+    raise RuleNotAvailable(f"{_label(record)}: rule {rule!r} picks epoch {epoch}, where the run kept no right/wrong "
+                           "string (rerun it: fit(keep_test_correct=True) keeps one at every such epoch)")
 
 
 def row_rule(records: Iterable[Record], loss_type: bool = False) -> Rule:

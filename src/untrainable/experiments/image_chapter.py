@@ -102,11 +102,13 @@ class ImageChapter:
         return self.target_configs(self.preset(profile, smoke, overrides), self.runs)
 
     def run_seeds(self, profile: str, c: ig.Config, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
-        """The seeds of run ``c``: ``seeds`` when given (checked as a set), else the preset's (headline runs get
-        more)."""
+        """The seeds of run ``c``: ``seeds`` when given (checked as a set), else the preset's: its ``run_seeds``
+        for the run, else the headline runs' or the others'."""
         if seeds is not None:
             return check_seeds(tuple(seeds))
         p = self.presets[check_profile(profile)]
+        if (c.target, c.condition) in p.run_seeds:
+            return check_seeds(p.run_seeds[Run(c.target, c.condition)])
         own = p.seeds if p.seeds is not None else default_seeds(profile)
         headline = p.headline_seeds if p.headline_seeds is not None else own
         return tuple(headline if (c.target, c.condition) in self.headline else own)

@@ -261,6 +261,31 @@ def _probes(model: nn.Module, references: dict[str, nn.Module], example: torch.T
     return probes
 
 
+def _grid_probes(model: nn.Module, references: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor,
+                 device: torch.device) -> dict[str, G.SimilarityProbe]:
+    """A linear-CKA probe per reference guide over every (guide layer, target layer) pair, not only the
+    mapped ones: the heatmaps of chapter 04, measured at initialisation and after training only."""
+    grids = {}
+    for label, guide in references.items():
+        guide = guide.to(device)
+        pairs = [(g, t) for g in G.guidance_layers(guide, example) for t in G.guidance_layers(model, example)]
+        grids[label] = G.SimilarityProbe(guide, pairs, x_probe)
+    return grids
+
+
+def _grid(grids: dict[str, G.SimilarityProbe], model: nn.Module) -> dict[str, dict[str, Any]]:
+    """Each grid probe's CKA as a matrix: ``cka[i][j]`` of guide layer ``i`` and target layer ``j`` (None:
+    a constant side), with both layer lists."""
+    out = {}
+    for label, p in grids.items():
+        values = dict(zip(p.pairs, p.measure(model), strict=True))
+        guide_layers = list(dict.fromkeys(g for g, _ in p.pairs))
+        target_layers = list(dict.fromkeys(t for _, t in p.pairs))
+        out[label] = {"guide_layers": guide_layers, "target_layers": target_layers,
+                      "cka": [[values[(g, t)] for t in target_layers] for g in guide_layers]}
+    return out
+
+
 def _measure(probes: dict[str, G.SimilarityProbe], model: nn.Module, undefined: dict[str, dict[str, str]]
              ) -> dict[str, list[float | None]]:
     """Each probe's CKA per pair (None: undefined, a side constant over the probe set); the reasons go into
@@ -278,9 +303,11 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     """Train one target under one condition; return metrics and a per-epoch history with alignment.
 
     Each history row carries ``cka_trained``/``cka_untrained`` (per mapped pair, on the probe set),
+    ``test_correct`` at every epoch a checkpoint rule can pick (:func:`untrainable.train.rule_pickable`),
     ``train_task_loss`` (the cross-entropy part of ``train_loss``) and, for guided epochs,
     ``guidance_term`` (mean ``Σ (1 - CKA)`` over the epoch's guided steps), ``pair_distance`` (per
     pair) and ``guided_steps``. All of it is checkpointed each epoch, with the CKA at initialisation.
+    ``cka_grid`` holds every guide layer against every target layer, at initialisation and at the end.
     """
     generator = seed_everything(seed)
     model = build_target(c).to(device)  # same initialisation for every condition of a seed
@@ -288,6 +315,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     example = x_train[:2].to(device)
     x_probe = x_test[stratified_indices(y_test, min(c.probe_n, len(y_test)), 1)].to(device)
     probes = _probes(model, inputs.references, example, x_probe, device)
+    grids = _grid_probes(model, inputs.references, example, x_probe, device)
 
     guidance = None
     if inputs.guide is not None:
@@ -312,7 +340,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         return row
 
     undefined: dict[str, dict[str, str]] = {}
-    state: dict[str, Any] = {"initial_cka": _measure(probes, model, undefined)}
+    state: dict[str, Any] = {"initial_cka": _measure(probes, model, undefined), "initial_cka_grid": _grid(grids, model)}
     if undefined:
         state["initial_cka_undefined"] = undefined
     train_inputs = G.IndexedInputs(x_train) if inputs.bank is not None else x_train
@@ -321,7 +349,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     history = fit(model, (train_inputs, y_train), (x_test, y_test), settings, generator=generator, device=device,
                   loss_fn=meter, checkpoint=checkpoint, desc=f"{c.target}/{c.condition} seed {seed}", progress=False,
                   on_epoch_start=start_epoch, on_epoch_end=end_epoch, state=state, valid=inputs.valid,
-                  augment=random_crop_flip if c.augment else None)
+                  augment=random_crop_flip if c.augment else None, keep_test_correct=True)
     last = history[-1]
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     metrics.update(
@@ -337,7 +365,8 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     if inputs.valid is not None:
         metrics.update(validation_metrics(history))
     out = {"metrics": metrics, "history": history, "initial_cka": state["initial_cka"],
-           "probe_pairs": {k: p.pairs for k, p in probes.items()}}
+           "probe_pairs": {k: p.pairs for k, p in probes.items()},
+           "cka_grid": {"initial": state["initial_cka_grid"], "final": _grid(grids, model)}}
     if "initial_cka_undefined" in state:
         out["initial_cka_undefined"] = state["initial_cka_undefined"]
     if guidance is not None:

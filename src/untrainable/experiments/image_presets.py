@@ -101,7 +101,8 @@ class ImagePreset:
     """What a chapter sets in one profile. The fields after ``run_settings`` mirror config fields of the
     same name: required, or None for the config's default; ``fcn``/``plain`` hold the targets' sizes (None:
     the config's). ``guide_steps``/``guide_steps_long``: the steps of the first-steps-only conditions;
-    ``seeds`` None: the profile's default seeds; ``headline_seeds`` None: ``seeds``."""
+    ``seeds`` None: the profile's default seeds; ``headline_seeds`` None: ``seeds``; ``run_seeds``: the runs
+    whose seeds are their own."""
 
     # what the chapter does with its runs (not config fields)
     guides: Mapping[str, GuideSpec]
@@ -115,6 +116,8 @@ class ImagePreset:
     fcn: FcnSizes | None = None
     plain: PlainSizes | None = None
     run_settings: Mapping[Run, RunSettings] = field(default_factory=dict)
+    #: runs that need other seeds than their class's (the error-consistency study's disjoint pairs)
+    run_seeds: Mapping[Run, tuple[int, ...]] = field(default_factory=dict)
     # config fields
     n_train: int | None
     n_valid: int
@@ -140,7 +143,7 @@ class ImagePreset:
 
 #: The fields of :class:`ImagePreset` that are not config fields.
 _CHAPTER_FIELDS = ("guides", "seeds", "headline_seeds", "sweep_lrs", "sweep_alphas", "sweep_alpha_lr", "guide_steps",
-                   "guide_steps_long", "fcn", "plain", "run_settings")
+                   "guide_steps_long", "fcn", "plain", "run_settings", "run_seeds")
 
 
 def given(obj: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
