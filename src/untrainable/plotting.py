@@ -1,5 +1,6 @@
 """One look for every figure in the book: a seaborn theme, one colour per condition, and
-titles that always say the profile and the number of seeds. Notebooks draw every figure here."""
+titles that always say the profile and the number of seeds. Notebooks draw every figure here, or, for the
+guidance chapters' figures drawn from whole records, in :mod:`untrainable.figures_guidance`."""
 
 from __future__ import annotations
 
@@ -72,9 +73,11 @@ def learning_curves(
     hue_order: list[str] | None = None,
     ncols: int = 2,
     marks: tuple[float, ...] = (),
+    ylabels: dict[str, str] | None = None,
 ) -> plt.Figure:
     """One panel per metric: the mean over seeds as a line and the spread (min to max) as a band;
-    ``marks`` draws a dotted vertical line at each of these epochs (e.g. where guidance stops)."""
+    ``marks`` draws a dotted vertical line at each of these epochs (e.g. where guidance stops);
+    ``ylabels``: a metric's axis label with its unit (default: the metric's name)."""
     nrows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows), squeeze=False)
     order = hue_order or list(dict.fromkeys(history["name"]))
@@ -92,7 +95,7 @@ def learning_curves(
             ax.axvline(x, color="k", ls=":", lw=1)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_ylabel((ylabels or {}).get(metric, metric.replace("_", " ")))
     axes.flat[0].legend(frameon=True, fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
