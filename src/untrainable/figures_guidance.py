@@ -261,7 +261,8 @@ def _alignment_panel(ax: plt.Axes, sub: pd.DataFrame, order: Sequence[str], labe
         x = np.array(probe.index, dtype=float) + 0.08 * (k - (len(order) - 1) / 2)  # side by side, not on top
         mean, lo, hi = (np.array([b[i] for b in probe]) for i in range(3))
         ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], color=color, marker="o", ls="none", capsize=3)
-    ax.legend(fontsize="x-small", loc="best")
+    if order:  # a panel with nothing measured (every probe value undefined) has no legend to draw
+        ax.legend(fontsize="x-small", loc="best")
 
 
 def sequence_curves(records: Sequence[dict[str, Any]], labels: dict[str, str], title: str,
