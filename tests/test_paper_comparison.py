@@ -215,8 +215,8 @@ def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path, plan):
     _write([_epochs("f-none", s, (0.30 + 0.01 * s, 0.31 + 0.01 * s)) for s in range(3)]
            + [_epochs("f-guide", s, (0.305 - 0.01 * s, 0.41 + 0.01 * s)) for s in range(3)], plan)
     path = tmp_path / "numbers.csv"
-    path.write_text(HEADER + "f-none,04,F,no guide,acc,10,1,,,,exp,f-none,checkpoint_test_acc,paper,\n"
-                    "f-up,04,F,guide,acc,20,1,,f-none,,exp,f-guide,checkpoint_test_acc,paper,\n")
+    path.write_text(HEADER + "f-none,04,F,no guide,acc,10,1,,,,exp,f-none,test_acc,paper,\n"
+                    "f-up,04,F,guide,acc,20,1,,f-none,,exp,f-guide,test_acc,paper,\n")
     v = PC.verdicts("full", path).loc["f-up"]
     assert v["estimate_rule"] == A.PRIMARY_RULE and v["verdict"] == A.REPRODUCED
     assert v["effect"] == pytest.approx(10.0) and v["verdict_final_epoch"] == A.REPRODUCED
@@ -236,6 +236,7 @@ def test_a_rule_whose_epoch_was_not_tested_is_said_so(tmp_path, plan):
                     "r-up,06,R,guide,acc,20,1,,r-none,,exp,r-guide,test_acc,paper,\n")
     v = PC.verdicts("full", path).loc["r-up"]
     assert v["verdict"] == A.RULE_NOT_AVAILABLE and "picks epoch 1" in v["reason"]
+    assert v["seeds"] == 3 and v["baseline_seeds"] == 3  # the seeds it has, though the rule reads none of them
     assert v["verdict_final_epoch"] == A.REPRODUCED and not v["fragile"]  # one tested verdict: nothing to disagree
 
 
@@ -359,3 +360,29 @@ def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_fil
         _store(_record("a-guide", seed, acc))
     moved = PC.answer(PC.comparison("full", data_file))
     assert "A: +20.0 pts [" in moved and moved != text
+
+
+def test_no_row_reads_a_stored_checkpoint_metric(tmp_path, plan):
+    """Every reported accuracy is the book's estimate (issue #30): the data file names ``test_acc``, read at the
+    row's rule, never a stored checkpoint's metric, which the page refuses."""
+    paper = PC.paper_numbers()
+    assert not paper["our_metric"].str.contains("checkpoint").any()
+    _write([_record("c-none", s, 0.3) for s in range(3)], plan)
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "c-none,04,C,none,acc,10,1,,,,exp,c-none,checkpoint_test_acc,paper,\n")
+    with pytest.raises(ValueError, match="unknown metric 'checkpoint_test_acc'"):
+        PC.verdicts("full", path)
+
+
+def test_a_precondition_is_read_at_the_rows_rule(tmp_path, plan):
+    """``guide_beats``: the target's accuracy at the row's rule (epoch 2 here, 60 %), not its stored final metric
+    (99 %, which a guide of 70 % would not beat)."""
+    guides = [_epochs("g-guide", s, (0.70, 0.70)) for s in range(3)]
+    targets = [{**_epochs("g-none", s, (0.2, 0.6 + 0.01 * s, 0.99), ((0.3, 1.0), (0.5, 1.1), (0.4, 0.9))),
+                "metrics": {"test_acc": 0.99}} for s in range(3)]
+    _write(guides + targets, plan)
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "g-none,04,G,none,acc,10,1,,,,exp,g-none,test_acc,paper,\n"
+                    "g-up,04,G,guide,acc,20,1,,g-none,guide_beats:g-guide>g-none,exp,g-guide,test_acc,paper,\n")
+    v = PC.verdicts("full", path).loc["g-up"]
+    assert v["precondition_holds"] and "test accuracy at the epoch of highest validation accuracy" in v["precondition"]
