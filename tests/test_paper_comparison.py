@@ -386,3 +386,58 @@ def test_a_precondition_is_read_at_the_rows_rule(tmp_path, plan):
                     "g-up,04,G,guide,acc,20,1,,g-none,guide_beats:g-guide>g-none,exp,g-guide,test_acc,paper,\n")
     v = PC.verdicts("full", path).loc["g-up"]
     assert v["precondition_holds"] and "test accuracy at the epoch of highest validation accuracy" in v["precondition"]
+
+
+@dataclass(frozen=True)
+class Net:
+    """The config of a synthetic Deep FCN run of the kappa rows."""
+
+    target: str = "deep_fcn"
+    condition: str = "no_guide"
+
+
+def _kappa_runs(plan, strings, at_rule=True):
+    """Store one Deep FCN run per (condition, seed) -> string: the string at its highest-validation-accuracy epoch
+    (epoch 1) when ``at_rule``, else only its last epoch's (the records before issue #30)."""
+    for (condition, seed), correct in strings.items():
+        history = [{"epoch": 1, "valid_acc": 0.6, "valid_loss": 1.0, "test_acc": 0.5},
+                   {"epoch": 2, "valid_acc": 0.5, "valid_loss": 1.1, "test_acc": 0.5}]
+        if at_rule:
+            history[0]["test_correct"] = correct
+        run = PlannedRun("kexp", f"deep_fcn-{condition}", Net(condition=condition), seed)
+        record = {**_record(run.name, seed, 0.5), "experiment": "kexp", "config": dataclasses.asdict(run.config),
+                  "history": history, "metrics": {"test_acc": 0.5, "test_correct": "1" * len(correct)}}
+        plan.append(run)
+        write_record({**record, "key": run_key(run.experiment, run.config, run.seed)}, run.path("full"))
+
+
+KAPPA_CSV = HEADER + ("k-control,04,K,unguided pairs,kappa,,,,,,kexp,kappa:no_guide|no_guide,kappa,paper,\n"
+                      "k-guided,04,K,guided pairs,kappa,0.5,,higher,k-control,,kexp,kappa:a|b,kappa,paper,\n")
+
+
+def test_kappa_rows_use_independent_pairs_at_the_accuracys_checkpoint(tmp_path, plan):
+    """Unguided seeds 0-9 in disjoint pairs against guided seeds 0-4 matched by seed, Welch's t over them, each
+    string the one at the epoch of highest validation accuracy (the last epoch's is all ones: no agreement)."""
+    rng = __import__("random").Random(2)
+    base = "".join(str(int(rng.random() > 0.5)) for _ in range(200))
+    noisy = lambda p: "".join(c if rng.random() > p else str(1 - int(c)) for c in base)  # noqa: E731
+    strings = {**{("no_guide", s): noisy(0.5) for s in range(10)},
+               **{(c, s): noisy(0.05) for c in ("a", "b") for s in range(5)}}
+    _kappa_runs(plan, strings)
+    path = tmp_path / "numbers.csv"
+    path.write_text(KAPPA_CSV)
+    v = PC.verdicts("full", path)
+    control = [A.error_consistency(strings["no_guide", s], strings["no_guide", s + 1]) for s in range(0, 10, 2)]
+    guided = [A.error_consistency(strings["a", s], strings["b", s]) for s in range(5)]
+    assert v.loc["k-guided", "seeds"] == 5 and v.loc["k-guided", "baseline_seeds"] == 5
+    assert v.loc["k-guided", "p_value"] == pytest.approx(A.welch_effect(control, guided).p_value)
+    assert v.loc["k-guided", "verdict"] == A.REPRODUCED and v.loc["k-guided", "estimate_rule"] == A.PRIMARY_RULE
+
+
+def test_a_kappa_row_without_strings_at_the_rules_epoch_says_so(tmp_path, plan):
+    strings = {**{("no_guide", s): "1100" for s in range(10)}, **{(c, s): "1010" for c in ("a", "b") for s in range(5)}}
+    _kappa_runs(plan, strings, at_rule=False)
+    path = tmp_path / "numbers.csv"
+    path.write_text(KAPPA_CSV)
+    v = PC.verdicts("full", path).loc["k-guided"]
+    assert v["verdict"] == A.RULE_NOT_AVAILABLE and "right/wrong string" in v["reason"]

@@ -138,7 +138,7 @@ def agreement_precondition(records: list[Record], first: str, second: str, targe
         base = kappa_values(control, control, records, {}, target, rule)
         guided = kappa_values(first, second, records, {}, target, rule)
     except RuleNotAvailable as e:
-        return CheckedPrecondition(what, False, f"rule not available: {e}")
+        return CheckedPrecondition(what, False, f"rule not available: {e}", unread=e)
     if not base or not guided:
         return CheckedPrecondition(what, False, f"no pairs of {'unguided' if not base else 'guided'} nets")
     b, g = float(np.mean(base)), float(np.mean(guided))
