@@ -19,7 +19,7 @@ from untrainable.analysis.effects import INCONCLUSIVE, NO_EFFECT, NOT_TESTABLE, 
 from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULE_WORDS, RuleNotAvailable, estimate,
                                             rule_epoch)
 from untrainable.analysis.preconditions import CheckedPrecondition
-from untrainable.analysis.selection import max_valid_acc
+from untrainable.analysis.selection import CRITERION_WORDS, max_valid_acc
 
 __all__ = ["precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
            "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
@@ -30,8 +30,7 @@ __all__ = ["precondition_table", "precondition_summary", "sweep_table", "chosen_
 REPORTED_RULES = (PRIMARY_RULE, LOSS_RULE, FINAL_EPOCH)
 #: What each rule is to a reader of a chapter.
 _ROLE = {PRIMARY_RULE: "the book's estimate", LOSS_RULE: "the paper's rule", FINAL_EPOCH: "a sensitivity"}
-#: A selection criterion in words.
-_CRITERIA = {"valid_acc": "highest validation accuracy", "valid_loss": "lowest validation loss"}
+
 
 
 def precondition_table(checks: Sequence[CheckedPrecondition]) -> pd.DataFrame:
@@ -42,13 +41,19 @@ def precondition_table(checks: Sequence[CheckedPrecondition]) -> pd.DataFrame:
 
 def precondition_summary(checks: Sequence[CheckedPrecondition]) -> str:
     """'All 4 preconditions hold.' or which fail, by name: the sentence a chapter opens its results with."""
-    failed = [c.name for c in checks if not c.holds]
-    if not failed:
+    unread = [c.name for c in checks if c.status == RULE_NOT_AVAILABLE]
+    failed = [c.name for c in checks if not c.holds and c.name not in unread]
+    if not failed and not unread:
         held = f"The precondition ({checks[0].name}) holds" if len(checks) == 1 else \
             f"All {len(checks)} preconditions hold"
         return f"{held}, so every comparison below could show the paper's effect."
-    return (f"{len(failed)} of {len(checks)} preconditions fail ({'; '.join(failed)}): the comparisons that need "
-            "them are \"not testable\" here, whatever their numbers.")
+    said = [f"{len(failed)} of {len(checks)} preconditions fail ({'; '.join(failed)}): the comparisons that need "
+            "them are \"not testable\" here, whatever their numbers."] if failed else []
+    if unread:
+        said.append(f"{len(unread)} of {len(checks)} cannot be read at the book's estimate ({'; '.join(unread)}): "
+                    "a run did not keep what that epoch needs, so the comparisons that need them say \"rule not "
+                    "available\".")
+    return " ".join(said)
 
 
 def settings_by_name(chosen: Mapping[Any, Any]) -> dict[str, dict[str, float]]:
@@ -157,9 +162,10 @@ def selection_changes(changes: Mapping[Any, tuple[Any, Any]], first: str, book: 
             return "its learning rates were not swept at that alpha"
         return ", ".join(f"{k} {v:g}" for k, v in settings_by_name({"": s})[""].items())
 
-    rows = [{"run": "/".join(run) if isinstance(run, tuple) else str(run), f"chosen by {_CRITERIA[book]}": shown(ours),
-             f"chosen by {_CRITERIA[first]}": shown(theirs)} for run, (ours, theirs) in changes.items()]
-    return pd.DataFrame(rows, columns=["run", f"chosen by {_CRITERIA[book]}", f"chosen by {_CRITERIA[first]}"])
+    now, then = (f"chosen by {CRITERION_WORDS[c]}" for c in (book, first))
+    rows = [{"run": "/".join(run) if isinstance(run, tuple) else str(run), now: shown(ours), then: shown(theirs)}
+            for run, (ours, theirs) in changes.items()]
+    return pd.DataFrame(rows, columns=["run", now, then])
 
 
 def selection_change_text(changes: Mapping[Any, tuple[Any, Any]], first: str, book: str, swept: int) -> str:
@@ -168,29 +174,31 @@ def selection_change_text(changes: Mapping[Any, tuple[Any, Any]], first: str, bo
     if not changes:
         return f"The change of criterion moved none of the {swept} swept runs' settings."
     runs = ", ".join("/".join(run) if isinstance(run, tuple) else str(run) for run in changes)
-    return (f"Choosing by {_CRITERIA[book]} instead of {_CRITERIA[first]} moved the settings of {len(changes)} of the "
-            f"{swept} swept runs ({runs}); the chapter's runs are trained at the first column's settings.")
+    return (f"Choosing by {CRITERION_WORDS[book]} instead of {CRITERION_WORDS[first]} moved the settings of "
+            f"{len(changes)} of the {swept} swept runs ({runs}); the chapter's runs are trained at the first column's "
+            "settings.")
 
 
-def _disagreements(verdicts: pd.DataFrame, claims: Mapping[str, str], first: str) -> list[str]:
-    """'<claim>: reproduced under the book's rule, no effect detected under the first' for each row of
-    ``verdicts`` (:func:`untrainable.paper_comparison.verdicts`) in ``claims`` whose two verdicts differ."""
-    rows = verdicts.loc[[rid for rid in claims if rid in verdicts.index]]
-    return [f"{claims[rid]}: {r['verdict']} at {RULE_WORDS[PRIMARY_RULE]}, {r[f'verdict_{first}']} at {RULE_WORDS[first]}"
-            for rid, r in rows.iterrows() if r["verdict"] != r[f"verdict_{first}"]]
+def _disagreements(verdicts: pd.DataFrame, paper: pd.DataFrame, chapter: str, first: str) -> list[str]:
+    """'<setting>, <condition>: reproduced at the book's rule's epoch, no effect detected at the first's' for each
+    row of ``chapter`` in ``paper`` (:func:`untrainable.paper_comparison.paper_numbers`) whose two verdicts in
+    ``verdicts`` (:func:`untrainable.paper_comparison.verdicts`) differ."""
+    rows = paper[paper["chapter"] == chapter]
+    return [f"{row['setting']}, {row['condition']}: {verdicts.loc[rid, 'verdict']} at {RULE_WORDS[PRIMARY_RULE]}, "
+            f"{verdicts.loc[rid, f'verdict_{first}']} at {RULE_WORDS[first]}" for rid, row in rows.iterrows()
+            if verdicts.loc[rid, "verdict"] != verdicts.loc[rid, f"verdict_{first}"]]
 
 
-def rule_change_text(control: Sequence[dict[str, Any]], verdicts: pd.DataFrame, claims: Mapping[str, str],
+def rule_change_text(control: Sequence[dict[str, Any]], verdicts: pd.DataFrame, paper: pd.DataFrame, chapter: str,
                      label: str, first: str = LOSS_RULE) -> str:
     """Why the book's rule replaced the ``first`` one, from the records: the epochs ``first`` picks for the
     unguided ``control`` runs (of how many), their test accuracy there and at the book's estimate, and the
-    claims (``claims``: row id -> claim, of :func:`untrainable.paper_comparison.verdicts`) whose verdicts the
-    two rules decide differently."""
+    claims of ``chapter`` (``paper``'s rows, judged in ``verdicts``) the two rules decide differently."""
     epochs = [rule_epoch(r, first) for r in control]
     total = max(rule_epoch(r, FINAL_EPOCH) for r in control)
     at_first = 100 * np.mean([estimate(r, "test_acc", first) for r in control])
     at_book = 100 * np.mean([estimate(r, "test_acc", PRIMARY_RULE) for r in control])
-    split = _disagreements(verdicts, claims, first)
+    split = _disagreements(verdicts, paper, chapter, first)
     return (f"Picking {RULE_WORDS[first]} puts the unguided {label}'s checkpoint at epochs {min(epochs)} to "
             f"{max(epochs)} of {total} ({len(epochs)} seeds), where its test accuracy is {at_first:.1f} %; the test "
             f"accuracy goes on rising after it: {at_book:.1f} % at {RULE_WORDS[PRIMARY_RULE]}. "

@@ -17,7 +17,7 @@ with seed s of the other); :func:`kappa_contrast` tests those units with Welch's
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -196,24 +196,27 @@ def _kappa_row(name: str, first: str, second: str, records: list[Record], guides
             "sd": float(np.std(ks, ddof=1)) if len(ks) > 1 else float("nan"), "pairs averaged": len(ks), "note": ""}
 
 
-def kappa_summary(table: pd.DataFrame, contrast: Effect | None = None) -> str:
+def kappa_summary(table: pd.DataFrame, records: Sequence[Record] = (),
+                  guided: tuple[str, str] = ("trained_guide", "small_cnn_guide")) -> str:
     """What the kappa table shows against its controls: does guidance add agreement beyond architecture?
 
     The guided FCNs' agreement is evidence of inherited errors only when it exceeds what two unguided
-    FCNs of different seeds already share (``contrast``: :func:`kappa_contrast`, the test over independent
-    units), and a guide's agreement with its guided nets only when it exceeds its agreement with unguided ones.
+    FCNs of different seeds already share (with ``records``: tested by :func:`kappa_contrast` over independent
+    pairs, the two ``guided`` conditions against the control), and a guide's agreement with its guided nets
+    only when it exceeds its agreement with unguided ones.
     """
     k = table.set_index("pair")["kappa"]
-    base, guided = k["unguided vs unguided (other seed, disjoint pairs)"], \
+    base, guided_k = k["unguided vs unguided (other seed, disjoint pairs)"], \
         k["guided by resnet18 vs guided by small_cnn (same seed)"]
-    if np.isnan(base) or np.isnan(guided):
+    if np.isnan(base) or np.isnan(guided_k):
         return ("The kappas of the Deep FCNs are not available at the book's checkpoint: their records kept no "
                 "right/wrong string at that epoch (the table's notes say which); they are not read at another one.")
     own, unguided = k["resnet18 guide vs its guided nets"], k["resnet18 guide vs the unguided nets"]
+    contrast = kappa_contrast(list(records), *guided) if records else None
     test = "" if contrast is None else (f" (Welch over independent pairs: {contrast.effect:+.2f}, 95 % CI "
                                         f"{contrast.ci_low:+.2f} to {contrast.ci_high:+.2f}, p = {contrast.p_value:.2g})")
     return (f"Two unguided Deep FCNs of different seeds agree at κ = {base:.2f}; FCNs guided by the two families agree "
-            f"at κ = {guided:.2f}, {guided - base:+.2f} beyond that control{test} (the guides together: "
+            f"at κ = {guided_k:.2f}, {guided_k - base:+.2f} beyond that control{test} (the guides together: "
             f"{k['the guides together']:.2f}). The ResNet-18 agrees with the FCNs it guided at κ = {own:.2f} and with "
             f"unguided ones at {unguided:.2f} ({own - unguided:+.2f}). How many pairs each mean averages, and their "
             "spread, are in the table.")
