@@ -210,9 +210,10 @@ def our_values(row: pd.Series, store: _Store, rule: str | None = None) -> list[f
     if not hits and metric != "kappa":
         return []
     rule = rule or estimate_rule(row, store)
-    if metric == "kappa":
-        return _kappa_values(row["record"], store.records(row["experiment"]), store.records("guides"), rule) \
-            if _is_set(row["record"]) else []
+    if metric == "kappa":  # "kappa:A|B" (module docstring), one value per independent pair
+        guides = {g["name"]: g["metrics"]["test_correct"] for g in store.records("guides")}
+        return A.kappa_values(*row["record"].split(":", 1)[1].split("|"), store.records(row["experiment"]), guides,
+                              rule=rule) if _is_set(row["record"]) else []
     if metric == "teacher_test_acc":  # one teacher (or ensemble) read from each of its students: one value
         return list(dict.fromkeys(100 * _metric(r, metric, row.name) for r in hits))
     if metric in _ACCURACIES:
@@ -224,7 +225,7 @@ def our_values(row: pd.Series, store: _Store, rule: str | None = None) -> list[f
     if metric == "overfit_gap":
         return [A.overfit_gap(r) for r in hits]
     raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, guide_acc, teacher_test_acc, "
-                     "perplexity, overfit_gap or kappa; a stored checkpoint's accuracy is read as test_acc at the row's rule)")
+                     "perplexity, overfit_gap or kappa; a stored checkpoint's accuracy is test_acc at the row's rule)")
 
 
 def _estimate(record: dict[str, Any], metric: str, rule: str, row_id: str) -> float:
@@ -244,13 +245,6 @@ def _metric(record: dict[str, Any], metric: str, row_id: str) -> float:
     except KeyError:
         raise KeyError(f"row {row_id}: record {record['name']} (seed {record['seed']}) has no metric {metric!r}; "
                        "it predates the row: rerun its chapter or remove the record") from None
-
-
-def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[str, Any]], rule: str) -> list[float]:
-    """Kappa of the two sides of ``kappa:A|B`` (module docstring) at ``rule``'s epoch, one value per independent
-    pair (:func:`untrainable.analysis.kappa_values`)."""
-    a, b = spec.split(":", 1)[1].split("|")
-    return A.kappa_values(a, b, records, {g["name"]: g["metrics"]["test_correct"] for g in guides}, rule=rule)
 
 
 def paper_direction(row: pd.Series, paper: pd.DataFrame) -> int | None:
