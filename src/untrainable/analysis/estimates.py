@@ -1,8 +1,8 @@
 """The book's one estimate of a run: a test metric at the epoch a validation rule picks.
 
 A run has a number per epoch; which one a page reports is a *rule*, and page 98's verdicts, its
-rule-sensitivity columns and (once they switch) the chapters all read it through :func:`estimate`,
-so the rule is :data:`PRIMARY_RULE`, one constant:
+rule-sensitivity columns and the chapters' tables (:func:`untrainable.analysis.estimate_table`) all read it
+through :func:`estimate`, so the rule is :data:`PRIMARY_RULE`, one constant:
 
 * ``"max_valid_acc"`` (the book's primary rule, issue #30): the epoch of highest validation accuracy,
   ties broken by the lower validation loss, then by the earlier epoch;
@@ -31,7 +31,9 @@ setting and a checkpoint are chosen by the same criterion.
 * ``mimic_student``, ``mimic_teacher`` (chapter 07) and the chapter-01 experiments: no validation split:
   ``final_epoch`` only, the one estimate such a run has (:func:`row_rule` falls back to it).
 * Kappa (:func:`correct_at`): the right/wrong string at the rule's epoch, where ``fit(keep_test_correct=True)``
-  kept one (chapter 04's runs from issue #30 on); the records before it have the last epoch's only.
+  kept one (chapter 04's runs from issue #30 on); the records before it have the last epoch's only, so their
+  kappas are "rule not available" at any other epoch.
+* A check that compares stored metrics (a precondition) reads the estimate from :func:`estimated` copies.
 
 A rule whose epoch has no test value raises :class:`RuleNotAvailable` (page 98 marks the row "rule not
 available"); a record with no such metric at all raises ``KeyError`` naming it.
