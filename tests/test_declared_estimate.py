@@ -91,7 +91,8 @@ def test_why_the_rule_changed_is_read_from_the_records():
     assert ("decide 1 of this chapter's claims differently (Deep FCN, trained guide: reproduced at the epoch of "
             "highest validation accuracy, no effect detected at the epoch of lowest validation loss)") in text
     alike = verdicts.assign(verdict_min_valid_loss=verdicts["verdict"])
-    assert A.rule_change_text(control, alike, paper, "04", "Deep FCN").endswith("decide every claim of this chapter alike.")
+    text = A.rule_change_text(control, alike, paper, "04", "Deep FCN")
+    assert text.endswith("decide every claim of this chapter alike.")
 
 
 def test_a_precondition_that_cannot_be_read_at_the_rule_is_said_apart_from_one_that_fails():

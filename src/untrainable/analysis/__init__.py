@@ -61,8 +61,10 @@ __all__ = [
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
     "mean_percent", "mean_minutes", "named", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",
     "quality_summary", "mimic_loss_labels",
-    "CHANCE", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
+    "CHANCE", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits", "fails_to_train", "plateau_drop",
+    "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
-    "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text", "rule_change_text",
+    "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
+    "rule_change_text",
     "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings", "page_table",
 ]

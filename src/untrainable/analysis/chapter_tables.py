@@ -16,8 +16,8 @@ import pandas as pd
 import numpy as np
 
 from untrainable.analysis.effects import INCONCLUSIVE, NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED, RULE_NOT_AVAILABLE
-from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULE_WORDS, RuleNotAvailable, estimate,
-                                            rule_epoch)
+from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULE_WORDS, RuleNotAvailable,
+                                            estimate, rule_epoch)
 from untrainable.analysis.preconditions import CheckedPrecondition
 from untrainable.analysis.selection import CRITERION_WORDS, max_valid_acc
 

@@ -46,7 +46,8 @@ from typing import Any, Literal
 
 from untrainable.analysis.selection import validation_score
 
-__all__ = ["Rule", "RULES", "RULE_WORDS", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation",
+__all__ = ["Rule", "RULES", "RULE_WORDS", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable",
+           "has_validation",
            "rule_epoch", "estimate", "estimate_key", "estimated", "correct_at", "row_rule"]
 
 Rule = Literal["max_valid_acc", "min_valid_loss", "final_epoch"]

@@ -214,9 +214,10 @@ def kappa_summary(table: pd.DataFrame, records: Sequence[Record] = (),
     own, unguided = k["resnet18 guide vs its guided nets"], k["resnet18 guide vs the unguided nets"]
     contrast = kappa_contrast(list(records), *guided) if records else None
     test = "" if contrast is None else (f" (Welch over independent pairs: {contrast.effect:+.2f}, 95 % CI "
-                                        f"{contrast.ci_low:+.2f} to {contrast.ci_high:+.2f}, p = {contrast.p_value:.2g})")
-    return (f"Two unguided Deep FCNs of different seeds agree at κ = {base:.2f}; FCNs guided by the two families agree "
-            f"at κ = {guided_k:.2f}, {guided_k - base:+.2f} beyond that control{test} (the guides together: "
+                                        f"{contrast.ci_low:+.2f} to {contrast.ci_high:+.2f}, "
+                                        f"p = {contrast.p_value:.2g})")
+    return (f"Two unguided Deep FCNs of different seeds agree at κ = {base:.2f}; FCNs guided by the two families "
+            f"agree at κ = {guided_k:.2f}, {guided_k - base:+.2f} beyond that control{test} (the guides together: "
             f"{k['the guides together']:.2f}). The ResNet-18 agrees with the FCNs it guided at κ = {own:.2f} and with "
             f"unguided ones at {unguided:.2f} ({own - unguided:+.2f}). How many pairs each mean averages, and their "
             "spread, are in the table.")

@@ -59,7 +59,7 @@ def overfitting_summary(table: pd.DataFrame, labels: dict[str, str], baseline: s
     lines = [f"{opening} the lowest test loss ({b['min test loss']:.2f}) comes at epoch {b['epoch of min']:.1f} on "
              f"average and the final loss ends {b['rise after min']:.2f} above it; at {when}, training accuracy is "
              f"{_at(b, 'train - test (points)'):.1f} points above test accuracy.\n"]
-    lines += [f"* {labels.get(name, name)}: the test loss ends {row['rise after min']:.2f} above its minimum; at {when}, "
-              f"train accuracy {_at(row, 'train acc'):.1f}%, test {_at(row, 'test acc'):.1f}%."
+    lines += [f"* {labels.get(name, name)}: the test loss ends {row['rise after min']:.2f} above its minimum; "
+              f"at {when}, train accuracy {_at(row, 'train acc'):.1f}%, test {_at(row, 'test acc'):.1f}%."
               for name, row in table.drop(index=baseline).iterrows()]
     return "\n".join(lines)

@@ -33,8 +33,9 @@ import numpy as np
 from untrainable.analysis.effects import Precondition
 from untrainable.analysis.estimates import RULE_WORDS, Rule, RuleNotAvailable, estimate, row_rule, rule_epoch
 
-__all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits", "fails_to_train",
-           "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance", "every_guide_reaches"]
+__all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits",
+           "fails_to_train", "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance",
+           "every_guide_reaches"]
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
 CHANCE = 0.1

@@ -19,10 +19,10 @@ with the paper's rule and the last epoch beside it as sensitivities.
 Hyper-parameters are chosen on a validation split held out from the training images (never the test
 split), by a sweep stored as records of its own: for each headline guided condition alpha at the
 control's learning rate, then for every headline condition the learning rate from five values, each by
-the book's criterion (:data:`SELECTION`; :data:`FIRST_SELECTION`, the paper's, was the first) (:mod:`.image_chapter`, which also holds
-the chapter contract this module exposes as functions). Conditions that are not swept take the
-trained-guide condition's values. One target run is :mod:`.image_guidance`, the guides
-:mod:`.image_guides`.
+the book's criterion (:data:`SELECTION`; :data:`FIRST_SELECTION`, the paper's, was the first;
+:mod:`.image_chapter`, which also holds the chapter contract this module exposes as functions).
+Conditions that are not swept take the trained-guide condition's values. One target run is
+:mod:`.image_guidance`, the guides :mod:`.image_guides`.
 """
 
 from __future__ import annotations

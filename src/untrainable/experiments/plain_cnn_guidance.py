@@ -12,11 +12,12 @@ The plain net is trained with no guide, with its trained twin and with an untrai
 (randomly initialised, frozen). Because the targets see new crops every step, the guide runs on
 them online (no Gram bank), and the CKA of its wide conv maps takes bf16 Gram products
 (``gram_precision``, where the CPU multiplies bf16 natively). Training, validation and the reported
-estimate are chapter 04's (:mod:`.fcn_guidance`): Adam, the learning rate x0.1 after each 30 % of training, the test
-accuracy at the epoch of highest validation accuracy (``PRIMARY_RULE``). The learning rate, 1e-3, is the pilots' (lower validation loss than
-3e-4 for the plain net); alpha is chosen on the validation split by a sweep of the trained-guide
-condition (:mod:`.image_chapter`), which the untrained-guide condition follows. One target run is
-:mod:`.image_guidance`, the guide :mod:`.image_guides`.
+estimate are chapter 04's (:mod:`.fcn_guidance`): Adam, the learning rate x0.1 after each 30 % of
+training, the test accuracy at the epoch of highest validation accuracy (``PRIMARY_RULE``). The learning
+rate, 1e-3, is the pilots' (chosen on validation by :data:`.pilot_regimes.SELECTION`); alpha is chosen
+on the validation split by a sweep of the trained-guide condition (:mod:`.image_chapter`), which the
+untrained-guide condition follows. One target run is :mod:`.image_guidance`, the guide
+:mod:`.image_guides`.
 
 :func:`first_regime_configs` keeps the chapter's earlier, smaller configs: the precision
 benchmarks of appendix 91 measured their plain ConvNet there.
