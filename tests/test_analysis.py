@@ -63,26 +63,51 @@ def test_error_consistency_is_cohens_kappa():
         A.error_consistency("10", "101")
 
 
-def _image_record(condition, seed, correct):
-    return {"name": f"deep_fcn-{condition}", "seed": seed, "profile": "full",
-            "config": {"target": "deep_fcn", "condition": condition}, "metrics": {"test_correct": correct}}
+def _image_record(condition, seed, correct, last="0" * 8):
+    """A Deep FCN run of two epochs: ``correct`` at epoch 1 (its highest validation accuracy), ``last`` at
+    epoch 2 (its stored final string), so a kappa read at the wrong epoch is caught."""
+    history = [{"epoch": 1, "valid_acc": 0.6, "valid_loss": 1.0, "test_correct": correct},
+               {"epoch": 2, "valid_acc": 0.5, "valid_loss": 1.1, "test_correct": last}]
+    return {"name": f"deep_fcn-{condition}", "seed": seed, "profile": "full", "history": history,
+            "config": {"target": "deep_fcn", "condition": condition}, "metrics": {"test_correct": last}}
 
 
 def test_kappa_table_has_the_controls():
     seqs = {0: "11001100", 1: "11000011", 2: "00111100"}
-    records = [_image_record(c, s, seqs[s]) for s in seqs for c in ("no_guide", "trained_guide", "small_cnn_guide")]
+    records = [_image_record(c, s, seqs[s], last=seqs[(s + 1) % 3]) for s in seqs
+               for c in ("no_guide", "trained_guide", "small_cnn_guide")]
     guides = {"resnet18": {"metrics": {"test_correct": "11001100"}},
               "small_cnn": {"metrics": {"test_correct": "11001100"}}}
     k = A.kappa_table(records, guides).set_index("pair")
-    pairs = [(0, 1), (0, 2), (1, 2)]
-    expected = sum(A.error_consistency(seqs[a], seqs[b]) for a, b in pairs) / 3
-    assert k.loc["unguided vs unguided (other seed)", "kappa"] == pytest.approx(expected)
-    assert k.loc["unguided vs unguided (other seed)", "pairs averaged"] == 3
+    control = "unguided vs unguided (other seed, disjoint pairs)"
+    assert k.loc[control, "kappa"] == pytest.approx(A.error_consistency(seqs[0], seqs[1]))  # (0, 1); seed 2 left out
+    assert k.loc[control, "pairs averaged"] == 1
     assert k.loc["unguided vs guided by resnet18 (same seed)", "kappa"] == pytest.approx(1.0)  # identical here
     assert k.loc["the guides together", "kappa"] == pytest.approx(1.0)
     assert k.loc["the guides together", "pairs averaged"] == 1 and math.isnan(k.loc["the guides together", "sd"])
     assert "resnet18 guide vs its guided nets" in k.index and "small_cnn guide vs the unguided nets" in k.index
-    assert "kappa" in A.kappa_summary(k.reset_index()) or "κ" in A.kappa_summary(k.reset_index())
+    assert "κ" in A.kappa_summary(k.reset_index())
+    final = A.kappa_table(records, guides, rule=A.FINAL_EPOCH).set_index("pair")  # the last epoch's strings
+    assert final.loc[control, "kappa"] == pytest.approx(A.error_consistency(seqs[1], seqs[2]))
+
+
+def test_a_kappa_without_a_string_at_the_rules_epoch_is_not_read_elsewhere():
+    """A record that kept only its last epoch's string (before issue #30) has no kappa at the book's checkpoint:
+    "rule not available", never the last epoch's string in its place."""
+    old = [{**_image_record(c, s, "1100", last="1100"), "history": [{"epoch": 1, "valid_acc": 0.6, "valid_loss": 1.0},
+                                                        {"epoch": 2, "valid_acc": 0.5, "valid_loss": 1.1}]}
+           for s in range(4) for c in ("no_guide", "trained_guide", "small_cnn_guide")]
+    with pytest.raises(A.RuleNotAvailable, match="picks epoch 1"):
+        A.kappa_values("no_guide", "no_guide", old, {})
+    assert A.kappa_values("no_guide", "no_guide", old, {}, rule=A.FINAL_EPOCH) == [1.0, 1.0]
+    guides = {"resnet18": {"metrics": {"test_correct": "1100"}}, "small_cnn": {"metrics": {"test_correct": "1010"}}}
+    k = A.kappa_table(old, guides).set_index("pair")
+    assert k.loc["unguided vs unguided (other seed, disjoint pairs)", "note"].startswith("rule not available")
+    assert math.isnan(k.loc["unguided vs unguided (other seed, disjoint pairs)", "kappa"])
+    assert k.loc["the guides together", "note"] == ""  # the guides' strings are their kept checkpoints'
+    assert "not available" in A.kappa_summary(k.reset_index())
+    check = A.agreement_precondition(old, "trained_guide", "small_cnn_guide")
+    assert not check.holds and "rule not available" in check.detail
 
 
 def _curve_record(name, seed, losses, train_acc, test_acc):
@@ -96,13 +121,35 @@ def test_overfitting_gap_table_and_precondition():
     over = [_curve_record("no_guide", s, [2.0, 1.5, 1.8, 2.0], 0.9, 0.4) for s in range(3)]
     flat = [_curve_record("guided", s, [2.0, 1.5, 1.4, 1.3], 0.5, 0.45) for s in range(3)]
     assert A.overfit_gap(over[0]) == pytest.approx(0.5) and A.overfit_gap(flat[0]) == 0
-    table = A.overfitting_table(over + flat)
-    assert table.loc["no_guide", "epoch of min"] == 2 and table.loc["no_guide", "train - test (points)"] == 50
+    table = A.overfitting_table(over + flat)  # no validation split: read at the last epoch, and said so
+    assert table.loc["no_guide", "epoch of min"] == 2
+    assert table.loc["no_guide", "train - test (points) at the last epoch"] == pytest.approx(50)
     assert A.overfits(over, "no_guide").holds
     weak = A.overfits(flat, "guided")
     assert not weak.holds and "test 0.00" in weak.detail
     assert A.overfits([], "missing").status == "no records"
     assert "ends 0.50 above it" in A.overfitting_summary(table, {}, baseline="no_guide")
+
+
+def test_the_overfitting_gap_is_read_at_the_declared_rule():
+    """Train - test at the epoch of highest validation accuracy (epoch 2: 70 - 50 = 20 points), not the last
+    epoch's (95 - 45 = 50); the paper's rule (lowest validation loss, epoch 1: 60 - 48) on request."""
+    rows = [(0.60, 0.48, 0.50, 1.0), (0.70, 0.50, 0.55, 1.1), (0.95, 0.45, 0.52, 1.3)]
+    history = [{"epoch": i + 1, "train_acc": tr, "test_acc": te, "valid_acc": va, "valid_loss": vl,
+                "test_loss": vl} for i, (tr, te, va, vl) in enumerate(rows)]
+    records = [{"name": "no_guide", "seed": s, "history": history, "metrics": {"test_acc": 0.45}} for s in range(3)]
+    table = A.overfitting_table(records)
+    assert table.loc["no_guide", "train - test (points) at the epoch of highest validation accuracy"] == \
+        pytest.approx(20)
+    check = A.overfits(records, "the control", min_gap=30)
+    assert check.numbers["train_test_gap"] == pytest.approx(20) and not check.holds
+    assert "at the epoch of highest validation accuracy" in check.detail
+    paper = A.overfits(records, "the control", rule=A.LOSS_RULE)
+    assert paper.numbers["train_test_gap"] == pytest.approx(12)
+    untested = [{**r, "history": [{**h, "test_acc": None if h["epoch"] == 2 else h["test_acc"]} for h in history]}
+                for r in records]
+    unread = A.overfits(untested, "the control")
+    assert unread.status == "rule not available" and not unread.holds and "picks epoch 2" in unread.detail
 
 
 def test_contrasts_table_reads_better_worse_or_no_effect():
@@ -216,6 +263,10 @@ def test_fisher_compares_the_shares_of_seeds_that_escape_chance():
     assert math.isnan(A.escape_p(learning, stuck_split, 50.0, 10.0))  # the control does not split: no test
 
 
+def _net(condition, seed, correct):
+    return _image_record(condition, seed, correct, last="1" * len(correct))
+
+
 def test_kappa_contrasts_use_disjoint_seed_pairs():
     assert A.disjoint_pairs([4, 0, 1, 3, 2]) == [(0, 1), (2, 3)]
     rng = __import__("random").Random(0)
@@ -225,10 +276,33 @@ def test_kappa_contrasts_use_disjoint_seed_pairs():
 
     base = "".join(str(int(rng.random() > 0.5)) for _ in range(400))
     same = lambda s: "".join(c if rng.random() > 0.1 else str(1 - int(c)) for c in s)  # noqa: E731
-    records = ([{"config": {"target": "deep_fcn", "condition": "no_guide"}, "seed": s,
-                 "metrics": {"test_correct": net(0.5)}} for s in range(6)]
-               + [{"config": {"target": "deep_fcn", "condition": c}, "seed": s, "metrics": {"test_correct": same(base)}}
-                  for c in ("a", "b") for s in range(3)])
+    records = ([_net("no_guide", s, net(0.5)) for s in range(6)]
+               + [_net(c, s, same(base)) for c in ("a", "b") for s in range(3)])
     e = A.kappa_contrast(records, "a", "b")
     assert e.n_baseline == 3 and e.n_treated == 3 and e.effect > 0.5  # 6 seeds: 3 disjoint pairs, not 15
     assert A.kappa_contrast(records[1:], "a", "b") is None  # 5 seeds: 2 disjoint pairs, too few for a test
+
+
+def test_error_consistency_compares_disjoint_control_pairs_with_seed_matched_guided_pairs():
+    """Chapter 04's design: unguided seeds 0-9 in pairs (0, 1), ..., (8, 9); trained_guide seed s against
+    small_cnn_guide seed s, s = 0..4; Welch's t over those ten independent kappas, at the accuracy's epoch."""
+    rng = __import__("random").Random(1)
+    strings = {(c, s): "".join(str(int(rng.random() > 0.4)) for _ in range(300))
+               for c, seeds in (("no_guide", range(10)), ("trained_guide", range(5)), ("small_cnn_guide", range(5)))
+               for s in seeds}
+    records = [_net(c, s, x) for (c, s), x in strings.items()]
+    control = [A.error_consistency(strings["no_guide", a], strings["no_guide", a + 1]) for a in range(0, 10, 2)]
+    guided = [A.error_consistency(strings["trained_guide", s], strings["small_cnn_guide", s]) for s in range(5)]
+    assert A.kappa_values("no_guide", "no_guide", records, {}) == pytest.approx(control)
+    assert A.kappa_values("trained_guide", "small_cnn_guide", records, {}) == pytest.approx(guided)
+    e = A.kappa_contrast(records, "trained_guide", "small_cnn_guide")
+    expected = A.welch_effect(control, guided)
+    assert (e.effect, e.p_value, e.n_baseline, e.n_treated) == (pytest.approx(expected.effect),
+                                                                pytest.approx(expected.p_value), 5, 5)
+    check = A.agreement_precondition(records, "trained_guide", "small_cnn_guide")
+    assert check.holds is bool(sum(control) / 5 < sum(guided) / 5)
+    assert check.numbers["unguided"] == pytest.approx(sum(control) / 5) and check.numbers["guided_pairs"] == 5
+    copies = records + [_net("trained_guide", 9, strings["no_guide", 0])]  # an unmatched seed takes no part
+    assert A.kappa_values("trained_guide", "small_cnn_guide", copies, {}) == pytest.approx(guided)
+    agree = [_net("no_guide", s, strings["trained_guide", 0]) for s in range(4)] + records[10:]
+    assert not A.agreement_precondition(agree, "trained_guide", "small_cnn_guide").holds  # unguided agree at κ = 1

@@ -104,3 +104,23 @@ def test_a_chapter_reads_the_books_estimate_through_values_and_contrasts():
     assert A.values(recs, "guide", "test_acc", 100, rule=A.PRIMARY_RULE) == pytest.approx([40.0, 41.0, 42.0])
     t = A.contrasts_table({"g": recs}, [("guide", "no_guide")], "test_acc", rule=A.PRIMARY_RULE)
     assert t.loc[0, "effect"] == pytest.approx(10.0) and t.loc[0, "reading"] == "better"
+
+
+def test_estimated_copies_carry_the_estimate_under_a_name_that_says_its_rule():
+    r = _record(_history([0.4, 0.6, 0.5], [0.9, 1.2, 1.3], [0.41, 0.62, 0.55]), test_acc=0.55)
+    key = A.estimate_key("test_acc", A.PRIMARY_RULE)
+    (copy,) = A.estimated([r])
+    assert key == "test_acc@max_valid_acc" and copy["metrics"][key] == 0.62 and key not in r["metrics"]
+    assert A.estimated([r], rule=A.LOSS_RULE)[0]["metrics"]["test_acc@min_valid_loss"] == 0.41
+    assert set(A.RULE_WORDS) == set(A.RULES) and A.RULE_WORDS[A.FINAL_EPOCH] == "the last epoch"
+    with pytest.raises(ValueError, match="unknown estimate rule"):
+        A.estimate_key("test_acc", "best_epoch")
+
+
+def test_the_right_wrong_string_is_the_rules_epochs_or_not_available():
+    history = _history([0.4, 0.6, 0.5], [0.9, 1.2, 1.3], [0.41, 0.62, 0.55])
+    history[1]["test_correct"] = "110"
+    r = _record(history, test_correct="100")
+    assert A.correct_at(r) == "110" and A.correct_at(r, A.FINAL_EPOCH) == "100"
+    with pytest.raises(A.RuleNotAvailable, match="picks epoch 1, where the run kept no right/wrong string"):
+        A.correct_at(r, A.LOSS_RULE)

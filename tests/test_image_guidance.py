@@ -301,8 +301,10 @@ def test_chapter_04_checks_its_preconditions_on_the_committed_records(monkeypatc
     """Each unguided FCN overfits and each trained guide beats its targets: the comparisons can show an effect."""
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     checks = fcn.preconditions(fcn.run("full"), fcn.guide_records("full"))
-    assert len(checks) == 6 and {c.status for c in checks} == {"holds"}
+    assert len(checks) == 7 and {c.status for c in checks[:6]} == {"holds"}
     assert all(c.numbers for c in checks)
+    assert checks[6].name == "unguided nets do not already agree as much as guided ones"
+    assert checks[6].status in ("holds", "fails")  # decided at the book's checkpoint: the retrained runs keep strings
 
 
 def test_chapter_05_checks_its_preconditions_on_the_committed_records(monkeypatch):

@@ -241,3 +241,21 @@ def test_an_interrupted_run_resumes_with_its_best_weights(tmp_path):
     resumed, history = trained(tmp_path / "cut.pt")
     assert best_epoch(history, "valid_loss") < 3, "the best epoch was found before the interruption"
     assert all(torch.equal(whole.state_dict()[k], resumed.state_dict()[k]) for k in whole.state_dict())
+
+
+def test_the_books_criterion_and_the_first_are_compared_on_the_same_pilot_records():
+    """In the 2000-image cell the higher rate reaches the higher validation accuracy (the book's criterion) and the
+    lower one the lower validation loss (the pilots' first criterion): the page shows both rates, and that the
+    chosen cell is the same under each."""
+    recs = _grid(small_overfits=True)
+    recs[1] = _record("d2000-lo", n_train=2000, lr=1e-4, minutes=1,
+                      history=[{**h, "valid_acc": 0.25, "valid_loss": v} for h, v in
+                               zip(_history(0.95, 0.3, [2.0, 1.6, 2.3]), [2.0, 1.6, 2.3])])
+    assert R.SELECTION == "valid_acc" and R.FIRST_SELECTION == "valid_loss"
+    assert [r["name"] for r in R.chosen_lr(recs[:2])] == ["d2000-hi"]
+    assert [r["name"] for r in R.chosen_lr(recs[:2], R.FIRST_SELECTION)] == ["d2000-lo"]
+    changes = R.criterion_changes(recs).set_index("cell")
+    row = changes.loc["24x512, 2000 training images"]
+    assert (row["lr now"], row["lr first"]) == (1e-3, 1e-4) and row["chosen now"] == row["chosen first"] == "yes"
+    text = R.criterion_summary(changes.reset_index())
+    assert "changes the learning rate of 1 of 2 cells" in text and "no claim's regime" in text

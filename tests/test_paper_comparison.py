@@ -166,7 +166,8 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
 def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch):
     """Copy-paste and parity in the cells appendix 93 chose are testable (the control is above chance, the
     guide far ahead of it) and tested at the last epoch, the one their records evaluate the test split at;
-    the language model (its guide is worse than its target) stays "not testable" and says why."""
+    the language model's precondition (its guide beats its target) is read at the row's rule, the lowest validation
+    loss, whose epoch its control's records never tested: "rule not available", with the seeds it has."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
@@ -176,8 +177,8 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
     last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]
     assert last.isin([A.REPRODUCED, A.OPPOSITE, A.INCONCLUSIVE, A.NO_EFFECT]).all()
     lm = rows.loc[["seq-lm-trained", "seq-lm-untrained"]]
-    assert (lm["verdict"] == A.NOT_TESTABLE).all()
-    assert "lm-guide_alone beats its target: no" in lm.loc["seq-lm-trained", "why"]
+    assert (lm["verdict"] == A.RULE_NOT_AVAILABLE).all() and (lm["seeds"] == "3").all()
+    assert "record lm-no_guide" in lm.loc["seq-lm-trained", "why"] and rows.loc["seq-lm-none", "seeds"] == "3"
 
 
 def test_a_record_without_the_rows_metric_is_named(data_file):
@@ -215,8 +216,8 @@ def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path, plan):
     _write([_epochs("f-none", s, (0.30 + 0.01 * s, 0.31 + 0.01 * s)) for s in range(3)]
            + [_epochs("f-guide", s, (0.305 - 0.01 * s, 0.41 + 0.01 * s)) for s in range(3)], plan)
     path = tmp_path / "numbers.csv"
-    path.write_text(HEADER + "f-none,04,F,no guide,acc,10,1,,,,exp,f-none,checkpoint_test_acc,paper,\n"
-                    "f-up,04,F,guide,acc,20,1,,f-none,,exp,f-guide,checkpoint_test_acc,paper,\n")
+    path.write_text(HEADER + "f-none,04,F,no guide,acc,10,1,,,,exp,f-none,test_acc,paper,\n"
+                    "f-up,04,F,guide,acc,20,1,,f-none,,exp,f-guide,test_acc,paper,\n")
     v = PC.verdicts("full", path).loc["f-up"]
     assert v["estimate_rule"] == A.PRIMARY_RULE and v["verdict"] == A.REPRODUCED
     assert v["effect"] == pytest.approx(10.0) and v["verdict_final_epoch"] == A.REPRODUCED
@@ -236,6 +237,7 @@ def test_a_rule_whose_epoch_was_not_tested_is_said_so(tmp_path, plan):
                     "r-up,06,R,guide,acc,20,1,,r-none,,exp,r-guide,test_acc,paper,\n")
     v = PC.verdicts("full", path).loc["r-up"]
     assert v["verdict"] == A.RULE_NOT_AVAILABLE and "picks epoch 1" in v["reason"]
+    assert v["seeds"] == 3 and v["baseline_seeds"] == 3  # the seeds it has, though the rule reads none of them
     assert v["verdict_final_epoch"] == A.REPRODUCED and not v["fragile"]  # one tested verdict: nothing to disagree
 
 
@@ -359,3 +361,84 @@ def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_fil
         _store(_record("a-guide", seed, acc))
     moved = PC.answer(PC.comparison("full", data_file))
     assert "A: +20.0 pts [" in moved and moved != text
+
+
+def test_no_row_reads_a_stored_checkpoint_metric(tmp_path, plan):
+    """Every reported accuracy is the book's estimate (issue #30): the data file names ``test_acc``, read at the
+    row's rule, never a stored checkpoint's metric, which the page refuses."""
+    paper = PC.paper_numbers()
+    assert not paper["our_metric"].str.contains("checkpoint").any()
+    _write([_record("c-none", s, 0.3) for s in range(3)], plan)
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "c-none,04,C,none,acc,10,1,,,,exp,c-none,checkpoint_test_acc,paper,\n")
+    with pytest.raises(ValueError, match="unknown metric 'checkpoint_test_acc'"):
+        PC.verdicts("full", path)
+
+
+def test_a_precondition_is_read_at_the_rows_rule(tmp_path, plan):
+    """``guide_beats``: the target's accuracy at the row's rule (epoch 2 here, 60 %), not its stored final metric
+    (99 %, which a guide of 70 % would not beat)."""
+    guides = [_epochs("g-guide", s, (0.70, 0.70)) for s in range(3)]
+    targets = [{**_epochs("g-none", s, (0.2, 0.6 + 0.01 * s, 0.99), ((0.3, 1.0), (0.5, 1.1), (0.4, 0.9))),
+                "metrics": {"test_acc": 0.99}} for s in range(3)]
+    _write(guides + targets, plan)
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "g-none,04,G,none,acc,10,1,,,,exp,g-none,test_acc,paper,\n"
+                    "g-up,04,G,guide,acc,20,1,,g-none,guide_beats:g-guide>g-none,exp,g-guide,test_acc,paper,\n")
+    v = PC.verdicts("full", path).loc["g-up"]
+    assert v["precondition_holds"] and "test accuracy at the epoch of highest validation accuracy" in v["precondition"]
+
+
+@dataclass(frozen=True)
+class Net:
+    """The config of a synthetic Deep FCN run of the kappa rows."""
+
+    target: str = "deep_fcn"
+    condition: str = "no_guide"
+
+
+def _kappa_runs(plan, strings, at_rule=True):
+    """Store one Deep FCN run per (condition, seed) -> string: the string at its highest-validation-accuracy epoch
+    (epoch 1) when ``at_rule``, else only its last epoch's (the records before issue #30)."""
+    for (condition, seed), correct in strings.items():
+        history = [{"epoch": 1, "valid_acc": 0.6, "valid_loss": 1.0, "test_acc": 0.5},
+                   {"epoch": 2, "valid_acc": 0.5, "valid_loss": 1.1, "test_acc": 0.5}]
+        if at_rule:
+            history[0]["test_correct"] = correct
+        run = PlannedRun("kexp", f"deep_fcn-{condition}", Net(condition=condition), seed)
+        record = {**_record(run.name, seed, 0.5), "experiment": "kexp", "config": dataclasses.asdict(run.config),
+                  "history": history, "metrics": {"test_acc": 0.5, "test_correct": "1" * len(correct)}}
+        plan.append(run)
+        write_record({**record, "key": run_key(run.experiment, run.config, run.seed)}, run.path("full"))
+
+
+KAPPA_CSV = HEADER + ("k-control,04,K,unguided pairs,kappa,,,,,,kexp,kappa:no_guide|no_guide,kappa,paper,\n"
+                      "k-guided,04,K,guided pairs,kappa,0.5,,higher,k-control,,kexp,kappa:a|b,kappa,paper,\n")
+
+
+def test_kappa_rows_use_independent_pairs_at_the_accuracys_checkpoint(tmp_path, plan):
+    """Unguided seeds 0-9 in disjoint pairs against guided seeds 0-4 matched by seed, Welch's t over them, each
+    string the one at the epoch of highest validation accuracy (the last epoch's is all ones: no agreement)."""
+    rng = __import__("random").Random(2)
+    base = "".join(str(int(rng.random() > 0.5)) for _ in range(200))
+    noisy = lambda p: "".join(c if rng.random() > p else str(1 - int(c)) for c in base)  # noqa: E731
+    strings = {**{("no_guide", s): noisy(0.5) for s in range(10)},
+               **{(c, s): noisy(0.05) for c in ("a", "b") for s in range(5)}}
+    _kappa_runs(plan, strings)
+    path = tmp_path / "numbers.csv"
+    path.write_text(KAPPA_CSV)
+    v = PC.verdicts("full", path)
+    control = [A.error_consistency(strings["no_guide", s], strings["no_guide", s + 1]) for s in range(0, 10, 2)]
+    guided = [A.error_consistency(strings["a", s], strings["b", s]) for s in range(5)]
+    assert v.loc["k-guided", "seeds"] == 5 and v.loc["k-guided", "baseline_seeds"] == 5
+    assert v.loc["k-guided", "p_value"] == pytest.approx(A.welch_effect(control, guided).p_value)
+    assert v.loc["k-guided", "verdict"] == A.REPRODUCED and v.loc["k-guided", "estimate_rule"] == A.PRIMARY_RULE
+
+
+def test_a_kappa_row_without_strings_at_the_rules_epoch_says_so(tmp_path, plan):
+    strings = {**{("no_guide", s): "1100" for s in range(10)}, **{(c, s): "1010" for c in ("a", "b") for s in range(5)}}
+    _kappa_runs(plan, strings, at_rule=False)
+    path = tmp_path / "numbers.csv"
+    path.write_text(KAPPA_CSV)
+    v = PC.verdicts("full", path).loc["k-guided"]
+    assert v["verdict"] == A.RULE_NOT_AVAILABLE and "right/wrong string" in v["reason"]

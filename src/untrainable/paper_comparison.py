@@ -44,17 +44,14 @@ a row's id; effects with their units, :data:`UNITS`) with the long notes folded 
 the landing page opens with :func:`answer`, three sentences from the same table, and the forest plot of
 :mod:`untrainable.forest`.
 
-Metrics: ``test_acc``, ``checkpoint_test_acc`` and ``acc_checkpoint_test_acc`` (a run's test accuracy
-under the row's rule, in %; the names say which checkpoint the chapter reports today),
-``guide_acc`` (a trained guide's accuracy,
-:func:`~untrainable.experiments.image_guides.guide_accuracy`, in %), ``teacher_test_acc`` (a mimic
-student's teacher or ensemble, in %),
-``perplexity`` (under the row's rule: the final metric, the one a sequence run stores; ours per
-character, the paper's per word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over epochs:
-a shape of the test curve, the same under every rule), and ``kappa`` (Cohen's kappa of the last
-epoch's errors, :mod:`untrainable.analysis.kappa`; record ``kappa:A|B``: ``A``, ``B`` conditions of the
-Deep FCN runs, paired by seed, or ``guide:<family>`` a trained guide; ``kappa:no_guide|no_guide`` pairs
-different seeds, each seed in one pair: independent units).
+Metrics: ``test_acc`` (a run's test accuracy under the row's rule, in %; a stored checkpoint's metric
+such as ``checkpoint_test_acc`` is refused: every reported accuracy is the estimate), ``guide_acc`` (a trained
+guide's accuracy, :func:`~untrainable.experiments.image_guides.guide_accuracy`, in %), ``teacher_test_acc`` (a
+mimic student's teacher or ensemble, in %), ``perplexity`` (under the row's rule; ours per character, the
+paper's per word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over
+epochs: a shape of the test curve, the same under every rule), and ``kappa`` (Cohen's kappa of errors at the
+rule's epoch, :func:`untrainable.analysis.kappa_values`; record ``kappa:A|B``: ``A``, ``B`` conditions of the
+Deep FCN runs paired by seed, ``kappa:no_guide|no_guide`` disjoint pairs of seeds, ``guide:<name>`` a guide).
 """
 
 from __future__ import annotations
@@ -170,9 +167,9 @@ def _is_set(value: Any) -> bool:
 
 
 #: Metrics whose value no checkpoint rule changes, with what they are read from instead.
-RULE_FREE = {"kappa": "final_epoch (the stored right/wrong string)", "teacher_test_acc": "final_epoch",
+RULE_FREE = {"teacher_test_acc": "final_epoch",
              "guide_acc": "the guide's kept checkpoint", "overfit_gap": "test curve (final minus minimum)"}
-_ACCURACIES = ("test_acc", "checkpoint_test_acc", "acc_checkpoint_test_acc")
+_ACCURACIES = ("test_acc",)
 
 
 def _names_a_record(row: pd.Series) -> bool:
@@ -213,9 +210,10 @@ def our_values(row: pd.Series, store: _Store, rule: str | None = None) -> list[f
     if not hits and metric != "kappa":
         return []
     rule = rule or estimate_rule(row, store)
-    if metric == "kappa":
-        return _kappa_values(row["record"], store.records(row["experiment"]), store.records("guides")) \
-            if _is_set(row["record"]) else []
+    if metric == "kappa":  # "kappa:A|B" (module docstring), one value per independent pair
+        guides = {g["name"]: g["metrics"]["test_correct"] for g in store.records("guides")}
+        return A.kappa_values(*row["record"].split(":", 1)[1].split("|"), store.records(row["experiment"]), guides,
+                              rule=rule) if _is_set(row["record"]) else []
     if metric == "teacher_test_acc":  # one teacher (or ensemble) read from each of its students: one value
         return list(dict.fromkeys(100 * _metric(r, metric, row.name) for r in hits))
     if metric in _ACCURACIES:
@@ -226,9 +224,8 @@ def our_values(row: pd.Series, store: _Store, rule: str | None = None) -> list[f
         return [_estimate(r, "perplexity", rule, row.name) for r in hits]
     if metric == "overfit_gap":
         return [A.overfit_gap(r) for r in hits]
-    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, checkpoint_test_acc, "
-                     "acc_checkpoint_test_acc, guide_acc, "
-                     "teacher_test_acc, perplexity, overfit_gap or kappa)")
+    raise ValueError(f"row {row.name}: unknown metric {metric!r} (choose test_acc, guide_acc, teacher_test_acc, "
+                     "perplexity, overfit_gap or kappa; a stored checkpoint's accuracy is test_acc at the row's rule)")
 
 
 def _estimate(record: dict[str, Any], metric: str, rule: str, row_id: str) -> float:
@@ -248,26 +245,6 @@ def _metric(record: dict[str, Any], metric: str, row_id: str) -> float:
     except KeyError:
         raise KeyError(f"row {row_id}: record {record['name']} (seed {record['seed']}) has no metric {metric!r}; "
                        "it predates the row: rerun its chapter or remove the record") from None
-
-
-def _kappa_values(spec: str, records: list[dict[str, Any]], guides: list[dict[str, Any]]) -> list[float]:
-    """Kappa of the two sides of ``kappa:A|B`` (module docstring), one value per seed or pair of seeds."""
-    a, b = spec.split(":", 1)[1].split("|")
-    seeds = sorted({r["seed"] for r in records})
-    guide = {g["name"]: g["metrics"]["test_correct"] for g in guides}
-    deep = {(r["config"]["condition"], r["seed"]): r["metrics"]["test_correct"] for r in records
-            if r["config"].get("target") == "deep_fcn"}
-
-    def side(ref: str, seed: int) -> str | None:
-        return guide.get(ref.split(":", 1)[1]) if ref.startswith("guide:") else deep.get((ref, seed))
-
-    if a.startswith("guide:") and b.startswith("guide:"):
-        pairs = [(side(a, 0), side(b, 0))]
-    elif a == b:  # nets of different seeds, each in one pair: independent units
-        pairs = [(side(a, s), side(b, t)) for s, t in A.disjoint_pairs(s for c, s in deep if c == a)]
-    else:
-        pairs = [(side(a, s), side(b, s)) for s in seeds]
-    return [A.error_consistency(x, y) for x, y in pairs if x is not None and y is not None]
 
 
 def paper_direction(row: pd.Series, paper: pd.DataFrame) -> int | None:
@@ -294,31 +271,35 @@ def _used(store: _Store, experiment: str, guide: str) -> list[dict[str, Any]]:
 
 
 def _one_precondition(spec: str, row: pd.Series, store: _Store) -> A.Precondition:
-    """One precondition of a row, checked on the records (:data:`PRECONDITION_KINDS`)."""
+    """One precondition of a row, checked on the records (:data:`PRECONDITION_KINDS`), every accuracy or
+    perplexity at the row's estimate (:func:`estimate_rule`; a guide at its kept checkpoint)."""
     kind, _, args = spec.partition(":")
-    experiment = row["experiment"]
+    experiment, measured = row["experiment"], row["our_metric"]
     if kind == "overfits":
         return A.preconditions.overfits(store.named(experiment, args), args)
-    if kind == "guide_beats":
-        pair, _, gap = args.partition("@")
-        guide, _, target = pair.partition(">")
-        metric = row["our_metric"]
-        guides = (scored_as(store.named("guides", guide), metric) if store.plans("guides", guide)
-                  else _used(store, experiment, guide))  # a sequence guide is a run of the row's experiment
-        return A.preconditions.guide_beats_target(guides, store.named(experiment, target), f"the guide {guide}",
-                                                  metric, min_gap=float(gap or 0))
-    if kind == "above_chance":
-        name, _, chance = args.partition("@")
-        return A.preconditions.above_chance(store.named(experiment, name), float(chance), name,
-                                            metric=row["our_metric"])
     if kind == "guides_reach":
         name, _, bar = args.partition("@")
         return A.preconditions.every_guide_reaches(_used(store, experiment, name), float(bar), name)
+    rule = estimate_rule(row, store)
+    metric = A.estimate_key(measured, rule)
+
+    def at_rule(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return A.estimated(records, measured, rule)
+
+    if kind == "guide_beats":
+        pair, _, gap = args.partition("@")
+        guide, _, target = pair.partition(">")
+        guides = (scored_as(store.named("guides", guide), metric) if store.plans("guides", guide)
+                  else at_rule(_used(store, experiment, guide)))  # a sequence guide is a run of the row's experiment
+        return A.preconditions.guide_beats_target(guides, at_rule(store.named(experiment, target)),
+                                                  f"the guide {guide}", metric, min_gap=float(gap or 0))
+    if kind == "above_chance":
+        name, _, chance = args.partition("@")
+        return A.preconditions.above_chance(at_rule(store.named(experiment, name)), float(chance), name, metric)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
-        return A.preconditions.falls_short_of_twin(store.named(experiment, plain),
-                                                   scored_as(store.named("guides", twin), row["our_metric"]),
-                                                   plain, metric=row["our_metric"])
+        return A.preconditions.falls_short_of_twin(at_rule(store.named(experiment, plain)),
+                                                   scored_as(store.named("guides", twin), metric), plain, metric=metric)
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
 
@@ -329,13 +310,19 @@ PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><ta
                       "guides_reach": "<guide record>@<validation accuracy every used guide reaches>"}
 
 
-def _precondition(row: pd.Series, store: _Store) -> A.Precondition | None:
+def _precondition(row: pd.Series, store: _Store) -> A.Precondition | A.RuleNotAvailable | None:
     """The row's named preconditions, checked on our records and joined (``None`` when it names none):
-    it holds when every one holds."""
+    it holds when every one holds; a check whose rule's epoch a run did not test: its :class:`RuleNotAvailable`."""
     spec = row.get("precondition")
     if not _is_set(spec):
         return None
-    checks = [_one_precondition(part.strip(), row, store) for part in spec.split(";") if part.strip()]
+    try:
+        checks = [_one_precondition(part.strip(), row, store) for part in spec.split(";") if part.strip()]
+    except A.RuleNotAvailable as e:  # a check at the row's rule, where a run did not test that epoch
+        return e
+    unread = next((c.unread for c in checks if getattr(c, "unread", None) is not None), None)
+    if unread is not None:
+        return unread
     return A.Precondition("preconditions", all(c.holds for c in checks),
                           "; ".join(f"{c.name}: {'yes' if c.holds else 'no'} ({c.detail})" for c in checks))
 
@@ -389,11 +376,13 @@ def _sides(rid: str, row: pd.Series, ours: Ours, rule: str) -> tuple[Values, Val
 
 
 def _judge(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule: str,
-           pre: A.Precondition | None) -> A.Verdict:
+           pre: A.Precondition | A.RuleNotAvailable | None) -> A.Verdict:
     """The row's verdict under one rule."""
     vals, base_vals = _sides(rid, row, ours, rule)
     if isinstance(vals, list) and not vals:
         return A.Verdict(A.NOT_RUN, "no records")
+    if isinstance(pre, A.RuleNotAvailable):
+        return A.Verdict(A.RULE_NOT_AVAILABLE, f"a precondition: {pre}")
     if not _is_set(row["baseline_row"]):
         return A.Verdict(A.NOT_COMPARABLE, "a reference number: no baseline to compare with")
     direction = paper_direction(row, paper)
@@ -462,8 +451,9 @@ def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule
     listed = vals if isinstance(vals, list) else []
     base_listed = base_vals if isinstance(base_vals, list) else []
     return {"row_id": rid, "precondition": "" if pre is None else str(pre),
-            "precondition_holds": None if pre is None else pre.holds, "seeds": len(listed),
-            "baseline_seeds": len(base_listed), "extra_seeds": _extra_seeds(row, store), "mean": _mean(listed),
+            "precondition_holds": None if pre is None else getattr(pre, "holds", False),
+            "seeds": _count(vals, row, store),
+            "baseline_seeds": _count(base_vals, paper.loc[base], store) if _is_set(base) else 0, "extra_seeds": _extra_seeds(row, store), "mean": _mean(listed),
             "sd": float(np.std(listed, ddof=1)) if len(listed) > 1 else float("nan"),
             "effect": e.effect if e else float("nan"), "ci_low": e.ci_low if e else float("nan"),
             "ci_high": e.ci_high if e else float("nan"), "p_value": e.p_value if e else float("nan"),
@@ -473,6 +463,12 @@ def _verdict_row(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule
             "escape_p": _escape(row, vals, base_vals), "estimate_rule": rules[rid], "verdict": v.verdict,
             **{f"verdict_{rule}": verdict for rule, verdict in others.items()},
             "fragile": _fragile([v.verdict, *others.values()]), "reason": v.reason}
+
+
+def _count(values: Values, row: pd.Series, store: _Store) -> int:
+    """How many values a row (or its baseline row) has: where its rule's epoch was not tested, how many records
+    it has all the same (a row that says "rule not available" still says how many seeds it has)."""
+    return len(values) if isinstance(values, list) else len(_hits(row, store))
 
 
 def _extra_seeds(row: pd.Series, store: _Store) -> str:
@@ -621,8 +617,7 @@ MIMICRY_CHAPTERS = ("07",)
 _LONG_ASIDE = re.compile(r"\s*\([^()]{30,}\)")
 #: Internal names a note may carry (the estimate's rules, our metrics), in words.
 _WORDS = {"max_valid_acc": "highest validation accuracy", "min_valid_loss": "lowest validation loss",
-          "final_epoch": "last epoch", "checkpoint_test_acc": "test accuracy",
-          "acc_checkpoint_test_acc": "test accuracy", "test_acc": "test accuracy", "guide_acc": "guide accuracy", "teacher_test_acc": "teacher accuracy",
+          "final_epoch": "last epoch", "test_acc": "test accuracy", "guide_acc": "guide accuracy", "teacher_test_acc": "teacher accuracy",
           "overfit_gap": "loss rise", "perplexity": "perplexity"}
 
 

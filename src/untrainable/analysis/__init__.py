@@ -29,16 +29,20 @@ from untrainable.analysis.effects import (INCONCLUSIVE, MIN_SEEDS, NO_EFFECT, NO
                                           OPPOSITE, POWER, REPRODUCED, RULE_NOT_AVAILABLE, SIGNIFICANCE, TOO_FEW_SEEDS,
                                           VERDICTS, Effect, Precondition, Verdict, escape_p, escapes_chance,
                                           minimum_detectable_effect, splits_at_chance, verdict, welch_effect)
-from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULES, Rule, RuleNotAvailable,
-                                            estimate, has_validation, row_rule, rule_epoch)
-from untrainable.analysis.kappa import (GUIDED_BY, disjoint_pairs, error_consistency, kappa_contrast, kappa_summary,
-                                        kappa_table)
-from untrainable.analysis.chapter_tables import (chosen_table, precondition_summary, precondition_table, sweep_table,
+from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULE_WORDS, RULES, Rule,
+                                            RuleNotAvailable, correct_at, estimate, estimate_key, estimated,
+                                            has_validation, row_rule, rule_epoch)
+from untrainable.analysis.kappa import (CONTROL_PAIRS, GUIDED_BY, agreement_precondition, condition_pairs,
+                                        disjoint_pairs, error_consistency, kappa_contrast, kappa_summary, kappa_table,
+                                        kappa_values)
+from untrainable.analysis.chapter_tables import (REPORTED_RULES, chosen_table, estimate_heading, estimate_table,
+                                                 precondition_summary, precondition_table, rule_change_text,
+                                                 selection_change_text, selection_changes, sweep_table,
                                                  verdict_narrative)
 from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, overfitting_table
 from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
                                                 falls_short_of_twin, guide_beats_target, loss_rise, overfits,
-                                                plateau_drop)
+                                                plateau_drop, train_test_gap)
 from untrainable.analysis.transfer_tables import (DISTANCE_LABELS, METHOD_LABELS, distance_table, method_frame,
                                                  method_table, page_table, transfer_findings, transfer_summary)
 from untrainable.analysis.runs import (config_table, find, guide_table, mean_minutes, mean_percent, named, renamed,
@@ -49,14 +53,18 @@ __all__ = [
     "NOT_TESTABLE", "RULE_NOT_AVAILABLE", "NOT_COMPARABLE", "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition",
     "Verdict", "welch_effect", "verdict", "minimum_detectable_effect", "escape_p", "escapes_chance",
     "splits_at_chance",
-    "Rule", "RULES", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation", "estimate",
-    "rule_epoch", "row_rule",
-    "error_consistency", "GUIDED_BY", "disjoint_pairs", "kappa_table", "kappa_contrast", "kappa_summary", "select", "renamed", "values", "find",
+    "Rule", "RULES", "RULE_WORDS", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation",
+    "estimate", "estimate_key", "estimated", "correct_at", "rule_epoch", "row_rule",
+    "error_consistency", "GUIDED_BY", "CONTROL_PAIRS", "disjoint_pairs", "condition_pairs", "kappa_values",
+    "kappa_table", "kappa_contrast", "agreement_precondition", "kappa_summary", "select", "renamed", "values", "find",
     "alignment_frame", "alignment_summary", "overfit_gap", "overfitting_table",
     "overfitting_summary", "contrasts_table", "contrasts_summary", "run_summary", "config_table", "guide_table",
     "mean_percent", "mean_minutes", "named", "endpoint_alignment", "pair_alignment", "inductive_bias_summary", "size_frame", "size_summary", "best_means", "quality_frame",
     "quality_summary", "mimic_loss_labels",
-    "CHANCE", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train", "plateau_drop", "falls_short_of_twin",
+    "CHANCE", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits", "fails_to_train", "plateau_drop",
+    "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
+    "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
+    "rule_change_text",
     "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings", "page_table",
 ]

@@ -13,10 +13,24 @@ from typing import Any
 
 import pandas as pd
 
-from untrainable.analysis.effects import INCONCLUSIVE, NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED, RULE_NOT_AVAILABLE
-from untrainable.analysis.preconditions import CheckedPrecondition
+import numpy as np
 
-__all__ = ["precondition_table", "precondition_summary", "sweep_table", "verdict_narrative"]
+from untrainable.analysis.effects import INCONCLUSIVE, NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED, RULE_NOT_AVAILABLE
+from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULE_WORDS, RuleNotAvailable,
+                                            estimate, rule_epoch)
+from untrainable.analysis.preconditions import CheckedPrecondition
+from untrainable.analysis.selection import CRITERION_WORDS, max_valid_acc
+
+__all__ = ["precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
+           "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
+           "rule_change_text"]
+
+#: The rules a chapter's accuracy table shows: the book's estimate first, then its reported sensitivities (the
+#: paper's rule, the last epoch).
+REPORTED_RULES = (PRIMARY_RULE, LOSS_RULE, FINAL_EPOCH)
+#: What each rule is to a reader of a chapter.
+_ROLE = {PRIMARY_RULE: "the book's estimate", LOSS_RULE: "the paper's rule", FINAL_EPOCH: "a sensitivity"}
+
 
 
 def precondition_table(checks: Sequence[CheckedPrecondition]) -> pd.DataFrame:
@@ -27,13 +41,19 @@ def precondition_table(checks: Sequence[CheckedPrecondition]) -> pd.DataFrame:
 
 def precondition_summary(checks: Sequence[CheckedPrecondition]) -> str:
     """'All 4 preconditions hold.' or which fail, by name: the sentence a chapter opens its results with."""
-    failed = [c.name for c in checks if not c.holds]
-    if not failed:
+    unread = [c.name for c in checks if c.status == RULE_NOT_AVAILABLE]
+    failed = [c.name for c in checks if not c.holds and c.name not in unread]
+    if not failed and not unread:
         held = f"The precondition ({checks[0].name}) holds" if len(checks) == 1 else \
             f"All {len(checks)} preconditions hold"
         return f"{held}, so every comparison below could show the paper's effect."
-    return (f"{len(failed)} of {len(checks)} preconditions fail ({'; '.join(failed)}): the comparisons that need "
-            "them are \"not testable\" here, whatever their numbers.")
+    said = [f"{len(failed)} of {len(checks)} preconditions fail ({'; '.join(failed)}): the comparisons that need "
+            "them are \"not testable\" here, whatever their numbers."] if failed else []
+    if unread:
+        said.append(f"{len(unread)} of {len(checks)} cannot be read at the book's estimate ({'; '.join(unread)}): "
+                    "a run did not keep what that epoch needs, so the comparisons that need them say \"rule not "
+                    "available\".")
+    return " ".join(said)
 
 
 def settings_by_name(chosen: Mapping[Any, Any]) -> dict[str, dict[str, float]]:
@@ -57,7 +77,8 @@ def chosen_table(chosen: Mapping[Any, Any], index: str = "target/condition") -> 
 def sweep_table(records: Iterable[dict[str, Any]], chosen: Mapping[Any, Any],
                 group: str = "target") -> pd.DataFrame:
     """The validation sweep: per run (``group``: its target or setting, condition, alpha when guided,
-    learning rate) its lowest validation loss, the epoch it came at, and whether the chapter uses that
+    learning rate) its highest validation accuracy (the book's criterion), its lowest validation loss (the
+    paper's, and the tie-breaker), the epoch of that loss, and whether the chapter uses that
     setting (``chosen``: the chapter's typed choices, or "<group>/condition" -> {"lr"} and, where alpha
     was swept, "alpha")."""
     chosen = settings_by_name(chosen)
@@ -69,10 +90,12 @@ def sweep_table(records: Iterable[dict[str, Any]], chosen: Mapping[Any, Any],
         uses = pick.get("lr") == c["lr"] and ("alpha" not in pick or pick["alpha"] == c["alpha"])
         losses = [h["valid_loss"] for h in r["history"]]
         rows.append({group: c[group], "condition": c["condition"], "alpha": c["alpha"] if guided else None,
-                     "learning rate": c["lr"], "lowest validation loss": m["min_valid_loss"],
+                     "learning rate": c["lr"], "highest validation accuracy": max_valid_acc(r),
+                     "lowest validation loss": m["min_valid_loss"],
                      "at epoch": m.get("checkpoint_epoch", 1 + losses.index(min(losses))),
                      "chosen": "yes" if uses else ""})
-    columns = [group, "condition", "alpha", "learning rate", "lowest validation loss", "at epoch", "chosen"]
+    columns = [group, "condition", "alpha", "learning rate", "highest validation accuracy", "lowest validation loss",
+               "at epoch", "chosen"]
     table = pd.DataFrame(rows, columns=columns)  # a profile without a sweep: an empty table
     return table.sort_values([group, "condition", "alpha", "learning rate"], na_position="first").reset_index(drop=True)
 
@@ -99,3 +122,85 @@ def verdict_narrative(table: pd.DataFrame) -> str:
         lines.append(f"{head}: our effect {row['effect (ours) [95 % CI]']} (p = {row['p']}, {row['seeds']} seeds); "
                      f"the paper's {row['effect (paper)']}.")
     return "\n".join(lines) if lines else "No row of this chapter has a test yet."
+
+
+def estimate_heading(rule: str, what: str = "test acc (%)") -> str:
+    """A column heading that says which epoch its numbers are from, generated from the rule's name:
+    'test acc (%) at the epoch of highest validation accuracy (the book's estimate)'."""
+    return f"{what} at {RULE_WORDS[rule]} ({_ROLE.get(rule, 'a sensitivity')})"
+
+
+def _cell(records: list[dict[str, Any]], rule: str, scale: float, digits: int) -> str:
+    """'41.0 ± 1.0' of the records' estimates under ``rule``, or "rule not available" where a run has none."""
+    try:
+        v = np.array([scale * estimate(r, "test_acc", rule) for r in records])
+    except RuleNotAvailable:
+        return RULE_NOT_AVAILABLE
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+
+
+def estimate_table(records: Iterable[dict[str, Any]], labels: Mapping[str, str] | None = None,
+                   rules: Sequence[str] = REPORTED_RULES, scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
+    """Test accuracy per condition (record name), mean ± sd over seeds, one column per rule: the book's estimate
+    (:func:`untrainable.analysis.estimate` under :data:`PRIMARY_RULE`) first, then the paper's rule and the last
+    epoch as reported sensitivities; each heading says its epoch (:func:`estimate_heading`)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(r["name"], []).append(r)
+    rows = [{"condition": (labels or {}).get(name, name), "seeds": len(rs),
+             **{estimate_heading(rule): _cell(rs, rule, scale, digits) for rule in rules}}
+            for name, rs in groups.items()]
+    return pd.DataFrame(rows).set_index("condition")
+
+
+def selection_changes(changes: Mapping[Any, tuple[Any, Any]], first: str, book: str) -> pd.DataFrame:
+    """The swept runs whose chosen settings a change of criterion moved (``changes``: run -> (what ``book``
+    chose, what ``first`` chose or None where that alpha's learning rates were never swept), as
+    :meth:`~untrainable.experiments.image_chapter.ImageChapter.changes_under` returns them): one row per run."""
+    def shown(s: Any) -> str:
+        if s is None:
+            return "its learning rates were not swept at that alpha"
+        return ", ".join(f"{k} {v:g}" for k, v in settings_by_name({"": s})[""].items())
+
+    now, then = (f"chosen by {CRITERION_WORDS[c]}" for c in (book, first))
+    rows = [{"run": "/".join(run) if isinstance(run, tuple) else str(run), now: shown(ours), then: shown(theirs)}
+            for run, (ours, theirs) in changes.items()]
+    return pd.DataFrame(rows, columns=["run", now, then])
+
+
+def selection_change_text(changes: Mapping[Any, tuple[Any, Any]], first: str, book: str, swept: int) -> str:
+    """A sentence saying how many of the ``swept`` runs' settings the change from ``first`` to ``book`` moved,
+    and which (:func:`selection_changes` has the settings)."""
+    if not changes:
+        return f"The change of criterion moved none of the {swept} swept runs' settings."
+    runs = ", ".join("/".join(run) if isinstance(run, tuple) else str(run) for run in changes)
+    return (f"Choosing by {CRITERION_WORDS[book]} instead of {CRITERION_WORDS[first]} moved the settings of "
+            f"{len(changes)} of the {swept} swept runs ({runs}); the chapter's runs are trained at the first column's "
+            "settings.")
+
+
+def _disagreements(verdicts: pd.DataFrame, paper: pd.DataFrame, chapter: str, first: str) -> list[str]:
+    """'<setting>, <condition>: reproduced at the book's rule's epoch, no effect detected at the first's' for each
+    row of ``chapter`` in ``paper`` (:func:`untrainable.paper_comparison.paper_numbers`) whose two verdicts in
+    ``verdicts`` (:func:`untrainable.paper_comparison.verdicts`) differ."""
+    rows = paper[paper["chapter"] == chapter]
+    return [f"{row['setting']}, {row['condition']}: {verdicts.loc[rid, 'verdict']} at {RULE_WORDS[PRIMARY_RULE]}, "
+            f"{verdicts.loc[rid, f'verdict_{first}']} at {RULE_WORDS[first]}" for rid, row in rows.iterrows()
+            if verdicts.loc[rid, "verdict"] != verdicts.loc[rid, f"verdict_{first}"]]
+
+
+def rule_change_text(control: Sequence[dict[str, Any]], verdicts: pd.DataFrame, paper: pd.DataFrame, chapter: str,
+                     label: str, first: str = LOSS_RULE) -> str:
+    """Why the book's rule replaced the ``first`` one, from the records: the epochs ``first`` picks for the
+    unguided ``control`` runs (of how many), their test accuracy there and at the book's estimate, and the
+    claims of ``chapter`` (``paper``'s rows, judged in ``verdicts``) the two rules decide differently."""
+    epochs = [rule_epoch(r, first) for r in control]
+    total = max(rule_epoch(r, FINAL_EPOCH) for r in control)
+    at_first = 100 * np.mean([estimate(r, "test_acc", first) for r in control])
+    at_book = 100 * np.mean([estimate(r, "test_acc", PRIMARY_RULE) for r in control])
+    split = _disagreements(verdicts, paper, chapter, first)
+    return (f"Picking {RULE_WORDS[first]} puts the unguided {label}'s checkpoint at epochs {min(epochs)} to "
+            f"{max(epochs)} of {total} ({len(epochs)} seeds), where its test accuracy is {at_first:.1f} %; the test "
+            f"accuracy goes on rising after it: {at_book:.1f} % at {RULE_WORDS[PRIMARY_RULE]}. "
+            + (f"The two rules decide {len(split)} of this chapter's claims differently ({'; '.join(split)})."
+               if split else "The two rules decide every claim of this chapter alike."))

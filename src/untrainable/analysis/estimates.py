@@ -1,8 +1,8 @@
 """The book's one estimate of a run: a test metric at the epoch a validation rule picks.
 
 A run has a number per epoch; which one a page reports is a *rule*, and page 98's verdicts, its
-rule-sensitivity columns and (once they switch) the chapters all read it through :func:`estimate`,
-so the rule is :data:`PRIMARY_RULE`, one constant:
+rule-sensitivity columns and the chapters' tables (:func:`untrainable.analysis.estimate_table`) all read it
+through :func:`estimate`, so the rule is :data:`PRIMARY_RULE`, one constant:
 
 * ``"max_valid_acc"`` (the book's primary rule, issue #30): the epoch of highest validation accuracy,
   ties broken by the lower validation loss, then by the earlier epoch;
@@ -31,7 +31,9 @@ setting and a checkpoint are chosen by the same criterion.
 * ``mimic_student``, ``mimic_teacher`` (chapter 07) and the chapter-01 experiments: no validation split:
   ``final_epoch`` only, the one estimate such a run has (:func:`row_rule` falls back to it).
 * Kappa (:func:`correct_at`): the right/wrong string at the rule's epoch, where ``fit(keep_test_correct=True)``
-  kept one (chapter 04's runs from issue #30 on); the records before it have the last epoch's only.
+  kept one (chapter 04's runs from issue #30 on); the records before it have the last epoch's only, so their
+  kappas are "rule not available" at any other epoch.
+* A check that compares stored metrics (a precondition) reads the estimate from :func:`estimated` copies.
 
 A rule whose epoch has no test value raises :class:`RuleNotAvailable` (page 98 marks the row "rule not
 available"); a record with no such metric at all raises ``KeyError`` naming it.
@@ -44,12 +46,16 @@ from typing import Any, Literal
 
 from untrainable.analysis.selection import validation_score
 
-__all__ = ["Rule", "RULES", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation",
-           "rule_epoch", "estimate", "correct_at", "row_rule"]
+__all__ = ["Rule", "RULES", "RULE_WORDS", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable",
+           "has_validation",
+           "rule_epoch", "estimate", "estimate_key", "estimated", "correct_at", "row_rule"]
 
 Rule = Literal["max_valid_acc", "min_valid_loss", "final_epoch"]
 #: Every rule :func:`estimate` knows, the primary first.
 RULES: tuple[str, ...] = ("max_valid_acc", "min_valid_loss", "final_epoch")
+#: Each rule in words, for the headings and sentences that say which epoch a number is from.
+RULE_WORDS: dict[str, str] = {"max_valid_acc": "the epoch of highest validation accuracy",
+                              "min_valid_loss": "the epoch of lowest validation loss", "final_epoch": "the last epoch"}
 #: The book's estimate of an accuracy-type claim (issue #30).
 PRIMARY_RULE: Rule = "max_valid_acc"
 #: The estimate of a loss-type claim (perplexity): the validation rule that matches the metric.
@@ -124,6 +130,20 @@ def estimate(record: Record, metric: str = "test_acc", rule: Rule = PRIMARY_RULE
             return float(metrics[prefix + metric])
     raise RuleNotAvailable(f"{_label(record)}: rule {rule!r} picks epoch {epoch}, where the run has no {metric!r} "
                            "(its test split was evaluated elsewhere)")
+
+
+def estimate_key(metric: str, rule: Rule) -> str:
+    """The name :func:`estimated` stores an estimate under: ``"test_acc@max_valid_acc"``."""
+    _check(rule)
+    return f"{metric}@{rule}"
+
+
+def estimated(records: Iterable[Record], metric: str = "test_acc", rule: Rule = PRIMARY_RULE) -> list[Record]:
+    """Copies of the records with their :func:`estimate` among their metrics (under :func:`estimate_key`), so
+    a check that compares stored metrics (a precondition, a guide against its targets) reads the book's
+    estimate and names its rule."""
+    key = estimate_key(metric, rule)
+    return [{**r, "metrics": {**r.get("metrics", {}), key: estimate(r, metric, rule)}} for r in records]
 
 
 def correct_at(record: Record, rule: Rule = PRIMARY_RULE) -> str:

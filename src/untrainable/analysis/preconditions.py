@@ -6,8 +6,8 @@ control, or of a control and its comparison), and returns a :class:`CheckedPreco
 :class:`~untrainable.analysis.effects.Precondition` (so :func:`~untrainable.analysis.effects.verdict`
 takes it) that also carries the numbers it was decided on.
 
-* :func:`overfits`: the validation or test loss ends ≥ ``min_rise`` above its minimum, and final
-  train accuracy is ≥ ``min_gap`` points above final test accuracy;
+* :func:`overfits`: the validation or test loss ends ≥ ``min_rise`` above its minimum, and train
+  accuracy is ≥ ``min_gap`` points above test accuracy at the epoch of a declared rule (the book's estimate);
 * :func:`fails_to_train`: the control's best training accuracy stays near chance while a
   shallower net of the same width trains;
 * :func:`falls_short_of_twin`: the plain net's training loss has reached a plateau, and its
@@ -31,9 +31,11 @@ from typing import Any
 import numpy as np
 
 from untrainable.analysis.effects import Precondition
+from untrainable.analysis.estimates import RULE_WORDS, Rule, RuleNotAvailable, estimate, row_rule, rule_epoch
 
-__all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "overfits", "fails_to_train",
-           "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance", "every_guide_reaches"]
+__all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits",
+           "fails_to_train", "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance",
+           "every_guide_reaches"]
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
 CHANCE = 0.1
@@ -45,7 +47,11 @@ METRIC_WORDS = {"test_acc": "final test accuracy", "best_test_acc": "best test a
 
 
 def _named(metric: str) -> str:
-    """``metric`` in words (:data:`METRIC_WORDS`), or as stored where it has none."""
+    """``metric`` in words (:data:`METRIC_WORDS`; an :func:`~untrainable.analysis.estimates.estimated` one with
+    its rule's epoch), or as stored where it has none."""
+    base, _, rule = metric.partition("@")
+    if rule:
+        return f"{METRIC_WORDS.get(base, base.replace('_', ' ')).removeprefix('final ')} at {RULE_WORDS[rule]}"
     return METRIC_WORDS.get(metric, metric.replace("_", " "))
 
 
@@ -54,10 +60,14 @@ class CheckedPrecondition(Precondition):
     """A precondition with the numbers it was decided on (``numbers``: name -> value)."""
 
     numbers: Mapping[str, float] = field(default_factory=dict, compare=False)
+    #: Why it could not be decided at its rule's epoch (a run did not test that epoch), or None.
+    unread: RuleNotAvailable | None = field(default=None, compare=False)
 
     @property
     def status(self) -> str:
-        """"holds", "fails", or "no records"."""
+        """"holds", "fails", "rule not available", or "no records"."""
+        if self.unread is not None:
+            return "rule not available"
         if not self.numbers:
             return "no records"
         return "holds" if self.holds else "fails"
@@ -78,23 +88,42 @@ def _mean(records: list[dict[str, Any]], value) -> float:
     return float(np.mean([value(r) for r in records]))
 
 
+def train_test_gap(record: dict[str, Any], rule: Rule) -> float:
+    """Train minus test accuracy (fractions) at the epoch ``rule`` picks: the test side is the book's estimate
+    (:func:`~untrainable.analysis.estimates.estimate`), the train side that epoch's history row; a rule whose
+    epoch has no test value raises :class:`~untrainable.analysis.estimates.RuleNotAvailable`."""
+    epoch = rule_epoch(record, rule)
+    row = next(h for i, h in enumerate(record["history"]) if h.get("epoch", i + 1) == epoch)
+    return row["train_acc"] - estimate(record, "test_acc", rule)
+
+
 def overfits(records: list[dict[str, Any]], name: str = "the control", min_rise: float = 0.2,
-             min_gap: float = 20.0) -> CheckedPrecondition:
+             min_gap: float = 20.0, rule: Rule | None = None) -> CheckedPrecondition:
     """Does the control (``records``: its seeds) overfit? The larger of its validation and test loss
-    rises after their minima (the test loss alone where a run holds out no validation split) must
-    reach ``min_rise`` and its final train - test accuracy ``min_gap`` points."""
+    rises after their minima (the test loss alone where a run holds out no validation split; a shape of the
+    curve, the same under every rule) must reach ``min_rise``, and its train - test accuracy gap at the epoch
+    ``rule`` picks (:func:`train_test_gap`; default the records' declared estimate,
+    :func:`~untrainable.analysis.estimates.row_rule`: the book's rule, the last epoch without a validation
+    split) ``min_gap`` points. A rule whose epoch a run did not test leaves it undecided (``unread``: its status
+    is "rule not available"; it does not hold)."""
     what = f"{name} overfits"
     if not records:
         return _no_records(what, name)
+    rule = rule or row_rule(records)
     splits = [s for s in ("valid", "test") if all(f"{s}_loss" in r["history"][0] for r in records)]
     rises = {s: _mean(records, lambda r, s=s: loss_rise(r, s)) for s in splits}
-    gap = 100 * _mean(records, lambda r: r["history"][-1]["train_acc"] - r["history"][-1]["test_acc"])
     rise = max(rises.values())
-    numbers = {**{f"{s}_rise": v for s, v in rises.items()}, "train_test_gap": gap, "seeds": float(len(records))}
     shown = ", ".join(f"{'validation' if s == 'valid' else s} {v:.2f}" for s, v in rises.items())
+    numbers = {**{f"{s}_rise": v for s, v in rises.items()}, "seeds": float(len(records))}
+    try:
+        gap = 100 * _mean(records, lambda r: train_test_gap(r, rule))
+    except RuleNotAvailable as e:
+        return CheckedPrecondition(what, False, f"loss rise after its minimum: {shown}; train - test at "
+                                   f"{RULE_WORDS[rule]}: rule not available ({e})", numbers, unread=e)
     return CheckedPrecondition(what, bool(rise >= min_rise and gap >= min_gap),
                                f"loss rise after its minimum: {shown} (needs ≥ {min_rise}); train - test {gap:.1f} "
-                               f"points (needs ≥ {min_gap:g}); {len(records)} seed(s)", numbers)
+                               f"points at {RULE_WORDS[rule]} (needs ≥ {min_gap:g}); "
+                               f"{len(records)} seed(s)", {**numbers, "train_test_gap": gap})
 
 
 def fails_to_train(records: list[dict[str, Any]], shallow: list[dict[str, Any]], name: str = "the control",
@@ -123,14 +152,19 @@ def plateau_drop(record: dict[str, Any], last: int = 5) -> float:
 LOWER_IS_BETTER = frozenset({"perplexity", "bits_per_char", "test_loss", "overfit_gap"})
 
 
+def _lower(metric: str) -> bool:
+    """Whether lower is better for ``metric`` (an estimated one by its base metric: ``perplexity@...``)."""
+    return metric.partition("@")[0] in LOWER_IS_BETTER
+
+
 def _shown(metric: str, value: float) -> str:
     """An accuracy in points (x 100, with %), anything else as it is."""
-    return f"{value:.2f}" if metric in LOWER_IS_BETTER else f"{100 * value:.1f}%"
+    return f"{value:.2f}" if _lower(metric) else f"{100 * value:.1f}%"
 
 
 def _points(metric: str, value: float) -> str:
     """A difference of ``metric``: accuracy points, or the metric's own units."""
-    return f"{value:.2f}" if metric in LOWER_IS_BETTER else f"{100 * value:.1f} points"
+    return f"{value:.2f}" if _lower(metric) else f"{100 * value:.1f} points"
 
 
 def beats(better: list[dict[str, Any]], worse: list[dict[str, Any]], metric: str,
@@ -141,7 +175,7 @@ def beats(better: list[dict[str, Any]], worse: list[dict[str, Any]], metric: str
     ``min_margin`` when neither side has two seeds."""
     a = np.array([r["metrics"][metric] for r in better], dtype=float)
     b = np.array([r["metrics"][metric] for r in worse], dtype=float)
-    margin = float(a.mean() - b.mean()) * (-1 if metric in LOWER_IS_BETTER else 1)
+    margin = float(a.mean() - b.mean()) * (-1 if _lower(metric) else 1)
     spreads = [float(v.std(ddof=1)) for v in (a, b) if v.size >= 2]
     if spreads:
         spread = max(spreads)

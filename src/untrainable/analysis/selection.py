@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Literal
 
-__all__ = ["CRITERIA", "Criterion", "BOOK_CRITERION", "LOSS_CRITERION", "max_valid_acc", "validation_score", "best_record", "choose", "group_by"]
+__all__ = ["CRITERIA", "CRITERION_WORDS", "Criterion", "BOOK_CRITERION", "LOSS_CRITERION", "max_valid_acc", "validation_score", "best_record", "choose", "group_by"]
 
 Criterion = Literal["valid_loss", "valid_acc"]
 #: Every criterion :func:`choose` knows.
@@ -32,6 +32,8 @@ CRITERIA: tuple[str, ...] = ("valid_loss", "valid_acc")
 BOOK_CRITERION: Criterion = "valid_acc"
 #: The criterion for settings judged by a loss (perplexity, a loss rise): the lowest validation loss.
 LOSS_CRITERION: Criterion = "valid_loss"
+#: Each criterion in words, for the pages that say which one chose.
+CRITERION_WORDS = {"valid_acc": "highest validation accuracy", "valid_loss": "lowest validation loss"}
 
 Record = dict[str, Any]
 

@@ -2,7 +2,8 @@
 
 The pilots (:mod:`.image_pilots`) train the controls and the guides, never a guided run. For each
 claim of chapters 04 and 05 a *cell* is one control setting (depth, training images); inside a
-cell the learning rate is chosen on validation loss, as the paper did. A cell qualifies when its
+cell the learning rate is chosen on validation by the book's criterion (:data:`SELECTION`; the pilots
+first chose by the validation loss, as the paper did: :func:`criterion_changes`). A cell qualifies when its
 control shows the failure guidance cures (:mod:`untrainable.analysis.preconditions`) and the guide
 trained on the same images beats the control; the chosen regime is the cheapest qualifying cell
 (least measured training time). If none qualifies the claim is "not testable here", and the
@@ -21,13 +22,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.analysis.selection import choose
+from untrainable.analysis.selection import BOOK_CRITERION, CRITERION_WORDS, LOSS_CRITERION, Criterion, choose
 from untrainable.plotting import legend_below, panel_grid
 from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, fails_to_train,
                                                 guide_beats_target, loss_rise, overfits)
 
-__all__ = ["CLAIMS", "Regime", "cells", "chosen_lr", "choose_regimes", "regime_table", "regime_summary",
-           "pilot_table", "guide_table", "pilot_figure"]
+__all__ = ["CLAIMS", "SELECTION", "FIRST_SELECTION", "Regime", "cells", "chosen_lr", "choose_regimes", "regime_table",
+           "regime_summary", "criterion_changes", "criterion_summary", "pilot_table", "guide_table", "pilot_figure"]
 
 #: The claims whose regime the pilots choose: claim -> (control groups, model, label).
 CLAIMS: dict[str, tuple[tuple[str, ...], str, str]] = {
@@ -61,8 +62,11 @@ class Regime:
 
 #: Config fields a record may lack (grids made before they varied), with the value they then had.
 _DEFAULTS = {"layers": (), "augment": False}
-#: How a pilot cell's learning rate is chosen (:func:`untrainable.analysis.selection.choose`).
-SELECTION = "valid_loss"
+#: How a pilot cell's learning rate is chosen (:func:`untrainable.analysis.selection.choose`): the book's
+#: criterion. The pilots first chose by :data:`FIRST_SELECTION` (the paper's); :func:`criterion_changes` shows
+#: what the switch moved, from the same records (no pilot was retrained).
+SELECTION = BOOK_CRITERION
+FIRST_SELECTION = LOSS_CRITERION
 
 
 def _config(r: dict[str, Any], field: str) -> Any:
@@ -82,9 +86,9 @@ def cells(records: list[dict[str, Any]], groups: tuple[str, ...], model: str) ->
     return out
 
 
-def chosen_lr(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records (all seeds) of the learning rate whose mean lowest validation loss is lowest."""
-    best = choose(records, lambda r: _config(r, "lr"), SELECTION)
+def chosen_lr(records: list[dict[str, Any]], criterion: Criterion = SELECTION) -> list[dict[str, Any]]:
+    """The records (all seeds) of the learning rate that did best on validation under ``criterion``."""
+    best = choose(records, lambda r: _config(r, "lr"), criterion)
     return [r for r in records if _config(r, "lr") == best]
 
 
@@ -98,7 +102,7 @@ def _cell_label(r: dict[str, Any]) -> str:
 
 
 def _control_check(claim: str, control: list[dict[str, Any]], records: list[dict[str, Any]], n_train: int | None,
-                   residual: list[dict[str, Any]]) -> CheckedPrecondition:
+                   residual: list[dict[str, Any]], criterion: Criterion) -> CheckedPrecondition:
     """The failure the claim's control must show (the Deep FCN: overfitting, else failing to train)."""
     if claim == "plain_cnn":
         return falls_short_of_twin(control, residual)
@@ -106,33 +110,34 @@ def _control_check(claim: str, control: list[dict[str, Any]], records: list[dict
     if claim == "wide_fcn" or over.holds:
         return over
     shallow = _of(records, group="shallow_fcn", n_train=n_train)
-    fails = fails_to_train(control, chosen_lr(shallow) if shallow else [], "the Deep FCN")
+    fails = fails_to_train(control, chosen_lr(shallow, criterion) if shallow else [], "the Deep FCN")
     return fails if fails.holds else CheckedPrecondition(
         "the Deep FCN overfits or fails to train", False, f"{over.detail}; {fails.detail}",
         {**over.numbers, **fails.numbers})
 
 
-def _candidates(claim: str, records: list[dict[str, Any]]) -> list[Regime]:
+def _candidates(claim: str, records: list[dict[str, Any]], criterion: Criterion) -> list[Regime]:
     groups, model, _ = CLAIMS[claim]
     out = []
     for (group, depth, _, n_train), runs in cells(records, groups, model).items():
-        control = chosen_lr(runs)
+        control = chosen_lr(runs, criterion)
         twin_runs = _of(records, group=group, model="residual_cnn", n_train=n_train)
-        residual = chosen_lr(twin_runs) if twin_runs else []
+        residual = chosen_lr(twin_runs, criterion) if twin_runs else []
         guides = residual if claim == "plain_cnn" else _of(records, group="guides", n_train=n_train)
         out.append(Regime(
             claim, _cell_label(control[0]), control[0]["name"],
-            guides[0]["name"] if guides else "", _control_check(claim, control, records, n_train, residual),
+            guides[0]["name"] if guides else "", _control_check(claim, control, records, n_train, residual, criterion),
             guide_beats_target(guides, control, "the residual twin" if claim == "plain_cnn" else "the guide"),
             sum(r["wall_time_s"] for r in control) / len(control) / 60))
     return out
 
 
-def choose_regimes(records: list[dict[str, Any]]) -> list[Regime]:
-    """Every candidate cell of every claim, the cheapest qualifying one per claim marked ``chosen``."""
+def choose_regimes(records: list[dict[str, Any]], criterion: Criterion = SELECTION) -> list[Regime]:
+    """Every candidate cell of every claim, each at the learning rate ``criterion`` chooses, the cheapest
+    qualifying one per claim marked ``chosen``."""
     out = []
     for claim in CLAIMS:
-        candidates = sorted(_candidates(claim, records), key=lambda r: r.minutes)
+        candidates = sorted(_candidates(claim, records, criterion), key=lambda r: r.minutes)
         first = next((r for r in candidates if r.qualifies), None)
         out += [replace(r, chosen=r is first) for r in candidates]
     return out
@@ -160,6 +165,39 @@ def regime_summary(regimes: list[Regime]) -> str:
             tried = "; ".join(f"{r.cell}: {r.control_check.status} / guide {r.guide_check.status}" for r in mine)
             lines.append(f"* **{label}**: not testable here; tried {tried or 'nothing (no pilot records)'}.")
     return "\n".join(lines)
+
+
+def criterion_changes(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per claim and cell, the learning rate :data:`SELECTION` chooses and the one :data:`FIRST_SELECTION` chose,
+    and whether each criterion's regime choice picks the cell: what switching to the book's criterion moved."""
+    book, first = choose_regimes(records, SELECTION), choose_regimes(records, FIRST_SELECTION)
+    firsts = {(r.claim, r.cell): r for r in first}
+    rows = []
+    for r in book:
+        f = firsts[r.claim, r.cell]
+        rows.append({"claim": CLAIMS[r.claim][2], "cell": r.cell, "lr now": _lr(r.control, records),
+                     "lr first": _lr(f.control, records), "chosen now": "yes" if r.chosen else "",
+                     "chosen first": "yes" if f.chosen else ""})
+    return pd.DataFrame(rows, columns=["claim", "cell", "lr now", "lr first", "chosen now", "chosen first"])
+
+
+def _lr(name: str, records: list[dict[str, Any]]) -> float:
+    """The learning rate of the run called ``name``."""
+    return next(_config(r, "lr") for r in records if r["name"] == name)
+
+
+def criterion_summary(changes: pd.DataFrame) -> str:
+    """A sentence from :func:`criterion_changes`: how many cells' learning rates the book's criterion moved, and
+    whether any claim's regime choice moved with them."""
+    moved = changes[changes["lr now"] != changes["lr first"]]
+    regimes = changes[changes["chosen now"] != changes["chosen first"]]
+    cells = "; ".join(f"{r['claim']}, {r['cell']}: {r['lr first']:g} → {r['lr now']:g}" for _, r in moved.iterrows())
+    lrs = (f"changes the learning rate of {len(moved)} of {len(changes)} cells ({cells})" if len(moved)
+           else f"changes the learning rate of none of the {len(changes)} cells")
+    choice = ("and no claim's regime: every chosen cell is the one the first criterion chose" if regimes.empty else
+              "and the regime of " + ", ".join(sorted(set(regimes["claim"]))) + " (the table shows both choices)")
+    return (f"Choosing each cell's learning rate by the book's criterion ({CRITERION_WORDS[SELECTION]}) instead of the "
+            f"first ({CRITERION_WORDS[FIRST_SELECTION]}) {lrs}, {choice}.")
 
 
 def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ before any guided result exists:
   WikiText-103's words): which guide beats the RNN?
 
 A target (the control of chapter 06) is trained at four learning rates per cell and judged at the
-one of lowest validation loss, as chapter 06 chooses each condition's rate: a control that fails
+one the book's criterion picks (:data:`SELECTION`), as chapter 06 chooses each condition's rate: a control that fails
 only at an untuned rate would make a failure guidance need not cure (the first pilots fixed the
 rate, and at its tuned rate the 2-10-bit parity Transformer learned the task). Guides keep one rate.
 
@@ -41,7 +41,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.analysis.selection import best_record, group_by
+from untrainable.analysis.selection import (BOOK_CRITERION, CRITERION_WORDS, LOSS_CRITERION, Criterion, best_record,
+                                            group_by)
 from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments.sequence_runs import train_run
@@ -52,7 +53,8 @@ from untrainable.runtime import log
 
 __all__ = ["EXPERIMENT", "CHAPTER", "GROUPS", "DEFAULT_SEEDS", "CHANCE", "TARGET_LRS", "RULES", "LengthGrid",
            "LmCell", "LmGrid", "PilotPreset", "PRESETS", "configs", "run_name", "select", "planned_runs", "run",
-           "pilot_table", "tuned_targets", "choose", "pilot_figure", "main"]
+           "pilot_table", "tuned_targets", "choose", "FIRST_SELECTION", "criterion_changes", "criterion_summary",
+           "pilot_figure", "main"]
 
 EXPERIMENT = "sequence_pilots"
 GROUPS = ("copy", "parity", "lm")
@@ -62,9 +64,12 @@ CHANCE = {"copy": 0.10, "parity": 0.50}
 #: The learning rates of every copy-paste and parity target (chapter 06's sweep without its smallest, 3e-5,
 #: which no condition chose); the cell's ``lr`` is its guides' rate and the first pilots' one.
 TARGET_LRS = (3e-3, 1e-3, 3e-4, 1e-4)
-#: How a target's learning rate is chosen (:func:`untrainable.analysis.selection.choose`); a language
-#: model is judged by its lowest validation perplexity, the same loss rule.
-SELECTION = "valid_loss"
+#: How a copy-paste or parity target's learning rate is chosen (:func:`untrainable.analysis.selection.best_record`):
+#: the book's criterion; the pilots first chose by :data:`FIRST_SELECTION`, the paper's (:func:`criterion_changes`
+#: shows what the switch moved, from the same records: no pilot was retrained). A language model is a loss-type
+#: claim: judged by its lowest validation perplexity (:data:`~untrainable.analysis.selection.LOSS_CRITERION`).
+SELECTION = BOOK_CRITERION
+FIRST_SELECTION = LOSS_CRITERION
 #: What a cell must show to qualify: on copy-paste and parity the target at least ``above_chance`` above
 #: chance (a target that learns nothing would give verdicts read off noise); copy, the guide this far
 #: above the target; parity, the guide at least ``guide_valid_acc`` on validation and this far above
@@ -259,25 +264,26 @@ def run_name_parts(r: dict[str, Any]) -> tuple[str, str]:
     return net, cell.split("-lr", 1)[0]
 
 
-def tuned_targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every guide record and, per setting and cell, the target record chosen on validation
-    (:data:`SELECTION`: the target at its tuned learning rate): what :func:`choose` and
-    :func:`pilot_figure` judge."""
+def tuned_targets(records: list[dict[str, Any]], criterion: Criterion = SELECTION) -> list[dict[str, Any]]:
+    """Every guide record and, per setting and cell, the target record chosen on validation (by ``criterion``,
+    a language model by :data:`~untrainable.analysis.selection.LOSS_CRITERION`: the target at its tuned
+    learning rate): what :func:`choose` and :func:`pilot_figure` judge."""
     targets = group_by([r for r in records if _role(r) == "target"],
                        lambda r: (r["config"]["setting"], run_name_parts(r)[1]))
-    tuned = [best_record(rs, SELECTION) for rs in targets.values()]
+    tuned = [best_record(rs, LOSS_CRITERION if setting == "lm" else criterion)
+             for (setting, _), rs in targets.items()]
     return [r for r in records if _role(r) == "guide" or any(r is t for t in tuned)]
 
 
-def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
+def choose(records: list[dict[str, Any]], criterion: Criterion = SELECTION) -> pd.DataFrame:
     """Per setting and cell: the target's and the guide's numbers, whether the cell qualifies
     (:data:`RULES`) and which cell is chosen: for copy-paste and parity the longest qualifying
     strings (the nearest to the paper's 20-40 and 2-50), for the language model the smallest guide
     that beats the target of its text and context length (then the shorter context). A copy-paste or
-    parity target is judged at its learning rate of lowest validation loss (:func:`tuned_targets`); a
+    parity target is judged at its learning rate chosen by ``criterion`` (:func:`tuned_targets`); a
     language model by its lowest validation perplexity (its best epoch: a Transformer on words
     overfits within ten epochs while the RNN still improves), against the best of its text's targets."""
-    t = pilot_table(tuned_targets(records))
+    t = pilot_table(tuned_targets(records, criterion))
     rows = []
     for (setting, lengths), cell in t[t.setting != "lm"].groupby(["setting", "lengths"]):
         target, guide = cell[cell.role == "target"].iloc[0], cell[cell.role == "guide"].iloc[0]
@@ -307,6 +313,35 @@ def choose(records: list[dict[str, Any]]) -> pd.DataFrame:
     for setting, group in out[out.qualifies].groupby("setting"):
         out.loc[group["size"].idxmax(), "chosen"] = True
     return out.drop(columns="size")
+
+
+def criterion_changes(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per copy-paste and parity cell, the target's learning rate :data:`SELECTION` chooses and the one
+    :data:`FIRST_SELECTION` chose, and whether the cell qualifies and is chosen under each: what switching to
+    the book's criterion moved (the language model's choice is by perplexity under both)."""
+    now, first = (choose(records, c) for c in (SELECTION, FIRST_SELECTION))
+    if now.empty:
+        return pd.DataFrame()
+    keep = ["setting", "cell", "target_lr", "qualifies", "chosen"]
+    both = now[now.setting != "lm"][keep].merge(first[first.setting != "lm"][keep], on=["setting", "cell"],
+                                                 suffixes=(" now", " first"))
+    return both[["setting", "cell", "target_lr now", "target_lr first", "qualifies now", "qualifies first",
+                 "chosen now", "chosen first"]]
+
+
+def criterion_summary(changes: pd.DataFrame) -> str:
+    """A sentence from :func:`criterion_changes`: the cells whose tuned learning rate the book's criterion moved,
+    and whether any setting's chosen cell moved with them."""
+    moved = changes[changes["target_lr now"] != changes["target_lr first"]]
+    regimes = changes[changes["chosen now"] != changes["chosen first"]]
+    cells = "; ".join(f"{r['setting']}, {r['cell']}: {r['target_lr first']} → {r['target_lr now']}"
+                      for _, r in moved.iterrows())
+    lrs = (f"changes the tuned learning rate of {len(moved)} of {len(changes)} cells ({cells})" if len(moved)
+           else f"changes the tuned learning rate of none of the {len(changes)} cells")
+    choice = ("and no setting's chosen cell: every regime stands" if regimes.empty else
+              "and the chosen cell of " + ", ".join(sorted(set(regimes["setting"]))) + " (the table shows both)")
+    return (f"Tuning each target by the book's criterion ({CRITERION_WORDS[SELECTION]}) instead of the first "
+            f"({CRITERION_WORDS[FIRST_SELECTION]}) {lrs}, {choice}.")
 
 
 def _panel(r: dict[str, Any]) -> tuple[str, str]:
