@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from untrainable import guidance as G
-from untrainable.analysis.preconditions import CheckedPrecondition, every_guide_reaches
+from untrainable.analysis.preconditions import METRIC_WORDS, CheckedPrecondition, every_guide_reaches
 from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
 from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
@@ -308,8 +308,9 @@ def control_fails(records: list[dict[str, Any]], name: str = "the control", chan
         return CheckedPrecondition(what, False, f"no records of {name}")
     values = [r["metrics"][metric] for r in records]
     shown = ", ".join(f"{100 * v:.1f}%" for v in values)
+    words = METRIC_WORDS.get(metric, metric.replace("_", " "))
     return CheckedPrecondition(what, bool(max(values) <= chance + margin),
-                               f"{metric.replace('_', ' ')} {shown} against chance {100 * chance:.0f}% (each needs ≤ "
+                               f"{words} {shown} against chance {100 * chance:.0f}% (each needs ≤ "
                                f"{100 * (chance + margin):.0f}%); {len(records)} record(s)",
                                {"highest": max(values), "mean": float(np.mean(values)), "chance": chance,
                                 "records": float(len(records))})
