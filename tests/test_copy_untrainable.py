@@ -83,8 +83,9 @@ def test_the_full_plan_names_pilots_sweep_and_guides_and_each_rows_runs_once_its
 
 def _record(condition: str, lr: float = 1e-3, valid_acc: float = 0.1, test_acc: float = 0.1, tokens: str = "per_token",
             seed: int = 0, best_valid_acc: float | None = None) -> dict:
+    best = valid_acc if best_valid_acc is None else best_valid_acc
     return {"seed": seed, "config": {"condition": condition, "tokens": tokens, "lr": lr},
-            "metrics": {"test_acc": test_acc, "best_valid_acc": valid_acc if best_valid_acc is None else best_valid_acc},
+            "metrics": {"test_acc": test_acc, "best_valid_acc": best},
             "history": [{"valid_acc": valid_acc, "valid_loss": 1.0}]}
 
 

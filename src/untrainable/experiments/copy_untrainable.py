@@ -8,10 +8,10 @@ pilots (``results/full/sequence_pilots``, seed 0, strings drawn fresh every epoc
 from 10 digits on, whatever its learning rate (10-20 digits: test token accuracy 9.4 % to 10.1 % and best
 validation accuracy 10.2 % to 10.5 % at 1e-4, 3e-4, 1e-3 and 3e-3; 20-40 digits: 9.8 % to 10.2 %), while
 the Transformer guide alone learns the task (99.9 % at 10-20 digits, 99.7 % at 20-40). Both ranges show
-the failure; 20-40 digits doubles every step's sequence and a guided run there takes about 25 one-thread
-minutes, which does not fit the issue's budget beside the depth map, so the CPU profiles run 10-20 digits
-(the ``paper`` profile keeps the paper's 20-40). :func:`pilot_preconditions` reads these numbers from the
-records; the tests hold them.
+the failure; at 20-40 digits every guided step takes about twice as long (a guided run: about 25 one-thread
+minutes on this shared CPU), which does not fit the issue's budget beside the depth map, so the CPU profiles
+run 10-20 digits (the ``paper`` profile keeps the paper's 20-40). :func:`pilot_preconditions` reads these
+numbers from the records; the tests hold them.
 
 Everything but the lengths comes from chapter 06's copy-paste configs of the same profile
 (:func:`untrainable.experiments.sequence_configs.configs`: nets, data sizes, epochs, fresh strings, probes),
@@ -35,6 +35,11 @@ Stages (:data:`STAGES`):
 accuracy within :data:`MARGIN` of chance, :func:`control_fails`) and every trained guide reaches
 :data:`GUIDE_BAR`. The module is not a chapter of the book yet (no ``full`` records): it is absent from
 :data:`untrainable.experiments.CHAPTERS`.
+
+What it costs (:func:`estimate`, ``--estimate``): the fastest of five steps on one thread of the shared 2-core
+CPU (6 Dec 2026) was 41-81 ms for the RNN, 121-185 ms guided (per token or flattened), 128-171 ms for the
+Transformer alone, so about 80 one-thread minutes for the sweep's 16 runs and 165 for the 30 runs of five
+seeds; the pilots' wall times ran up to twice such estimates on the busy machine.
 
 From a shell (``UNTRAINABLE_THREADS=1``; ``--rows`` splits a stage over parallel processes)::
 
@@ -72,7 +77,7 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "NAME", 
            "ROWS", "CONTROL", "REQUIRED_METRICS", "MARGIN", "GUIDE_BAR", "CopyPreset", "PRESETS", "shrink", "preset",
            "rows", "row_config", "guide_config", "run_name", "sweep_name", "pilot_configs", "sweep_configs",
            "run_configs", "chosen_lrs", "learning_rates", "run_pilots", "run_sweep", "run", "planned_runs",
-           "control_fails", "preconditions", "pilot_preconditions", "step_seconds", "run_seconds", "estimate",
+           "control_fails", "preconditions", "pilot_preconditions", "EVAL_BATCH", "step_seconds", "run_seconds", "estimate",
            "main"]
 
 EXPERIMENT = "copy_untrainable"
@@ -129,6 +134,7 @@ PRESETS: dict[str, CopyPreset] = preset_table(NAME, {
     # chapter 06's sweep chose 1e-3 (guided) and 3e-4 (control) at 5-10 digits; 3e-3 is one step above
     "full": CopyPreset(lengths=(10, 20), sweep_lrs=(3e-3, 1e-3, 3e-4), guide_lr=sp.PRESETS["full"].copy.lr,
                        seeds=tuple(range(5))),
+    # the paper's lengths, and its learning rate for the guide
     "paper": CopyPreset(lengths=(20, 40), sweep_lrs=(1e-3, 3e-4, 1e-4), guide_lr=1e-3, seeds=tuple(range(5))),
 })
 
