@@ -77,8 +77,8 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "NAME", 
            "ROWS", "CONTROL", "REQUIRED_METRICS", "MARGIN", "GUIDE_BAR", "CopyPreset", "PRESETS", "shrink", "preset",
            "rows", "row_config", "guide_config", "run_name", "sweep_name", "pilot_configs", "sweep_configs",
            "run_configs", "chosen_lrs", "learning_rates", "run_pilots", "run_sweep", "run", "planned_runs",
-           "control_fails", "preconditions", "pilot_preconditions", "EVAL_BATCH", "step_seconds", "run_seconds", "estimate",
-           "main"]
+           "control_fails", "preconditions", "pilot_preconditions", "EVAL_BATCH", "step_seconds", "run_seconds",
+           "estimate", "main"]
 
 EXPERIMENT = "copy_untrainable"
 SWEEP_EXPERIMENT = "copy_untrainable_sweeps"
