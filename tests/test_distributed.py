@@ -234,3 +234,61 @@ def _close(got: dict, want: dict, where: str) -> None:
             assert max(abs(a - b) for a, b in zip(got[k], v, strict=True)) < FIT_TOL, (where, k)
         else:
             assert got[k] == v, (where, k, got[k], v)
+
+
+# ----------------------------------------------------------------------------- the torchrun path of reproduce
+
+
+def _together_worker(rank: int, store: str, port: int) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from untrainable.cli import train_together
+
+    goes_on = train_together("quick", ["03"], None, "cpu", False, False)  # notebook 03 trains nothing
+    assert goes_on == (rank == 0) and not dist.is_initialized()
+    assert not any(name in os.environ for name in D.TORCHRUN_ENV)  # the notebook kernels will run alone
+
+
+def test_train_together_leaves_rank_0_alone_for_the_notebooks(tmp_path: Path) -> None:
+    _spawn(_together_worker, tmp_path, _free_port())
+
+
+# ----------------------------------------------------------------------------- data that keeps GPUs fed
+
+
+def image_folder(root: Path, classes: int = 2, per_class: int = 6, size: tuple[int, int] = (70, 50)) -> Path:
+    """A small ImageFolder of random JPEGs (``root/train/<class>/*.jpg``); returns ``root/train``."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(5)
+    for c in range(classes):
+        folder = root / "train" / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=g, dtype=torch.uint8).numpy()
+            Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+    return root / "train"
+
+
+def test_image_folder_decodes_the_same_images_with_workers(tmp_path: Path) -> None:
+    from torchvision import datasets
+
+    from untrainable.data import image_folder_transform, load_image_folder, stratified_indices
+
+    folder = image_folder(tmp_path)
+    alone = load_image_folder(f"imagefolder:{tmp_path}", True, 32, 8, seed=0, workers=0)
+    helped = load_image_folder(f"imagefolder:{tmp_path}", True, 32, 8, seed=0, workers=1)
+    assert alone.images.shape == (8, 3, 32, 32) and alone.images.dtype == torch.uint8
+    assert torch.equal(alone.images, helped.images) and torch.equal(alone.labels, helped.labels)
+    ds = datasets.ImageFolder(str(folder), transform=image_folder_transform(32))
+    idx = stratified_indices(torch.tensor(ds.targets), 8, 0)
+    assert torch.equal(alone.images, torch.stack([ds[int(i)][0] for i in idx]))  # what one image at a time gives
+
+
+def test_decode_rate_is_measured_per_worker(tmp_path: Path) -> None:
+    from untrainable.data import decode_rate
+
+    folder = image_folder(tmp_path, per_class=8)
+    rate = decode_rate(folder, 32, workers=1, augment=True, passes=2, batch_size=4)
+    assert 0 < rate < 1e6
