@@ -61,13 +61,16 @@ def _batch(n: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _guided_step(distance: str) -> tuple[float, list[torch.Tensor]]:
-    """One guided step's loss and gradients on the global batch, as this process group computes them."""
+    """One guided step's loss and gradients on the global batch, as this process group computes them
+    (``"linear_cka-bank"``: the guide's side looked up in a Gram bank by the examples' indices)."""
     x, y = _batch()
-    model = _target()
-    loss_fn = G.GuidanceLoss(model, _guide(), x[:2], alpha=0.7, distance=distance)
+    model, guide = _target(), _guide()
+    bank = G.GuideBank(guide, G.guidance_layers(guide, x[:2]), x) if distance.endswith("-bank") else None
+    loss_fn = G.GuidanceLoss(model, guide, x[:2], alpha=0.7, distance=distance.removesuffix("-bank"), bank=bank)
     part = D.local_part(torch.arange(len(y)))
+    inputs = x[part] if bank is None else G.IndexedInputs(x)[part]
     with D.global_batch_norm(model):
-        loss, _ = loss_fn(model, x[part], y[part])
+        loss, _ = loss_fn(model, inputs, y[part])
         weight = D.label_weight(y[part])
         loss_sum, weights = D.all_sum([loss.item() * weight, weight])
         (loss * D.share(weight, weights)).backward()
@@ -85,7 +88,7 @@ def _guided_step_worker(rank: int, store: str, distance: str) -> None:
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("distance", ["linear_cka", "procrustes"])
+@pytest.mark.parametrize("distance", ["linear_cka", "procrustes", "linear_cka-bank"])
 def test_guidance_loss_and_gradients_on_the_global_batch_match_one_process(tmp_path: Path, distance: str) -> None:
     """7 examples over 2 processes (4 + 3 rows: the padded gather), BatchNorm over the global batch."""
     _spawn(_guided_step_worker, tmp_path, distance)

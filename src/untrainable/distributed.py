@@ -225,10 +225,11 @@ class GlobalBatchNorm(nn.SyncBatchNorm):
     In training, the per-channel sums are all-reduced with gradients (two collectives: the mean, then
     the centred squares, as a two-pass variance), and the running statistics move with the global
     batch's mean and unbiased variance, as one process's BatchNorm over that batch would. In eval mode
-    it is plain BatchNorm on the running statistics."""
+    it is plain BatchNorm on the running statistics (a layer that tracks none normalises by the global batch).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
+        if not self.training and self.running_mean is not None:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
@@ -238,7 +239,7 @@ class GlobalBatchNorm(nn.SyncBatchNorm):
         mean = total[:-1] / n
         centred = x - mean.reshape(shape)
         var = dist_fn.all_reduce((centred * centred).sum(dims)) / n
-        if self.track_running_stats:
+        if self.training and self.track_running_stats:
             self._update_running(mean.detach(), var.detach(), n.item())
         y = centred / torch.sqrt(var.reshape(shape) + self.eps)
         return y * self.weight.reshape(shape) + self.bias.reshape(shape) if self.affine else y
