@@ -47,7 +47,8 @@ def _target() -> nn.Module:
     """A small net with BatchNorm. Its first layer has no bias: before BatchNorm a bias's gradient is rounding
     noise, which Adam turns into full-size steps whose sign differs between the two ways of summing."""
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    return nn.Sequential(nn.Linear(6, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(),
+                         nn.Linear(8, 3))
 
 
 def _guide() -> nn.Module:
@@ -200,7 +201,8 @@ def _free_port() -> int:
 
 
 def _shell_entry(tmp_path: Path, name: str, launcher: list[str]) -> list[dict]:
-    """Records of the sequence-guidance quick runs (parity: no guide, the trained guide, and the guide itself), trained into a results folder of its own."""
+    """Records of chapter 06's quick parity runs (no guide, the trained guide, and the guide itself), trained into a
+    results folder of their own."""
     results = tmp_path / name
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "UNTRAINABLE_RESULTS": str(results),
            "UNTRAINABLE_CACHE": str(tmp_path / f"{name}-cache"), "UNTRAINABLE_THREADS": "1", "OMP_NUM_THREADS": "1",

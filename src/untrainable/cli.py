@@ -88,10 +88,11 @@ def train_together(profile: str, only: list[str] | None, seeds: list[int] | None
     from untrainable import distributed as D
     from untrainable.experiments import CHAPTERS, chapter
     from untrainable.reproduce import notebooks
+    from untrainable.runtime import resolve_device
 
     if train_missing:
         os.environ["UNTRAINABLE_TRAIN_MISSING"] = "1"
-    D.setup()
+    D.setup(gpu=resolve_device(device).type == "cuda")
     for prefix in dict.fromkeys(nb.name[:2] for nb in notebooks(only)):
         if prefix not in CHAPTERS:
             continue

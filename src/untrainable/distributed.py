@@ -58,13 +58,14 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def setup() -> int:
+def setup(gpu: bool | None = None) -> int:
     """Join the process group torchrun's environment describes (once; later calls do nothing) and return the
-    number of processes. NCCL when CUDA is present, each process on GPU ``LOCAL_RANK`` (so ``"cuda"`` means
-    its own GPU); gloo otherwise. A single process (no torchrun) returns 1 and changes nothing."""
+    number of processes. On GPUs (``gpu``; None: when CUDA is present) NCCL, each process on GPU ``LOCAL_RANK``
+    (so ``"cuda"`` means its own GPU); gloo otherwise. A single process (no torchrun) returns 1 and changes
+    nothing."""
     if dist.is_initialized() or not launched():
         return world_size()
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() if gpu is None else gpu:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl")
     else:

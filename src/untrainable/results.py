@@ -306,7 +306,8 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
     if force:
         checkpoint.unlink(missing_ok=True)  # several processes may all remove it
     set_threads()
-    processes = D.setup()  # torchrun: join the other processes, each on its own GPU, before "cuda" is resolved
+    # torchrun: join the other processes (each on its own GPU) before "cuda" names one
+    processes = D.setup(gpu=resolve_device(device).type == "cuda")
     dev = resolve_device(device)
     before = elapsed_before(checkpoint)
     t0 = time.perf_counter()

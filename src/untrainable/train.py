@@ -297,8 +297,8 @@ def _check_finite(desc: str, what: str, value: float, epoch: int, step: int) -> 
 
 def _train_epoch(loop: _Loop, epoch: int) -> tuple[dict[str, float], int]:
     """One epoch of optimiser steps (``epoch`` 0-based); running means of loss and accuracy, and its steps."""
-    (x_train, y_train), model, s = loop.train, loop.model, loop.settings
-    model.train()
+    y_train, s = loop.train[1], loop.settings
+    loop.model.train()
     step = _step if D.world_size() == 1 else _shared_step
     sum_loss, sum_correct, seen, counted, steps = 0.0, 0, 0, 0, 0
     for i, idx in enumerate(batches(len(y_train), s.batch_size, loop.generator)):
