@@ -7,6 +7,10 @@
     python -m untrainable data download cifar10               # opt-in download (needs internet)
     python -m untrainable records verify --profile full       # is every stored record sealed and whole?
 
+Under torchrun (``torchrun --nproc_per_node=N -m untrainable reproduce --profile paper``), every process
+first trains the chosen chapters' missing records together (:func:`train_together`), then rank 0 alone
+executes the notebooks, which find those records stored, and builds the book.
+
 Every argument is checked before any work starts: a bad ``--only``, ``--device`` or ``--seeds``
 ends the command at once with a message naming the value (exit status 2).
 """
@@ -22,7 +26,7 @@ from untrainable.profiles import PROFILES, check_seeds
 from untrainable.runtime import DEVICE_FORMS, check_device, parse_device
 
 __all__ = ["DEVICE_FORMS", "INTERRUPTED", "parse_prefixes", "check_device", "parse_device", "seeds_from_text",
-           "parse_seeds", "check_device_present", "main"]
+           "parse_seeds", "check_device_present", "train_together", "main"]
 
 #: The exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
 INTERRUPTED = 130
@@ -71,6 +75,37 @@ def check_device_present(device: str) -> None:
     index = int(device.split(":")[1]) if ":" in device else 0
     if index >= count:
         raise ValueError(f"--device {device}: this machine has {count} CUDA device(s); use auto or cpu")
+
+
+def train_together(profile: str, only: list[str] | None, seeds: list[int] | None, device: str, force: bool,
+                   train_missing: bool) -> bool:
+    """torchrun: every process trains the chosen chapters' records together (each chapter's validation sweep,
+    where it has one, then its runs: what its notebook would train), then leaves the process group. Returns
+    whether this process should go on to execute the notebooks and build the book: rank 0 only, with
+    torchrun's variables removed, so the notebook kernels it starts run alone and find the records stored."""
+    import os
+
+    from untrainable import distributed as D
+    from untrainable.experiments import CHAPTERS, chapter
+    from untrainable.reproduce import notebooks
+    from untrainable.runtime import resolve_device
+
+    if train_missing:
+        os.environ["UNTRAINABLE_TRAIN_MISSING"] = "1"
+    D.setup(gpu=resolve_device(device).type == "cuda")
+    for prefix in dict.fromkeys(nb.name[:2] for nb in notebooks(only)):
+        if prefix not in CHAPTERS:
+            continue
+        module = chapter(prefix)
+        if hasattr(module, "run_sweep"):
+            module.run_sweep(profile, device=device, force=force)
+        module.run(profile, seeds=seeds, device=device, force=force)
+    D.barrier()
+    main = D.is_main()
+    D.teardown()
+    for name in D.TORCHRUN_ENV:
+        os.environ.pop(name, None)
+    return main
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -169,7 +204,14 @@ def main(argv: list[str] | None = None) -> int:
                 threads_from_env()  # a bad UNTRAINABLE_THREADS fails now, not in the first notebook
             except ValueError as err:
                 parser.exit(2, f"{parser.prog} reproduce: error: {err}\n")
-            reproduce(args.profile, only=args.only, force=args.force, device=args.device, book=not args.no_book,
+            from untrainable.distributed import launched
+
+            force = args.force
+            if launched():
+                if not train_together(args.profile, args.only, args.seeds, args.device, force, args.train_missing):
+                    return 0
+                force = False  # retrained just now, by every process
+            reproduce(args.profile, only=args.only, force=force, device=args.device, book=not args.no_book,
                       seeds=args.seeds, train_missing=args.train_missing)
         elif args.command == "book":
             print(f"book built: {build_book(args.profile) / 'index.html'}")

@@ -27,7 +27,9 @@ import gzip
 import hashlib
 import os
 import re
+import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -517,25 +519,76 @@ def sequence_data(task: str, n_train: int, n_valid: int, n_test: int, seed: int 
 # an ImageFolder tree instead (``dataset="imagefolder:<root>"``, the ``paper`` profile).
 
 
-def load_image_folder(spec: str, train: bool, image_size: int, n: int | None, seed: int) -> ImageData:
+#: Decoding processes of an ImageFolder loader unless ``UNTRAINABLE_LOADER_WORKERS`` says otherwise.
+DEFAULT_LOADER_WORKERS = min(8, max((os.cpu_count() or 1) - 1, 0))
+
+
+def loader_workers() -> int:
+    """How many processes decode images (``UNTRAINABLE_LOADER_WORKERS``, else :data:`DEFAULT_LOADER_WORKERS`)."""
+    text = os.environ.get("UNTRAINABLE_LOADER_WORKERS")
+    if text is None:
+        return DEFAULT_LOADER_WORKERS
+    if not text.isdigit():
+        raise ValueError(f"UNTRAINABLE_LOADER_WORKERS={text!r}: give a number of processes (0: decode in this one)")
+    return int(text)
+
+
+def image_folder_transform(image_size: int, augment: bool = False):
+    """PIL image -> uint8 tensor ``(C, image_size, image_size)``: resized (shorter side ``image_size·8/7``) and
+    centre-cropped, or with ``augment`` a random resized crop and flip (the usual ImageNet training views)."""
+    from torchvision import transforms
+
+    if augment:
+        views = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
+    else:
+        views = [transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size)]
+    return transforms.Compose([*views, transforms.PILToTensor()])
+
+
+def image_folder_loader(folder: Path, image_size: int, indices: Sequence[int] | None = None, *, batch_size: int = 256,
+                        workers: int | None = None, augment: bool = False) -> torch.utils.data.DataLoader:
+    """A ``DataLoader`` of ``(uint8 images, labels)`` batches of an ImageFolder ``folder`` (``indices``: those
+    images, in that order), decoded by ``workers`` processes (:func:`loader_workers` when None) that stay up
+    between passes, into pinned memory when a GPU will take the batches (its copies then overlap the compute)."""
+    workers = loader_workers() if workers is None else workers
+    ds = datasets.ImageFolder(str(folder), transform=image_folder_transform(image_size, augment))
+    chosen = ds if indices is None else torch.utils.data.Subset(ds, [int(i) for i in indices])
+    return torch.utils.data.DataLoader(chosen, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                       pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+
+
+def decode_rate(folder: Path, image_size: int, workers: int = 1, augment: bool = True, passes: int = 2,
+                batch_size: int = 32) -> float:
+    """Images per second per decoding process: what reading, decoding and (``augment``) the random views of
+    the ImageFolder ``folder`` cost on this CPU. The first pass starts the workers and is not timed; the
+    others are. A GPU's images per second divided by this is how many workers keep it fed."""
+    loader = image_folder_loader(folder, image_size, batch_size=batch_size, workers=workers, augment=augment)
+    n = sum(len(y) for _, y in loader)  # warm-up: workers started, files in the page cache
+    t0 = time.perf_counter()
+    for _ in range(passes - 1):
+        for _ in loader:
+            pass
+    return n * (passes - 1) / (time.perf_counter() - t0) / max(workers, 1)
+
+
+def load_image_folder(spec: str, train: bool, image_size: int, n: int | None, seed: int,
+                      workers: int | None = None) -> ImageData:
     """An ImageFolder dataset (ImageNet, Imagenette: ``<root>/train/<class>/*.JPEG``, ``<root>/val/...``).
 
     ``spec`` is ``"imagefolder:<root>"``. Images are resized (shorter side ``image_size·8/7``),
     centre-cropped to ``image_size`` and held in memory as uint8, a class-balanced subset of ``n``
-    when ``n`` is given; they are standardised with ImageNet's channel statistics.
+    when ``n`` is given; they are standardised with ImageNet's channel statistics. ``workers`` processes
+    decode them (:func:`image_folder_loader`); the images are the same whatever their number.
     """
-    from torchvision import transforms
-
     root = Path(spec.split(":", 1)[1]).expanduser()
     folder = root / ("train" if train else "val")
     if not folder.is_dir():
         raise FileNotFoundError(f"ImageFolder dataset: {folder} does not exist (expected {root}/train and {root}/val)")
-    tf = transforms.Compose([transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size),
-                             transforms.PILToTensor()])
-    ds = datasets.ImageFolder(str(folder), transform=tf)
+    ds = datasets.ImageFolder(str(folder))
     labels = torch.tensor(ds.targets)
     idx = stratified_indices(labels, n, seed) if n is not None and n < len(labels) else torch.arange(len(labels))
-    images = torch.stack([ds[int(i)][0] for i in idx])
+    loader = image_folder_loader(folder, image_size, idx.tolist(), workers=workers)
+    images = torch.cat([batch for batch, _ in loader])
     return ImageData(images, labels[idx], tuple(ds.classes), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 

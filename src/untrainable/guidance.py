@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from untrainable import distributed as D
 from untrainable import similarity as S
 from untrainable.precision import PRECISIONS, full_precision, resolve_precision
 from untrainable.recording import LayerRecorder, record_layers, resolve_layers
@@ -607,15 +608,46 @@ class GuidanceLoss:
         with LayerRecorder(model, target_names) as rec:
             logits = model(inputs)
         acts = rec.check_complete()
-        guide_reps = self.guide_representations(x)
-        self._keep = (inputs != self.pad_id) if self.tokens == "per_token" and self.pad_id is not None else None
-        terms = self.pair_terms([acts[t] for _, t in self.pairs], guide_reps)
+        if D.world_size() > 1:
+            target_acts, guide_reps, self._keep = self._global_batch([acts[t] for _, t in self.pairs], x, inputs)
+        else:
+            guide_reps = self.guide_representations(x)
+            self._keep = (inputs != self.pad_id) if self.tokens == "per_token" and self.pad_id is not None else None
+            target_acts = [acts[t] for _, t in self.pairs]
+        terms = self.pair_terms(target_acts, guide_reps)
         task = self.task_loss(logits, y)
         guidance = terms.sum()
-        self.log.append({"step": self.step, "n": len(y), "task": task.item(), "guidance": guidance.item(),
+        n, task_value = self._logged_task(task, y)
+        self.log.append({"step": self.step, "n": n, "task": task_value, "guidance": guidance.item(),
                          "terms": terms.detach().tolist(), "constant_pairs": list(self.constant_pairs)})
         self.step += 1
         return task + self.alpha * guidance, logits
+
+    def _global_batch(self, target_acts: list[torch.Tensor], x: torch.Tensor | IndexedBatch, inputs: torch.Tensor
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
+        """Several processes (:mod:`untrainable.distributed`): the mapped layers' rows of the whole global
+        batch, the target's gathered with gradients flowing back to this process's rows, the guide's side
+        (from the bank by the gathered indices, or gathered from each process's guide), and the token mask."""
+        target_acts = [D.gather_rows(a) for a in target_acts]
+        if isinstance(x, IndexedBatch) and self.bank is not None:
+            index = D.gather_rows(x.index.to(inputs.device)).cpu()
+            guide_reps = self.guide_representations(IndexedBatch(x.x, index))
+        else:
+            guide_reps = [D.gather_rows(r) for r in self.guide_representations(x)]
+        keep = None
+        if self.tokens == "per_token" and self.pad_id is not None:
+            keep = D.gather_rows((inputs != self.pad_id).to(torch.uint8)).bool()  # gloo gathers no bool
+        return target_acts, guide_reps, keep
+
+    @staticmethod
+    def _logged_task(task: torch.Tensor, y: torch.Tensor) -> tuple[int, float]:
+        """The examples and the task loss of the step for the log: this batch's, or with several processes the
+        global batch's (each process's mean weighted by its counted labels)."""
+        if D.world_size() == 1:
+            return len(y), task.item()
+        weight = D.label_weight(y)
+        examples, weighted, weights = D.all_sum([len(y), task.item() * weight, weight])
+        return int(examples), weighted / weights
 
     def epoch_means(self, steps_per_epoch: int) -> list[dict[str, Any]]:
         """The log per epoch, for guided epochs: means over guided steps (weighted by batch size) of

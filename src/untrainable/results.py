@@ -10,6 +10,10 @@ Record contract (other chapters and checks rely on it)::
     {experiment, profile, seed, name, key, config, metrics, history, precision, git_commit, device,
      machine, versions, wall_time_s, created, digest}
 
+``world_size`` (only in a record trained by several processes, torchrun: :mod:`untrainable.distributed`) is
+how many trained it; a record without it was trained by one. It is not part of the config, so it moves no key.
+Only rank 0 of such a run writes its record and checkpoint; every process reads the record back.
+
 ``precision`` is what the run trained in (``"fp32"`` or ``"bf16"``), as its training loop resolved
 it (:func:`untrainable.precision.training_precision`); a run that trained nothing itself has none.
 
@@ -36,6 +40,7 @@ from here too, so ``results`` stays the one door to the store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -52,6 +57,7 @@ import pandas as pd
 import torch
 
 import untrainable
+from untrainable import distributed as D
 from untrainable.files import CorruptFileError, exclusive, load_torch, write_json_atomic
 from untrainable.paths import cache_root, repo_root, results_root
 from untrainable.profiles import check_profile
@@ -257,17 +263,18 @@ def _store(record: dict[str, Any], path: Path, run: str, checkpoint: Path,
             else "it left no checkpoint")
     written = False
     try:
-        write_record(record, path)
+        D.main_only(lambda: write_record(record, path), f"write the record {path}")  # rank 0 writes, all wait
         written = True
         stored = read_back()
     except (OSError, ValueError) as err:
-        if written:
+        if written and D.is_main():
             path.unlink(missing_ok=True)
         kind = NonFiniteRecordError if isinstance(err, NonFiniteRecordError) else RecordWriteError
         cause = f"{type(err).__name__}: {err}" if isinstance(err, OSError) else str(err)
         raise kind(f"{run}: trained, but its record was not stored ({cause}); {kept}: fix the cause, then "
                    "rerun") from err
-    checkpoint.unlink(missing_ok=True)
+    if D.is_main():
+        checkpoint.unlink(missing_ok=True)
     return stored
 
 
@@ -296,9 +303,11 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
     """
     key = run_key(experiment, config, seed)
     checkpoint = checkpoint_path(profile, experiment, record_path(profile, experiment, name, seed, key))
-    if force and checkpoint.exists():
-        checkpoint.unlink()
+    if force:
+        checkpoint.unlink(missing_ok=True)  # several processes may all remove it
     set_threads()
+    # torchrun: join the other processes (each on its own GPU) before "cuda" names one
+    processes = D.setup(gpu=resolve_device(device).type == "cuda")
     dev = resolve_device(device)
     before = elapsed_before(checkpoint)
     t0 = time.perf_counter()
@@ -308,7 +317,7 @@ def train_record(experiment: str, profile: str, name: str, config: Any, seed: in
         "experiment": experiment, "profile": profile, "seed": seed, "name": name, "key": key,
         "config": config_dict(config), **out,
         **trained_precision(f"{experiment}/{name} seed {seed}", config, resolved),
-        **provenance(dev, t0, elapsed_before=before),
+        **provenance(dev, t0, elapsed_before=before), **({"world_size": processes} if processes > 1 else {}),
     }
     return record
 
@@ -379,10 +388,11 @@ def run_with_weights(experiment: str, profile: str, name: str, config: Any, seed
     record can lack them: they are then retrained into the cache only. The stored record is never
     replaced (only ``force`` does that); if the retrained ``metric`` differs from the stored one by
     more than ``tolerance`` (another CPU rounds differently), a :class:`WeightsMismatchWarning` says so.
-    A lock on the weight file makes parallel processes train a shared guide once.
+    A lock on the weight file makes parallel processes train a shared guide once (the processes of one
+    torchrun run train it together: rank 0 alone takes the lock).
     """
     path = record_path(profile, experiment, name, seed, run_key(experiment, config, seed))
-    with exclusive(weights):
+    with exclusive(weights) if D.is_main() else contextlib.nullcontext():
         stored = None if force else find_record(path)
         if stored is None or force:
             return run_or_load(experiment, profile, name, config, seed, train_fn, device=device, force=force,

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
+from untrainable import distributed as D
 from untrainable.config_checks import check_fields
 from untrainable.data import batches
 from untrainable.files import load_torch, save_torch_atomic
@@ -296,26 +297,62 @@ def _check_finite(desc: str, what: str, value: float, epoch: int, step: int) -> 
 
 def _train_epoch(loop: _Loop, epoch: int) -> tuple[dict[str, float], int]:
     """One epoch of optimiser steps (``epoch`` 0-based); running means of loss and accuracy, and its steps."""
-    (x_train, y_train), model, s = loop.train, loop.model, loop.settings
-    model.train()
+    y_train, s = loop.train[1], loop.settings
+    loop.model.train()
+    step = _step if D.world_size() == 1 else _shared_step
     sum_loss, sum_correct, seen, counted, steps = 0.0, 0, 0, 0, 0
     for i, idx in enumerate(batches(len(y_train), s.batch_size, loop.generator)):
         for group in loop.opt.param_groups:
             group["lr"] = s.lr * lr_factor(s, epoch * loop.steps_per_epoch + i, s.epochs * loop.steps_per_epoch)
-        xb = x_train[idx] if loop.augment is None else loop.augment(x_train[idx], loop.generator)
-        xb, yb = to_device(xb, loop.device, model), y_train[idx].to(loop.device, non_blocking=True)
-        with autocast(loop.device, s.precision):
-            loss, logits = loop.loss_fn(model, xb, yb)
-        _check_finite(loop.desc, "loss", loss.item(), epoch + 1, i + 1)
-        loop.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if s.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
-        loop.opt.step()
-        sum_loss += loss.item() * len(yb)
-        c, n = correct_and_count(logits.detach(), yb)
-        sum_correct, counted, seen, steps = sum_correct + c, counted + n, seen + len(yb), i + 1
+        loss, c, n, examples = step(loop, idx, epoch, i)
+        sum_loss += loss * examples
+        sum_correct, counted, seen, steps = sum_correct + c, counted + n, seen + examples, i + 1
     return {"train_loss": sum_loss / seen, "train_acc": sum_correct / max(counted, 1)}, steps
+
+
+def _step(loop: _Loop, idx: torch.Tensor, epoch: int, i: int) -> tuple[float, int, int, int]:
+    """One optimiser step of a single process on the batch ``idx``: its loss, correct and counted labels, examples."""
+    (x_train, y_train), model, s = loop.train, loop.model, loop.settings
+    xb = x_train[idx] if loop.augment is None else loop.augment(x_train[idx], loop.generator)
+    xb, yb = to_device(xb, loop.device, model), y_train[idx].to(loop.device, non_blocking=True)
+    with autocast(loop.device, s.precision):
+        loss, logits = loop.loss_fn(model, xb, yb)
+    _check_finite(loop.desc, "loss", loss.item(), epoch + 1, i + 1)
+    loop.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if s.clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+    loop.opt.step()
+    c, n = correct_and_count(logits.detach(), yb)
+    return loss.item(), c, n, len(yb)
+
+
+def _shared_step(loop: _Loop, idx: torch.Tensor, epoch: int, i: int) -> tuple[float, int, int, int]:
+    """:func:`_step` of one of several processes (:mod:`untrainable.distributed`): this process's part of the
+    global batch ``idx`` (augmented whole, so the generator stays in step), its loss scaled by its share of the
+    labels and the gradients averaged: the step one process takes on the global batch. Returns the global
+    batch's loss, correct and counted labels and examples, the same on every process."""
+    (x_train, y_train), model, s = loop.train, loop.model, loop.settings
+    if loop.augment is None:
+        part = D.local_part(idx)
+        xb, yb = x_train[part], y_train[part]
+    else:
+        part = D.local_part(torch.arange(len(idx)))
+        xb, yb = loop.augment(x_train[idx], loop.generator)[part], y_train[idx][part]
+    xb, yb = to_device(xb, loop.device, model), yb.to(loop.device, non_blocking=True)
+    with autocast(loop.device, s.precision):
+        loss, logits = loop.loss_fn(model, xb, yb)
+    c, n = correct_and_count(logits.detach(), yb)
+    weight = D.label_weight(yb)
+    loss_sum, weights, c, n, examples = D.all_sum([loss.item() * weight, weight, c, n, len(yb)])
+    _check_finite(loop.desc, "loss", loss_sum / weights, epoch + 1, i + 1)  # every process stops alike
+    loop.opt.zero_grad(set_to_none=True)
+    (loss * D.share(weight, weights)).backward()
+    D.average_gradients(model)
+    if s.clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+    loop.opt.step()
+    return loss_sum / weights, int(c), int(n), int(examples)
 
 
 def _evaluated(loop: _Loop, split: str, data: tuple[torch.Tensor, torch.Tensor], epoch: int,
@@ -375,7 +412,9 @@ def _shown(row: dict[str, Any], split: str, only: str | None = None) -> str:
 
 
 def _report(loop: _Loop, row: dict[str, Any], bar: tqdm) -> None:
-    """An epoch's accuracies in the log and on the progress bar."""
+    """An epoch's accuracies in the log and on the progress bar (of rank 0 alone, when several processes train)."""
+    if not D.is_main():
+        return
     log(f"{loop.desc} epoch {row['epoch']}/{loop.settings.epochs}: train acc {row['train_acc']:.3f} "
         f"{_shown(row, 'test')} ({row['epoch_time_s']:.1f} s)")
     bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=_shown(row, "test", "acc"))
@@ -428,6 +467,11 @@ def fit(
 
     The precision the run trains in (``settings.precision`` resolved on ``device``) is noted through
     :func:`untrainable.precision.training_precision`, so the store records what ran.
+
+    Started by torchrun (:func:`untrainable.distributed.setup` joined a process group), each process trains
+    on its part of every global batch and the step is the global batch's (:func:`_shared_step`); BatchNorm
+    normalises by the global batch, every process evaluates the whole validation and test splits, and only
+    rank 0 writes the checkpoint. With one process none of this runs.
     """
     _check_validation_options(valid, best_by, restore_best, test_every_epoch)
     precision = training_precision(settings.precision, device)  # what "auto" becomes here, noted for the record
@@ -439,18 +483,23 @@ def fit(
                  desc=desc, best_by=best_by, test_every_epoch=test_every_epoch,
                  keep_test_correct=keep_test_correct)
     t_start = time.perf_counter()
+    D.check_batch_size(len(train[1]), settings.batch_size)
     history, start_epoch, elapsed_before, best = _resume(loop, checkpoint, state)
+    D.broadcast_model(model)  # several processes: all start from rank 0's weights
     show = progress if progress is not None else os.environ.get("UNTRAINABLE_PROGRESS", "1") != "0"
     bar = tqdm(range(start_epoch, settings.epochs), desc=desc, initial=start_epoch, total=settings.epochs,
-               disable=not show, leave=True, dynamic_ncols=True, mininterval=2.0)
-    for epoch in bar:
-        row, is_best = _epoch(loop, epoch, history)
-        history.append(row)
-        if is_best:
-            best = {"epoch": epoch + 1, "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        _report(loop, row, bar)
-        if checkpoint is not None:
-            _save_checkpoint(loop, checkpoint, history, state, best, elapsed_before + time.perf_counter() - t_start)
+               disable=not show or not D.is_main(), leave=True, dynamic_ncols=True, mininterval=2.0)
+    with D.global_batch_norm(model):
+        for epoch in bar:
+            row, is_best = _epoch(loop, epoch, history)
+            history.append(row)
+            if is_best:
+                best = {"epoch": epoch + 1, "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            _report(loop, row, bar)
+            if checkpoint is not None:
+                elapsed = elapsed_before + time.perf_counter() - t_start
+                D.main_only(lambda: _save_checkpoint(loop, checkpoint, history, state, best, elapsed),
+                            f"write the checkpoint {checkpoint}")
     bar.close()
     if restore_best and best is not None:
         model.load_state_dict(best["model"])

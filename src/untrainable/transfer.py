@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from untrainable import distributed as D
 from untrainable import guidance as G
 from untrainable import mimic
 from untrainable.recording import LayerRecorder, record_layers
@@ -241,10 +242,13 @@ class TransferLoss:
             return mimic.distillation_loss(logits, t_logits, m.temperature)
         if m.name == "logits":
             return mimic.logit_regression_loss(logits, t_logits)
+        # the batch-level terms see the global batch when several processes train (untrainable.distributed)
         if m.name == "spkd":
-            return torch.stack([spkd_loss(s_acts[t], t_acts[g]) for g, t in self.pairs]).sum()
+            return torch.stack([spkd_loss(D.gather_rows(s_acts[t]), D.gather_rows(t_acts[g]))
+                                for g, t in self.pairs]).sum()
         if m.name == "guidance":
-            return self.guidance.pair_terms([s_acts[t] for _, t in self.pairs], [t_acts[g] for g, _ in self.pairs]).sum()
+            return self.guidance.pair_terms([D.gather_rows(s_acts[t]) for _, t in self.pairs],
+                                            [D.gather_rows(t_acts[g]) for g, _ in self.pairs]).sum()
         g, t = self.hint
         v = s_acts[t]
         return fitnets_loss(self.regressors["fitnets"](v.float()), _hint_shape(v, t_acts[g]) if hint is None else hint)

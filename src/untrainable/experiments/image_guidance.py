@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from untrainable import distributed as D
 from untrainable import guidance as G
 from untrainable.config_checks import check_fields
 from untrainable.data import held_out_splits, load_image_data, stratified_indices
@@ -240,8 +241,12 @@ class TaskLossMeter:
         logged = len(self.guidance.log) if self.guidance is not None else 0
         loss, logits = self.loss_fn(model, x, y)
         guided = self.guidance is not None and len(self.guidance.log) > logged
-        self.total += (self.guidance.log[-1]["task"] if guided else loss.item()) * len(y)
-        self.n += len(y)
+        if guided:  # the guidance log holds the global batch's (several processes: untrainable.distributed)
+            total, n = self.guidance.log[-1]["task"] * self.guidance.log[-1]["n"], self.guidance.log[-1]["n"]
+        else:
+            total, n = D.all_sum([loss.item() * len(y), len(y)])
+        self.total += total
+        self.n += n
         return loss, logits
 
     def epoch_mean(self) -> float:
