@@ -7,8 +7,8 @@ ResNet-18 guide of chapter 04 or the same network untrained. Everything else (da
 schedule) is the chapter-04 run's, so the methods differ in their loss, its weight and the learning
 rate alone. Each method's weight and learning rate are chosen on the validation split in chapter 04's
 order (:func:`sweep_configs`, seed :data:`SWEEP_SEED`), and the checkpoint reported is that of the
-highest validation accuracy (:data:`untrainable.analysis.transfer_tables.METRIC` says why not the
-lowest validation loss); the labels alone keep the rate chapter 04 chose for this student. Guidance's
+highest validation accuracy, the book's estimate (:data:`untrainable.analysis.transfer_tables.METRIC` says
+why not the lowest validation loss); the labels alone keep the rate chapter 04 chose for this student. Guidance's
 distance can be any of :data:`untrainable.guidance.GUIDANCE_DISTANCES` (the distance study).
 
 One run: :func:`train_student`. Records: ``transfer_comparison`` (the sweep: ``transfer_sweeps``).
@@ -29,7 +29,8 @@ import torch
 from untrainable import guidance as G
 from untrainable import transfer as T
 from untrainable.mimic import random_crop_flip
-from untrainable.analysis.transfer_tables import METRIC
+from untrainable.analysis.estimates import Rule, estimate_key, estimated
+from untrainable.analysis.transfer_tables import METRIC, RULE
 from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
 from untrainable.analysis.selection import BOOK_CRITERION, best_record, group_by, max_valid_acc
 from untrainable.data import stratified_indices
@@ -58,7 +59,7 @@ SWEEP_METRICS = ("train_acc", "train_loss", "test_acc", "test_loss", "valid_acc"
                  "checkpoint_test_acc", "mean_cka_teacher", "seconds_per_step", "parameters")
 #: ... and of a reported run also the checkpoint the chapter reports (:data:`METRIC`), which sweep
 #: records older than it lack: a run record without it is a clear error, not a silent fallback.
-REQUIRED_METRICS = (*SWEEP_METRICS, "max_valid_acc", "acc_checkpoint_epoch", METRIC)
+REQUIRED_METRICS = (*SWEEP_METRICS, "max_valid_acc", "acc_checkpoint_epoch", "acc_checkpoint_test_acc")
 
 
 @dataclass(frozen=True)
@@ -366,13 +367,15 @@ def teacher_record(profile: str, target: str = "deep_fcn") -> dict[str, Any]:
 
 
 def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
-                  metric: str = METRIC) -> list[CheckedPrecondition]:
-    """What the comparison needs from its records, checked: the student trained on labels alone shows
-    chapter 04's failure (it overfits), and the trained teacher beats it by more than the seed spread,
-    so it has something to hand over."""
+                  rule: Rule = RULE) -> list[CheckedPrecondition]:
+    """What the comparison needs from its records, checked at the book's estimate (``rule``'s epoch): the
+    student trained on labels alone shows chapter 04's failure (it overfits), and the trained teacher (at its
+    kept checkpoint) beats it by more than the seed spread, so it has something to hand over."""
     labels = [r for r in records if r["name"] == "labels"]
-    return [overfits(labels, "the student on labels alone"),
-            guide_beats_target(scored_as([teacher] if teacher else [], metric), labels, "the trained teacher", metric)]
+    metric = estimate_key(METRIC, rule)
+    return [overfits(labels, "the student on labels alone", rule=rule),
+            guide_beats_target(scored_as([teacher] if teacher else [], metric), estimated(labels, METRIC, rule),
+                               "the trained teacher", metric)]
 
 
 def sweep_table(records: list[dict[str, Any]], chosen: Mapping[str, TransferSettings]) -> pd.DataFrame:
