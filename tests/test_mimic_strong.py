@@ -98,6 +98,10 @@ def test_the_teacher_gap_holds_at_8_points_over_the_best_label_width_and_fails_b
     weak = teacher_beats_best_student(0.83, students)
     assert not weak.holds and weak.status == "fails" and weak.numbers["gap"] == pytest.approx(6)
     assert teacher_beats_best_student(0.9, {}).status == "no records"
+    untested = _student("labels", 256, 1e-3, [0.7, 0.6])
+    untested["history"][0]["test_acc"] = None  # the run did not test the epoch its rule picks
+    unread = teacher_beats_best_student(0.9, {"labels-h256": [untested]})
+    assert unread.status == "rule not available" and not unread.holds
 
 
 def test_a_student_is_at_a_plateau_when_its_best_validation_accuracy_stops_rising_over_the_last_fifth():
@@ -162,12 +166,26 @@ def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkey
     assert f"about {30 * (282 * 0.05 + 11 * 0.2) / 60:.1f} min" in lines[0]
     ms.main(["--stage", "sweep", "--estimate"])
     out = capsys.readouterr().out
-    assert "the ensemble's logits (3 teachers, computed once)" in out and "13 rows" in out
+    assert "the ensemble's logits (3 teachers, computed once)" in out and "13 rows, 13 missing" in out
+
+
+def test_the_whole_plans_estimate_times_each_network_once(monkeypatch, capsys):
+    timed = []
+    monkeypatch.setattr(ms, "step_seconds", lambda c, steps=5: timed.append(str(ms.Cell(c.loss, c.hidden))) or
+                        {"step_s": 0.05, "eval_batch_s": 0.2})
+    monkeypatch.setattr(ms, "teacher_step_seconds", lambda g, steps=3: timed.append("teacher") or
+                        {"step_s": 0.3, "eval_batch_s": 1.0})
+    ms.main(["--estimate"])
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(timed) == sorted(["teacher"] + [str(c) for c in ms.cells(ms.PRESETS["full"])])
+    assert out[-1].startswith(f"{3 + 1 + 12 + 22} rows") and out[0].startswith("guides/resnet18-every-image seed 0")
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--stage", "sweep", "--seeds", "0"], "the sweep stage has its own seed"),
     (["--stage", "teachers", "--widths", "256"], "the teachers stage has no widths"),
+    ([], "--stage: name the stage to train"),
+    (["--estimate", "--seeds", "0"], "belong to one stage"),
     (["--stage", "runs", "--widths", "7"], r"--widths: \[7\] are not in the preset's"),
     (["--stage", "runs", "--seeds", "1", "1"], "--seeds"),
     (["--stage", "bogus"], "invalid choice"),

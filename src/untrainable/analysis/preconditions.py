@@ -264,16 +264,17 @@ def teacher_beats_best_student(teacher_acc: float, students: Mapping[str, list[d
     students = {k: v for k, v in students.items() if v}
     if not students:
         return _no_records(what, "label-trained students")
+    words = _named(f"{metric}@{rule}")
     try:
         means = {k: _mean(rs, lambda r: estimate(r, metric, rule)) for k, rs in students.items()}
     except RuleNotAvailable as e:
-        return CheckedPrecondition(what, False, f"the students' {_named(metric)} at {RULE_WORDS[rule]}: rule not "
-                                   f"available ({e})", {"teacher": teacher_acc}, unread=e)
+        return CheckedPrecondition(what, False, f"the students' {words}: rule not available ({e})",
+                                   {"teacher": teacher_acc}, unread=e)
     best = max(means, key=means.__getitem__)
     gap = 100 * (teacher_acc - means[best])
     return CheckedPrecondition(what, bool(gap >= min_gap),
                                f"{name} {100 * teacher_acc:.1f}%, the best label-trained student ({best}, "
-                               f"{len(students[best])} seed(s)) {100 * means[best]:.1f}% ({_named(f'{metric}@{rule}')}): "
+                               f"{len(students[best])} seed(s)) {100 * means[best]:.1f}% ({words}): "
                                f"{gap:.1f} points (needs ≥ {min_gap:g})",
                                {"teacher": teacher_acc, "best_student": means[best], "gap": gap,
                                 "seeds": float(len(students[best]))})

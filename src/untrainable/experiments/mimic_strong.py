@@ -35,15 +35,17 @@ epochs). The module is not a chapter of the book yet (no ``full`` records): it i
 
 What it costs in ``full`` (:func:`estimate`, ``--estimate``): the issue's budget is about 4 hours of the
 2-core machine, 8 one-thread hours, for two new teachers (seed 0 is stored), 12 sweep runs and 22 runs of 30
-epochs over a transfer set of 12,000 images and two views. Timed on one thread of the shared 2-core CPU (6 Dec
-2026, two other trainings running): a student step 52-77 ms (bf16, widths 256-4096), a teacher step 377 ms
-(its stored seed-0 record took 26 minutes on a quieter machine; the estimate says 37), so about 73 one-thread
-minutes for the teachers, 3 for the ensemble's logits, 120 for the sweep and 225 for the runs: 7 one-thread
-hours, 3.5 hours on both cores, the rest of the budget a margin for a busy machine.
+epochs over a transfer set of 12,000 images and two views (36,000 an epoch). Timed on one thread of the shared
+2-core CPU (6 Dec 2026, with two other trainings running; the fastest of five steps): a student step 41-66 ms
+(bf16, widths 256-4096), a teacher step 372-392 ms (its stored seed-0 record took 26 minutes on a quieter
+machine, where the estimate says 36-38), so about 72 one-thread minutes for the teachers, 2 for the ensemble's
+logits, 96 for the sweep and 182 for the runs: about 350 one-thread minutes, 3 hours on both cores. The rest
+of the budget is the margin of a busy machine over these lower bounds; a transfer set of 15,000 images came to
+about 500 one-thread minutes (4.1 hours) in a first, busier timing: too close to the budget.
 
 From a shell (``UNTRAINABLE_THREADS=1``; ``--seeds`` and ``--widths`` split a stage over processes)::
 
-    python -m untrainable.experiments.mimic_strong --stage sweep --estimate
+    python -m untrainable.experiments.mimic_strong --estimate
     python -m untrainable.experiments.mimic_strong --stage teachers --seeds 1
     python -m untrainable.experiments.mimic_strong --stage sweep --widths 4096
     python -m untrainable.experiments.mimic_strong --stage runs --widths 256 1024 --seeds 0 1
@@ -51,6 +53,7 @@ From a shell (``UNTRAINABLE_THREADS=1``; ``--seeds`` and ``--widths`` split a st
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import math
@@ -68,7 +71,7 @@ from untrainable import mimic
 from untrainable.analysis.preconditions import CheckedPrecondition, teacher_beats_best_student, trained_to_plateau
 from untrainable.analysis.selection import BOOK_CRITERION, choose
 from untrainable.config_checks import check_fields
-from untrainable.data import held_out_splits
+from untrainable.data import HeldOutSplits, held_out_splits
 from untrainable.experiments import PlannedRun, fcn_guidance, shell_parser, shell_seeds
 from untrainable.experiments import image_guides as guides
 from untrainable.experiments import image_presets as ip
@@ -364,14 +367,13 @@ def resolve_teachers(profile: str, ensemble: Ensemble, device: str = "auto",
 # ----------------------------------------------------------------------------- students
 
 
-def _mimic_targets(c: StudentConfig, splits: Any, teachers: list[nn.Module], device: torch.device
-                   ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+def _mimic_targets(c: StudentConfig, ensemble: Ensemble, splits: HeldOutSplits, teachers: list[nn.Module],
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """The transfer set's inputs, the ensemble's mean logits on them, and the ensemble's test accuracy; both
     sets of logits cached (:func:`untrainable.mimic.transfer_set`), keyed by the teachers' records and the
     images."""
-    assert c.teachers is not None
     teachers = [t.to(device) for t in teachers]
-    key = "|".join(run_key(TEACHER_EXPERIMENT, c.teachers.teacher, s) for s in c.teachers.seeds)
+    key = "|".join(run_key(TEACHER_EXPERIMENT, ensemble.teacher, s) for s in ensemble.seeds)
     images, logits = mimic.transfer_set(teachers, splits.train.images, splits.train.normalized, c.views, TRANSFER_SEED,
                                         device, cache_key=f"{key}|train{c.n_train}|valid{c.n_valid}|d{c.data_seed}")
     _, z_test = mimic.transfer_set(teachers, splits.test.images, splits.test.normalized, 0, TRANSFER_SEED, device,
@@ -393,7 +395,7 @@ def train_student(c: StudentConfig, seed: int, device: torch.device, checkpoint:
     elif not teachers:
         raise ValueError("a mimic student needs its resolved teachers (resolve_teachers(profile, c.teachers))")
     else:
-        x, target, extra = _mimic_targets(c, s, teachers, device)
+        x, target, extra = _mimic_targets(c, c.teachers, s, teachers, device)
     generator = seed_everything(seed)
     model = mimic.ShallowStudent(hidden=c.hidden, bottleneck=c.bottleneck, conv_channels=c.conv_channels,
                                  dropout=c.dropout)
@@ -576,33 +578,38 @@ def _teacher_seconds(g: guides.GuideConfig, timing: Mapping[str, float]) -> floa
 
 
 def _logit_seconds(p: StrongPreset, timing: Mapping[str, float]) -> float:
-    """The ensemble's forward passes over the transfer set and the test split, computed once and cached."""
+    """The ensemble's forward passes over the transfer set and the test split, computed once and cached (timed in
+    the teachers' training precision; the logits are computed in fp32, so in bf16 profiles a lower bound)."""
     images = _n_train(p.n_train, p.teacher.n_valid) * (1 + p.views) + (p.n_test or 10_000)
     return len(p.ensemble) * math.ceil(images / EVAL_BATCH) * timing["eval_batch_s"]
 
 
 def estimate(profile: str, stage: str, widths: Iterable[int] | None = None, seeds: Iterable[int] | None = None,
-             steps: int = 5) -> list[dict[str, Any]]:
+             steps: int = 5, timings: dict[Any, dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """The planned work of ``stage``, a row each (a teacher, the ensemble's logits, a student): whether it
     is stored and its estimated one-thread seconds, from steps timed once per network on this machine
-    (:func:`step_seconds`, :func:`teacher_step_seconds`); a cell whose learning rate is not chosen yet is
-    timed at the first sweep rate (time does not depend on it)."""
+    (:func:`step_seconds`, :func:`teacher_step_seconds`; ``timings``: the ones already measured, by cell or
+    ``"teacher"``, filled in); a cell whose learning rate is not chosen yet is timed at the first sweep rate
+    (time does not depend on it)."""
     p = preset(profile)
+    timings = {} if timings is None else timings
+    if "teacher" not in timings and stage in ("teachers", "sweep"):
+        timings["teacher"] = teacher_step_seconds(p.teacher)
     if stage == "teachers":
-        timing = teacher_step_seconds(p.teacher)
         wanted = p.ensemble if seeds is None else check_seeds(tuple(seeds))
-        return [{"name": f"{TEACHER_EXPERIMENT}/{guides.guide_name(p.teacher)} seed {s}", **timing,
+        return [{"name": f"{TEACHER_EXPERIMENT}/{guides.guide_name(p.teacher)} seed {s}", **timings["teacher"],
                  "stored": find_record(PlannedRun(TEACHER_EXPERIMENT, guides.guide_name(p.teacher), p.teacher,
                                                   s).path(profile)) is not None,
-                 "lr chosen": True, "estimated_s": _teacher_seconds(p.teacher, timing)} for s in wanted]
+                 "lr chosen": True, "estimated_s": _teacher_seconds(p.teacher, timings["teacher"])} for s in wanted]
     if stage == "sweep":
         planned = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(p, widths)]
+        rows = [{"name": f"the ensemble's logits ({len(p.ensemble)} teachers, computed once)", **timings["teacher"],
+                 "stored": False, "lr chosen": True, "estimated_s": _logit_seconds(p, timings["teacher"])}]
     else:
         lrs = {cell: p.chosen_lrs.get(cell, p.sweep_lrs[0]) for cell in cells(p, widths)}
         planned = [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in run_configs(p, lrs, widths)
                    for s in run_seeds(p, c, seeds)]
-    rows = _logit_rows(p) if stage == "sweep" else []
-    timings: dict[Cell, dict[str, float]] = {}
+        rows = []
     for r in planned:
         cell = _cell(r.config)
         if cell not in timings:
@@ -614,19 +621,13 @@ def estimate(profile: str, stage: str, widths: Iterable[int] | None = None, seed
     return rows
 
 
-def _logit_rows(p: StrongPreset) -> list[dict[str, Any]]:
-    """The sweep's first work: the ensemble's logits on the transfer set and the test split (one row)."""
-    timing = teacher_step_seconds(p.teacher)
-    return [{"name": f"the ensemble's logits ({len(p.ensemble)} teachers, computed once)", **timing,
-             "stored": False, "lr chosen": True, "estimated_s": _logit_seconds(p, timing)}]
-
-
 # ----------------------------------------------------------------------------- from a shell
 
 
 def main(argv: list[str] | None = None) -> None:
     """Train the comparison's records from a shell, one stage at a time (missing records are trained), or with
-    ``--estimate`` print the stage's planned work and its estimated one-thread cost (nothing trains).
+    ``--estimate`` print the stage's planned work (without ``--stage``: the whole plan's) and its estimated
+    one-thread cost (nothing trains).
 
     Stages: ``teachers`` (the ensemble's ResNet-18s; ``--seeds`` picks teachers), ``sweep`` (every cell at each
     sweep learning rate, seed 100), ``runs`` (every cell at the learning rate the sweep chose; in ``full`` the
@@ -635,26 +636,38 @@ def main(argv: list[str] | None = None) -> None:
     """
     parser = shell_parser(f"python -m {NAME}", main.__doc__, "distinct seeds of the teachers or runs stage "
                                                              "(default: the preset's)")
-    parser.add_argument("--stage", choices=STAGES, required=True)
+    parser.add_argument("--stage", choices=STAGES, help="required to train; with --estimate, default: every stage")
     parser.add_argument("--widths", type=int, nargs="*", help="default: every width of the preset")
     parser.add_argument("--estimate", action="store_true", help="print the planned work and its cost; train nothing")
     args = parser.parse_args(argv)
     seeds = shell_seeds(parser, args.seeds)
-    p = preset(args.profile)
-    if args.stage == "sweep" and seeds is not None:
-        parser.error(f"--seeds: the sweep stage has its own seed ({SWEEP_SEED})")
-    if args.stage == "teachers" and args.widths:
-        parser.error("--widths: the teachers stage has no widths (the ensemble's ResNet-18s)")
-    if args.widths and set(args.widths) - set(p.widths):
-        parser.error(f"--widths: {sorted(set(args.widths) - set(p.widths))} are not in the preset's {p.widths}")
+    _check_arguments(parser, args, seeds)
     if args.estimate:
-        _print_estimate(estimate(args.profile, args.stage, args.widths or None, seeds))
+        timings: dict[Any, dict[str, float]] = {}
+        stages = STAGES if args.stage is None else (args.stage,)
+        _print_estimate([row for stage in stages for row in estimate(args.profile, stage, args.widths or None,
+                                                                     seeds, timings=timings)])
     elif args.stage == "teachers":
         run_teachers(args.profile, seeds, args.device, train_missing=True)
     elif args.stage == "sweep":
         run_sweep(args.profile, args.widths or None, args.device, train_missing=True)
     else:
         _shell_runs(args.profile, args.widths or None, seeds, args.device)
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: tuple[int, ...] | None) -> None:
+    """End the command (``parser.error``, exit status 2) on arguments its stage cannot take, naming them."""
+    widths = preset(args.profile).widths
+    if args.stage is None and not args.estimate:
+        parser.error(f"--stage: name the stage to train ({', '.join(STAGES)})")
+    if args.stage is None and (seeds is not None or args.widths):
+        parser.error("--seeds and --widths belong to one stage: name it (--stage)")
+    if args.stage == "sweep" and seeds is not None:
+        parser.error(f"--seeds: the sweep stage has its own seed ({SWEEP_SEED})")
+    if args.stage == "teachers" and args.widths:
+        parser.error("--widths: the teachers stage has no widths (the ensemble's ResNet-18s)")
+    if args.widths and set(args.widths) - set(widths):
+        parser.error(f"--widths: {sorted(set(args.widths) - set(widths))} are not in the preset's {widths}")
 
 
 def _shell_runs(profile: str, widths: list[int] | None, seeds: tuple[int, ...] | None, device: str) -> None:
