@@ -14,6 +14,7 @@ from untrainable import mimic
 from untrainable.analysis.preconditions import plateau_rise, teacher_beats_best_student, trained_to_plateau
 from untrainable.experiments import CHAPTERS
 from untrainable.experiments import mimic_strong as ms
+from untrainable.paths import repo_root
 from untrainable.profiles import PROFILES
 from untrainable.record_keys import run_key
 from untrainable.results import MissingRecordError
@@ -39,6 +40,12 @@ def test_the_full_teachers_are_chapter_04s_every_image_resnet_so_seed_0_is_its_c
                                                                       for s in (0, 1, 2)]
     paths = {ms.teacher_weights("full", teacher, s) for s in (0, 1, 2)}
     assert len(paths) == 3 and ms.guides.guide_weights_path("full", teacher) in paths  # seed 0 shares chapter 04's
+
+
+def test_the_committed_seed_0_teacher_loads_as_planned_and_is_a_teacher_worth_mimicking(monkeypatch):
+    monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
+    record = ms.planned_runs("full")[0].load("full")  # checked with every metric the module reads of a teacher
+    assert record is not None and ms.guides.guide_accuracy(record) >= 0.85
 
 
 def test_students_share_the_teachers_validation_split_and_a_mimic_student_needs_its_teachers():
@@ -148,6 +155,9 @@ def test_a_tiny_comparison_trains_end_to_end_with_the_ensembles_logits_computed_
     assert len({r["metrics"]["teacher_test_acc"] for r in runs if r["config"]["loss"] == "logits"}) == 1
     assert all(r["config"]["epochs"] == p.epochs for r in runs)
     assert [c.name for c in ms.preconditions(runs)][0].startswith("the teacher ensemble beats")
+    for s in p.ensemble:  # a fresh clone: records stored, weights not
+        ms.teacher_weights("quick", p.teacher, s).unlink()
+    monkeypatch.setattr(ms.guides, "train_guide", lambda *a, **k: pytest.fail("retrained a stored teacher"))
     monkeypatch.setattr(ms, "train_student", lambda *a, **k: pytest.fail("retrained a stored student"))
     monkeypatch.setattr(ms, "resolve_teachers", lambda *a, **k: pytest.fail("resolved teachers for stored records"))
     again = ms.run("quick", device="cpu", smoke=True)

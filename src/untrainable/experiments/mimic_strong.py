@@ -88,8 +88,8 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED",
            "STAGES", "LOSSES", "REQUIRED_METRICS", "TEACHER_METRICS", "MIN_TEACHER_GAP", "PLATEAU_FRACTION",
            "PLATEAU_POINTS", "Ensemble", "StudentConfig", "Cell", "StrongPreset", "teacher_config", "PRESETS",
            "shrink", "preset", "cells", "student_config", "sweep_name", "run_name", "sweep_configs", "run_configs",
-           "run_seeds", "chosen_lrs", "learning_rates", "teacher_weights", "run_teachers", "resolve_teachers",
-           "train_student", "run_sweep", "run", "planned_runs", "ensemble_accuracy", "preconditions",
+           "run_seeds", "chosen_lrs", "learning_rates", "teacher_weights", "run_teachers", "teacher_records",
+           "resolve_teachers", "train_student", "run_sweep", "run", "planned_runs", "ensemble_accuracy", "preconditions",
            "step_seconds", "teacher_step_seconds", "student_seconds", "estimate", "main"]
 
 EXPERIMENT = "mimic_strong"
@@ -345,10 +345,23 @@ def _teacher_record(profile: str, g: guides.GuideConfig, seed: int, device: str,
 
 def run_teachers(profile: str, seeds: Iterable[int] | None = None, device: str = "auto", *,
                  train_missing: bool | None = None, smoke: bool = False) -> list[dict[str, Any]]:
-    """The record of every teacher of the ensemble (or of ``seeds``): loaded, or trained where allowed."""
+    """The teachers stage: the record of every teacher of the ensemble (or of ``seeds``), loaded, or trained
+    where allowed, with its weights in the cache (retrained into it where a stored record lacks them)."""
     p = preset(profile, smoke)
     wanted = p.ensemble if seeds is None else check_seeds(tuple(seeds))
     return [_teacher_record(profile, p.teacher, s, device, train_missing) for s in wanted]
+
+
+def teacher_records(profile: str, device: str = "auto", *, train_missing: bool | None = None,
+                    smoke: bool = False) -> list[dict[str, Any]]:
+    """The ensemble's records as stored (a missing one trained where allowed). Their weights are not asked
+    for: a fresh clone reads the records without retraining a teacher; :func:`resolve_teachers` retrains the
+    weights only for a student that must train."""
+    p = preset(profile, smoke)
+    return [run_or_load(TEACHER_EXPERIMENT, profile, guides.guide_name(p.teacher), p.teacher, s,
+                        functools.partial(guides.train_guide, weights=teacher_weights(profile, p.teacher, s)),
+                        device=device, train_missing=train_missing, required_metrics=TEACHER_METRICS)
+            for s in p.ensemble]
 
 
 def resolve_teachers(profile: str, ensemble: Ensemble, device: str = "auto",
@@ -441,8 +454,8 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     """The records of the teachers and of every run (of ``widths``) for its seeds: the sweep first (loaded,
     or trained where allowed), then each cell at the learning rate it chose. Each record carries ``stage``."""
     p = preset(profile, smoke)
-    teachers = [{**r, "stage": "teachers"} for r in run_teachers(profile, None, device, train_missing=train_missing,
-                                                                   smoke=smoke)]
+    teachers = [{**r, "stage": "teachers"} for r in teacher_records(profile, device, train_missing=train_missing,
+                                                                      smoke=smoke)]
     sweep = run_sweep(profile, widths, device, train_missing=train_missing, smoke=smoke)
     resolved: dict[Ensemble, list[nn.Module]] = {}
     runs = [_record(profile, EXPERIMENT, run_name(c), c, s, device, train_missing, resolved)
