@@ -89,8 +89,8 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED",
            "PLATEAU_POINTS", "Ensemble", "StudentConfig", "Cell", "StrongPreset", "teacher_config", "PRESETS",
            "shrink", "preset", "cells", "student_config", "sweep_name", "run_name", "sweep_configs", "run_configs",
            "run_seeds", "chosen_lrs", "learning_rates", "teacher_weights", "run_teachers", "teacher_records",
-           "resolve_teachers", "train_student", "run_sweep", "run", "planned_runs", "ensemble_accuracy", "preconditions",
-           "step_seconds", "teacher_step_seconds", "student_seconds", "estimate", "main"]
+           "resolve_teachers", "train_student", "run_sweep", "run", "planned_runs", "ensemble_accuracy",
+           "preconditions", "EVAL_BATCH", "step_seconds", "teacher_step_seconds", "student_seconds", "estimate", "main"]
 
 EXPERIMENT = "mimic_strong"
 SWEEP_EXPERIMENT = "mimic_strong_sweeps"
