@@ -15,7 +15,10 @@ takes it) that also carries the numbers it was decided on.
 * :func:`guide_beats_target`: the guide's test accuracy (or perplexity) beats the target's by more than the
   seed spread;
 * :func:`above_chance`: the control learns something, so a gain is not read off noise at chance;
-* :func:`every_guide_reaches`: every seed's trained guide reaches a stated bar on validation.
+* :func:`every_guide_reaches`: every seed's trained guide reaches a stated bar on validation;
+* :func:`teacher_beats_best_student`: a mimicry teacher beats the best label-trained student of the
+  student family by a stated gap, so mimicry has headroom to show;
+* :func:`trained_to_plateau`: every run's best validation accuracy stopped rising over its last epochs.
 
 A side with one seed has no spread: the other side's is used, and with one seed on both sides a margin
 must exceed a stated threshold instead (``min_margin``); the detail says which rule was applied. Numbers are means over seeds; every
@@ -24,6 +27,7 @@ accuracy is a fraction in records and in points (x 100) in the details.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +35,12 @@ from typing import Any
 import numpy as np
 
 from untrainable.analysis.effects import Precondition
-from untrainable.analysis.estimates import RULE_WORDS, Rule, RuleNotAvailable, estimate, row_rule, rule_epoch
+from untrainable.analysis.estimates import (PRIMARY_RULE, RULE_WORDS, Rule, RuleNotAvailable, estimate, row_rule,
+                                            rule_epoch)
 
 __all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits",
            "fails_to_train", "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance",
-           "every_guide_reaches"]
+           "every_guide_reaches", "teacher_beats_best_student", "plateau_rise", "trained_to_plateau"]
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
 CHANCE = 0.1
@@ -246,3 +251,60 @@ def every_guide_reaches(guides: list[dict[str, Any]], bar: float, name: str = "e
     detail = ", ".join(f"seed {s}: {100 * v:.1f}%" for s, v in sorted(values.items()))
     return CheckedPrecondition(what, not low, f"{_named(metric)}: {detail} (needs ≥ {100 * bar:.0f}% each)",
                                {"lowest": min(values.values()), "seeds": float(len(values))})
+
+
+def teacher_beats_best_student(teacher_acc: float, students: Mapping[str, list[dict[str, Any]]],
+                               name: str = "the teacher", min_gap: float = 8.0, metric: str = "test_acc",
+                               rule: Rule = PRIMARY_RULE) -> CheckedPrecondition:
+    """Does the teacher (``teacher_acc``, a fraction: one net's or an ensemble's test accuracy) beat the best
+    label-trained student by at least ``min_gap`` points? ``students``: each setting's records (a width's
+    seeds); the best setting is the one of highest mean ``metric`` at the epoch ``rule`` picks (the book's
+    estimate). A teacher barely better than what labels already give leaves mimicry no headroom to show."""
+    what = f"{name} beats the best label-trained student by at least {min_gap:g} points"
+    students = {k: v for k, v in students.items() if v}
+    if not students:
+        return _no_records(what, "label-trained students")
+    words = _named(f"{metric}@{rule}")
+    try:
+        means = {k: _mean(rs, lambda r: estimate(r, metric, rule)) for k, rs in students.items()}
+    except RuleNotAvailable as e:
+        return CheckedPrecondition(what, False, f"the students' {words}: rule not available ({e})",
+                                   {"teacher": teacher_acc}, unread=e)
+    best = max(means, key=means.__getitem__)
+    gap = 100 * (teacher_acc - means[best])
+    return CheckedPrecondition(what, bool(gap >= min_gap),
+                               f"{name} {100 * teacher_acc:.1f}%, the best label-trained student ({best}, "
+                               f"{len(students[best])} seed(s)) {100 * means[best]:.1f}% ({words}): "
+                               f"{gap:.1f} points (needs ≥ {min_gap:g})",
+                               {"teacher": teacher_acc, "best_student": means[best], "gap": gap,
+                                "seeds": float(len(students[best]))})
+
+
+def plateau_rise(record: dict[str, Any], fraction: float = 0.2) -> float:
+    """How much the best validation accuracy (a fraction) rose over the last ``fraction`` of epochs (at least
+    one): the best of every epoch minus the best before that window. A best-so-far is blind to the epoch-to-epoch
+    noise of a small validation split, which a run at its plateau still shows. A run of one epoch has no
+    epochs before the window: infinite (it cannot be shown to be at a plateau)."""
+    accs = [h["valid_acc"] for h in record["history"] if h.get("valid_acc") is not None]
+    if not accs:
+        raise KeyError(f"record {record.get('name', '?')!r} has no validation accuracy: its plateau cannot be read")
+    window = max(1, math.ceil(fraction * len(accs)))
+    before = accs[:-window]
+    return max(accs) - max(before) if before else math.inf
+
+
+def trained_to_plateau(records: list[dict[str, Any]], name: str = "the students", fraction: float = 0.2,
+                       max_rise: float = 0.5) -> CheckedPrecondition:
+    """Is every run trained to a plateau: did its best validation accuracy rise by less than ``max_rise``
+    points over its last ``fraction`` of epochs (:func:`plateau_rise`)? A comparison of runs still rising
+    reads how fast each learns, not how far."""
+    what = f"{name} are trained to a plateau"
+    if not records:
+        return _no_records(what, name)
+    rises = {f"{r.get('name', '?')} seed {r.get('seed', '?')}": 100 * plateau_rise(r, fraction) for r in records}
+    worst = max(rises, key=rises.__getitem__)
+    return CheckedPrecondition(what, bool(rises[worst] < max_rise),
+                               f"best validation accuracy rose by at most {rises[worst]:.2f} points over the last "
+                               f"{100 * fraction:.0f}% of epochs ({worst}; each needs < {max_rise:g}); "
+                               f"{len(records)} record(s)", {"largest_rise": rises[worst],
+                                                             "records": float(len(records))})
