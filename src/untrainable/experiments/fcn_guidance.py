@@ -92,7 +92,7 @@ _FULL = ImagePreset(
     # chosen by the validation sweep (image_sweeps records; a test holds these equal to what they pick)
     run_settings={Run("deep_fcn", "no_guide"): RunSettings(3e-4),
                   Run("deep_fcn", "trained_guide"): RunSettings(3e-4, 1.0),
-                  Run("deep_fcn", "untrained_guide"): RunSettings(3e-4, 0.3),
+                  Run("deep_fcn", "untrained_guide"): RunSettings(1e-3, 0.3),
                   Run("wide_fcn", "no_guide"): RunSettings(3e-5),
                   Run("wide_fcn", "trained_guide"): RunSettings(3e-5, 1.0),
                   Run("wide_fcn", "untrained_guide"): RunSettings(1e-4, 0.1)},
