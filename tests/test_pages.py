@@ -93,7 +93,7 @@ def test_the_landing_pages_results_count_each_chapters_verdicts(monkeypatch):
     import pandas as pd
 
     from untrainable import analysis as A
-    from untrainable import paper_comparison as PC
+    from untrainable import paper_comparison_display as PD
     from untrainable import reproduce
 
     table = pd.DataFrame({"chapter": ["04", "04", "04", "06"],
@@ -102,11 +102,11 @@ def test_the_landing_pages_results_count_each_chapters_verdicts(monkeypatch):
                           "condition": ["trained guide", "trained guide", "no guide", "trained guide"],
                           "effect (ours) [95 % CI]": ["+1.1 [+0.5, +1.8]", "+1.3 [-0.7, +3.3]", "", ""],
                           "p": ["0.004", "0.15", "", ""]})
-    monkeypatch.setattr(PC, "comparison", lambda profile, path=None: table)
+    monkeypatch.setattr(PD, "comparison", lambda profile, path=None: table)
     links = reproduce.chapter_links()
     assert set(links) == {nb.name[:2] for nb in reproduce.notebooks()}
     assert all(title and not title.startswith("#") for title, _ in links.values())
-    text = PC.headline("full", links)
+    text = PD.headline("full", links)
     assert f"* [{links['04'][0]}]({links['04'][1]}): 1 reproduced, 1 no effect detected (of 2 judged rows). " \
            f"Reproduced: Wide FCN, trained guide: +1.1 [+0.5, +1.8] (p = 0.004)." in text  # what a test decided
     assert f"* [{links['06'][0]}]({links['06'][1]}): 1 not testable (of 1 judged row)" in text

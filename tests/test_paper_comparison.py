@@ -12,6 +12,8 @@ from scipy import stats
 
 from untrainable import analysis as A
 from untrainable import paper_comparison as PC
+from untrainable import paper_comparison_display as PD
+from untrainable import paper_comparison_records as R
 from untrainable.experiments import PlannedRun
 from untrainable.results import CorruptRecordError, MissingRecordError, run_key, write_record
 
@@ -47,8 +49,8 @@ def _record(name, seed, acc):
 def plan(monkeypatch):
     """The chapters' plan, with the synthetic runs a test adds (:func:`_write` plans what it stores)."""
     runs: list[PlannedRun] = []
-    real = PC.planned_runs
-    monkeypatch.setattr(PC, "planned_runs", lambda profile, prefixes=None: real(profile, prefixes) + runs)
+    real = R.planned_runs
+    monkeypatch.setattr(R, "planned_runs", lambda profile, prefixes=None: real(profile, prefixes) + runs)
     return runs
 
 
@@ -133,11 +135,11 @@ def test_verdicts_csv_has_the_columns_scripts_read(data_file, capsys):
 
 
 def test_the_display_table_shows_effect_interval_p_and_verdict(data_file):
-    table = PC.comparison("full", data_file)
+    table = PD.comparison("full", data_file)
     assert table.loc["a-up", "ours"] == "41.0 ± 1.0" and table.loc["a-up", "effect (paper)"] == "+10.00"
     assert table.loc["a-up", "effect (ours) [95 % CI]"].startswith("+10.0 [")
     assert table.loc["a-later", "ours"] == "" and table.loc["a-later", "verdict"] == A.NOT_RUN
-    assert "1 row not run" in PC.verdict_counts(table, "full")
+    assert "1 row not run" in PD.verdict_counts(table, "full")
 
 
 def test_a_lower_perplexity_reproduces_a_lower_paper_perplexity(tmp_path, plan):
@@ -160,7 +162,7 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
     # issue 15: the paper's 0.04 is unguided FCN vs guided FCN, not unguided FCN vs a guide
     assert paper.loc["img-kappa-unguided", "record"] == "kappa:no_guide|trained_guide"
     assert "guided FCN" in paper.loc["img-kappa-unguided", "setting"]
-    assert isinstance(PC.comparison("full"), pd.DataFrame)
+    assert isinstance(PD.comparison("full"), pd.DataFrame)
 
 
 def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch):
@@ -171,7 +173,7 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
-    rows = PC.comparison("full")
+    rows = PD.comparison("full")
     tested = rows.loc[["seq-copy-trained", "seq-copy-untrained", "seq-parity-trained", "seq-parity-untrained"]]
     assert (tested["precondition"] == "holds").all() and not tested["verdict"].isin([A.NOT_TESTABLE, A.NOT_RUN]).any()
     last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]
@@ -223,7 +225,7 @@ def test_a_row_whose_verdict_changes_with_the_rule_is_fragile(tmp_path, plan):
     assert v["effect"] == pytest.approx(10.0) and v["verdict_final_epoch"] == A.REPRODUCED
     assert v["verdict_min_valid_loss"] == A.NO_EFFECT and v["fragile"]  # epoch 1: about 0, the paper's +10 excluded
     assert v["mde"] == pytest.approx(A.minimum_detectable_effect([31, 32, 33], [41, 42, 43]))
-    assert PC.comparison("full", path).loc["f-up", "under other rules"] == \
+    assert PD.comparison("full", path).loc["f-up", "under other rules"] == \
         "fragile: lowest validation loss: no effect detected; last epoch: reproduced"
 
 
@@ -291,7 +293,7 @@ def test_an_extra_stored_seed_is_listed_not_pooled(data_file):
     v = PC.verdicts("full", data_file)
     assert v.loc["a-up", "seeds"] == 3 and v.loc["a-up", "mean"] == pytest.approx(41.0)
     assert v.loc["a-up", "extra_seeds"] == "9" and v.loc["a-none", "extra_seeds"] == ""
-    assert PC.comparison("full", data_file).loc["a-up", "extra seeds"] == "9"
+    assert PD.comparison("full", data_file).loc["a-up", "extra seeds"] == "9"
 
 
 def test_a_missing_planned_record_is_an_error_naming_it(data_file, plan):
@@ -323,9 +325,9 @@ def test_page_98_loads_a_record_with_its_chapters_required_metrics(data_file, pl
 
 def test_the_compact_table_is_narrow_and_speaks_in_words(data_file):
     """Page 98 at 1280 px: a few short columns per claim, units on every effect, no internal id anywhere."""
-    table = PC.comparison("full", data_file)
-    compact = PC.compact(table)
-    assert list(compact.columns) == PC.COMPACT and len(compact.columns) + 1 <= 7  # the claim is the index
+    table = PD.comparison("full", data_file)
+    compact = PD.compact(table)
+    assert list(compact.columns) == PD.COMPACT and len(compact.columns) + 1 <= 7  # the claim is the index
     assert "A, no guide" not in compact.index  # a reference number is not a claim
     cells = compact.fillna("").astype(str)
     assert cells.map(len).max().max() <= 32 and max(map(len, compact.index)) <= 90
@@ -333,7 +335,7 @@ def test_the_compact_table_is_narrow_and_speaks_in_words(data_file):
     assert up.name == "A, guide" and up["verdict"] == A.REPRODUCED
     assert up["our effect [95 % CI]"].startswith("+10.0 pts [")
     assert up["paper's effect"] == "+10.00 pts" and up["seeds"] == "3 vs 3"
-    shown = compact.to_html() + PC.notes_html(table, "Notes", data_file)
+    shown = compact.to_html() + PD.notes_html(table, "Notes", data_file)
     for internal in ("a-up", "a-none", "a-no_guide", "a-guide", "test_acc", "final_epoch"):
         assert internal not in shown, internal
 
@@ -343,12 +345,12 @@ def test_a_fragile_or_inconclusive_row_is_flagged():
                           "our effect": ["+1.0 pts [+0.1, +1.9]", "+0.3 pts [-1.0, +1.6]"], "paper's effect": ["", ""],
                           "p": ["0.04", "0.6"], "seeds": ["3", "3"], "baseline seeds": ["3", "3"],
                           "claim": ["X, guide", "Y, guide"]})
-    assert list(PC.compact(table)["verdict"]) == ["reproduced, ⚠ fragile", "⚠ inconclusive"]
+    assert list(PD.compact(table)["verdict"]) == ["reproduced, ⚠ fragile", "⚠ inconclusive"]
 
 
 def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_file):
-    table = PC.comparison("full", data_file)
-    text = PC.answer(table)
+    table = PD.comparison("full", data_file)
+    text = PD.answer(table)
     assert text.count(". ") == 2 and text.startswith("**Guidance** reproduced")  # three sentences
     judged = set(table["verdict"]) - {A.NOT_COMPARABLE}
     assert {A.REPRODUCED, A.OPPOSITE, A.NO_EFFECT, A.TOO_FEW_SEEDS, A.NOT_TESTABLE, A.NOT_RUN} <= judged
@@ -359,7 +361,7 @@ def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_fil
     assert "untrained guide in no judged row yet" in text
     for seed, acc in enumerate((0.50, 0.51, 0.52)):  # the guided run's records move ten points
         _store(_record("a-guide", seed, acc))
-    moved = PC.answer(PC.comparison("full", data_file))
+    moved = PD.answer(PD.comparison("full", data_file))
     assert "A: +20.0 pts [" in moved and moved != text
 
 

@@ -71,15 +71,16 @@ def test_a_student_without_records_gives_an_empty_table_not_rows_of_blanks():
 
 
 def test_the_landing_page_says_what_the_comparison_shows_once_it_has_records(monkeypatch):
-    from untrainable import paper_comparison as PC
+    from untrainable import paper_comparison_display as PD
+    from untrainable.paper_comparison_records import PlannedStore
 
     store = {"transfer_comparison": RECORDS}
-    monkeypatch.setattr(PC._Store, "records", lambda self, experiment: store.get(experiment, []))
-    text = PC.transfer_paragraph("full", ("08 · Guidance vs distillation", "../notebooks/08.ipynb"))
+    monkeypatch.setattr(PlannedStore, "records", lambda self, experiment: store.get(experiment, []))
+    text = PD.transfer_paragraph("full", ("08 · Guidance vs distillation", "../notebooks/08.ipynb"))
     assert text.startswith("\n**Guidance vs distillation** ([08 · Guidance vs distillation](../notebooks/08.ipynb))")
     assert "3 seeds" in text and A.transfer_summary(A.method_table(RECORDS)) in text
     store.clear()
-    assert PC.transfer_paragraph("full", ("08", "x")) == ""  # no records yet: no paragraph
+    assert PD.transfer_paragraph("full", ("08", "x")) == ""  # no records yet: no paragraph
 
 
 def test_the_figure_shows_linear_cka_guidance_alone_with_the_tables_t_interval():

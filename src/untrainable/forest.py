@@ -5,7 +5,7 @@ One row per row of :func:`untrainable.paper_comparison.verdicts` that judges a c
 the paper's effect on our scale (``paper_effect_scaled``) as an open diamond. A row without a test (not
 testable, too few seeds, ...) shows its verdict in words where its interval would be, so no claim drops
 out of the figure. Effects of different units never share an axis: one panel per unit
-(:data:`untrainable.paper_comparison.UNITS`), rows grouped by chapter. Page 98 draws it at its top and
+(:data:`untrainable.paper_comparison_display.UNITS`), rows grouped by chapter. Page 98 draws it at its top and
 :func:`untrainable.reproduce.write_headline` saves it for the landing page: one function, one figure.
 """
 
@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 
 from untrainable import analysis as A
 from untrainable import paper_comparison as PC
+from untrainable import paper_comparison_display as PD
 
 __all__ = ["VERDICT_COLORS", "AXIS_LABELS", "judged_rows", "forest_plot", "figure_markup"]
 
@@ -39,10 +40,10 @@ _WRAP = 48  # characters per line of a row's label: about 40 % of a 688 px colum
 
 def judged_rows(verdicts: pd.DataFrame, path: Path | None = None) -> pd.DataFrame:
     """The rows of ``verdicts`` that judge a claim, with what the figure needs from the data file: the
-    chapter, the claim in words (:func:`~untrainable.paper_comparison.claim`) and the effect's unit."""
+    chapter, the claim in words (:func:`~untrainable.paper_comparison_display.claim`) and the effect's unit."""
     paper = PC.paper_numbers(path).loc[verdicts.index]
-    rows = verdicts.assign(chapter=paper["chapter"].fillna(""), claim=[PC.claim(r) for _, r in paper.iterrows()],
-                           unit=paper["our_metric"].map(PC.UNITS).fillna(""))
+    rows = verdicts.assign(chapter=paper["chapter"].fillna(""), claim=[PD.claim(r) for _, r in paper.iterrows()],
+                           unit=paper["our_metric"].map(PD.UNITS).fillna(""))
     return rows[rows["verdict"] != A.NOT_COMPARABLE]
 
 

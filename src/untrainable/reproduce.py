@@ -140,23 +140,24 @@ def chapter_links() -> dict[str, tuple[str, str]]:
 
 def write_headline(stage: Path, profile: str) -> Path:
     """The landing page's results for ``profile``, from its records: the answer and its forest plot
-    (:func:`untrainable.paper_comparison.answer`, :func:`untrainable.forest.forest_plot`) into :data:`ANSWER`
-    and :data:`FOREST`, the per-chapter verdict counts (:func:`untrainable.paper_comparison.headline`) and
-    what chapter 08's comparison shows (:func:`untrainable.paper_comparison.transfer_paragraph`) into
+    (:func:`untrainable.paper_comparison_display.answer`, :func:`untrainable.forest.forest_plot`) into :data:`ANSWER`
+    and :data:`FOREST`, the per-chapter verdict counts (:func:`untrainable.paper_comparison_display.headline`) and
+    what chapter 08's comparison shows (:func:`untrainable.paper_comparison_display.transfer_paragraph`) into
     :data:`HEADLINE`."""
     import matplotlib.pyplot as plt
 
     from untrainable import forest
     from untrainable import paper_comparison as PC  # loads every chapter's records: only when a book is staged
+    from untrainable import paper_comparison_display as PD
 
     out, links = stage / HEADLINE, chapter_links()
-    out.write_text(PC.headline(profile, links) + PC.transfer_paragraph(profile, links.get("08")))
+    out.write_text(PD.headline(profile, links) + PD.transfer_paragraph(profile, links.get("08")))
     verdicts = PC.verdicts(profile)
     fig = forest.forest_plot(verdicts, profile)
     fig.savefig(stage / FOREST, dpi=150, bbox_inches="tight")
     plt.close(fig)
     page = links.get("98", ("", "../notebooks/98_paper_vs_reproduction.ipynb"))[1]
-    (stage / ANSWER).write_text(PC.answer(PC.comparison(profile)) + "\n"
+    (stage / ANSWER).write_text(PD.answer(PD.comparison(profile)) + "\n"
                                 + forest.figure_markup(FOREST.name, verdicts, profile, page))
     return out
 

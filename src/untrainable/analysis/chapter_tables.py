@@ -2,7 +2,7 @@
 sweep that chose its hyper-parameters, and a narrative of its verdicts against the paper.
 
 Every sentence is built from numbers passed in (records, checked preconditions, the verdict table of
-:func:`untrainable.paper_comparison.comparison`), so a page never states what its records do not show.
+:func:`untrainable.paper_comparison_display.comparison`), so a page never states what its records do not show.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ _READING = {REPRODUCED: "reproduced", OPPOSITE: "went the other way",
 
 
 def verdict_narrative(table: pd.DataFrame) -> str:
-    """A Markdown list from the rows of :func:`untrainable.paper_comparison.comparison` that carry a test:
+    """A Markdown list from the rows of :func:`untrainable.paper_comparison_display.comparison` that carry a test:
     per row, the claim, our effect with its interval and p, the paper's effect, and (when a precondition
     failed) which one. Reference rows and rows without records are left out."""
     lines = []
