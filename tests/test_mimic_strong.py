@@ -14,6 +14,7 @@ from untrainable import mimic
 from untrainable.analysis.preconditions import plateau_rise, teacher_beats_best_student, trained_to_plateau
 from untrainable.experiments import CHAPTERS
 from untrainable.experiments import mimic_strong as ms
+from untrainable.experiments import mimic_strong_costs as costs
 from untrainable.paths import repo_root
 from untrainable.profiles import PROFILES
 from untrainable.record_keys import run_key
@@ -165,8 +166,8 @@ def test_a_tiny_comparison_trains_end_to_end_with_the_ensembles_logits_computed_
 
 
 def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkeypatch, capsys):
-    monkeypatch.setattr(ms, "step_seconds", lambda c, steps=5: {"step_s": 0.05, "eval_batch_s": 0.2})
-    monkeypatch.setattr(ms, "teacher_step_seconds", lambda g, steps=3: {"step_s": 0.3, "eval_batch_s": 1.0})
+    monkeypatch.setattr(costs, "step_seconds", lambda c, steps=5: {"step_s": 0.05, "eval_batch_s": 0.2})
+    monkeypatch.setattr(costs, "teacher_step_seconds", lambda g, steps=3: {"step_s": 0.3, "eval_batch_s": 1.0})
     monkeypatch.setattr(ms, "_record", lambda *a, **k: pytest.fail("an estimate trained something"))
     ms.main(["--stage", "runs", "--widths", "4096", "--estimate"])
     lines = capsys.readouterr().out.splitlines()
@@ -181,9 +182,9 @@ def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkey
 
 def test_the_whole_plans_estimate_times_each_network_once(monkeypatch, capsys):
     timed = []
-    monkeypatch.setattr(ms, "step_seconds", lambda c, steps=5: timed.append(str(ms.Cell(c.loss, c.hidden))) or
+    monkeypatch.setattr(costs, "step_seconds", lambda c, steps=5: timed.append(str(ms.Cell(c.loss, c.hidden))) or
                         {"step_s": 0.05, "eval_batch_s": 0.2})
-    monkeypatch.setattr(ms, "teacher_step_seconds", lambda g, steps=3: timed.append("teacher") or
+    monkeypatch.setattr(costs, "teacher_step_seconds", lambda g, steps=3: timed.append("teacher") or
                         {"step_s": 0.3, "eval_batch_s": 1.0})
     ms.main(["--estimate"])
     out = capsys.readouterr().out.splitlines()
