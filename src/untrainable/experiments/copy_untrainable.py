@@ -41,6 +41,8 @@ CPU (6 Dec 2026) was 41-81 ms for the RNN, 121-185 ms guided (per token or flatt
 Transformer alone, so about 80 one-thread minutes for the sweep's 16 runs and 165 for the 30 runs of five
 seeds; the pilots' wall times ran up to twice such estimates on the busy machine.
 
+The rows, configs and presets are :mod:`untrainable.experiments.copy_untrainable_configs` (re-exported here).
+
 From a shell (``UNTRAINABLE_THREADS=1``; ``--rows`` splits a stage over parallel processes)::
 
     python -m untrainable.experiments.copy_untrainable --stage sweep --estimate
@@ -54,25 +56,29 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import METRIC_WORDS, CheckedPrecondition, every_guide_reaches
-from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
 from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments import sequence_pilots as sp
+from untrainable.experiments.copy_untrainable_configs import (CONDITIONS, CONTROL, EXPERIMENT, NAME, PRESETS,
+                                                              REQUIRED_METRICS, ROWS, SELECTION, STAGES,
+                                                              SWEEP_EXPERIMENT, SWEEP_SEED, CopyPreset, Row,
+                                                              chosen_lrs, guide_config, learning_rates, pilot_configs,
+                                                              preset, row_config, row_of, rows, run_configs, run_name,
+                                                              run_seeds, shrink, sweep_configs, sweep_name)
 from untrainable.experiments.sequence_guidance import CHANCE
 from untrainable.experiments.sequence_runs import guide_alone_record, resolve_guides, train_run, untrained_guide
-from untrainable.profiles import check_profile, check_seeds, default_seeds, preset_table, replace_preset
 from untrainable.results import find_record, run_or_load, run_or_load_resolved, will_train
 from untrainable.runtime import log
 from untrainable.train import cross_entropy, cross_entropy_loss
 
+# with the names of copy_untrainable_configs (rows, configs, presets), re-exported
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "NAME", "STAGES", "CONDITIONS", "Row",
            "ROWS", "CONTROL", "REQUIRED_METRICS", "MARGIN", "GUIDE_BAR", "CopyPreset", "PRESETS", "shrink", "preset",
            "rows", "row_config", "guide_config", "run_name", "sweep_name", "pilot_configs", "sweep_configs",
@@ -80,168 +86,10 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "NAME", 
            "control_fails", "preconditions", "pilot_preconditions", "EVAL_BATCH", "step_seconds", "run_seconds",
            "estimate", "main"]
 
-EXPERIMENT = "copy_untrainable"
-SWEEP_EXPERIMENT = "copy_untrainable_sweeps"
-#: The seed of every sweep run: no reported run uses it, so the choice does not favour a reported seed.
-SWEEP_SEED = 100
-#: How a row's learning rate is chosen from its sweep runs (:func:`untrainable.analysis.selection.choose`).
-SELECTION = BOOK_CRITERION
-NAME = "untrainable.experiments.copy_untrainable"
-STAGES = ("pilots", "sweep", "runs")
-CONDITIONS = ("no_guide", "trained_guide", "untrained_guide")
-#: What every record stores and the preconditions and the sweep read: chapter 06's metrics.
-REQUIRED_METRICS = S.REQUIRED_METRICS
 #: The control fails when every seed's token accuracy is at most this far above chance (chapter 06's
 #: copy-paste chance, one of ten digits); the trained guide has something to give when it reaches the bar.
 MARGIN = 0.05
 GUIDE_BAR = 0.95
-
-
-class Row(NamedTuple):
-    """One row of the results: a condition, and what CKA compares (token rows or flattened sequences)."""
-
-    condition: str
-    tokens: str
-
-    def __str__(self) -> str:
-        return self.condition if self.condition == "no_guide" else f"{self.condition}-{self.tokens}"
-
-
-#: The control (one for both token rows: it has no guidance term), each guide per token (chapter 06's
-#: treatment), then each guide on flattened sequences (the paper's).
-CONTROL = Row("no_guide", "per_token")
-ROWS = (CONTROL, Row("trained_guide", "per_token"), Row("untrained_guide", "per_token"),
-        Row("trained_guide", "flatten"), Row("untrained_guide", "flatten"))
-
-
-@dataclass(frozen=True, kw_only=True)
-class CopyPreset:
-    """What the regime sets in one profile; the rest is chapter 06's copy-paste preset of the profile.
-    ``guide_lr``: the trained guide's learning rate (the pilots' guide rate). ``seeds`` None: the profile's
-    default seeds. ``chosen_lrs``: each row's learning rate as the sweep chose it, written in once the
-    sweep's records are stored (:func:`run` refuses a preset that disagrees with them)."""
-
-    lengths: tuple[int, int]
-    sweep_lrs: tuple[float, ...]
-    guide_lr: float
-    seeds: tuple[int, ...] | None = None
-    chosen_lrs: Mapping[Row, float] = field(default_factory=dict)
-    smoke: bool = False  # chapter 06's smoke slice (tiny nets and data), for tests
-
-
-PRESETS: dict[str, CopyPreset] = preset_table(NAME, {
-    "quick": CopyPreset(lengths=(10, 20), sweep_lrs=(3e-3, 1e-3), guide_lr=sp.PRESETS["quick"].copy.lr),
-    # chapter 06's sweep chose 1e-3 (guided) and 3e-4 (control) at 5-10 digits; 3e-3 is one step above
-    "full": CopyPreset(lengths=(10, 20), sweep_lrs=(3e-3, 1e-3, 3e-4), guide_lr=sp.PRESETS["full"].copy.lr,
-                       seeds=tuple(range(5))),
-    # the paper's lengths, and its learning rate for the guide
-    "paper": CopyPreset(lengths=(20, 40), sweep_lrs=(1e-3, 3e-4, 1e-4), guide_lr=1e-3, seeds=tuple(range(5))),
-})
-
-
-def shrink(p: CopyPreset) -> CopyPreset:
-    """A tiny slice of any profile's regime, for testing that its code paths run: chapter 06's smoke nets
-    and data (:data:`untrainable.experiments.sequence_configs.SMOKE`), one sweep learning rate."""
-    return replace_preset(NAME, p, sweep_lrs=p.sweep_lrs[:1], chosen_lrs={}, smoke=True)
-
-
-def preset(profile: str, smoke: bool = False) -> CopyPreset:
-    """The regime's preset of ``profile`` (shrunk by :func:`shrink` when ``smoke``)."""
-    p = PRESETS[check_profile(profile)]
-    return shrink(p) if smoke else p
-
-
-def rows(names: Iterable[str] | None = None) -> list[Row]:
-    """The rows named (``str(row)``; None: all), in :data:`ROWS` order; an unknown name is an error naming it."""
-    if names is None:
-        return list(ROWS)
-    unknown = sorted(set(names) - {str(r) for r in ROWS})
-    if unknown:
-        raise ValueError(f"{NAME}: unknown rows {unknown}: the rows are {', '.join(map(str, ROWS))}")
-    return [r for r in ROWS if str(r) in set(names)]
-
-
-def _row(c: S.Config | Mapping[str, Any]) -> Row:
-    """The row of a config (or of a record's config dict)."""
-    get = c.__getitem__ if isinstance(c, Mapping) else lambda k: getattr(c, k)
-    return CONTROL if get("condition") == "no_guide" else Row(get("condition"), get("tokens"))
-
-
-# ----------------------------------------------------------------------------- configs
-
-
-def row_config(profile: str, row: Row, lr: float, p: CopyPreset | None = None) -> S.Config:
-    """Row ``row`` at ``lr``: chapter 06's copy-paste config of its condition, at the preset's lengths,
-    token treatment of CKA and trained guide's learning rate."""
-    p = p or preset(profile)
-    base = next(c for c in S.configs(profile, ("copy",), p.smoke) if c.condition == row.condition)
-    lo, hi = p.lengths
-    return dataclasses.replace(base, min_len=lo, max_len=hi, tokens=row.tokens, lr=lr, guide_lr=p.guide_lr,
-                               guide_reseeds=())
-
-
-def guide_config(profile: str, p: CopyPreset | None = None) -> S.Config:
-    """The ``guide_alone`` run whose weights are every guided row's trained guide (its training reads
-    neither the row's learning rate nor its tokens: the control's config stands for all)."""
-    p = p or preset(profile)
-    return S.guide_alone_config(row_config(profile, CONTROL, p.guide_lr, p))
-
-
-def run_name(c: S.Config) -> str:
-    """A record's name: chapter 06's (``copy-trained_guide``), with the token treatment of a guided row."""
-    return S.run_name(c) + ("" if c.condition in ("no_guide", "guide_alone") else f"-{c.tokens}")
-
-
-def sweep_name(c: S.Config) -> str:
-    """A sweep record's name: the run's, with the learning rate of a swept row (the guide is not swept)."""
-    return run_name(c) + ("" if c.condition == "guide_alone" else f"-lr{c.lr:g}")
-
-
-def pilot_configs(profile: str) -> list[S.Config]:
-    """Appendix 93's copy-paste pilots (the RNN alone at each of its learning rates, the Transformer alone
-    at its guides' rate) at the preset's lengths: in ``full`` the committed 10-20-digit cell itself."""
-    lo, hi = PRESETS[check_profile(profile)].lengths
-    moved = [dataclasses.replace(c, min_len=lo, max_len=hi) for c in sp.configs(profile) if c.setting == "copy"]
-    return list(dict.fromkeys(moved))
-
-
-def sweep_configs(profile: str, names: Iterable[str] | None = None, p: CopyPreset | None = None) -> list[S.Config]:
-    """The sweep (seed :data:`SWEEP_SEED`): the guide alone, then each row at each of ``sweep_lrs``."""
-    p = p or preset(profile)
-    return [guide_config(profile, p)] + [row_config(profile, r, lr, p) for r in rows(names) for lr in p.sweep_lrs]
-
-
-def run_configs(profile: str, lrs: Mapping[Row, float], names: Iterable[str] | None = None,
-                p: CopyPreset | None = None) -> list[S.Config]:
-    """The guide alone, then each row at its learning rate in ``lrs`` (a row without one is an error)."""
-    p = p or preset(profile)
-    missing = [str(r) for r in rows(names) if r not in lrs]
-    if missing:
-        raise ValueError(f"{NAME}: no learning rate chosen for rows {missing}: run the sweep first (--stage sweep)")
-    return [guide_config(profile, p)] + [row_config(profile, r, lrs[r], p) for r in rows(names)]
-
-
-def chosen_lrs(records: list[dict[str, Any]]) -> dict[Row, float]:
-    """Each row's learning rate, chosen from its sweep records on validation (:data:`SELECTION`)."""
-    swept = group_by([r for r in records if r["config"]["condition"] != "guide_alone"], lambda r: _row(r["config"]))
-    return {row: choose(rs, lambda r: r["config"]["lr"], SELECTION) for row, rs in swept.items()}
-
-
-def learning_rates(p: CopyPreset, sweep: list[dict[str, Any]]) -> dict[Row, float]:
-    """The sweep's choice per row, checked against the values written into the preset (``chosen_lrs``)."""
-    lrs = chosen_lrs(sweep)
-    wrong = {str(r): (lr, lrs[r]) for r, lr in p.chosen_lrs.items() if r in lrs and lrs[r] != lr}
-    if wrong:
-        raise ValueError(f"{NAME}: the preset's chosen learning rates disagree with what the sweep chooses "
-                         f"(row: (preset, sweep)): {wrong}")
-    return lrs
-
-
-def _seeds(p: CopyPreset, profile: str, seeds: Iterable[int] | None) -> tuple[int, ...]:
-    """``seeds`` when given (checked), else the preset's, else the profile's defaults."""
-    if seeds is not None:
-        return check_seeds(tuple(seeds))
-    return p.seeds if p.seeds is not None else default_seeds(profile)
 
 
 # ----------------------------------------------------------------------------- training
@@ -285,7 +133,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     p = preset(profile, smoke)
     lrs = learning_rates(p, run_sweep(profile, names, device, train_missing=train_missing, smoke=smoke))
     return [_record(profile, EXPERIMENT, run_name(c), c, s, device, force, train_missing)
-            for s in _seeds(p, profile, seeds) for c in run_configs(profile, lrs, names, p)]
+            for s in run_seeds(p, profile, seeds) for c in run_configs(profile, lrs, names, p)]
 
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
@@ -299,7 +147,7 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
     chosen = [r for r in ROWS if r in p.chosen_lrs]
     runs = [guide_config(profile, p)] + [row_config(profile, r, p.chosen_lrs[r], p) for r in chosen]
     return pilots + sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, REQUIRED_METRICS)
-                             for s in _seeds(p, profile, seeds) for c in runs]
+                             for s in run_seeds(p, profile, seeds) for c in runs]
 
 
 # ----------------------------------------------------------------------------- where the regime holds
@@ -427,7 +275,7 @@ def estimate(profile: str, stage: str, names: Iterable[str] | None = None, seeds
         planned = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED) for c in sweep_configs(profile, names)]
     else:
         lrs = {r: p.chosen_lrs.get(r, p.sweep_lrs[0]) for r in ROWS}
-        planned = [PlannedRun(EXPERIMENT, run_name(c), c, s) for s in _seeds(p, profile, seeds)
+        planned = [PlannedRun(EXPERIMENT, run_name(c), c, s) for s in run_seeds(p, profile, seeds)
                    for c in run_configs(profile, lrs, names)]
     timings: dict[tuple[str, str], dict[str, float]] = {}
     out = []
@@ -436,7 +284,7 @@ def estimate(profile: str, stage: str, names: Iterable[str] | None = None, seeds
         if shape not in timings:
             timings[shape] = step_seconds(r.config, steps)
         out.append({"experiment": r.experiment, "name": r.name, "seed": r.seed,
-                    "lr chosen": stage != "runs" or r.config.condition == "guide_alone" or _row(r.config) in
+                    "lr chosen": stage != "runs" or r.config.condition == "guide_alone" or row_of(r.config) in
                     p.chosen_lrs, "stored": find_record(r.path(profile)) is not None, **timings[shape],
                     "estimated_s": run_seconds(r.config, timings[shape])})
     return out
@@ -475,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         p = preset(args.profile)
         lrs = learning_rates(p, run_sweep(args.profile, args.rows, args.device, train_missing=False))
-        for s in _seeds(p, args.profile, seeds):
+        for s in run_seeds(p, args.profile, seeds):
             for c in run_configs(args.profile, lrs, args.rows, p):
                 _record(args.profile, EXPERIMENT, run_name(c), c, s, args.device, False, True)
 
