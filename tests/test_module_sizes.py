@@ -11,7 +11,7 @@ MAX_LINES = 450
 
 #: Known offenders in modules other engineers are changing now (paths under the package). Each must still be
 #: over the limit (a test says when one is not), so that the list only ever shrinks.
-OVER_FOR_NOW: frozenset[str] = frozenset({"experiments/image_guidance.py"})
+OVER_FOR_NOW: frozenset[str] = frozenset()
 
 
 def ruled() -> list[Path]:

@@ -37,6 +37,7 @@ from torch import nn
 
 from untrainable import distributed as D
 from untrainable import guidance as G
+from untrainable.experiments import image_probes as IP
 from untrainable.config_checks import check_fields
 from untrainable.data import held_out_splits, load_image_data, stratified_indices
 from untrainable.experiments import PlannedRun
@@ -255,54 +256,6 @@ class TaskLossMeter:
         return mean
 
 
-def _probes(model: nn.Module, references: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor,
-            device: torch.device) -> dict[str, G.SimilarityProbe]:
-    """A linear-CKA probe per reference guide, over the evenly mapped layer pairs."""
-    probes = {}
-    for label, guide in references.items():
-        guide = guide.to(device)
-        pairs = G.resolve_mapping(G.guidance_layers(guide, example), G.guidance_layers(model, example))
-        probes[label] = G.SimilarityProbe(guide, pairs, x_probe)
-    return probes
-
-
-def _grid_probes(model: nn.Module, references: dict[str, nn.Module], example: torch.Tensor, x_probe: torch.Tensor,
-                 device: torch.device) -> dict[str, G.SimilarityProbe]:
-    """A linear-CKA probe per reference guide over every (guide layer, target layer) pair, not only the
-    mapped ones: the heatmaps of chapter 04, measured at initialisation and after training only."""
-    grids = {}
-    for label, guide in references.items():
-        guide = guide.to(device)
-        pairs = [(g, t) for g in G.guidance_layers(guide, example) for t in G.guidance_layers(model, example)]
-        grids[label] = G.SimilarityProbe(guide, pairs, x_probe)
-    return grids
-
-
-def _grid(grids: dict[str, G.SimilarityProbe], model: nn.Module) -> dict[str, dict[str, Any]]:
-    """Each grid probe's CKA as a matrix: ``cka[i][j]`` of guide layer ``i`` and target layer ``j`` (None:
-    a constant side), with both layer lists."""
-    out = {}
-    for label, p in grids.items():
-        values = dict(zip(p.pairs, p.measure(model), strict=True))
-        guide_layers = list(dict.fromkeys(g for g, _ in p.pairs))
-        target_layers = list(dict.fromkeys(t for _, t in p.pairs))
-        out[label] = {"guide_layers": guide_layers, "target_layers": target_layers,
-                      "cka": [[values[(g, t)] for t in target_layers] for g in guide_layers]}
-    return out
-
-
-def _measure(probes: dict[str, G.SimilarityProbe], model: nn.Module, undefined: dict[str, dict[str, str]]
-             ) -> dict[str, list[float | None]]:
-    """Each probe's CKA per pair (None: undefined, a side constant over the probe set); the reasons go into
-    ``undefined`` as ``{reference: {pair index: reason}}``, so a record says why a value is null."""
-    out = {}
-    for k, p in probes.items():
-        out[k] = p.measure(model)
-        if p.undefined:
-            undefined[k] = {str(i): why for i, why in p.undefined.items()}
-    return out
-
-
 def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, inputs: TargetInputs
                  ) -> dict[str, Any]:
     """Train one target under one condition; return metrics and a per-epoch history with alignment.
@@ -319,8 +272,8 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
     (x_train, y_train), (x_test, y_test) = inputs.train, inputs.test
     example = x_train[:2].to(device)
     x_probe = x_test[stratified_indices(y_test, min(c.probe_n, len(y_test)), 1)].to(device)
-    probes = _probes(model, inputs.references, example, x_probe, device)
-    grids = _grid_probes(model, inputs.references, example, x_probe, device)
+    probes = IP.probes_for(model, inputs.references, example, x_probe, device)
+    grids = IP.grid_probes(model, inputs.references, example, x_probe, device)
 
     guidance = None
     if inputs.guide is not None:
@@ -335,7 +288,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
 
     def end_epoch(epoch: int, m: nn.Module) -> dict[str, Any]:
         undefined: dict[str, dict[str, str]] = {}
-        row: dict[str, Any] = {f"cka_{k}": v for k, v in _measure(probes, m, undefined).items()}
+        row: dict[str, Any] = {f"cka_{k}": v for k, v in IP.measure(probes, m, undefined).items()}
         if undefined:
             row["cka_undefined"] = undefined
         row["train_task_loss"] = meter.epoch_mean()
@@ -345,7 +298,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         return row
 
     undefined: dict[str, dict[str, str]] = {}
-    state: dict[str, Any] = {"initial_cka": _measure(probes, model, undefined), "initial_cka_grid": _grid(grids, model)}
+    state: dict[str, Any] = {"initial_cka": IP.measure(probes, model, undefined), "initial_cka_grid": IP.cka_grid(grids, model)}
     if undefined:
         state["initial_cka_undefined"] = undefined
     train_inputs = G.IndexedInputs(x_train) if inputs.bank is not None else x_train
@@ -371,7 +324,7 @@ def train_target(c: Config, seed: int, device: torch.device, checkpoint: Path, i
         metrics.update(validation_metrics(history))
     out = {"metrics": metrics, "history": history, "initial_cka": state["initial_cka"],
            "probe_pairs": {k: p.pairs for k, p in probes.items()},
-           "cka_grid": {"initial": state["initial_cka_grid"], "final": _grid(grids, model)}}
+           "cka_grid": {"initial": state["initial_cka_grid"], "final": IP.cka_grid(grids, model)}}
     if "initial_cka_undefined" in state:
         out["initial_cka_undefined"] = state["initial_cka_undefined"]
     if guidance is not None:
