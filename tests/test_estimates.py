@@ -124,3 +124,18 @@ def test_the_right_wrong_string_is_the_rules_epochs_or_not_available():
     assert A.correct_at(r) == "110" and A.correct_at(r, A.FINAL_EPOCH) == "100"
     with pytest.raises(A.RuleNotAvailable, match="picks epoch 1, where the run kept no right/wrong string"):
         A.correct_at(r, A.LOSS_RULE)
+
+
+def test_a_language_models_perplexity_is_read_at_the_rules_epoch_from_its_test_loss():
+    """A run stores ``perplexity`` at its end only; at an earlier epoch a rule picks, it is exp of that epoch's
+    per-token test cross-entropy, which the history keeps."""
+    import math
+
+    from untrainable.analysis.estimates import estimate
+
+    history = [{"epoch": 1, "valid_loss": 2.0, "valid_acc": 0.1, "test_loss": 2.1},
+               {"epoch": 2, "valid_loss": 1.5, "valid_acc": 0.2, "test_loss": 1.6},
+               {"epoch": 3, "valid_loss": 1.7, "valid_acc": 0.3, "test_loss": 1.8}]
+    record = {"name": "lm", "seed": 0, "history": history, "metrics": {"perplexity": math.exp(1.8)}}
+    assert estimate(record, "perplexity", "min_valid_loss") == pytest.approx(math.exp(1.6))
+    assert estimate(record, "perplexity", "final_epoch") == pytest.approx(math.exp(1.8))

@@ -301,7 +301,11 @@ def test_chapter_04_checks_its_preconditions_on_the_committed_records(monkeypatc
     """Each unguided FCN overfits and each trained guide beats its targets: the comparisons can show an effect."""
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     checks = fcn.preconditions(fcn.run("full"), fcn.guide_records("full"))
-    assert len(checks) == 7 and {c.status for c in checks[:6]} == {"holds"}
+    # Under the book's criterion the Wide FCN trains at lr 3e-5: 56 points of train - test gap, but its
+    # validation loss rises by 0.05 only, short of the 0.2 the overfitting check needs, so its rows are not
+    # testable; every other check holds.
+    assert [c.status for c in checks[:6]] == ["holds", "fails", "holds", "holds", "holds", "holds"]
+    assert checks[1].name == "the unguided Wide FCN overfits"
     assert all(c.numbers for c in checks)
     assert checks[6].name == "unguided nets do not already agree as much as guided ones"
     assert checks[6].status in ("holds", "fails")  # decided at the book's checkpoint: the retrained runs keep strings

@@ -169,7 +169,8 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
     """Copy-paste and parity in the cells appendix 93 chose are testable (the control is above chance, the
     guide far ahead of it) and tested at the last epoch, the one their records evaluate the test split at;
     the language model's precondition (its guide beats its target) is read at the row's rule, the lowest validation
-    loss, whose epoch its control's records never tested: "rule not available", with the seeds it has."""
+    loss (perplexity: exp of that epoch's per-token test loss), and fails: its guide is the worse language model,
+    so its rows are "not testable", with the seeds they have."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
@@ -179,8 +180,8 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
     last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]
     assert last.isin([A.REPRODUCED, A.OPPOSITE, A.INCONCLUSIVE, A.NO_EFFECT]).all()
     lm = rows.loc[["seq-lm-trained", "seq-lm-untrained"]]
-    assert (lm["verdict"] == A.RULE_NOT_AVAILABLE).all() and (lm["seeds"] == "3").all()
-    assert "record lm-no_guide" in lm.loc["seq-lm-trained", "why"] and rows.loc["seq-lm-none", "seeds"] == "3"
+    assert (lm["verdict"] == A.NOT_TESTABLE).all() and (lm["seeds"] == "3").all()
+    assert (lm["precondition"] == "fails").all() and rows.loc["seq-lm-none", "seeds"] == "3"
 
 
 def test_a_record_without_the_rows_metric_is_named(data_file):

@@ -22,6 +22,7 @@ from untrainable import reproduce as R
 from untrainable import similarity as S
 from untrainable.config_checks import check_fields
 from untrainable.files import save_torch_atomic
+from untrainable.paths import repo_root
 from untrainable.profiles import MAX_SEED, check_seeds
 
 
@@ -433,3 +434,23 @@ def test_item7_cka_of_nan_activations_raises_instead_of_returning_nan():
 
 def test_item8_hsic_is_gone_cka_keeps_its_estimators():
     assert not hasattr(S, "hsic") and "hsic" not in S.__all__
+
+
+#: The experiments whose runs carry a guidance or transfer term: their fp32 similarity computations round
+#: differently on another CPU vendor, so a condition's seeds must come from one CPU kind (book/running.md).
+GUIDED_EXPERIMENTS = ("image_guidance", "transfer_comparison", "sequence_guidance")
+
+
+def test_each_condition_of_the_guided_chapters_trained_on_one_cpu_kind():
+    """A condition pools seeds; seeds from two CPU kinds would pool two roundings of the same recipe, and a
+    reader rerunning on one kind could not reproduce the other's. Every committed ``full`` condition of the
+    guided chapters names one CPU model and one set of kernel flags (and one oneDNN cap) across its seeds."""
+    kinds: dict[tuple[str, str], set[tuple]] = {}
+    for experiment in GUIDED_EXPERIMENTS:
+        for path in sorted((repo_root() / "results" / "full" / experiment).glob("*.json")):
+            r = json.loads(path.read_text())
+            m = r.get("machine", {})
+            kind = (m.get("cpu"), tuple(m.get("cpu_flags", ())), m.get("onednn_max_cpu_isa", "AVX512_CORE_BF16"))
+            kinds.setdefault((experiment, r["name"]), set()).add(kind)
+    mixed = {k: v for k, v in kinds.items() if len(v) > 1}
+    assert kinds and not mixed, f"conditions whose seeds trained on several CPU kinds: {sorted(mixed)}"

@@ -136,11 +136,6 @@ def _declared(record):
         return f"rule not available ({e})"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chapter 08's labels seed 2 never tested the epoch the book's rule picks (epoch 40 ties epoch 37's validation "
-    "accuracy at a lower loss; fit(test_every_epoch=False)): its estimate is 'rule not available' where chapter "
-    "04's identical run reads 38.28 %; the configs and histories are identical, so the fix is to retrain 08's run "
-    "(or read 04's record for it): reported to the lead on 2026-12-06"))
 def test_chapter_08s_labels_runs_are_chapter_04s_unguided_deep_fcn(monkeypatch):
     """One condition, one number (issue #30): chapter 08 trains the same Deep FCN student as chapter 04, so its
     ``labels`` runs of seeds 0-2 are chapter 04's ``deep_fcn/no_guide`` runs of those seeds: the same config,

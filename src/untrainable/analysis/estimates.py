@@ -41,7 +41,8 @@ available"); a record with no such metric at all raises ``KeyError`` naming it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from untrainable.analysis.selection import validation_score
@@ -69,6 +70,9 @@ _STORED = {"max_valid_acc": ("acc_checkpoint_", "acc_checkpoint_epoch"),
            "min_valid_loss": ("checkpoint_", "checkpoint_epoch")}
 
 Record = dict[str, Any]
+#: Metrics a run stores only at its end but whose source every tested epoch keeps: a language model's
+#: perplexity is exp of its mean per-token test cross-entropy (nats), which its history holds per epoch.
+_DERIVED: dict[str, tuple[str, Callable[[float], float]]] = {"perplexity": ("test_loss", math.exp)}
 
 
 class RuleNotAvailable(ValueError):
@@ -113,7 +117,8 @@ def estimate(record: Record, metric: str = "test_acc", rule: Rule = PRIMARY_RULE
     names that epoch. Else :class:`RuleNotAvailable`.
     """
     history, metrics = record.get("history", []), record.get("metrics", {})
-    if not any(h.get(metric) is not None for h in history) and metrics.get(metric) is None:
+    source = _DERIVED.get(metric, (metric,))[0]
+    if not any(h.get(m) is not None for h in history for m in (metric, source)) and metrics.get(metric) is None:
         raise KeyError(f"{_label(record)} has no metric {metric!r}; it predates the row: rerun its chapter or "
                        "remove the record")
     if rule == "final_epoch" and metrics.get(metric) is not None:
@@ -122,6 +127,8 @@ def estimate(record: Record, metric: str = "test_acc", rule: Rule = PRIMARY_RULE
     row = next((h for i, h in enumerate(history) if h.get("epoch", i + 1) == epoch), {})
     if row.get(metric) is not None:
         return float(row[metric])
+    if metric in _DERIVED and row.get(_DERIVED[metric][0]) is not None:
+        return float(_DERIVED[metric][1](row[_DERIVED[metric][0]]))
     if epoch == rule_epoch(record, "final_epoch") and metrics.get(metric) is not None:
         return float(metrics[metric])
     if rule in _STORED:
