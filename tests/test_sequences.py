@@ -311,7 +311,7 @@ def test_every_full_run_of_chapter_06_has_its_committed_record(monkeypatch):
     assert missing_records("full", ["06"]) == []
     sweep = len(sg.PRESETS["full"].sweep_settings) * len(sg.CONDITIONS) * len(sg.PRESETS["full"].sweep_lrs)
     seeds = {s: len(sg.setting_seeds("full", s)) for s in sg.SETTINGS}
-    assert seeds == {"copy": 5, "parity": 8, "lm": 3}  # a headline claim; a bimodal control; the default
+    assert seeds == {"copy": 5, "parity": 10, "lm": 3}  # a headline claim; a bimodal control; the default
     assert len(sg.planned_runs("full")) == len(sg.CONDITIONS) * sum(seeds.values()) + sweep
 
 

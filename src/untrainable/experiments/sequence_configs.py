@@ -298,10 +298,11 @@ PRESETS: dict[str, SequencePreset] = preset_table(CHAPTER, {
         # copy-paste is a headline claim: 5 seeds a condition
         tasks={"copy": TaskPreset(n_train=16_000, n_valid=500, n_test=1000, epochs=8, min_len=5, max_len=10, lr=1e-3,
                                   fresh=True, tokens="per_token", seeds=tuple(range(5))),
-               # parity's control splits into seeds stuck at chance and seeds that learn: 8 seeds a condition,
-               # so the share that escapes chance can be compared (Fisher's exact test) beside Welch's
+               # parity's control splits into seeds stuck at chance and seeds that learn: the share that escapes
+               # chance is compared (Fisher's exact test) beside Welch's; its rows came out inconclusive at 8 seeds
+               # a condition, so they get the 10 the book allows a headline row whose run costs <= 10 minutes
                "parity": TaskPreset(n_train=16_000, n_valid=500, n_test=1000, epochs=8, min_len=2, max_len=30,
-                                    lr=3e-3, fresh=True, tokens="per_token", seeds=tuple(range(8))),
+                                    lr=3e-3, fresh=True, tokens="per_token", seeds=tuple(range(10))),
                # no Transformer the pilots tried beats the RNN here (appendix 93): the first regime's runs
                # stay, to show that this claim's precondition fails
                "lm": TaskPreset(n_train=9600, n_valid=400, n_test=871, epochs=6, seq_len=64, lr=2e-3)}),
