@@ -166,8 +166,8 @@ def test_the_book_data_file_has_sources_and_consistent_rows():
 
 
 def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch):
-    """Copy-paste and parity in the cells appendix 93 chose are testable (the control is above chance, the
-    guide far ahead of it) and tested at the last epoch, the one their records evaluate the test split at;
+    """Copy-paste in the cell appendix 93 chose is testable (the control is above chance, the guide far ahead of
+    it) and tested under every rule; parity is not (one of its 10 guides did not learn the task);
     the language model's precondition (its guide beats its target) is read at the row's rule, the lowest validation
     loss (perplexity: exp of that epoch's per-token test loss), and fails: its guide is the worse language model,
     so its rows are "not testable", with the seeds they have."""
@@ -175,9 +175,12 @@ def test_chapter_06s_rows_are_tested_where_their_preconditions_hold(monkeypatch)
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     rows = PD.comparison("full")
-    tested = rows.loc[["seq-copy-trained", "seq-copy-untrained", "seq-parity-trained", "seq-parity-untrained"]]
+    tested = rows.loc[["seq-copy-trained", "seq-copy-untrained"]]
     assert (tested["precondition"] == "holds").all() and not tested["verdict"].isin([A.NOT_TESTABLE, A.NOT_RUN]).any()
-    last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]
+    # parity at 10 seeds: seed 9's RNN guide reached 82.8 % on validation, short of the 95 % every guide needs
+    parity = rows.loc[["seq-parity-trained", "seq-parity-untrained"]]
+    assert (parity["precondition"] == "fails").all() and (parity["verdict"] == A.NOT_TESTABLE).all()
+    last = PC.verdicts("full").loc[tested.index, "verdict_final_epoch"]  # copy-paste
     assert last.isin([A.REPRODUCED, A.OPPOSITE, A.INCONCLUSIVE, A.NO_EFFECT]).all()
     lm = rows.loc[["seq-lm-trained", "seq-lm-untrained"]]
     assert (lm["verdict"] == A.NOT_TESTABLE).all() and (lm["seeds"] == "3").all()
