@@ -211,7 +211,7 @@ def rule_pickable(history: list[dict[str, Any]], epoch: int) -> bool:
     """Whether a checkpoint rule could report ``epoch`` (1-based, the last row of ``history`` so far): it is
     the best so far by validation loss, or by validation accuracy, the first of equal accuracies
     (:func:`best_epoch`) or the one of lower validation loss among them (the book's estimate,
-    :func:`untrainable.analysis.estimates.rule_epoch`). A run keeps its test numbers at such epochs."""
+    ``untrainable.analysis.estimates.rule_epoch``). A run keeps its test numbers at such epochs."""
     if any(best_epoch(history, b) == epoch for b in BEST_BY):
         return True
     return min(history, key=lambda h: (-h["valid_acc"], h["valid_loss"]))["epoch"] == epoch
@@ -468,8 +468,8 @@ def fit(
     The precision the run trains in (``settings.precision`` resolved on ``device``) is noted through
     :func:`untrainable.precision.training_precision`, so the store records what ran.
 
-    Started by torchrun (:func:`untrainable.distributed.setup` joined a process group), each process trains
-    on its part of every global batch and the step is the global batch's (:func:`_shared_step`); BatchNorm
+    Started by torchrun (``untrainable.distributed.setup`` joined a process group), each process trains
+    on its part of every global batch and the step is the global batch's (``_shared_step``); BatchNorm
     normalises by the global batch, every process evaluates the whole validation and test splits, and only
     rank 0 writes the checkpoint. With one process none of this runs.
     """
