@@ -204,16 +204,19 @@ def test_the_chosen_learning_rates_are_those_the_committed_sweep_picks():
     assert S.chosen_settings(records) == S.PRESETS["full"].run_settings
 
 
-def test_chapter_06s_preconditions_hold_for_copy_paste_and_parity_and_fail_for_the_language_model(monkeypatch):
-    """Copy-paste and parity in the cells appendix 93 chose can show the paper's effects (the unguided
-    Transformer is at 69 % on 2-30-bit parity, its RNN guide at 100 %); the language model cannot (no
+def test_chapter_06s_preconditions_hold_for_copy_paste_and_fail_for_parity_and_the_language_model(monkeypatch):
+    """Copy-paste in the cell appendix 93 chose can show the paper's effect; parity cannot (its unguided
+    Transformer is at 74 % on 2-30-bit parity, but one of its 10 RNN guides stops at 82.8 %, short of 95 %,
+    so parity is not testable); the language model cannot (no
     guide the pilots tried beats the RNN) and stays "not testable"."""
     from untrainable.paths import repo_root
 
     monkeypatch.setenv("UNTRAINABLE_RESULTS", str(repo_root() / "results"))
     checks = {c.name: c for c in S.preconditions(S.run("full"))}
     assert checks["the unguided RNN (copy) is above chance"].status == "holds"
-    assert checks["every trained RNN guide (parity) reaches 95%"].status == "holds"
+    # at 10 seeds one RNN guide (seed 9) stops at 82.8 % best validation accuracy: parity is not testable
+    assert checks["every trained RNN guide (parity) reaches 95%"].status == "fails"
+    assert "seed 9: 82.8%" in checks["every trained RNN guide (parity) reaches 95%"].detail
     assert checks["the trained Transformer (copy) beats its target"].status == "holds"
     assert checks["the unguided Transformer (parity) is above chance"].status == "holds"
     assert checks["the trained RNN (parity) beats its target"].status == "holds"
