@@ -155,3 +155,16 @@ def test_chapter_08s_labels_runs_are_chapter_04s_unguided_deep_fcn(monkeypatch):
         if isinstance(ours, str) or isinstance(theirs, str) or abs(ours - theirs) > 1e-12:
             differ.append(f"seed {seed}: chapter 04 {ours}, chapter 08 {theirs}")
     assert not differ, "the declared estimates differ: " + "; ".join(differ)
+
+
+def test_the_inconclusive_untrained_guidance_row_gets_ten_seeds_a_side_and_the_others_the_presets():
+    """xfer-guidance-untrained came out inconclusive at 3 seeds a side and its runs cost 1-8 one-thread minutes, so
+    its two runs get 10 seeds (issue #30); every other run keeps the preset's; seeds given override both."""
+    seeds = {}
+    for r in TC.planned_runs("full"):
+        if r.experiment == TC.EXPERIMENT:
+            seeds.setdefault(r.name, set()).add(r.seed)
+    assert seeds["guidance-untrained"] == seeds["kd-untrained"] == set(range(10))
+    assert all(v == {0, 1, 2} for k, v in seeds.items() if k not in ("guidance-untrained", "kd-untrained"))
+    given = {r.seed for r in TC.planned_runs("full", seeds=(7,)) if r.experiment == TC.EXPERIMENT}
+    assert given == {7}
