@@ -21,11 +21,11 @@ from typing import Any
 import pandas as pd
 
 from untrainable import analysis as A
-from untrainable.pages import NA_NOTE_ATTR
+from untrainable.pages import NA_NOTE_ATTR, table_html
 from untrainable.paper_comparison import ACCURACIES, paper_numbers, verdicts
 from untrainable.paper_comparison_records import PlannedStore, is_set, names_a_record
 
-__all__ = ["SHOWN", "UNITS", "COMPACT", "GUIDANCE_CHAPTERS", "MIMICRY_CHAPTERS", "sources_table", "comparison",
+__all__ = ["SHOWN", "UNITS", "COMPACT", "NOTES", "chapter_rows", "verdict_html", "GUIDANCE_CHAPTERS", "MIMICRY_CHAPTERS", "sources_table", "comparison",
            "verdict_counts", "headline", "transfer_paragraph", "claim", "compact", "notes_html", "answer"]
 
 #: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number.
@@ -219,6 +219,22 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
     out.attrs[NA_NOTE_ATTR] = ("— : no test (the verdict says why, the notes below give the numbers), or a paper "
                                "that states a direction without a size")
     return out
+
+
+#: The summary line of the folded notes under a verdict table.
+NOTES = "Notes: the papers' numbers and ours, preconditions, other rules, power, reference rows"
+
+
+def chapter_rows(profile: str, chapter: str, path: Path | None = None) -> pd.DataFrame:
+    """The :func:`comparison` rows of one chapter (``"04"``): what its page judges, as page 98 shows it."""
+    rows = comparison(profile, path)
+    return rows[rows["chapter"] == chapter]
+
+
+def verdict_html(rows: pd.DataFrame) -> str:
+    """A chapter's verdicts as page 98 prints them: the :func:`compact` table (one narrow row per claim, no column
+    off-screen at 1280 px) and the long notes folded under it (:func:`notes_html`)."""
+    return table_html(compact(rows)) + "\n" + notes_html(rows, NOTES)
 
 
 def _humane(text: str, names: dict[str, str]) -> str:
