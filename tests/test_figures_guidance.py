@@ -56,7 +56,7 @@ def test_loss_decomposition_draws_the_task_loss_the_weighted_term_and_their_sum(
     np.testing.assert_allclose(total.get_ydata(), task.get_ydata() + guidance.get_ydata())
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[1] == "guidance term: alpha × Σ (1 − CKA) over 2 pairs, alpha = 0.5"
-    assert "profile quick" in ax.get_title() and "seed 0" in ax.get_title() and "trained_guide" in ax.get_title()
+    assert "profile quick" in ax.get_title() and "seed 0" in ax.get_title() and "trained_guide" not in ax.get_title()  # no internal id
     plt.close(fig)
 
 
@@ -84,6 +84,7 @@ def test_cka_heatmaps_share_a_zero_to_one_scale_and_mark_undefined_cells():
     assert not panels[2].patches  # after training every cell is defined
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [F.UNDEFINED_NOTE]
     assert "initialisation" in top_left.get_title() and "after training" in panels[2].get_title()
+    assert all("_guide" not in ax.get_title() for ax in panels)  # the page names guides in words, not run ids
     plt.close(fig)
 
 

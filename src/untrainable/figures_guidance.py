@@ -85,7 +85,7 @@ def loss_decomposition(records: Sequence[dict[str, Any]], name: str, run: str, s
     ax.plot(history["epoch"], history["train_task_loss"] + guidance, color="k", lw=2, ls="--",
             label="training loss (their sum)")
     ax.set(xlabel="epoch", ylabel="loss, mean over the epoch's mini-batches", ylim=(0, None),
-           title=f"{run}: the training loss and its parts\n(profile {r['profile']}, run {name}, seed {seed})")
+           title=f"{run}: the training loss and its parts\n(profile {r['profile']}, seed {seed})")
     ax.legend(fontsize="small", frameon=True)
     fig.tight_layout()
     return fig
@@ -137,7 +137,8 @@ def cka_heatmaps(records: Sequence[dict[str, Any]], names: tuple[str, str], seed
             grid = r["cka_grid"][when][ref]
             image = _heatmap(axes[row][col], grid)
             moment = "at initialisation" if when == "initial" else "after training"
-            axes[row][col].set_title(f"run {r['name']} against its {ref} guide,\n{moment}", fontsize="medium")
+            axes[row][col].set_title(f"the net guided by the {ref} guide, against that guide,\n{moment}",
+                                     fontsize="medium")
     fig.colorbar(image, ax=axes, shrink=0.6, label="linear CKA")
     if _has_undefined(runs):
         fig.legend(handles=[Patch(facecolor="lightgrey", hatch="///", edgecolor="grey", label=UNDEFINED_NOTE)],
