@@ -35,10 +35,10 @@ from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE
 from untrainable.analysis.kappa import (CONTROL_PAIRS, GUIDED_BY, agreement_precondition, condition_pairs,
                                         disjoint_pairs, error_consistency, kappa_contrast, kappa_summary, kappa_table,
                                         kappa_values)
-from untrainable.analysis.chapter_tables import (REPORTED_RULES, chosen_table, estimate_heading, estimate_table,
-                                                 precondition_summary, precondition_table, rule_change_text,
-                                                 selection_change_text, selection_changes, sweep_table,
-                                                 verdict_narrative)
+from untrainable.analysis.chapter_tables import (REPORTED_RULES, cell_change_text, chosen_table, estimate_heading,
+                                                 estimate_table, precondition_summary, precondition_table,
+                                                 rule_change_text, selection_change_text, selection_changes,
+                                                 sweep_table, verdict_narrative)
 from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, overfitting_table
 from untrainable.analysis.preconditions import (CHANCE, CheckedPrecondition, beats, fails_to_train,
                                                 falls_short_of_twin, guide_beats_target, loss_rise, overfits,
@@ -65,6 +65,6 @@ __all__ = [
     "falls_short_of_twin",
     "beats", "guide_beats_target", "precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
     "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
-    "rule_change_text",
+    "cell_change_text", "rule_change_text",
     "METHOD_LABELS", "DISTANCE_LABELS", "method_frame", "method_table", "distance_table", "transfer_summary", "transfer_findings", "page_table",
 ]

@@ -23,7 +23,7 @@ from untrainable.analysis.selection import CRITERION_WORDS, max_valid_acc
 
 __all__ = ["precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
            "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
-           "rule_change_text"]
+           "cell_change_text", "rule_change_text"]
 
 #: The rules a chapter's accuracy table shows: the book's estimate first, then its reported sensitivities (the
 #: paper's rule, the last epoch).
@@ -177,6 +177,33 @@ def selection_change_text(changes: Mapping[Any, tuple[Any, Any]], first: str, bo
     return (f"Choosing by {CRITERION_WORDS[book]} instead of {CRITERION_WORDS[first]} moved the settings of "
             f"{len(changes)} of the {swept} swept runs ({runs}); the chapter's runs are trained at the first column's "
             "settings.")
+
+
+def cell_change_text(changes: pd.DataFrame, book: str, first: str, *, group: str, lr: str, choosing: str, rate: str,
+                     regime: str, stands: str, both: str) -> str:
+    """A sentence from a pilot page's table of what the change from criterion ``first`` to ``book`` moved:
+    how many cells' learning rates, and whether any claim's or setting's chosen cell moved with them.
+
+    ``changes`` has a row per cell: its ``group`` (the claim or setting it serves, also the sentence's word for
+    it), ``cell``, the learning rate each criterion chooses (``f"{lr} now"``, ``f"{lr} first"``) and whether
+    each criterion's regime choice picks the cell (``"chosen now"``, ``"chosen first"``). The rest are the page's
+    words: ``choosing`` opens the sentence, ``rate`` is what moved, ``regime`` what a group chooses, ``stands``
+    is said when no regime moved and ``both`` points to the table when one did."""
+    moved = changes[changes[f"{lr} now"] != changes[f"{lr} first"]]
+    regimes = changes[changes["chosen now"] != changes["chosen first"]]
+    cells = "; ".join(f"{r[group]}, {r['cell']}: {_rate(r[f'{lr} first'])} → {_rate(r[f'{lr} now'])}"
+                      for _, r in moved.iterrows())
+    lrs = (f"changes the {rate} of {len(moved)} of {len(changes)} cells ({cells})" if len(moved)
+           else f"changes the {rate} of none of the {len(changes)} cells")
+    choice = (f"and no {group}'s {regime}: {stands}" if regimes.empty else
+              f"and the {regime} of " + ", ".join(sorted(set(regimes[group]))) + f" ({both})")
+    return (f"{choosing} by the book's criterion ({CRITERION_WORDS[book]}) instead of the first "
+            f"({CRITERION_WORDS[first]}) {lrs}, {choice}.")
+
+
+def _rate(value: Any) -> str:
+    """A learning rate as a page writes it: a number in its shortest form, a text as it is."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _disagreements(verdicts: pd.DataFrame, paper: pd.DataFrame, chapter: str, first: str) -> list[str]:

@@ -22,7 +22,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.analysis.selection import BOOK_CRITERION, CRITERION_WORDS, LOSS_CRITERION, Criterion, choose
+from untrainable.analysis.chapter_tables import cell_change_text
+from untrainable.analysis.selection import BOOK_CRITERION, LOSS_CRITERION, Criterion, choose
 from untrainable.plotting import legend_below, panel_grid
 from untrainable.analysis.preconditions import (CheckedPrecondition, falls_short_of_twin, fails_to_train,
                                                 guide_beats_target, loss_rise, overfits)
@@ -189,15 +190,10 @@ def _lr(name: str, records: list[dict[str, Any]]) -> float:
 def criterion_summary(changes: pd.DataFrame) -> str:
     """A sentence from :func:`criterion_changes`: how many cells' learning rates the book's criterion moved, and
     whether any claim's regime choice moved with them."""
-    moved = changes[changes["lr now"] != changes["lr first"]]
-    regimes = changes[changes["chosen now"] != changes["chosen first"]]
-    cells = "; ".join(f"{r['claim']}, {r['cell']}: {r['lr first']:g} → {r['lr now']:g}" for _, r in moved.iterrows())
-    lrs = (f"changes the learning rate of {len(moved)} of {len(changes)} cells ({cells})" if len(moved)
-           else f"changes the learning rate of none of the {len(changes)} cells")
-    choice = ("and no claim's regime: every chosen cell is the one the first criterion chose" if regimes.empty else
-              "and the regime of " + ", ".join(sorted(set(regimes["claim"]))) + " (the table shows both choices)")
-    return (f"Choosing each cell's learning rate by the book's criterion ({CRITERION_WORDS[SELECTION]}) instead of the "
-            f"first ({CRITERION_WORDS[FIRST_SELECTION]}) {lrs}, {choice}.")
+    return cell_change_text(changes, SELECTION, FIRST_SELECTION, group="claim", lr="lr",
+                            choosing="Choosing each cell's learning rate", rate="learning rate", regime="regime",
+                            stands="every chosen cell is the one the first criterion chose",
+                            both="the table shows both choices")
 
 
 def pilot_table(records: list[dict[str, Any]]) -> pd.DataFrame:

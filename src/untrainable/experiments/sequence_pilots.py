@@ -41,8 +41,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from untrainable.analysis.selection import (BOOK_CRITERION, CRITERION_WORDS, LOSS_CRITERION, Criterion, best_record,
-                                            group_by)
+from untrainable.analysis.chapter_tables import cell_change_text
+from untrainable.analysis.selection import BOOK_CRITERION, LOSS_CRITERION, Criterion, best_record, group_by
 from untrainable.experiments import PlannedRun, checked_seeds, select_cells, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments.sequence_runs import train_run
@@ -332,16 +332,9 @@ def criterion_changes(records: list[dict[str, Any]]) -> pd.DataFrame:
 def criterion_summary(changes: pd.DataFrame) -> str:
     """A sentence from :func:`criterion_changes`: the cells whose tuned learning rate the book's criterion moved,
     and whether any setting's chosen cell moved with them."""
-    moved = changes[changes["target_lr now"] != changes["target_lr first"]]
-    regimes = changes[changes["chosen now"] != changes["chosen first"]]
-    cells = "; ".join(f"{r['setting']}, {r['cell']}: {r['target_lr first']} → {r['target_lr now']}"
-                      for _, r in moved.iterrows())
-    lrs = (f"changes the tuned learning rate of {len(moved)} of {len(changes)} cells ({cells})" if len(moved)
-           else f"changes the tuned learning rate of none of the {len(changes)} cells")
-    choice = ("and no setting's chosen cell: every regime stands" if regimes.empty else
-              "and the chosen cell of " + ", ".join(sorted(set(regimes["setting"]))) + " (the table shows both)")
-    return (f"Tuning each target by the book's criterion ({CRITERION_WORDS[SELECTION]}) instead of the first "
-            f"({CRITERION_WORDS[FIRST_SELECTION]}) {lrs}, {choice}.")
+    return cell_change_text(changes, SELECTION, FIRST_SELECTION, group="setting", lr="target_lr",
+                            choosing="Tuning each target", rate="tuned learning rate", regime="chosen cell",
+                            stands="every regime stands", both="the table shows both")
 
 
 def _panel(r: dict[str, Any]) -> tuple[str, str]:
