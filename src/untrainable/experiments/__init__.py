@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -107,6 +107,22 @@ def shell_seeds(parser: argparse.ArgumentParser, seeds: list[int] | None) -> tup
         return check_seeds(seeds) if seeds else None
     except ValueError as err:
         parser.error(f"--seeds: {err}")
+
+
+def print_estimate(rows: Sequence[Mapping[str, Any]], cost: Callable[[Mapping[str, Any]], str], note: str, *,
+                   label: Callable[[Mapping[str, Any]], str] | None = None, noun: str = "runs",
+                   hours: bool = False) -> None:
+    """A shell entry's ``--estimate``: each planned row on a line (``label``, by default ``experiment/name seed N``;
+    stored or missing; ``cost``, its measured step times; its estimated minutes; ``(lr not chosen yet)`` where
+    its learning rate is a stand-in), then the total one-thread minutes (``hours``: hours) of the missing ones,
+    with ``note`` on what the total counts. A row has ``stored``, ``estimated_s`` and ``lr chosen``."""
+    for r in rows:
+        lr = "" if r["lr chosen"] else "  (lr not chosen yet)"
+        name = label(r) if label else f"{r['experiment']}/{r['name']} seed {r['seed']}"
+        print(f"{name}: {'stored' if r['stored'] else 'missing'}, {cost(r)}, about {r['estimated_s'] / 60:.1f} min{lr}")
+    todo = [r["estimated_s"] for r in rows if not r["stored"]]
+    total = f"{sum(todo) / 3600:.2f} hours" if hours else f"{sum(todo) / 60:.0f} minutes"
+    print(f"{len(rows)} {noun}, {len(todo)} missing: about {total} on one thread of this machine ({note})")
 
 
 def select_cells(runs: list[Any], cells: Iterable[str] | None, groups: Sequence[str], name: Callable[[Any], str],

@@ -63,7 +63,7 @@ import torch
 
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import METRIC_WORDS, CheckedPrecondition, every_guide_reaches
-from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, print_estimate, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments import sequence_pilots as sp
 from untrainable.experiments.copy_untrainable_configs import (CONDITIONS, CONTROL, EXPERIMENT, NAME, PRESETS,
@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "pilots" and args.rows:
         parser.error("--rows: the pilots stage has no rows (the RNN and the Transformer alone)")
     if args.estimate:
-        _print_estimate(estimate(args.profile, args.stage, args.rows, seeds))
+        print_estimate(estimate(args.profile, args.stage, args.rows, seeds),
+                       cost=lambda r: f"{r['step_s'] * 1000:.1f} ms/step",
+                       note="training steps and per-epoch evaluation at the fastest measured step; probes not counted")
     elif args.stage == "pilots":
         run_pilots(args.profile, args.device, train_missing=True)
     elif args.stage == "sweep":
@@ -326,17 +328,6 @@ def main(argv: list[str] | None = None) -> None:
         for s in run_seeds(p, args.profile, seeds):
             for c in run_configs(args.profile, lrs, args.rows, p):
                 _record(args.profile, EXPERIMENT, run_name(c), c, s, args.device, False, True)
-
-
-def _print_estimate(rows_: list[dict[str, Any]]) -> None:
-    """The planned runs, one a line, and the total estimated one-thread minutes of what is not stored yet."""
-    for r in rows_:
-        lr = "" if r["lr chosen"] else "  (lr not chosen yet)"
-        print(f"{r['experiment']}/{r['name']} seed {r['seed']}: {'stored' if r['stored'] else 'missing'}, "
-              f"{r['step_s'] * 1000:.1f} ms/step, about {r['estimated_s'] / 60:.1f} min{lr}")
-    todo = [r["estimated_s"] for r in rows_ if not r["stored"]]
-    print(f"{len(rows_)} runs, {len(todo)} missing: about {float(np.sum(todo)) / 60:.0f} minutes on one thread of "
-          "this machine (training steps and per-epoch evaluation at the fastest measured step; probes not counted)")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import CheckedPrecondition, fails_to_train
 from untrainable.analysis.selection import BOOK_CRITERION, choose
-from untrainable.experiments import PlannedRun, fcn_guidance
+from untrainable.experiments import PlannedRun, fcn_guidance, print_estimate
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_presets import ImagePreset, Run
@@ -363,7 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.estimate:
         if args.stage == "guides":
             parser.error("--estimate covers the pilots and runs stages (the guide is chapter 04's record)")
-        _print_estimate(estimate(args.profile, args.stage, args.depths, args.seeds))
+        print_estimate(estimate(args.profile, args.stage, args.depths, args.seeds),
+                       cost=lambda r: f"{r['step_s']:.3f} s/step",
+                       note="training steps and per-epoch evaluation; probes and the guide not counted", hours=True)
     elif args.stage == "guides":
         ig.guide_records(args.profile, pilot_configs(p, args.depths), args.device, train_missing=True)
     elif args.stage == "pilots":
@@ -373,17 +374,6 @@ def main(argv: list[str] | None = None) -> None:
         ig.run_targets(args.profile, run_configs(p, learning_rates(p, pilots), args.depths),
                        _seeds(p, args.profile, args.seeds), args.device, train_missing=True, experiment=EXPERIMENT,
                        name=run_name)
-
-
-def _print_estimate(rows: list[dict[str, Any]]) -> None:
-    """The planned runs, one a line, and the total estimated hours of what is not stored yet."""
-    for r in rows:
-        lr = "" if r["lr chosen"] else "  (lr not chosen yet)"
-        print(f"{r['experiment']}/{r['name']} seed {r['seed']}: {'stored' if r['stored'] else 'missing'}, "
-              f"{r['step_s']:.3f} s/step, about {r['estimated_s'] / 60:.1f} min{lr}")
-    todo = [r["estimated_s"] for r in rows if not r["stored"]]
-    print(f"{len(rows)} runs, {len(todo)} missing: about {float(np.sum(todo)) / 3600:.2f} hours on one thread "
-          "of this machine (training steps and per-epoch evaluation; probes and the guide not counted)")
 
 
 if __name__ == "__main__":

@@ -52,14 +52,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from untrainable import mimic
 from untrainable.analysis.preconditions import CheckedPrecondition, teacher_beats_best_student, trained_to_plateau
 from untrainable.data import HeldOutSplits, held_out_splits
-from untrainable.experiments import PlannedRun, shell_parser, shell_seeds
+from untrainable.experiments import PlannedRun, print_estimate, shell_parser, shell_seeds
 from untrainable.experiments import image_guides as guides
 from untrainable.experiments.mimic_strong_configs import (EXPERIMENT, LOSSES, NAME, PRESETS, REQUIRED_METRICS,
                                                           SELECTION, STAGES, SWEEP_EXPERIMENT, SWEEP_SEED,
@@ -294,8 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.estimate:
         timings: dict[Any, dict[str, float]] = {}
         stages = STAGES if args.stage is None else (args.stage,)
-        _print_estimate([row for stage in stages for row in estimate(args.profile, stage, args.widths or None,
-                                                                     seeds, timings=timings)])
+        rows = [row for stage in stages for row in estimate(args.profile, stage, args.widths or None, seeds,
+                                                             timings=timings)]
+        print_estimate(rows, label=lambda r: r["name"], noun="rows",
+                       cost=lambda r: f"{r['step_s'] * 1000:.1f} ms/step, {r['eval_batch_s'] * 1000:.0f} ms/eval batch",
+                       note="the fastest measured step: the CPU is shared with other trainings, so a lower bound")
     elif args.stage == "teachers":
         run_teachers(args.profile, seeds, args.device, train_missing=True)
     elif args.stage == "sweep":
@@ -327,17 +329,6 @@ def _shell_runs(profile: str, widths: list[int] | None, seeds: tuple[int, ...] |
     for c in run_configs(p, lrs, widths):
         for s in run_seeds(p, c, seeds):
             _record(profile, EXPERIMENT, run_name(c), c, s, device, True, resolved)
-
-
-def _print_estimate(rows: list[dict[str, Any]]) -> None:
-    """The planned work, one a line, and the total estimated one-thread minutes of what is not stored yet."""
-    for r in rows:
-        lr = "" if r["lr chosen"] else "  (lr not chosen yet)"
-        print(f"{r['name']}: {'stored' if r['stored'] else 'missing'}, {r['step_s'] * 1000:.1f} ms/step, "
-              f"{r['eval_batch_s'] * 1000:.0f} ms/eval batch, about {r['estimated_s'] / 60:.1f} min{lr}")
-    todo = [r["estimated_s"] for r in rows if not r["stored"]]
-    print(f"{len(rows)} rows, {len(todo)} missing: about {float(np.sum(todo)) / 60:.0f} minutes on one thread of "
-          "this machine (the fastest measured step: the CPU is shared with other trainings, so a lower bound)")
 
 
 if __name__ == "__main__":
