@@ -109,6 +109,19 @@ def shell_seeds(parser: argparse.ArgumentParser, seeds: list[int] | None) -> tup
         parser.error(f"--seeds: {err}")
 
 
+def checked_lrs(chapter: str, written: Mapping[Any, float], chosen: dict[Any, float], unit: str = "cell",
+                source: str = "sweep", verb: str = "chooses") -> dict[Any, float]:
+    """``chosen``, the learning rate per ``unit`` (row, cell) that a chapter's stored ``source`` records choose,
+    once the preset's ``written`` values agree with it: the preset plans the runs (and so their record keys) at
+    the written rates, so one the records no longer choose is an error naming each such unit as (preset,
+    ``source``). A unit written but not yet chosen (its records are not stored) is not checked."""
+    wrong = {str(u): (lr, chosen[u]) for u, lr in written.items() if u in chosen and chosen[u] != lr}
+    if wrong:
+        raise ValueError(f"{chapter}: the preset's chosen learning rates disagree with what the {source} {verb} "
+                         f"({unit}: (preset, {source})): {wrong}")
+    return chosen
+
+
 def print_estimate(rows: Sequence[Mapping[str, Any]], cost: Callable[[Mapping[str, Any]], str], note: str, *,
                    label: Callable[[Mapping[str, Any]], str] | None = None, noun: str = "runs",
                    hours: bool = False) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
+from untrainable.experiments import checked_lrs
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments import sequence_pilots as sp
 from untrainable.profiles import check_profile, check_seeds, default_seeds, preset_table, replace_preset
@@ -163,12 +164,7 @@ def chosen_lrs(records: list[dict[str, Any]]) -> dict[Row, float]:
 
 def learning_rates(p: CopyPreset, sweep: list[dict[str, Any]]) -> dict[Row, float]:
     """The sweep's choice per row, checked against the values written into the preset (``chosen_lrs``)."""
-    lrs = chosen_lrs(sweep)
-    wrong = {str(r): (lr, lrs[r]) for r, lr in p.chosen_lrs.items() if r in lrs and lrs[r] != lr}
-    if wrong:
-        raise ValueError(f"{NAME}: the preset's chosen learning rates disagree with what the sweep chooses "
-                         f"(row: (preset, sweep)): {wrong}")
-    return lrs
+    return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(sweep), "row")
 
 
 def run_seeds(p: CopyPreset, profile: str, seeds: Iterable[int] | None) -> tuple[int, ...]:

@@ -45,8 +45,8 @@ import torch
 
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import CheckedPrecondition, fails_to_train
-from untrainable.analysis.selection import BOOK_CRITERION, choose
-from untrainable.experiments import PlannedRun, fcn_guidance, print_estimate
+from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
+from untrainable.experiments import PlannedRun, checked_lrs, fcn_guidance, print_estimate
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_presets import ImagePreset, Run
@@ -180,9 +180,7 @@ def run_configs(p: DepthMapPreset, lrs: Mapping[Cell, float], depths: Iterable[i
 
 def chosen_lrs(records: list[dict[str, Any]]) -> dict[Cell, float]:
     """Each cell's learning rate, chosen from its pilot records on validation (:data:`SELECTION`)."""
-    by_cell: dict[Cell, list[dict[str, Any]]] = {}
-    for r in records:
-        by_cell.setdefault(_cell(r["config"]), []).append(r)
+    by_cell = group_by(records, lambda r: _cell(r["config"]))
     return {cell: choose(rs, lambda r: r["config"]["lr"], SELECTION) for cell, rs in by_cell.items()}
 
 
@@ -195,12 +193,7 @@ def run_pilots(profile: str, depths: Iterable[int] | None = None, device: str = 
 
 def learning_rates(p: DepthMapPreset, pilots: list[dict[str, Any]]) -> dict[Cell, float]:
     """The pilots' choice per cell, checked against the values written into the preset (``chosen_lrs``)."""
-    lrs = chosen_lrs(pilots)
-    wrong = {str(c): (lr, lrs[c]) for c, lr in p.chosen_lrs.items() if c in lrs and lrs[c] != lr}
-    if wrong:
-        raise ValueError(f"{NAME}: the preset's chosen learning rates disagree with what the pilots choose "
-                         f"(cell: (preset, pilots)): {wrong}")
-    return lrs
+    return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(pilots), source="pilots", verb="choose")
 
 
 def _seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None) -> tuple[int, ...]:

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from untrainable.analysis.selection import BOOK_CRITERION, choose
+from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
 from untrainable.config_checks import check_fields
-from untrainable.experiments import fcn_guidance
+from untrainable.experiments import checked_lrs, fcn_guidance
 from untrainable.experiments import image_guides as guides
 from untrainable.experiments import image_presets as ip
 from untrainable.precision import PRECISIONS
@@ -232,20 +232,13 @@ def run_seeds(p: StrongPreset, c: StudentConfig, seeds: Iterable[int] | None = N
 
 def chosen_lrs(records: list[dict[str, Any]]) -> dict[Cell, float]:
     """Each cell's learning rate, chosen from its sweep records on validation (:data:`SELECTION`)."""
-    by_cell: dict[Cell, list[dict[str, Any]]] = {}
-    for r in records:
-        by_cell.setdefault(cell_of(r["config"]), []).append(r)
+    by_cell = group_by(records, lambda r: cell_of(r["config"]))
     return {cell: choose(rs, lambda r: r["config"]["lr"], SELECTION) for cell, rs in by_cell.items()}
 
 
 def learning_rates(p: StrongPreset, sweep: list[dict[str, Any]]) -> dict[Cell, float]:
     """The sweep's choice per cell, checked against the values written into the preset (``chosen_lrs``)."""
-    lrs = chosen_lrs(sweep)
-    wrong = {str(c): (lr, lrs[c]) for c, lr in p.chosen_lrs.items() if c in lrs and lrs[c] != lr}
-    if wrong:
-        raise ValueError(f"{NAME}: the preset's chosen learning rates disagree with what the sweep chooses "
-                         f"(cell: (preset, sweep)): {wrong}")
-    return lrs
+    return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(sweep))
 
 
 def student_metrics(c: StudentConfig) -> tuple[str, ...]:
