@@ -104,6 +104,19 @@ def test_a_tiny_depth_map_trains_end_to_end_and_its_24_layer_batchnorm_fcn_start
     assert [r["key"] for r in again] == [r["key"] for r in records]
 
 
+@pytest.mark.parametrize("argv, message", [
+    ([], "the following arguments are required: --stage"),
+    (["--stage", "runs", "--seeds", "1", "1"], "--seeds: seeds must be distinct"),
+    (["--stage", "runs", "--profile", "huge"], "invalid choice: 'huge'"),
+    (["--stage", "runs", "--device", "tpu"], "tpu"),
+])
+def test_the_shell_entry_refuses_wrong_arguments_by_name(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(dm.ig, "run_targets", lambda *a, **k: pytest.fail("a refused command trained something"))
+    with pytest.raises(SystemExit) as exit_:
+        dm.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkeypatch, capsys):
     monkeypatch.setattr(dm, "step_seconds", lambda c, steps=5: {"step_s": 0.5, "eval_batch_s": 0.1})
     monkeypatch.setattr(dm.ig, "run_targets", lambda *a, **k: pytest.fail("an estimate trained something"))

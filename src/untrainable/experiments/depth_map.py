@@ -33,7 +33,6 @@ From a shell::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -46,7 +45,8 @@ import torch
 from untrainable import guidance as G
 from untrainable.analysis.preconditions import CheckedPrecondition, fails_to_train
 from untrainable.analysis.selection import BOOK_CRITERION, choose, group_by
-from untrainable.experiments import PlannedRun, checked_lrs, fcn_guidance, print_estimate
+from untrainable.experiments import (PlannedRun, checked_lrs, fcn_guidance, print_estimate, shell_parser,
+                                     shell_seeds)
 from untrainable.experiments import image_guidance as ig
 from untrainable.experiments import image_presets as ip
 from untrainable.experiments.image_presets import ImagePreset, Run
@@ -343,19 +343,18 @@ def main(argv: list[str] | None = None) -> None:
     stored first, ``quick`` trains missing ones). ``--depths`` splits a stage over parallel one-thread
     processes; an interrupted run resumes.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m {NAME}", description=main.__doc__)
-    parser.add_argument("--profile", default="full")
+    parser = shell_parser(f"python -m {NAME}", main.__doc__, "distinct seeds of the runs stage (default: the "
+                                                             "preset's)")
     parser.add_argument("--stage", choices=STAGES, required=True)
     parser.add_argument("--depths", type=int, nargs="*", help="default: every depth of the preset")
-    parser.add_argument("--seeds", type=int, nargs="*", help="default: the preset's")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--estimate", action="store_true", help="print the planned runs and their cost; train nothing")
     args = parser.parse_args(argv)
-    p = PRESETS[check_profile(args.profile)]
+    seeds = shell_seeds(parser, args.seeds)
+    p = PRESETS[args.profile]
     if args.estimate:
         if args.stage == "guides":
             parser.error("--estimate covers the pilots and runs stages (the guide is chapter 04's record)")
-        print_estimate(estimate(args.profile, args.stage, args.depths, args.seeds),
+        print_estimate(estimate(args.profile, args.stage, args.depths, seeds),
                        cost=lambda r: f"{r['step_s']:.3f} s/step",
                        note="training steps and per-epoch evaluation; probes and the guide not counted", hours=True)
     elif args.stage == "guides":
@@ -365,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         pilots = run_pilots(args.profile, args.depths, args.device, train_missing=False)
         ig.run_targets(args.profile, run_configs(p, learning_rates(p, pilots), args.depths),
-                       _seeds(p, args.profile, args.seeds), args.device, train_missing=True, experiment=EXPERIMENT,
+                       _seeds(p, args.profile, seeds), args.device, train_missing=True, experiment=EXPERIMENT,
                        name=run_name)
 
 
