@@ -30,7 +30,7 @@ from untrainable.files import load_torch, save_torch_atomic
 from untrainable.models import count_parameters
 from untrainable.experiments.mimic_sweeps import (PRESETS, SWEEPS, Preset, StudentConfig, TeacherConfig, TeacherSpec,
                                                  bottleneck_sweep, configs, loss_sweep, overfit_pair, preset,
-                                                 quality_sweep, run_seeds, size_sweep)
+                                                 quality_sweep, size_sweep)
 from untrainable.results import config_differences, run_key, run_or_load, run_with_weights, will_train
 from untrainable.runtime import log, seed_everything
 from untrainable.train import FitSettings, fit
@@ -178,13 +178,13 @@ def train_student(config: StudentConfig, seed: int, device: torch.device, checkp
     return {"metrics": metrics, "history": history}
 
 
-def _students(sweep: str, students: dict[str, StudentConfig], p: Preset, profile: str, seeds: tuple[int, ...] | None,
-              device: str, force: bool, teachers: dict[TeacherSpec, list[nn.Module]]) -> list[dict[str, Any]]:
-    """The records of one sweep, each student for its seeds (:func:`run_seeds`); teachers are resolved (once per
-    spec, kept in ``teachers``) only for a student that must be trained."""
+def _students(sweep: str, students: dict[str, StudentConfig], profile: str, seeds: tuple[int, ...], device: str,
+              force: bool, teachers: dict[TeacherSpec, list[nn.Module]]) -> list[dict[str, Any]]:
+    """The records of one sweep; teachers are resolved (once per spec, kept in ``teachers``) only
+    for a student that must be trained."""
     records = []
     for name, cfg in students.items():
-        for s in run_seeds(p, name, seeds):
+        for s in seeds:
             log(f"{STUDENT_EXPERIMENT}/{name} seed {s} ({profile})")
             spec = cfg.teacher
             if spec is not None and spec not in teachers and will_train(STUDENT_EXPERIMENT, profile, name, cfg, s,
@@ -204,10 +204,11 @@ def planned_runs(profile: str, seeds: tuple[int, ...] | None = None) -> list[Pla
     Sweeps share some configs under other names; each name is planned, and a stored twin counts.
     """
     p = preset(profile)
+    seeds = checked_seeds(seeds, p.seeds)
     runs = [PlannedRun(TEACHER_EXPERIMENT, "teacher", p.teacher, s, teacher_metrics(p.teacher)) for s in p.ensemble]
     for students in configs(profile).values():
         runs += [PlannedRun(STUDENT_EXPERIMENT, name, cfg, s, student_metrics(cfg)) for name, cfg in students.items()
-                 for s in run_seeds(p, name, seeds)]
+                 for s in seeds]
     return runs
 
 
@@ -216,11 +217,11 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     """Every record of the chapter (or of ``sweeps``): the teachers, then each sweep's students.
 
     Each returned record carries ``sweep`` (``"teachers"`` for a teacher); :func:`records_by_sweep`
-    groups them. ``seeds=None`` runs every student for its seeds (:func:`run_seeds`); the teachers are the preset's
+    groups them. ``seeds=None`` runs every sweep for the preset's seeds; the teachers are the preset's
     ensemble either way.
     """
     p = preset(profile, smoke)
-    seeds = None if seeds is None else checked_seeds(seeds, p.seeds)
+    seeds = checked_seeds(seeds, p.seeds)
     unknown = set(sweeps or ()) - set(SWEEPS)
     if unknown:
         raise ValueError(f"unknown mimic sweep(s) {sorted(unknown)}: choose from {sorted(SWEEPS)}")
@@ -228,7 +229,7 @@ def run(profile: str = "quick", seeds: tuple[int, ...] | None = None, device: st
     teachers: dict[TeacherSpec, list[nn.Module]] = {}
     for name, students in configs(profile, smoke).items():
         if sweeps is None or name in sweeps:
-            records += _students(name, students, p, profile, seeds, device, force, teachers)
+            records += _students(name, students, profile, seeds, device, force, teachers)
     return records
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from untrainable import mimic
@@ -20,7 +19,7 @@ from untrainable.precision import PRECISIONS
 from untrainable.profiles import DEFAULT_SEEDS, check_profile, check_seeds, preset_table, replace_preset
 from untrainable.results import added_field
 
-__all__ = ["LOSSES", "TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "run_seeds", "preset",
+__all__ = ["LOSSES", "TeacherConfig", "TeacherSpec", "StudentConfig", "Preset", "CHAPTER", "PRESETS", "preset",
            "SWEEPS", "configs", "size_sweep", "quality_sweep", "loss_sweep", "bottleneck_sweep", "overfit_pair"]
 
 #: What a student learns from (:func:`untrainable.mimic.mimic_loss_fn`).
@@ -110,9 +109,6 @@ class Preset:
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 20.0)
     mlp_depth: int = 3
     overfit_epochs: int | None = None  # the overfitting pair's epochs (None: the students' epochs)
-    #: student name -> its own seeds, for the students of a headline row that came out inconclusive at ``seeds``
-    #: (more seeds where a run is cheap, as the book's verdict rules ask); the others train ``seeds``
-    run_seeds: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
 
 CHAPTER = "chapter 07 (mimic)"
@@ -132,10 +128,7 @@ PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
         teacher=TeacherConfig(channels=32, hidden=512, epochs=30, n_train=10_000, n_test=None, snapshots=(2, 8)),
         ensemble=(0, 1, 2), n_train=10_000, n_test=None, student_epochs=8, widths=(256, 1024, 4096),
         bottleneck=256, conv_channels=32, quality_widths=(256, 4096), seeds=DEFAULT_SEEDS["full"], loss_width=256,
-        views=2, precision="bf16", overfit_epochs=30,
-        # mim-single and mim-ens-student (Ba & Caruana's headline numbers) were inconclusive or near it at three
-        # seeds; a student costs 1-2 one-thread minutes, so their students get ten
-        run_seeds={name: tuple(range(10)) for name in ("labels-h4096", "quality-final-h4096", "mimic-h4096")}),
+        views=2, precision="bf16", overfit_epochs=30),
     "paper": Preset(
         teacher=TeacherConfig(channels=128, hidden=1000, epochs=100, n_train=None, n_test=None, snapshots=(2, 5, 20),
                               precision="auto"),
@@ -143,14 +136,6 @@ PRESETS: dict[str, Preset] = preset_table(CHAPTER, {
         bottleneck=1200, conv_channels=128, quality_widths=(4000, 30000), seeds=DEFAULT_SEEDS["paper"],
         loss_width=30000, views=4, precision="auto"),
 })
-
-
-def run_seeds(p: Preset, name: str, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
-    """The seeds of student ``name``: ``seeds`` when given (checked as a set), else its own ``run_seeds``, else
-    the preset's ``seeds``."""
-    if seeds is not None:
-        return check_seeds(tuple(seeds))
-    return check_seeds(tuple(p.run_seeds.get(name, p.seeds)))
 
 
 def preset(profile: str, smoke: bool = False) -> Preset:
@@ -161,7 +146,7 @@ def preset(profile: str, smoke: bool = False) -> Preset:
     teacher = dataclasses.replace(p.teacher, epochs=1, n_train=256, n_test=256, snapshots=())
     return replace_preset(CHAPTER, p, teacher=teacher, ensemble=p.ensemble[:2], n_train=256, n_test=256,
                           student_epochs=1, widths=p.widths[:1], quality_widths=p.widths[:1], seeds=p.seeds[:1],
-                          temperatures=p.temperatures[:2], loss_width=p.widths[0], run_seeds={})
+                          temperatures=p.temperatures[:2], loss_width=p.widths[0])
 
 
 def _student(p: Preset, **kw: Any) -> StudentConfig:
