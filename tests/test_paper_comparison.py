@@ -448,3 +448,13 @@ def test_a_kappa_row_without_strings_at_the_rules_epoch_says_so(tmp_path, plan):
     path.write_text(KAPPA_CSV)
     v = PC.verdicts("full", path).loc["k-guided"]
     assert v["verdict"] == A.RULE_NOT_AVAILABLE and "right/wrong string" in v["reason"]
+
+
+def test_a_baseline_that_splits_into_stuck_and_learning_seeds_gets_fishers_test(monkeypatch):
+    """Issue #30, item 4: KD from the untrained teacher has one seed that stalls near chance (19.8 %) and nine
+    that learn; its row adds Fisher's test of the shares escaping chance, computed from the committed records."""
+    monkeypatch.delenv("UNTRAINABLE_RESULTS", raising=False)
+    assert PC.SPLIT_BASELINES == {"xfer-guidance-untrained": 0.1}
+    row = PC.verdicts("full").loc["xfer-guidance-untrained"]
+    assert 0 <= row["escape_p"] <= 1 and row["baseline_seeds"] == 10
+    assert math.isnan(PC.verdicts("full").loc["xfer-kd-untrained", "escape_p"])
