@@ -441,6 +441,13 @@ def test_item8_hsic_is_gone_cka_keeps_its_estimators():
 GUIDED_EXPERIMENTS = ("image_guidance", "transfer_comparison", "sequence_guidance")
 
 
+def _cpu_kind(record: dict) -> tuple:
+    """Where a record trained, as far as rounding goes: CPU model, kernel flags and oneDNN cap (records from
+    before the cap was recorded ran under the default cap)."""
+    m = record.get("machine", {})
+    return m.get("cpu"), tuple(m.get("cpu_flags", ())), m.get("onednn_max_cpu_isa", "AVX512_CORE_BF16")
+
+
 def test_each_condition_of_the_guided_chapters_trained_on_one_cpu_kind():
     """A condition pools seeds; seeds from two CPU kinds would pool two roundings of the same recipe, and a
     reader rerunning on one kind could not reproduce the other's. Every committed ``full`` condition of the
@@ -449,9 +456,7 @@ def test_each_condition_of_the_guided_chapters_trained_on_one_cpu_kind():
     for experiment in GUIDED_EXPERIMENTS:
         for path in sorted((repo_root() / "results" / "full" / experiment).glob("*.json")):
             r = json.loads(path.read_text())
-            m = r.get("machine", {})
-            kind = (m.get("cpu"), tuple(m.get("cpu_flags", ())), m.get("onednn_max_cpu_isa", "AVX512_CORE_BF16"))
-            kinds.setdefault((experiment, r["name"]), set()).add(kind)
+            kinds.setdefault((experiment, r["name"]), set()).add(_cpu_kind(r))
     mixed = {k: v for k, v in kinds.items() if len(v) > 1}
     assert kinds and not mixed, f"conditions whose seeds trained on several CPU kinds: {sorted(mixed)}"
 
@@ -461,19 +466,15 @@ def test_chapter_07s_teachers_and_every_student_that_learns_from_them_trained_on
     an Intel Xeon, seed 1's first epoch reached 25.6 % train accuracy against the EPYC record's 25.55 %), so
     a student's targets depend on where its teachers trained: the teachers and every student that mimics
     them come from one CPU kind, and each label-trained condition from one kind too."""
-    def kind(r):
-        m = r.get("machine", {})
-        return m.get("cpu"), tuple(m.get("cpu_flags", ())), m.get("onednn_max_cpu_isa", "AVX512_CORE_BF16")
-
     taught: set[tuple] = set()
     labels: dict[str, set[tuple]] = {}
     for experiment in ("mimic_teacher", "mimic_student"):
         for path in sorted((repo_root() / "results" / "full" / experiment).glob("*.json")):
             r = json.loads(path.read_text())
             if experiment == "mimic_teacher" or r["config"].get("teacher") is not None:
-                taught.add(kind(r))
+                taught.add(_cpu_kind(r))
             else:
-                labels.setdefault(r["name"], set()).add(kind(r))
+                labels.setdefault(r["name"], set()).add(_cpu_kind(r))
     mixed = {k: v for k, v in labels.items() if len(v) > 1}
     assert len(taught) == 1, f"chapter 07's teachers and their students trained on several CPU kinds: {taught}"
     assert labels and not mixed, f"label-trained conditions whose seeds trained on several CPU kinds: {sorted(mixed)}"

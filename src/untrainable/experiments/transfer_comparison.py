@@ -7,7 +7,7 @@ ResNet-18 guide of chapter 04 or the same network untrained. Everything else (da
 schedule) is the chapter-04 run's, so the methods differ in their loss, its weight and the learning
 rate alone. Each method's weight and learning rate are chosen on the validation split in chapter 04's
 order (:func:`sweep_configs`, seed :data:`SWEEP_SEED`), and the number reported is the book's estimate, the
-test accuracy at the epoch of highest validation accuracy (:data:`untrainable.analysis.transfer_tables.RULE`
+test accuracy at the epoch of highest validation accuracy (:data:`untrainable.analysis.transfer_tables.METRIC`
 says why not the lowest validation loss); the labels alone keep the rate chapter 04 chose for this student. Guidance's
 distance can be any of :data:`untrainable.guidance.GUIDANCE_DISTANCES` (the distance study).
 
@@ -30,7 +30,7 @@ from untrainable import guidance as G
 from untrainable import transfer as T
 from untrainable.mimic import random_crop_flip
 from untrainable.analysis.estimates import Rule, estimate_key, estimated
-from untrainable.analysis.transfer_tables import RULE
+from untrainable.analysis.transfer_tables import METRIC, RULE
 from untrainable.analysis.preconditions import CheckedPrecondition, guide_beats_target, overfits
 from untrainable.analysis.selection import BOOK_CRITERION, best_record, group_by, max_valid_acc
 from untrainable.data import stratified_indices
@@ -383,9 +383,9 @@ def preconditions(records: list[dict[str, Any]], teacher: dict[str, Any] | None,
     student trained on labels alone shows chapter 04's failure (it overfits), and the trained teacher (at its
     kept checkpoint) beats it by more than the seed spread, so it has something to hand over."""
     labels = [r for r in records if r["name"] == "labels"]
-    metric = estimate_key("test_acc", rule)
+    metric = estimate_key(METRIC, rule)
     return [overfits(labels, "the student on labels alone", rule=rule),
-            guide_beats_target(scored_as([teacher] if teacher else [], metric), estimated(labels, "test_acc", rule),
+            guide_beats_target(scored_as([teacher] if teacher else [], metric), estimated(labels, METRIC, rule),
                                "the trained teacher", metric)]
 
 
