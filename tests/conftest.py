@@ -15,6 +15,15 @@ def isolated_store(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def committed_store(monkeypatch):
+    """The repository's committed records instead of the test's empty store."""
+    from untrainable.paths import results_root
+
+    monkeypatch.delenv("UNTRAINABLE_RESULTS", raising=False)
+    assert (results_root() / "full").is_dir(), "the committed full records are missing"
+
+
+@pytest.fixture
 def run_cli(capsys):
     """Run the command line in-process: ``run_cli("reproduce", "--only", "01") -> (exit status, output)``."""
     from untrainable import cli

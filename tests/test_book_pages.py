@@ -15,14 +15,7 @@ import yaml
 matplotlib.use("Agg")
 
 from untrainable import pages, plotting  # noqa: E402
-from untrainable.paths import repo_root, results_root  # noqa: E402
-
-
-@pytest.fixture
-def committed_store(monkeypatch):
-    """The repository's committed records instead of the test's empty store."""
-    monkeypatch.delenv("UNTRAINABLE_RESULTS", raising=False)
-    assert (results_root() / "full").is_dir(), "the committed full records are missing"
+from untrainable.paths import repo_root  # noqa: E402
 
 
 def _text(path: str) -> str:

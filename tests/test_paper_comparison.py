@@ -355,7 +355,8 @@ def test_a_fragile_or_inconclusive_row_is_flagged():
 def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_file):
     table = PD.comparison("full", data_file)
     text = PD.answer(table)
-    assert text.count(". ") == 2 and text.startswith("**Guidance** reproduced")  # three sentences
+    assert text.count(". ") == 3 and text.startswith("**Guidance** reproduced")  # four sentences
+    assert "No judged row has a control that fails to train yet" in text
     judged = set(table["verdict"]) - {A.NOT_COMPARABLE}
     assert {A.REPRODUCED, A.OPPOSITE, A.NO_EFFECT, A.TOO_FEW_SEEDS, A.NOT_TESTABLE, A.NOT_RUN} <= judged
     for verdict in judged - {A.REPRODUCED, A.NOT_RUN}:
@@ -379,6 +380,29 @@ def test_no_row_reads_a_stored_checkpoint_metric(tmp_path, plan):
     path.write_text(HEADER + "c-none,04,C,none,acc,10,1,,,,exp,c-none,checkpoint_test_acc,paper,\n")
     with pytest.raises(ValueError, match="unknown metric 'checkpoint_test_acc'"):
         PC.verdicts("full", path)
+
+
+def _trained_to(name, seed, best_train, test=0.3):
+    return {**_record(name, seed, test), "history": [{"train_acc": 0.1, "test_acc": 0.2, "test_loss": 1.0},
+                                                      {"train_acc": best_train, "test_acc": test, "test_loss": 1.0}]}
+
+
+@pytest.mark.parametrize("control_best, holds", [(0.45, True), (0.15, True), (0.80, False)])
+def test_a_rescue_row_needs_a_control_that_fails_to_train_and_the_answer_says_so(tmp_path, plan, control_best, holds):
+    """``fails_to_train``: the control's best training accuracy near chance, or 20 points or more below the
+    shallow net's (90 %): 45 % and 15 % fail, 80 % trains and makes the row not testable."""
+    _write([_trained_to("d-shallow", s, 0.9) for s in range(3)] + [_trained_to("d-none", s, control_best, 0.3 + 0.005 * s)
+                                                                    for s in range(3)]
+           + [_trained_to("d-guide", s, 0.9, test=0.4 + 0.01 * s) for s in range(3)], plan)
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "d-none,04,D,no guide,acc,10,1,,,,exp,d-none,test_acc,paper,\n"
+                    "d-up,04,D,guide,acc,20,1,,d-none,fails_to_train:d-none>d-shallow@0.2,exp,d-guide,test_acc,paper,\n")
+    v = PC.verdicts("full", path).loc["d-up"]
+    assert bool(v["precondition_holds"]) is holds and "points or more below the shallow net's" in v["precondition"]
+    assert (v["verdict"] == A.NOT_TESTABLE) is not holds
+    text = PD.answer(PD.comparison("full", path))
+    assert "Where our control fails to train, guidance reproduced the paper's direction" in text
+    assert ("in 1 of 1 judged row (D, guide: +" in text) is holds
 
 
 def test_a_precondition_is_read_at_the_rows_rule(tmp_path, plan):

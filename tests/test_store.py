@@ -25,13 +25,6 @@ def _chapter_or_skip(prefix: str):
     return module
 
 
-@pytest.fixture
-def committed_store(monkeypatch):
-    """The repository's committed records instead of the test's empty store."""
-    monkeypatch.delenv("UNTRAINABLE_RESULTS", raising=False)
-    assert (results_root() / "full").is_dir(), "the committed full records are missing"
-
-
 @pytest.mark.parametrize("prefix", list(CHAPTERS))
 def test_every_planned_full_run_has_its_committed_record(prefix, committed_store):
     _chapter_or_skip(prefix)

@@ -25,7 +25,7 @@ from untrainable.results import history_frame
 
 __all__ = ["UNDEFINED_NOTE", "REFERENCES", "SEQUENCE_AXES", "pick", "short_layer", "loss_decomposition",
            "missing_grids", "cka_heatmaps", "t_band", "sequence_alignment_frame", "sequence_alignment",
-           "sequence_curves"]
+           "sequence_curves", "depth_map"]
 
 #: How a None CKA (a layer constant over the probe set, ``0/0``) is drawn and named in the legend.
 UNDEFINED_NOTE = "undefined (constant layer)"
@@ -283,4 +283,25 @@ def sequence_curves(records: Sequence[dict[str, Any]], labels: dict[str, str], t
     for ax, metric in zip(fig.axes, metrics):
         if metric in percent:
             ax.set_ylim(0, 100)
+    return fig
+
+
+def depth_map(frame: pd.DataFrame, labels: dict[str, str], title: str, chance: float = 10.0) -> plt.Figure:
+    """The depth map (:func:`untrainable.analysis.depth_tables.depth_frame`): best train accuracy (left: does
+    the net train at all?) and the book's estimate of test accuracy (right) against depth, one line per
+    condition, the mean over seeds with a bar from the lowest to the highest seed; chance dotted."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, column in zip(axes, ("best train acc (%)", "test acc (%)")):
+        for condition, sub in frame.groupby("condition", sort=False):
+            stat = sub.groupby("depth")[column].agg(["mean", "min", "max"])
+            ax.errorbar(stat.index, stat["mean"], yerr=[stat["mean"] - stat["min"], stat["max"] - stat["mean"]],
+                        marker="o", capsize=3, color=COLORS.get(condition), label=labels.get(condition, condition))
+        ax.axhline(chance, color="#444444", linestyle=":", linewidth=1, label="chance")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(frame["depth"].unique()), [str(d) for d in sorted(frame["depth"].unique())])
+        ax.minorticks_off()
+        ax.set(xlabel="depth (hidden layers)", ylabel=column.replace("acc", "accuracy"), ylim=(0, 100))
+    axes[0].legend(frameon=False, fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig

@@ -14,7 +14,9 @@ paper's direction is the sign of its own difference, or ``paper_direction`` ("hi
 the paper gives no number. A row may name a ``precondition`` the claim needs from our records
 (``overfits:<record>``: that run overfits, :func:`untrainable.analysis.preconditions.overfits`;
 ``above_chance:<record>@0.1``; ``guides_reach:<guide record>@0.95``; ``guide_beats:<guide>><target>``,
-the guide's record among the trained guides or, for a sequence guide, in the row's experiment);
+the guide's record among the trained guides or, for a sequence guide, in the row's experiment;
+``fails_to_train:<control>><shallow control>@0.2``: the control fails to train where the shallow one trains,
+:func:`untrainable.analysis.preconditions.fails_to_train`);
 when one fails the row is "not testable". A row may name several, ``;``-separated
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
 comparable"); rows without records are "not run".
@@ -171,6 +173,11 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
                   else at_rule(_used(store, experiment, guide)))  # a sequence guide is a run of the row's experiment
         return A.preconditions.guide_beats_target(guides, at_rule(store.named(experiment, target)),
                                                   f"the guide {guide}", metric, min_gap=float(gap or 0))
+    if kind == "fails_to_train":
+        pair, _, gap = args.partition("@")
+        control, _, shallow = pair.partition(">")
+        return A.preconditions.fails_to_train(store.named(experiment, control), store.named(experiment, shallow),
+                                              control, min_gap=float(gap) if gap else None)
     if kind == "above_chance":
         name, _, chance = args.partition("@")
         return A.preconditions.above_chance(at_rule(store.named(experiment, name)), float(chance), name, metric)
@@ -185,7 +192,8 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
 PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>[@<min gap>]",
                       "falls_short": "<plain record>><residual twin guide record>", "above_chance": "<record>@<chance>",
-                      "guides_reach": "<guide record>@<validation accuracy every used guide reaches>"}
+                      "guides_reach": "<guide record>@<validation accuracy every used guide reaches>",
+                      "fails_to_train": "<control record>><shallow control record>[@<min gap below it>]"}
 
 
 def _precondition(row: pd.Series, store: PlannedStore) -> A.Precondition | A.RuleNotAvailable | None:

@@ -25,7 +25,7 @@ from untrainable.pages import NA_NOTE_ATTR, table_html
 from untrainable.paper_comparison import ACCURACIES, paper_numbers, verdicts
 from untrainable.paper_comparison_records import PlannedStore, is_set, names_a_record
 
-__all__ = ["SHOWN", "UNITS", "COMPACT", "NOTES", "chapter_rows", "verdict_html", "GUIDANCE_CHAPTERS", "MIMICRY_CHAPTERS", "sources_table", "comparison",
+__all__ = ["SHOWN", "UNITS", "COMPACT", "NOTES", "UNTRAINABLE", "chapter_rows", "verdict_html", "GUIDANCE_CHAPTERS", "MIMICRY_CHAPTERS", "sources_table", "comparison",
            "verdict_counts", "headline", "transfer_paragraph", "claim", "compact", "notes_html", "answer"]
 
 #: The columns a page shows of :func:`comparison`: the verdict first, so it is read before any number.
@@ -119,7 +119,8 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "claim": claim(row), "fragile": bool(r["fragile"]), "unit": unit,
                      "our effect": _fmt_effect(r, digits, unit),
                      "paper's effect": _fmt_paper_effect(r, row["paper_direction"], digits, unit),
-                     "baseline seeds": f"{r['baseline_seeds']}", "precondition numbers": r["precondition"]})
+                     "baseline seeds": f"{r['baseline_seeds']}", "precondition numbers": r["precondition"],
+                     "untrainable": is_set(row["precondition"]) and UNTRAINABLE in row["precondition"]})
     return pd.DataFrame(rows).set_index("row")
 
 
@@ -179,6 +180,9 @@ UNITS = {**dict.fromkeys((*ACCURACIES, "guide_acc", "teacher_test_acc"), "pts"),
          "perplexity": "ppl", "kappa": "κ"}
 #: The columns of :func:`compact` (its index is the claim): what a reader needs to see of each claim at a glance.
 COMPACT = ["verdict", "our effect [95 % CI]", "paper's effect", "p", "seeds"]
+#: The precondition kind that marks a row as a rescue claim: its control fails to train (the landing page asks
+#: "does guidance train the untrainable?" of these rows alone).
+UNTRAINABLE = "fails_to_train"
 #: The chapters whose rows the landing page's answer (:func:`answer`) counts as guidance, and as mimicry.
 GUIDANCE_CHAPTERS = ("04", "05", "06", "08")
 MIMICRY_CHAPTERS = ("07",)
@@ -302,9 +306,10 @@ def _share(rows: pd.DataFrame, label: str) -> str:
 
 
 def answer(table: pd.DataFrame) -> str:
-    """The landing page's answer in three sentences, from a :func:`comparison` table: where guidance (the
+    """The landing page's answer in four sentences, from a :func:`comparison` table: where guidance (the
     chapters of :data:`GUIDANCE_CHAPTERS`) reproduced the paper's direction with a trained guide and with an
-    untrained one (a row whose setting or condition says "untrained"), where mimicry did
+    untrained one (a row whose setting or condition says "untrained"), where it did for a control that fails
+    to train (a row whose precondition names :data:`UNTRAINABLE`), where mimicry did
     (:data:`MIMICRY_CHAPTERS`), and every other judged row by its verdict; each effect with its unit."""
     judged = table[~table["verdict"].isin([A.NOT_COMPARABLE, A.NOT_RUN])].assign(short=lambda t: t["setting"].str.replace(
         _LONG_ASIDE, "", regex=True))
@@ -316,7 +321,12 @@ def answer(table: pd.DataFrame) -> str:
                        for verdict in A.VERDICTS if (rest["verdict"] == verdict).any())
     if judged.empty:
         return "No claim has been judged in this profile yet: its records are not there (page 98 lists them).\n"
+    failing = judged[judged["untrainable"]] if "untrainable" in judged else judged.iloc[:0]
+    rescue = (f"**Does guidance train a net that fails to train?** Where our control fails to train, guidance "
+              f"reproduced the paper's direction {_share(failing, 'claim')}. " if not failing.empty else
+              "**Does guidance train a net that fails to train?** No judged row has a control that fails to train "
+              "yet. ")
     return (f"**Guidance** reproduced the paper's direction (p < 0.05; our effects with 95 % intervals) with a trained "
             f"guide {_share(guidance[~untrained], 'short')}, and with an untrained guide "
-            f"{_share(guidance[untrained], 'short')}. **Mimicry** reproduced it {_share(mimicry, 'claim')}. "
+            f"{_share(guidance[untrained], 'short')}. " + rescue + f"**Mimicry** reproduced it {_share(mimicry, 'claim')}. "
             + (f"**Did not reproduce**: {missed}." if missed else "Every judged row reproduced.") + "\n")

@@ -132,19 +132,24 @@ def overfits(records: list[dict[str, Any]], name: str = "the control", min_rise:
 
 
 def fails_to_train(records: list[dict[str, Any]], shallow: list[dict[str, Any]], name: str = "the control",
-                   near: float = 0.1, trains: float = 0.3) -> CheckedPrecondition:
+                   near: float = 0.1, trains: float = 0.3, min_gap: float | None = None) -> CheckedPrecondition:
     """Does the control fail to train where a shallower net trains? Its best training accuracy over
-    epochs stays within ``near`` of chance, while the shallow net's reaches ``trains`` above chance."""
+    epochs stays within ``near`` of chance, while the shallow net's reaches ``trains`` above chance; or, with
+    ``min_gap``, it ends that far or more below the shallow net's (a net that learns a little still fails)."""
     what = f"{name} fails to train where a shallower net trains"
     if not records or not shallow:
         return _no_records(what, name if not records else "the shallow net")
     best = _mean(records, lambda r: max(h["train_acc"] for h in r["history"]))
     best_shallow = _mean(shallow, lambda r: max(h["train_acc"] for h in r["history"]))
-    holds = best <= CHANCE + near and best_shallow >= CHANCE + trains
-    return CheckedPrecondition(what, bool(holds),
-                               f"best train accuracy {100 * best:.1f}% (needs ≤ {100 * (CHANCE + near):.0f}%), "
-                               f"the shallow net's {100 * best_shallow:.1f}% (needs ≥ {100 * (CHANCE + trains):.0f}%)",
-                               {"best_train_acc": best, "shallow_best_train_acc": best_shallow})
+    trains_shallow = best_shallow >= CHANCE + trains
+    gap = best_shallow - best
+    holds = trains_shallow and (best <= CHANCE + near or (min_gap is not None and gap >= min_gap))
+    detail = (f"best train accuracy {100 * best:.1f}% (needs ≤ {100 * (CHANCE + near):.0f}%"
+              + (f", or {100 * min_gap:.0f} points or more below the shallow net's" if min_gap is not None else "")
+              + f"), the shallow net's {100 * best_shallow:.1f}% (needs ≥ {100 * (CHANCE + trains):.0f}%)")
+    return CheckedPrecondition(what, bool(holds), detail,
+                               {"best_train_acc": best, "shallow_best_train_acc": best_shallow,
+                                "gap_to_shallow": gap})
 
 
 def plateau_drop(record: dict[str, Any], last: int = 5) -> float:

@@ -2,8 +2,10 @@
 
 The guidance paper's headline cases are networks that *fail to train*. This map trains the Deep FCN of
 chapter 04 (blocks of Linear + BatchNorm + ReLU + dropout, :func:`untrainable.models.deep_fcn`) at one
-width and the depths :data:`DEPTHS`, each with no guide, a trained and an untrained ResNet-18 guide, with
-and without BatchNorm (``fcn_batch_norm``), and reports train and test accuracy against depth.
+width and the depths :data:`DEPTHS`, each with no guide, a trained and an untrained ResNet-18 guide, and
+reports best train and estimated test accuracy against depth (:mod:`untrainable.analysis.depth_tables`).
+A profile may map nets without BatchNorm too (``fcn_batch_norm``); ``full`` maps the paper's block alone,
+since it already fails at 24 layers, and pilots two depths without BatchNorm as evidence (``extra_pilots``).
 
 Everything but the depth, the width and BatchNorm comes from chapter 04's typed preset of the same
 profile (:data:`untrainable.experiments.fcn_guidance.PRESETS`: images, validation split, epochs,
@@ -11,18 +13,22 @@ schedule, guides), so the trained guide is chapter 04's own record. Two stages:
 
 1. **pilots**: the unguided control of each (depth, BatchNorm) cell at each of ``pilot_lrs``, seed
    :data:`PILOT_SEED` (no reported run uses it); each cell's learning rate is chosen on validation by
-   :func:`untrainable.analysis.selection.choose` with the book's criterion :data:`SELECTION`;
-2. **runs**: every condition of every cell at its control's chosen learning rate, for the preset's seeds.
+   :func:`untrainable.analysis.selection.choose` with the book's criterion :data:`SELECTION`, and written
+   into the preset (``chosen_lrs``), which a test holds to the stored pilots;
+2. **runs**: every condition of every cell at its control's chosen learning rate (guided runs are not
+   tuned on their own), for the preset's seeds; ``failing_seeds`` at ``failing_depth``.
 
 :func:`control_fails` says where the map is read: a control *fails to train* when its best training
 accuracy stays near chance (:func:`untrainable.analysis.preconditions.fails_to_train`) or ends
-:data:`MIN_GAP` points or more below the 3-layer control of the same cell kind.
+:data:`MIN_GAP` points or more below the 3-layer control of the same cell kind. ``failing_depth`` is the
+shallowest depth where the pilots say so (a test holds it); page 98's untrainable rows are judged there.
 
 A deep BatchNorm FCN at initialisation has layers that are constant over a batch in eval mode (its
 running statistics are the initial ones); the alignment probes record such pairs as null with a reason
 (:class:`untrainable.guidance.SimilarityProbe`), and the guidance loss counts them as unrelated for that
-step (:class:`untrainable.guidance.GuidanceLoss`), so nothing stops a run. The map is not a chapter of
-the book yet (no ``full`` records): it is absent from :data:`untrainable.experiments.CHAPTERS`.
+step (:class:`untrainable.guidance.GuidanceLoss`), so nothing stops a run. The map joins chapter 04 (and
+page 98) once every cell's ``full`` records are stored; until then it is absent from
+:data:`untrainable.experiments.CHAPTERS`.
 
 From a shell::
 
@@ -55,12 +61,14 @@ from untrainable.profiles import check_profile, check_seeds, default_seeds, pres
 from untrainable.results import find_record
 from untrainable.train import cross_entropy_loss
 
-__all__ = ["EXPERIMENT", "PILOT_EXPERIMENT", "PILOT_SEED", "SELECTION", "NAME", "DEPTHS", "CONDITIONS", "STAGES",
+__all__ = ["EXPERIMENT", "REQUIRED_METRICS", "PILOT_EXPERIMENT", "PILOT_SEED", "SELECTION", "NAME", "DEPTHS", "CONDITIONS", "STAGES",
            "SHALLOW", "MIN_GAP", "Cell", "DepthMapPreset", "PRESETS", "shrink", "preset", "cells", "pilot_name",
            "run_name", "pilot_configs", "run_configs", "chosen_lrs", "learning_rates", "planned_runs", "run_pilots",
-           "run", "control_fails", "preconditions", "step_seconds", "estimate", "main"]
+           "run", "control_fails", "preconditions", "failing_depths", "pilot_cells", "step_seconds", "estimate", "main"]
 
 EXPERIMENT = "depth_map"
+#: What the map's pages read of a run: chapter 04's metrics (:func:`~.image_guidance.required_metrics`).
+REQUIRED_METRICS = ig.REQUIRED_METRICS
 PILOT_EXPERIMENT = "depth_map_pilots"
 #: The seed of every pilot run: no reported run uses it, so the choice does not favour a reported seed.
 PILOT_SEED = 100
@@ -92,7 +100,11 @@ class DepthMapPreset:
     """What the map sets in one profile. ``base``: chapter 04's preset of the profile (data, epochs,
     guides; its FCN sizes give way to ``depths``/``width``/``first_width``, which is required: None is a
     size there). ``seeds`` None: the profile's default seeds. ``chosen_lrs``: each cell's learning rate as
-    the pilots chose it, written in once they are stored (:func:`run` refuses a preset that disagrees)."""
+    the pilots chose it, written in once they are stored (:func:`run` refuses a preset that disagrees).
+    ``extra_pilots``: cells piloted but not mapped (their controls say where a net without BatchNorm fails).
+    ``failing_depth``: the shallowest depth whose BatchNorm control fails to train (:func:`control_fails`,
+    read from the pilots; a test holds it to the records), where the untrainable rows are judged with
+    ``failing_seeds``, more seeds than the map's other cells."""
 
     base: ImagePreset
     depths: tuple[int, ...]
@@ -100,7 +112,10 @@ class DepthMapPreset:
     first_width: int | None
     pilot_lrs: tuple[float, ...]
     batch_norm: tuple[bool, ...] = (True, False)
+    extra_pilots: tuple[Cell, ...] = ()
     seeds: tuple[int, ...] | None = None
+    failing_depth: int | None = None
+    failing_seeds: tuple[int, ...] | None = None
     chosen_lrs: Mapping[Cell, float] = field(default_factory=dict)
 
 
@@ -111,8 +126,15 @@ def _base(profile: str) -> ImagePreset:
 
 PRESETS: dict[str, DepthMapPreset] = preset_table(NAME, {
     "quick": DepthMapPreset(base=_base("quick"), depths=(3, 6, 24), width=64, first_width=None, pilot_lrs=(1e-3, 3e-4)),
+    # The paper's block (with BatchNorm) already fails to train at 24 layers (the pilots), so the map runs it
+    # alone; the issue adds nets without BatchNorm only where the BatchNorm net still trains at 48 layers.
+    # Their pilots at 3 and 24 layers stay as the evidence that without BatchNorm the 24-layer net sits at chance
+    # while the 3-layer one trains.
     "full": DepthMapPreset(base=_base("full"), depths=DEPTHS, width=512, first_width=None,
-                           pilot_lrs=(1e-3, 3e-4, 1e-4)),
+                           pilot_lrs=(1e-3, 3e-4, 1e-4), batch_norm=(True,),
+                           extra_pilots=(Cell(3, False), Cell(24, False)), failing_depth=24,
+                           failing_seeds=(0, 1, 2, 3, 4),
+                           chosen_lrs={Cell(3): 1e-4, Cell(6): 3e-4, Cell(12): 3e-4, Cell(24): 1e-3, Cell(48): 1e-4}),
     "paper": DepthMapPreset(base=_base("paper"), depths=DEPTHS, width=1024, first_width=2048,
                             pilot_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5)),
 })
@@ -165,9 +187,19 @@ def run_name(c: ig.Config) -> str:
     return f"{_cell(c)}-{c.condition}"
 
 
-def pilot_configs(p: DepthMapPreset, depths: Iterable[int] | None = None) -> list[ig.Config]:
-    """Every pilot: each cell's unguided control at each of ``pilot_lrs``."""
-    return [c for cell in cells(p, depths) for lr in p.pilot_lrs for c in _configs(p, cell, lr, ("no_guide",))]
+def pilot_cells(p: DepthMapPreset, depths: Iterable[int] | None = None) -> list[Cell]:
+    """The cells piloted: the map's and the preset's ``extra_pilots`` (``depths``: only those)."""
+    mapped = cells(p, depths)
+    extra = [c for c in p.extra_pilots if depths is None or c.depth in tuple(depths)]
+    return mapped + [c for c in extra if c not in mapped]
+
+
+def pilot_configs(p: DepthMapPreset, depths: Iterable[int] | None = None, mapped_only: bool = False
+                  ) -> list[ig.Config]:
+    """Every pilot: each piloted cell's unguided control at each of ``pilot_lrs`` (``mapped_only``: only the
+    map's cells, whose pilots choose the runs' learning rates)."""
+    piloted = cells(p, depths) if mapped_only else pilot_cells(p, depths)
+    return [c for cell in piloted for lr in p.pilot_lrs for c in _configs(p, cell, lr, ("no_guide",))]
 
 
 def run_configs(p: DepthMapPreset, lrs: Mapping[Cell, float], depths: Iterable[int] | None = None) -> list[ig.Config]:
@@ -185,9 +217,11 @@ def chosen_lrs(records: list[dict[str, Any]]) -> dict[Cell, float]:
 
 
 def run_pilots(profile: str, depths: Iterable[int] | None = None, device: str = "auto", *,
-               train_missing: bool | None = None, smoke: bool = False) -> list[dict[str, Any]]:
-    """The record of every pilot (seed :data:`PILOT_SEED`): stored ones loaded, missing ones trained."""
-    return ig.run_targets(profile, pilot_configs(preset(profile, smoke), depths), (PILOT_SEED,), device,
+               train_missing: bool | None = None, smoke: bool = False, mapped_only: bool = False
+               ) -> list[dict[str, Any]]:
+    """The record of every pilot (seed :data:`PILOT_SEED`; ``mapped_only``: of the map's cells): stored ones
+    loaded, missing ones trained."""
+    return ig.run_targets(profile, pilot_configs(preset(profile, smoke), depths, mapped_only), (PILOT_SEED,), device,
                           train_missing=train_missing, experiment=PILOT_EXPERIMENT, name=pilot_name)
 
 
@@ -196,21 +230,45 @@ def learning_rates(p: DepthMapPreset, pilots: list[dict[str, Any]]) -> dict[Cell
     return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(pilots), source="pilots", verb="choose")
 
 
-def _seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None) -> tuple[int, ...]:
-    """``seeds`` when given (checked), else the preset's, else the profile's defaults."""
+def _seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None, depth: int | None = None
+           ) -> tuple[int, ...]:
+    """``seeds`` when given (checked), else the failing depth's (``failing_seeds``) or the preset's, else the
+    profile's defaults."""
     if seeds is not None:
         return check_seeds(seeds)
+    if depth is not None and depth == p.failing_depth and p.failing_seeds is not None:
+        return p.failing_seeds
     return p.seeds if p.seeds is not None else default_seeds(profile)
 
 
-def run(profile: str = "quick", seeds: Iterable[int] | None = None, depths: Iterable[int] | None = None,
-        device: str = "auto", *, train_missing: bool | None = None, smoke: bool = False) -> list[dict[str, Any]]:
+def _planned(p: DepthMapPreset, profile: str, configs: list[ig.Config], seeds: Iterable[int] | None
+             ) -> list[PlannedRun]:
+    """Each run of ``configs`` for each of its seeds (:func:`_seeds` of its depth)."""
+    return [PlannedRun(EXPERIMENT, run_name(c), c, s, ig.required_metrics(c)) for c in configs
+            for s in _seeds(p, profile, seeds, c.fcn_depth)]
+
+
+def _train(profile: str, p: DepthMapPreset, configs: list[ig.Config], seeds: Iterable[int] | None, device: str,
+           train_missing: bool | None, force: bool = False) -> list[dict[str, Any]]:
+    """The records of ``configs``, each for its seeds (:func:`_seeds` of its depth): stored ones loaded,
+    missing ones trained."""
+    groups: dict[tuple[int, ...], list[ig.Config]] = {}
+    for c in configs:
+        groups.setdefault(_seeds(p, profile, seeds, c.fcn_depth), []).append(c)
+    return [rec for group_seeds, group in groups.items()
+            for rec in ig.run_targets(profile, group, group_seeds, device, force=force,
+                                      train_missing=train_missing, experiment=EXPERIMENT, name=run_name)]
+
+
+def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
+        depths: Iterable[int] | None = None, train_missing: bool | None = None, smoke: bool = False
+        ) -> list[dict[str, Any]]:
     """The record of every run of the map for every seed: the pilots first (loaded or trained), then each
-    cell's conditions at the learning rate its pilots chose."""
+    cell's conditions at the learning rate its pilots chose (``force``: the runs retrained, not the pilots)."""
     p = preset(profile, smoke)
-    lrs = learning_rates(p, run_pilots(profile, depths, device, train_missing=train_missing, smoke=smoke))
-    return ig.run_targets(profile, run_configs(p, lrs, depths), _seeds(p, profile, seeds), device,
-                          train_missing=train_missing, experiment=EXPERIMENT, name=run_name)
+    lrs = learning_rates(p, run_pilots(profile, depths, device, train_missing=train_missing, smoke=smoke,
+                                       mapped_only=True))
+    return _train(profile, p, run_configs(p, lrs, depths), seeds, device, train_missing, force)
 
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
@@ -221,8 +279,8 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
     chosen = [c for c in cells(p) if c in p.chosen_lrs]
     runs = [c for cell in chosen for c in _configs(p, cell, p.chosen_lrs[cell], CONDITIONS)]
     guides = [r for r in ig.planned_runs(pilots + runs, ()) if r.experiment != ig.EXPERIMENT]
-    return (guides + [PlannedRun(PILOT_EXPERIMENT, pilot_name(c), c, PILOT_SEED) for c in pilots]
-            + [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in runs for s in _seeds(p, profile, seeds)])
+    return (guides + [PlannedRun(PILOT_EXPERIMENT, pilot_name(c), c, PILOT_SEED, ig.required_metrics(c)) for c in pilots]
+            + _planned(p, profile, runs, seeds))
 
 
 # ----------------------------------------------------------------------------- where the map is read
@@ -230,27 +288,32 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
 
 def control_fails(control: list[dict[str, Any]], shallow: list[dict[str, Any]], name: str) -> CheckedPrecondition:
     """Does the control fail to train? Its best training accuracy stays near chance while the shallow net
-    trains (:func:`~untrainable.analysis.preconditions.fails_to_train`), or it ends :data:`MIN_GAP` points
-    or more below the shallow net's best training accuracy (a net that learns a little still fails)."""
-    near = fails_to_train(control, shallow, name)
-    if not near.numbers:
-        return near
-    gap = 100 * (near.numbers["shallow_best_train_acc"] - near.numbers["best_train_acc"])
-    holds = near.holds or gap >= MIN_GAP
-    return CheckedPrecondition(f"{name} fails to train", bool(holds),
-                               f"{near.detail}; or {gap:.1f} points below the {SHALLOW}-layer net (needs ≥ "
-                               f"{MIN_GAP:g})", {**near.numbers, "gap_to_shallow": gap})
+    trains, or ends :data:`MIN_GAP` points or more below the shallow net's best training accuracy
+    (:func:`~untrainable.analysis.preconditions.fails_to_train`)."""
+    return fails_to_train(control, shallow, name, min_gap=MIN_GAP / 100)
 
 
-def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
-    """For each deeper cell, whether its unguided control fails to train (:func:`control_fails`) against
-    the :data:`SHALLOW`-layer control of the same kind (with or without BatchNorm)."""
+def _control_checks(records: list[dict[str, Any]]) -> dict[Cell, CheckedPrecondition]:
+    """Per deeper cell, whether its unguided control fails to train (:func:`control_fails`) against the
+    :data:`SHALLOW`-layer control of the same kind (with or without BatchNorm)."""
     controls: dict[Cell, list[dict[str, Any]]] = {}
     for r in records:
         if r["config"]["condition"] == "no_guide":
             controls.setdefault(_cell(r["config"]), []).append(r)
-    return [control_fails(rs, controls.get(Cell(SHALLOW, cell.batch_norm), []), f"the unguided {cell}")
-            for cell, rs in sorted(controls.items()) if cell.depth > SHALLOW]
+    return {cell: control_fails(rs, controls.get(Cell(SHALLOW, cell.batch_norm), []), f"the unguided {cell}")
+            for cell, rs in sorted(controls.items()) if cell.depth > SHALLOW}
+
+
+def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
+    """For each deeper cell, whether its unguided control fails to train (:func:`_control_checks`)."""
+    return list(_control_checks(records).values())
+
+
+def failing_depths(records: list[dict[str, Any]], batch_norm: bool = True) -> dict[int, bool]:
+    """Depth -> whether its unguided control fails to train (:func:`control_fails`), for the cells with or
+    without BatchNorm, read from the runs' records."""
+    return {cell.depth: check.holds for cell, check in _control_checks(records).items()
+            if cell.batch_norm == batch_norm}
 
 
 # ----------------------------------------------------------------------------- what it costs
@@ -316,8 +379,7 @@ def estimate(profile: str, stage: str, depths: Iterable[int] | None = None, seed
         planned = [PlannedRun(PILOT_EXPERIMENT, pilot_name(c), c, PILOT_SEED) for c in pilot_configs(p, depths)]
     else:
         lrs = {cell: p.chosen_lrs.get(cell, p.pilot_lrs[0]) for cell in cells(p, depths)}
-        planned = [PlannedRun(EXPERIMENT, run_name(c), c, s) for c in run_configs(p, lrs, depths)
-                   for s in _seeds(p, profile, seeds)]
+        planned = _planned(p, profile, run_configs(p, lrs, depths), seeds)
     timings: dict[tuple[Cell, bool], dict[str, float]] = {}
     rows = []
     for r in planned:
@@ -362,10 +424,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.stage == "pilots":
         run_pilots(args.profile, args.depths, args.device, train_missing=True)
     else:
-        pilots = run_pilots(args.profile, args.depths, args.device, train_missing=False)
-        ig.run_targets(args.profile, run_configs(p, learning_rates(p, pilots), args.depths),
-                       _seeds(p, args.profile, seeds), args.device, train_missing=True, experiment=EXPERIMENT,
-                       name=run_name)
+        pilots = run_pilots(args.profile, args.depths, args.device, train_missing=False, mapped_only=True)
+        _train(args.profile, p, run_configs(p, learning_rates(p, pilots), args.depths), seeds, args.device, True)
 
 
 if __name__ == "__main__":
