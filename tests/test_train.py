@@ -140,3 +140,23 @@ def test_per_epoch_values_and_extra_state_survive_a_kill_and_resume(tmp_path):
     assert seen == [3, 4]
     assert _strip_time(resumed) == _strip_time(straight) and state == straight_state
     assert load_torch(tmp_path / "b.pt")["elapsed_s"] > first["elapsed_s"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_an_epochs_right_and_wrong_string_comes_from_its_test_pass_and_equals_a_separate_one(precision):
+    """``keep_test_correct`` reads the right/wrong string off the epoch's own test pass (one forward over the
+    test split, not two): the same string :func:`correct_string` computes in a pass of its own, in every precision,
+    with a batch size that does not divide the split, and consistent with the epoch's accuracy."""
+    from untrainable.train import correct_string, evaluate
+
+    gen = seed_everything(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    x, y = _blobs(301, 1)
+    settings = FitSettings(epochs=2, batch_size=50, lr=1e-2, precision=precision, eval_batch_size=64)
+    history = fit(model, _blobs(600, 0), (x, y), settings, generator=gen, device=CPU, progress=False,
+                  keep_test_correct=True)
+    last = history[-1]["test_correct"]
+    assert last == correct_string(model, x, y, CPU, 64, precision)
+    assert last.count("1") / len(last) == pytest.approx(history[-1]["test_acc"]) and len(last) == 301
+    both = evaluate(model, x, y, CPU, 64, precision, keep_correct=True)
+    assert both["correct"] == last and "correct" not in evaluate(model, x, y, CPU, 64, precision)

@@ -172,12 +172,14 @@ def _is_channels_last(model: nn.Module) -> bool:
 @torch.no_grad()
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int = 1000,
-    precision: str = "fp32",
-) -> dict[str, float]:
+    precision: str = "fp32", keep_correct: bool = False,
+) -> dict[str, Any]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``(x, y)``: per example, or
     per counted token for sequence labels (see :func:`cross_entropy`). The forward pass runs in
-    ``precision`` (as in training); the loss is summed in fp32."""
-    total_loss, correct, count = 0.0, 0, 0
+    ``precision`` (as in training); the loss is summed in fp32. ``keep_correct`` (example labels only)
+    adds ``correct``, :func:`correct_string` of the same forward pass: one pass over the test split where
+    an epoch needs both (it was a third of a small net's epoch)."""
+    total_loss, correct, count, right = 0.0, 0, 0, []
     with eval_mode(model):
         for idx in batches(len(y), batch_size):
             xb, yb = to_device(x[idx], device, model), y[idx].to(device, non_blocking=True)
@@ -189,9 +191,19 @@ def evaluate(
             total_loss += cross_entropy(logits.float(), yb, reduction="sum").item()
             c, n = correct_and_count(logits, yb)
             correct, count = correct + c, count + n
+            if keep_correct:
+                right.append(logits.argmax(1).cpu() == y[idx])
     if not math.isfinite(total_loss):
         raise NonFiniteLossError(f"the evaluation loss is {total_loss / count}")
-    return {"loss": total_loss / count, "acc": correct / count}
+    metrics: dict[str, Any] = {"loss": total_loss / count, "acc": correct / count}
+    if keep_correct:
+        metrics["correct"] = _as_string(right)
+    return metrics
+
+
+def _as_string(right: list[torch.Tensor]) -> str:
+    """Per-batch right/wrong masks as one string of 0/1."""
+    return "".join("1" if v else "0" for v in torch.cat(right).tolist())
 
 
 @torch.no_grad()
@@ -204,7 +216,7 @@ def correct_string(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
             with autocast(device, precision):
                 logits = model(to_device(x[idx], device, model))
             out.append(logits.argmax(1).cpu() == y[idx])
-    return "".join("1" if v else "0" for v in torch.cat(out).tolist())
+    return _as_string(out)
 
 
 def rule_pickable(history: list[dict[str, Any]], epoch: int) -> bool:
@@ -356,14 +368,18 @@ def _shared_step(loop: _Loop, idx: torch.Tensor, epoch: int, i: int) -> tuple[fl
 
 
 def _evaluated(loop: _Loop, split: str, data: tuple[torch.Tensor, torch.Tensor], epoch: int,
-               steps: int) -> dict[str, float]:
-    """``{split}_loss`` and ``{split}_acc`` of the model on ``data`` after the 0-based ``epoch``."""
+               steps: int, keep_correct: bool = False) -> dict[str, Any]:
+    """``{split}_loss`` and ``{split}_acc`` of the model on ``data`` after the 0-based ``epoch`` (and, with
+    ``keep_correct``, ``{split}_correct`` from the same pass)."""
     try:
         metrics = evaluate(loop.model, data[0], data[1], loop.device, loop.settings.eval_batch_size,
-                           loop.settings.precision)
+                           loop.settings.precision, keep_correct=keep_correct)
     except NonFiniteLossError as err:  # the epoch's last steps broke the weights
         raise NonFiniteLossError(f"{loop.desc}: after epoch {epoch + 1}, step {steps}: {err}") from err
-    return {f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]}
+    row = {f"{split}_loss": metrics["loss"], f"{split}_acc": metrics["acc"]}
+    if keep_correct:
+        row[f"{split}_correct"] = metrics["correct"]
+    return row
 
 
 def _evaluate_epoch(loop: _Loop, epoch: int, steps: int, row: dict[str, Any],
@@ -376,13 +392,10 @@ def _evaluate_epoch(loop: _Loop, epoch: int, steps: int, row: dict[str, Any],
     is_best = loop.valid is not None and best_epoch(so_far, loop.best_by) == epoch + 1
     last = epoch + 1 == loop.settings.epochs
     pickable = loop.valid is not None and rule_pickable(so_far, epoch + 1)
-    if loop.test_every_epoch or pickable or last:
-        row.update(_evaluated(loop, "test", loop.test, epoch, steps))
+    if loop.test_every_epoch or pickable or last:  # the right/wrong string from the same pass
+        row.update(_evaluated(loop, "test", loop.test, epoch, steps, loop.keep_test_correct and (pickable or last)))
     else:
         row.update(test_loss=None, test_acc=None)
-    if loop.keep_test_correct and (pickable or last):
-        row["test_correct"] = correct_string(loop.model, *loop.test, loop.device, loop.settings.eval_batch_size,
-                                             loop.settings.precision)
     return is_best
 
 
