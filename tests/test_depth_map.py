@@ -196,3 +196,17 @@ def test_the_map_tables_read_best_train_and_the_estimate_and_name_the_failing_de
     fig = figure(frame, {}, "map")
     assert [ax.get_ylabel() for ax in fig.axes] == ["best train accuracy (%)", "test accuracy (%)"]
     assert len(fig.axes[0].lines) >= 2  # a line per condition, and chance
+
+
+def test_nets_without_batchnorm_are_a_row_and_a_line_of_their_own():
+    from untrainable.analysis import depth_tables as DT
+    from untrainable.figures_guidance import depth_map as figure
+
+    with_bn = [_run_record(3, "no_guide", s, 0.99, 0.40) for s in range(2)]
+    without = [{**r, "config": {**r["config"], "fcn_batch_norm": False}}
+               for r in (_run_record(3, "no_guide", s, 0.50, 0.20) for s in range(2))]
+    table = DT.depth_table(with_bn + without, {})
+    assert list(table.index) == [("yes", 3), ("no", 3)]
+    assert table.loc[("no", 3), ("no_guide", "best train acc (%)")] == "50.0 ± 0.0"
+    fig = figure(DT.depth_frame(with_bn + without), {}, "map")
+    assert {line.get_linestyle() for line in fig.axes[0].get_lines()} >= {"-", "--"}

@@ -289,13 +289,16 @@ def sequence_curves(records: Sequence[dict[str, Any]], labels: dict[str, str], t
 def depth_map(frame: pd.DataFrame, labels: dict[str, str], title: str, chance: float = 10.0) -> plt.Figure:
     """The depth map (:func:`untrainable.analysis.depth_tables.depth_frame`): best train accuracy (left: does
     the net train at all?) and the book's estimate of test accuracy (right) against depth, one line per
-    condition, the mean over seeds with a bar from the lowest to the highest seed; chance dotted."""
+    condition (dashed: without BatchNorm, where the records hold such nets), the mean over seeds with a bar from
+    the lowest to the highest seed; chance dotted."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for ax, column in zip(axes, ("best train acc (%)", "test acc (%)")):
-        for condition, sub in frame.groupby("condition", sort=False):
+        for (condition, bn), sub in frame.groupby(["condition", "batch_norm"], sort=False):
             stat = sub.groupby("depth")[column].agg(["mean", "min", "max"])
+            name = labels.get(condition, condition) + ("" if bn else " (no BatchNorm)")
             ax.errorbar(stat.index, stat["mean"], yerr=[stat["mean"] - stat["min"], stat["max"] - stat["mean"]],
-                        marker="o", capsize=3, color=COLORS.get(condition), label=labels.get(condition, condition))
+                        marker="o", capsize=3, color=COLORS.get(condition), linestyle="-" if bn else "--",
+                        label=name)
         ax.axhline(chance, color="#444444", linestyle=":", linewidth=1, label="chance")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(frame["depth"].unique()), [str(d) for d in sorted(frame["depth"].unique())])

@@ -36,22 +36,28 @@ def depth_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def depth_table(records: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> pd.DataFrame:
-    """Per depth (rows) and condition (column groups): mean ± sd over seeds of the best train accuracy and
-    the estimated test accuracy, and the seeds; conditions named by ``labels``."""
+    """Per depth (rows; with and without BatchNorm apart where the records hold both) and condition (column
+    groups): mean ± sd over seeds of the best train accuracy and the estimated test accuracy, and the seeds;
+    conditions named by ``labels``."""
     frame = depth_frame(records)
 
     def cell(values: pd.Series) -> str:
         return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
 
+    frame = frame.assign(BatchNorm=frame["batch_norm"].map({True: "yes", False: "no"}))
+    keys = ["depth"] if frame["batch_norm"].nunique() == 1 else ["BatchNorm", "depth"]
     out = {}
     for condition, sub in frame.groupby("condition", sort=False):
-        grouped = sub.groupby("depth")
+        grouped = sub.groupby(keys)
         out[labels.get(condition, condition)] = pd.DataFrame({
             "best train acc (%)": grouped["best train acc (%)"].agg(cell),
             "test acc (%)": grouped["test acc (%)"].agg(cell), "seeds": grouped["seed"].count()})
     table = pd.concat(out, axis=1)
-    table.index.name = "depth (layers)"
-    return table
+    if len(keys) == 1:
+        table.index.name = "depth (layers)"
+        return table
+    table.index = table.index.set_names(["BatchNorm", "depth (layers)"])
+    return table.sort_index(ascending=[False, True])
 
 
 def pilot_table(pilots: Sequence[Mapping[str, Any]], chosen: Mapping[Any, float]) -> pd.DataFrame:
@@ -73,15 +79,15 @@ def pilot_table(pilots: Sequence[Mapping[str, Any]], chosen: Mapping[Any, float]
 def depth_summary(records: Sequence[Mapping[str, Any]], fails: Mapping[int, bool], labels: Mapping[str, str],
                   control: str = "no_guide") -> str:
     """A paragraph from the records: the shallowest depth whose control fails to train (``fails``: depth ->
-    whether its unguided control fails, :func:`untrainable.experiments.depth_map.control_fails`), and at that
-    depth each condition's mean best train and estimated test accuracy."""
+    whether its unguided BatchNorm control fails, :func:`untrainable.experiments.depth_map.failing_depths`), and
+    at that depth each condition's mean best train and estimated test accuracy (the BatchNorm nets')."""
     failing = sorted(d for d, holds in fails.items() if holds)
     if not failing:
         return (f"At no depth of the map does the unguided control fail to train, so no row here can show a "
                 f"guide rescuing it (depths {', '.join(str(d) for d in sorted(fails))} checked).")
     depth = failing[0]
     frame = depth_frame(records)
-    at = frame[frame["depth"] == depth].groupby("condition", sort=False)[["best train acc (%)", "test acc (%)"]]
+    at = frame[(frame["depth"] == depth) & frame["batch_norm"]].groupby("condition", sort=False)[["best train acc (%)", "test acc (%)"]]
     means = at.mean()
     parts = [f"{labels.get(c, c)} {row['best train acc (%)']:.1f} % best train, {row['test acc (%)']:.1f} % test "
              f"({int(at.size()[c])} seeds)" for c, row in means.iterrows()]
