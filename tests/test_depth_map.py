@@ -186,6 +186,8 @@ def test_the_map_tables_read_best_train_and_the_estimate_and_name_the_failing_de
     table = DT.depth_table(records, {"no_guide": "no guide", "trained_guide": "trained"})
     assert table.loc[24, ("no guide", "best train acc (%)")] == "45.0 ± 0.0"
     assert table.loc[24, ("trained", "test acc (%)")] == "37.0 ± 1.0" and table.loc[24, ("trained", "seeds")] == 3
+    backwards = DT.depth_table(records[::-1], {"no_guide": "no guide", "trained_guide": "trained"})
+    assert list(backwards.columns.get_level_values(0).unique()) == ["no guide", "trained"]  # the labels' order
     fails = dm.failing_depths(records)
     assert fails == {24: True}
     text = DT.depth_summary(records, fails, {"no_guide": "no guide", "trained_guide": "trained"})

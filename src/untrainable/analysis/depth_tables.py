@@ -38,7 +38,7 @@ def depth_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def depth_table(records: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> pd.DataFrame:
     """Per depth (rows; with and without BatchNorm apart where the records hold both) and condition (column
     groups): mean ± sd over seeds of the best train accuracy and the estimated test accuracy, and the seeds;
-    conditions named by ``labels``."""
+    conditions named by ``labels``, in its order."""
     frame = depth_frame(records)
 
     def cell(values: pd.Series) -> str:
@@ -46,6 +46,8 @@ def depth_table(records: Sequence[Mapping[str, Any]], labels: Mapping[str, str])
 
     frame = frame.assign(BatchNorm=frame["batch_norm"].map({True: "yes", False: "no"}))
     keys = ["depth"] if frame["batch_norm"].nunique() == 1 else ["BatchNorm", "depth"]
+    order = {c: i for i, c in enumerate(labels)}  # the labels' order, then the rest as they come
+    frame = frame.sort_values("condition", key=lambda c: c.map(lambda v: order.get(v, len(order))), kind="stable")
     out = {}
     for condition, sub in frame.groupby("condition", sort=False):
         grouped = sub.groupby(keys)
