@@ -16,13 +16,9 @@ from typing import Any
 import pandas as pd
 
 from untrainable.analysis.estimates import PRIMARY_RULE, estimate
+from untrainable.analysis.preconditions import best_train_acc
 
-__all__ = ["best_train_acc", "depth_frame", "depth_table", "pilot_table", "depth_summary"]
-
-
-def best_train_acc(record: Mapping[str, Any]) -> float:
-    """The highest training accuracy over a run's epochs (did it train at all?)."""
-    return max(h["train_acc"] for h in record["history"])
+__all__ = ["depth_frame", "depth_table", "pilot_table", "depth_summary"]
 
 
 def depth_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

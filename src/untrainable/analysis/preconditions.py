@@ -39,7 +39,7 @@ from untrainable.analysis.estimates import (PRIMARY_RULE, RULE_WORDS, Rule, Rule
                                             rule_epoch)
 
 __all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits",
-           "fails_to_train", "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance",
+           "best_train_acc", "fails_to_train", "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance",
            "every_guide_reaches", "teacher_beats_best_student", "plateau_rise", "trained_to_plateau"]
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
@@ -131,6 +131,11 @@ def overfits(records: list[dict[str, Any]], name: str = "the control", min_rise:
                                f"{len(records)} seed(s)", {**numbers, "train_test_gap": gap})
 
 
+def best_train_acc(record: dict[str, Any]) -> float:
+    """The highest training accuracy over a run's epochs (did it train at all?)."""
+    return max(h["train_acc"] for h in record["history"])
+
+
 def fails_to_train(records: list[dict[str, Any]], shallow: list[dict[str, Any]], name: str = "the control",
                    near: float = 0.1, trains: float = 0.3, min_gap: float | None = None) -> CheckedPrecondition:
     """Does the control fail to train where a shallower net trains? Its best training accuracy over
@@ -139,8 +144,8 @@ def fails_to_train(records: list[dict[str, Any]], shallow: list[dict[str, Any]],
     what = f"{name} fails to train where a shallower net trains"
     if not records or not shallow:
         return _no_records(what, name if not records else "the shallow net")
-    best = _mean(records, lambda r: max(h["train_acc"] for h in r["history"]))
-    best_shallow = _mean(shallow, lambda r: max(h["train_acc"] for h in r["history"]))
+    best = _mean(records, best_train_acc)
+    best_shallow = _mean(shallow, best_train_acc)
     trains_shallow = best_shallow >= CHANCE + trains
     gap = best_shallow - best
     holds = trains_shallow and (best <= CHANCE + near or (min_gap is not None and gap >= min_gap))
