@@ -63,8 +63,8 @@ from untrainable.train import cross_entropy_loss
 
 __all__ = ["EXPERIMENT", "REQUIRED_METRICS", "PILOT_EXPERIMENT", "PILOT_SEED", "SELECTION", "NAME", "DEPTHS", "CONDITIONS", "STAGES",
            "SHALLOW", "MIN_GAP", "Cell", "DepthMapPreset", "PRESETS", "shrink", "preset", "cells", "pilot_name",
-           "run_name", "pilot_configs", "run_configs", "chosen_lrs", "learning_rates", "planned_runs", "run_pilots",
-           "run", "control_fails", "preconditions", "failing_depths", "pilot_cells", "step_seconds", "estimate", "main"]
+           "run_name", "cell_configs", "run_seeds", "pilot_configs", "run_configs", "chosen_lrs", "learning_rates", "planned_runs", "run_pilots",
+           "run", "control_fails", "preconditions", "failing_depths", "pilot_cells", "step_seconds", "run_seconds", "estimate", "main"]
 
 EXPERIMENT = "depth_map"
 #: What the map's pages read of a run: chapter 04's metrics (:func:`~.image_guidance.required_metrics`).
@@ -163,7 +163,7 @@ def cells(p: DepthMapPreset, depths: Iterable[int] | None = None) -> list[Cell]:
     return [Cell(d, bn) for bn in p.batch_norm for d in p.depths if d in wanted]
 
 
-def _configs(p: DepthMapPreset, cell: Cell, lr: float, conditions: Iterable[str]) -> list[ig.Config]:
+def cell_configs(p: DepthMapPreset, cell: Cell, lr: float, conditions: Iterable[str]) -> list[ig.Config]:
     """The configs of ``conditions`` in ``cell`` at ``lr``: chapter 04's, sized for the cell."""
     sizes = replace_preset(NAME, p.base.fcn, fcn_depth=cell.depth, fcn_width=p.width, fcn_first_width=p.first_width)
     base = replace_preset(NAME, p.base, fcn=sizes, lr=lr)
@@ -199,7 +199,7 @@ def pilot_configs(p: DepthMapPreset, depths: Iterable[int] | None = None, mapped
     """Every pilot: each piloted cell's unguided control at each of ``pilot_lrs`` (``mapped_only``: only the
     map's cells, whose pilots choose the runs' learning rates)."""
     piloted = cells(p, depths) if mapped_only else pilot_cells(p, depths)
-    return [c for cell in piloted for lr in p.pilot_lrs for c in _configs(p, cell, lr, ("no_guide",))]
+    return [c for cell in piloted for lr in p.pilot_lrs for c in cell_configs(p, cell, lr, ("no_guide",))]
 
 
 def run_configs(p: DepthMapPreset, lrs: Mapping[Cell, float], depths: Iterable[int] | None = None) -> list[ig.Config]:
@@ -207,7 +207,7 @@ def run_configs(p: DepthMapPreset, lrs: Mapping[Cell, float], depths: Iterable[i
     missing = [str(c) for c in cells(p, depths) if c not in lrs]
     if missing:
         raise ValueError(f"{NAME}: no learning rate chosen for cells {missing}: run the pilots first (--stage pilots)")
-    return [c for cell in cells(p, depths) for c in _configs(p, cell, lrs[cell], CONDITIONS)]
+    return [c for cell in cells(p, depths) for c in cell_configs(p, cell, lrs[cell], CONDITIONS)]
 
 
 def chosen_lrs(records: list[dict[str, Any]]) -> dict[Cell, float]:
@@ -230,7 +230,7 @@ def learning_rates(p: DepthMapPreset, pilots: list[dict[str, Any]]) -> dict[Cell
     return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(pilots), source="pilots", verb="choose")
 
 
-def _seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None, depth: int | None = None
+def run_seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None, depth: int | None = None
            ) -> tuple[int, ...]:
     """``seeds`` when given (checked), else the failing depth's (``failing_seeds``) or the preset's, else the
     profile's defaults."""
@@ -245,7 +245,7 @@ def _planned(p: DepthMapPreset, profile: str, configs: list[ig.Config], seeds: I
              ) -> list[PlannedRun]:
     """Each run of ``configs`` for each of its seeds (:func:`_seeds` of its depth)."""
     return [PlannedRun(EXPERIMENT, run_name(c), c, s, ig.required_metrics(c)) for c in configs
-            for s in _seeds(p, profile, seeds, c.fcn_depth)]
+            for s in run_seeds(p, profile, seeds, c.fcn_depth)]
 
 
 def _train(profile: str, p: DepthMapPreset, configs: list[ig.Config], seeds: Iterable[int] | None, device: str,
@@ -254,7 +254,7 @@ def _train(profile: str, p: DepthMapPreset, configs: list[ig.Config], seeds: Ite
     missing ones trained."""
     groups: dict[tuple[int, ...], list[ig.Config]] = {}
     for c in configs:
-        groups.setdefault(_seeds(p, profile, seeds, c.fcn_depth), []).append(c)
+        groups.setdefault(run_seeds(p, profile, seeds, c.fcn_depth), []).append(c)
     return [rec for group_seeds, group in groups.items()
             for rec in ig.run_targets(profile, group, group_seeds, device, force=force,
                                       train_missing=train_missing, experiment=EXPERIMENT, name=run_name)]
@@ -277,7 +277,7 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
     p = PRESETS[check_profile(profile)]
     pilots = pilot_configs(p)
     chosen = [c for c in cells(p) if c in p.chosen_lrs]
-    runs = [c for cell in chosen for c in _configs(p, cell, p.chosen_lrs[cell], CONDITIONS)]
+    runs = [c for cell in chosen for c in cell_configs(p, cell, p.chosen_lrs[cell], CONDITIONS)]
     guides = [r for r in ig.planned_runs(pilots + runs, ()) if r.experiment != ig.EXPERIMENT]
     return (guides + [PlannedRun(PILOT_EXPERIMENT, pilot_name(c), c, PILOT_SEED, ig.required_metrics(c)) for c in pilots]
             + _planned(p, profile, runs, seeds))
@@ -358,7 +358,7 @@ def step_seconds(c: ig.Config, steps: int = 5) -> dict[str, float]:
     return {"step_s": min(times[1:]), "eval_batch_s": min(forwards[1:])}
 
 
-def _run_seconds(c: ig.Config, timing: dict[str, float]) -> float:
+def run_seconds(c: ig.Config, timing: dict[str, float]) -> float:
     """One run's estimated seconds: its training steps, and every epoch's evaluation of its validation and
     test splits (CIFAR-10's sizes where the config takes every image)."""
     n_train = c.n_train if c.n_train is not None else 50000 - c.n_valid
@@ -389,7 +389,7 @@ def estimate(profile: str, stage: str, depths: Iterable[int] | None = None, seed
         rows.append({"experiment": r.experiment, "name": r.name, "seed": r.seed,
                      "lr chosen": stage == "pilots" or _cell(r.config) in p.chosen_lrs,
                      "stored": find_record(r.path(profile)) is not None, **timings[shape],
-                     "estimated_s": _run_seconds(r.config, timings[shape])})
+                     "estimated_s": run_seconds(r.config, timings[shape])})
     return rows
 
 
