@@ -482,3 +482,21 @@ def test_a_baseline_that_splits_into_stuck_and_learning_seeds_gets_fishers_test(
     row = PC.verdicts("full").loc["xfer-guidance-untrained"]
     assert 0 <= row["escape_p"] <= 1 and row["baseline_seeds"] == 10
     assert math.isnan(PC.verdicts("full").loc["xfer-kd-untrained", "escape_p"])
+
+
+def test_kappa_sides_can_name_records_where_one_condition_is_stored_at_two_depths():
+    """The depth map stores ``trained_guide`` at every depth: by condition the pairs would mix depths (an error
+    naming the clash); by record name (``fcn24-trained_guide``) they are the 24-layer nets only."""
+    def net(depth, condition, seed, correct):
+        return {"name": f"fcn{depth}-{condition}", "seed": seed,
+                "config": {"target": "deep_fcn", "condition": condition, "fcn_depth": depth},
+                "history": [{"epoch": 1, "valid_acc": 0.5, "valid_loss": 1.0, "test_correct": correct}]}
+    records = [net(d, c, s, ("1100" if d == 3 else "1010") if c == "a" else "1001")
+               for d in (3, 24) for c in ("a", "b") for s in range(3)]
+    with pytest.raises(ValueError, match="records of several nets are a seed 0.*name the records"):
+        A.kappa_values("a", "b", records, {})
+    at_24 = A.kappa_values("fcn24-a", "fcn24-b", records, {})
+    assert at_24 == [A.error_consistency("1010", "1001")] * 3
+    assert A.kappa_values("fcn3-a", "fcn3-a", records, {}) == [A.error_consistency("1100", "1100")]  # pair (0, 1)
+    with pytest.raises(ValueError, match="'b' is a condition beside a record name"):
+        A.kappa_values("fcn24-a", "b", records, {})

@@ -45,7 +45,8 @@ mimic student's teacher or ensemble, in %), ``perplexity`` (under the row's rule
 paper's per word: only the effect's sign compares), ``overfit_gap`` (final test loss minus its minimum over
 epochs: a shape of the test curve, the same under every rule), and ``kappa`` (Cohen's kappa of errors at the
 rule's epoch, :func:`untrainable.analysis.kappa_values`; record ``kappa:A|B``: ``A``, ``B`` conditions of the
-Deep FCN runs paired by seed, ``kappa:no_guide|no_guide`` disjoint pairs of seeds, ``guide:<name>`` a guide).
+Deep FCN runs paired by seed, ``kappa:no_guide|no_guide`` disjoint pairs of seeds, ``guide:<name>`` a guide; where
+an experiment holds one condition at several depths, record names: ``kappa:fcn24-no_guide|fcn24-no_guide``).
 """
 
 from __future__ import annotations

@@ -66,6 +66,9 @@ def _correct(records: Iterable[Record], target: str, rule: Rule) -> dict[tuple[s
     for r in records:
         if r["config"].get("target") != target:
             continue
+        if (r["config"]["condition"], r["seed"]) in out:  # two nets of one condition and seed: say which are meant
+            raise ValueError(f"records of several nets are {r['config']['condition']} seed {r['seed']} (another is "
+                             f"{r['name']}): name the records' sides (kappa:<record name>|<record name>)")
         try:
             out[r["config"]["condition"], r["seed"]] = correct_at(r, rule)
         except RuleNotAvailable as e:
@@ -91,12 +94,28 @@ def _kappas(pairs: list[tuple[Correct, Correct]]) -> list[float]:
     return [error_consistency(a, b) for a, b in pairs]
 
 
+def _named_sides(first: str, second: str, records: list[Record]) -> tuple[str, str, list[Record]]:
+    """Sides that name records (``fcn24-trained_guide``, where a store holds nets of one condition at several
+    depths) as their condition, with the records narrowed to the named ones; condition sides unchanged."""
+    names = {r["name"]: r["config"]["condition"] for r in records}
+    named = {side for side in (first, second) if side in names and not side.startswith("guide:")}
+    if not named:
+        return first, second, records
+    unnamed = [side for side in (first, second) if side not in named and not side.startswith("guide:")]
+    if unnamed:
+        raise ValueError(f"kappa sides {first!r} and {second!r}: {unnamed[0]!r} is a condition beside a record name; "
+                         "name both sides' records")
+    kept = [r for r in records if r["name"] in named]
+    return names.get(first, first), names.get(second, second), kept
+
+
 def kappa_values(first: str, second: str, records: list[Record], guides: dict[str, str],
                  target: str = "deep_fcn", rule: Rule = PRIMARY_RULE) -> list[float]:
     """The kappas of two sides over independent units, one per pair (module docstring). A side is a
-    condition of the ``target`` nets, or ``guide:<name>`` (``guides``: a trained guide's name -> its
-    right/wrong string): two guides are one pair, a guide against nets one pair per net. A net without a
+    condition of the ``target`` nets, a record name (those nets only: :func:`_named_sides`), or
+    ``guide:<name>`` (``guides``: a trained guide's name -> its right/wrong string): two guides are one pair, a guide against nets one pair per net. A net without a
     string at ``rule``'s epoch raises :class:`RuleNotAvailable`."""
+    first, second, records = _named_sides(first, second, records)
     correct = _correct(records, target, rule)
 
     def guide(side: str) -> Correct | None:
