@@ -64,8 +64,12 @@ def test_runs_need_each_cells_learning_rate_and_the_full_plan_holds_the_pilots_a
     for r in runs:
         seeds[r.config.fcn_depth, r.config.condition].add(r.seed)
     assert {d for d, _ in seeds} == {c.depth for c in full.chosen_lrs}
-    for (depth, _), s in seeds.items():  # the untrainable rows' depth has their five seeds, the others three
-        assert s == set(full.failing_seeds if depth == full.failing_depth else (0, 1, 2))
+    for (depth, condition), s in seeds.items():  # the untrainable rows' depth has five seeds (its control ten),
+        if depth != full.failing_depth:  # the others three
+            assert s == {0, 1, 2}
+        else:
+            assert s == set(full.failing_control_seeds if condition == "no_guide" else full.failing_seeds)
+    assert len(full.failing_control_seeds) == 10 and set(full.failing_seeds) < set(full.failing_control_seeds)
 
 
 def test_the_failing_depth_is_the_shallowest_whose_stored_pilot_control_fails_to_train(committed_store):
@@ -153,6 +157,16 @@ def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkey
     out = capsys.readouterr().out
     assert "depth_map/fcn48-trained_guide seed 0: missing" in out and "(lr not chosen yet)" not in out
     assert "6 runs, " in out  # two cells with BatchNorm, three conditions, seed 0
+    dm.main(["--profile", "full", "--stage", "runs", "--depths", "24", "--conditions", "no_guide", "--estimate"])
+    out = capsys.readouterr().out  # the estimate lists every condition; --conditions narrows the training
+    assert "depth_map/fcn24-no_guide seed 9: missing" in out and "fcn24-trained_guide seed 5" not in out
+    trained = []
+    monkeypatch.setattr(dm.ig, "run_targets", lambda profile, configs, seeds, *a, **k: trained.append(
+        ([c.condition for c in configs], seeds)) or [])
+    monkeypatch.setattr(dm, "run_pilots", lambda *a, **k: [])
+    monkeypatch.setattr(dm, "learning_rates", lambda p, pilots: dict(p.chosen_lrs))
+    dm.main(["--profile", "full", "--stage", "runs", "--depths", "24", "--conditions", "no_guide"])
+    assert trained == [(["no_guide"], tuple(range(10)))]
     monkeypatch.setitem(dm.PRESETS, "full", replace_preset(dm.NAME, dm.PRESETS["full"], chosen_lrs={}))
     dm.main(["--profile", "full", "--stage", "runs", "--depths", "48", "--seeds", "0", "--estimate"])
     assert "depth_map/fcn48-no_guide seed 0: missing, 0.500 s/step, about" in capsys.readouterr().out.split(

@@ -104,7 +104,9 @@ class DepthMapPreset:
     ``extra_pilots``: cells piloted but not mapped (their controls say where a net without BatchNorm fails).
     ``failing_depth``: the shallowest depth whose BatchNorm control fails to train (:func:`control_fails`,
     read from the pilots; a test holds it to the records), where the untrainable rows are judged with
-    ``failing_seeds``, more seeds than the map's other cells."""
+    ``failing_seeds``, more seeds than the map's other cells; its unguided control with ``failing_control_seeds``
+    where given (error consistency compares unguided nets in disjoint pairs of seeds, so ten seeds give five
+    independent pairs, as chapter 04's control has)."""
 
     base: ImagePreset
     depths: tuple[int, ...]
@@ -116,6 +118,7 @@ class DepthMapPreset:
     seeds: tuple[int, ...] | None = None
     failing_depth: int | None = None
     failing_seeds: tuple[int, ...] | None = None
+    failing_control_seeds: tuple[int, ...] | None = None
     chosen_lrs: Mapping[Cell, float] = field(default_factory=dict)
 
 
@@ -133,7 +136,7 @@ PRESETS: dict[str, DepthMapPreset] = preset_table(NAME, {
     "full": DepthMapPreset(base=_base("full"), depths=DEPTHS, width=512, first_width=None,
                            pilot_lrs=(1e-3, 3e-4, 1e-4), batch_norm=(True,),
                            extra_pilots=(Cell(3, False), Cell(24, False)), failing_depth=24,
-                           failing_seeds=(0, 1, 2, 3, 4),
+                           failing_seeds=(0, 1, 2, 3, 4), failing_control_seeds=tuple(range(10)),
                            chosen_lrs={Cell(3): 1e-4, Cell(6): 3e-4, Cell(12): 3e-4, Cell(24): 1e-3, Cell(48): 1e-4}),
     "paper": DepthMapPreset(base=_base("paper"), depths=DEPTHS, width=1024, first_width=2048,
                             pilot_lrs=(3e-3, 1e-3, 3e-4, 1e-4, 3e-5)),
@@ -230,14 +233,17 @@ def learning_rates(p: DepthMapPreset, pilots: list[dict[str, Any]]) -> dict[Cell
     return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(pilots), source="pilots", verb="choose")
 
 
-def run_seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None, depth: int | None = None
-           ) -> tuple[int, ...]:
-    """``seeds`` when given (checked), else the failing depth's (``failing_seeds``) or the preset's, else the
-    profile's defaults."""
+def run_seeds(p: DepthMapPreset, profile: str, seeds: Iterable[int] | None, depth: int | None = None,
+              condition: str | None = None) -> tuple[int, ...]:
+    """``seeds`` when given (checked), else the failing depth's (``failing_control_seeds`` for its unguided
+    ``condition``, ``failing_seeds`` for the others) or the preset's, else the profile's defaults."""
     if seeds is not None:
         return check_seeds(seeds)
-    if depth is not None and depth == p.failing_depth and p.failing_seeds is not None:
-        return p.failing_seeds
+    if depth is not None and depth == p.failing_depth:
+        if condition == "no_guide" and p.failing_control_seeds is not None:
+            return p.failing_control_seeds
+        if p.failing_seeds is not None:
+            return p.failing_seeds
     return p.seeds if p.seeds is not None else default_seeds(profile)
 
 
@@ -245,7 +251,7 @@ def _planned(p: DepthMapPreset, profile: str, configs: list[ig.Config], seeds: I
              ) -> list[PlannedRun]:
     """Each run of ``configs`` for each of its seeds (:func:`_seeds` of its depth)."""
     return [PlannedRun(EXPERIMENT, run_name(c), c, s, ig.required_metrics(c)) for c in configs
-            for s in run_seeds(p, profile, seeds, c.fcn_depth)]
+            for s in run_seeds(p, profile, seeds, c.fcn_depth, c.condition)]
 
 
 def _train(profile: str, p: DepthMapPreset, configs: list[ig.Config], seeds: Iterable[int] | None, device: str,
@@ -254,7 +260,7 @@ def _train(profile: str, p: DepthMapPreset, configs: list[ig.Config], seeds: Ite
     missing ones trained."""
     groups: dict[tuple[int, ...], list[ig.Config]] = {}
     for c in configs:
-        groups.setdefault(run_seeds(p, profile, seeds, c.fcn_depth), []).append(c)
+        groups.setdefault(run_seeds(p, profile, seeds, c.fcn_depth, c.condition), []).append(c)
     return [rec for group_seeds, group in groups.items()
             for rec in ig.run_targets(profile, group, group_seeds, device, force=force,
                                       train_missing=train_missing, experiment=EXPERIMENT, name=run_name)]
@@ -402,13 +408,15 @@ def main(argv: list[str] | None = None) -> None:
 
     Stages: ``guides`` (the trained guide, chapter 04's), ``pilots`` (the controls at each pilot learning
     rate), ``runs`` (every condition at the learning rate its pilots chose; in ``full`` the pilots must be
-    stored first, ``quick`` trains missing ones). ``--depths`` splits a stage over parallel one-thread
-    processes; an interrupted run resumes.
+    stored first, ``quick`` trains missing ones). ``--depths`` (and, for the runs, ``--conditions`` and
+    ``--seeds``) split a stage over parallel one-thread processes; an interrupted run resumes.
     """
     parser = shell_parser(f"python -m {NAME}", main.__doc__, "distinct seeds of the runs stage (default: the "
                                                              "preset's)")
     parser.add_argument("--stage", choices=STAGES, required=True)
     parser.add_argument("--depths", type=int, nargs="*", help="default: every depth of the preset")
+    parser.add_argument("--conditions", nargs="*", choices=CONDITIONS, help="the runs stage: only these "
+                        "(default: all)")
     parser.add_argument("--estimate", action="store_true", help="print the planned runs and their cost; train nothing")
     args = parser.parse_args(argv)
     seeds = shell_seeds(parser, args.seeds)
@@ -425,7 +433,9 @@ def main(argv: list[str] | None = None) -> None:
         run_pilots(args.profile, args.depths, args.device, train_missing=True)
     else:
         pilots = run_pilots(args.profile, args.depths, args.device, train_missing=False, mapped_only=True)
-        _train(args.profile, p, run_configs(p, learning_rates(p, pilots), args.depths), seeds, args.device, True)
+        configs = [c for c in run_configs(p, learning_rates(p, pilots), args.depths)
+                   if args.conditions is None or c.condition in args.conditions]
+        _train(args.profile, p, configs, seeds, args.device, True)
 
 
 if __name__ == "__main__":
