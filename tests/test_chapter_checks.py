@@ -149,3 +149,14 @@ def test_a_record_without_a_metric_its_chapter_reads_is_refused(prefix):
                       "wall_time_s": 1.0}, run.path("quick"))
     with pytest.raises(CorruptRecordError, match=dropped):
         module.run("quick")
+
+
+def test_a_chapters_sections_are_planned_with_it():
+    """Chapter 04 shows the depth map (a section, :data:`untrainable.experiments.SECTIONS`): its pilots and runs
+    are planned with the chapter's own, so the store checks, page 98 and ``reproduce`` see them."""
+    from untrainable.experiments import SECTIONS, chapter_modules
+
+    assert [m.__name__ for m in chapter_modules("04")] == [CHAPTERS["04"], *SECTIONS["04"]]
+    experiments = {r.experiment for r in planned_runs("full", ["04"])}  # full: its learning rates are chosen
+    assert {"image_guidance", "depth_map_pilots", "depth_map"} <= experiments
+    assert "depth_map" not in {r.experiment for r in planned_runs("full", ["05"])}

@@ -396,11 +396,14 @@ def test_a_rescue_row_needs_a_control_that_fails_to_train_and_the_answer_says_so
            + [_trained_to("d-guide", s, 0.9, test=0.4 + 0.01 * s) for s in range(3)], plan)
     path = tmp_path / "numbers.csv"
     path.write_text(HEADER + "d-none,04,D,no guide,acc,10,1,,,,exp,d-none,test_acc,paper,\n"
-                    "d-up,04,D,guide,acc,20,1,,d-none,fails_to_train:d-none>d-shallow@0.2,exp,d-guide,test_acc,paper,\n")
+                    "d-up,04,D,guide,acc,20,1,,d-none,fails_to_train:d-none>d-shallow@0.2,exp,d-guide,test_acc,paper,\n"
+                    "d-k,04,D,kappa,kappa,0.5,,higher,,fails_to_train:d-none>d-shallow@0.2,exp,kappa:x|y,kappa,paper,\n")
     v = PC.verdicts("full", path).loc["d-up"]
     assert bool(v["precondition_holds"]) is holds and "points or more below the shallow net's" in v["precondition"]
     assert (v["verdict"] == A.NOT_TESTABLE) is not holds
-    text = PD.answer(PD.comparison("full", path))
+    table = PD.comparison("full", path)  # error consistency where the control fails does not answer "does it train"
+    assert table.loc["d-up", "untrainable"] and not table.loc["d-k", "untrainable"]
+    text = PD.answer(table)
     assert "Where our control fails to train, guidance reproduced the paper's direction" in text
     assert ("in 1 of 1 judged row (D, guide: +" in text) is holds
 

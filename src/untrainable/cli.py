@@ -86,7 +86,7 @@ def train_together(profile: str, only: list[str] | None, seeds: list[int] | None
     import os
 
     from untrainable import distributed as D
-    from untrainable.experiments import CHAPTERS, chapter
+    from untrainable.experiments import CHAPTERS, chapter_modules
     from untrainable.reproduce import notebooks
     from untrainable.runtime import resolve_device
 
@@ -96,10 +96,10 @@ def train_together(profile: str, only: list[str] | None, seeds: list[int] | None
     for prefix in dict.fromkeys(nb.name[:2] for nb in notebooks(only)):
         if prefix not in CHAPTERS:
             continue
-        module = chapter(prefix)
-        if hasattr(module, "run_sweep"):
-            module.run_sweep(profile, device=device, force=force)
-        module.run(profile, seeds=seeds, device=device, force=force)
+        for module in chapter_modules(prefix):
+            if hasattr(module, "run_sweep"):
+                module.run_sweep(profile, device=device, force=force)
+            module.run(profile, seeds=seeds, device=device, force=force)
     D.barrier()
     main = D.is_main()
     D.teardown()

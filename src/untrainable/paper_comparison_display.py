@@ -120,7 +120,8 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "our effect": _fmt_effect(r, digits, unit),
                      "paper's effect": _fmt_paper_effect(r, row["paper_direction"], digits, unit),
                      "baseline seeds": f"{r['baseline_seeds']}", "precondition numbers": r["precondition"],
-                     "untrainable": is_set(row["precondition"]) and UNTRAINABLE in row["precondition"]})
+                     "untrainable": is_set(row["precondition"]) and UNTRAINABLE in row["precondition"]
+                     and row["our_metric"] == "test_acc"})
     return pd.DataFrame(rows).set_index("row")
 
 
@@ -309,7 +310,8 @@ def answer(table: pd.DataFrame) -> str:
     """The landing page's answer in four sentences, from a :func:`comparison` table: where guidance (the
     chapters of :data:`GUIDANCE_CHAPTERS`) reproduced the paper's direction with a trained guide and with an
     untrained one (a row whose setting or condition says "untrained"), where it did for a control that fails
-    to train (a row whose precondition names :data:`UNTRAINABLE`), where mimicry did
+    to train (an accuracy row whose precondition names :data:`UNTRAINABLE`: error consistency there is not
+    an answer to "does it train"), where mimicry did
     (:data:`MIMICRY_CHAPTERS`), and every other judged row by its verdict; each effect with its unit."""
     judged = table[~table["verdict"].isin([A.NOT_COMPARABLE, A.NOT_RUN])].assign(short=lambda t: t["setting"].str.replace(
         _LONG_ASIDE, "", regex=True))

@@ -97,7 +97,7 @@ def _kappas(pairs: list[tuple[Correct, Correct]]) -> list[float]:
 def _named_sides(first: str, second: str, records: list[Record]) -> tuple[str, str, list[Record]]:
     """Sides that name records (``fcn24-trained_guide``, where a store holds nets of one condition at several
     depths) as their condition, with the records narrowed to the named ones; condition sides unchanged."""
-    names = {r["name"]: r["config"]["condition"] for r in records}
+    names = {r["name"]: r["config"]["condition"] for r in records if "condition" in r.get("config", {})}
     named = {side for side in (first, second) if side in names and not side.startswith("guide:")}
     if not named:
         return first, second, records

@@ -50,6 +50,13 @@ CHAPTERS: dict[str, str] = {
     "93": "untrainable.experiments.sequence_pilots",
 }
 
+#: Notebook prefix -> further modules whose records that chapter also shows, each a section of its notebook on
+#: the same contract (``planned_runs``, ``run``): chapter 04's depth map, where its FCN fails to train, and the
+#: other untrainable rows at its failing depth.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "04": ("untrainable.experiments.depth_map", "untrainable.experiments.failing_rows"),
+}
+
 
 @dataclass(frozen=True)
 class PlannedRun:
@@ -159,13 +166,20 @@ def chapter(prefix: str) -> ModuleType:
     return importlib.import_module(CHAPTERS[prefix])
 
 
+def chapter_modules(prefix: str) -> list[ModuleType]:
+    """The chapter module of a notebook prefix, then its sections' (:data:`SECTIONS`)."""
+    return [chapter(prefix)] + [importlib.import_module(m) for m in SECTIONS.get(prefix, ())]
+
+
 def planned_runs(profile: str, prefixes: list[str] | None = None) -> list[PlannedRun]:
-    """Every record the chosen chapters (default: all) need in ``profile``, without duplicates."""
+    """Every record the chosen chapters (default: all) and their sections need in ``profile``, without
+    duplicates."""
     check_profile(profile)
     seen: dict[Any, PlannedRun] = {}
     for prefix in prefixes or list(CHAPTERS):
-        for run in chapter(prefix).planned_runs(profile):
-            seen.setdefault(run.path(profile), run)
+        for module in chapter_modules(prefix):
+            for run in module.planned_runs(profile):
+                seen.setdefault(run.path(profile), run)
     return list(seen.values())
 
 

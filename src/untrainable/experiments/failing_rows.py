@@ -36,14 +36,17 @@ from untrainable.experiments import image_guidance as ig
 from untrainable.profiles import check_profile, preset_table
 from untrainable.results import find_record
 
-__all__ = ["EXPERIMENT", "REQUIRED_METRICS", "NAME", "CONDITIONS", "FailingRowsPreset", "PRESETS", "preset", "depth",
-           "configs", "planned_runs", "run", "estimate", "main"]
+__all__ = ["EXPERIMENT", "REQUIRED_METRICS", "NAME", "CONDITIONS", "SHOWN", "CONTRASTS", "FailingRowsPreset", "PRESETS",
+           "preset", "depth", "configs", "planned_runs", "run", "with_map", "estimate", "main"]
 
 EXPERIMENT = DM.EXPERIMENT
 REQUIRED_METRICS = DM.REQUIRED_METRICS
 NAME = "untrainable.experiments.failing_rows"
 #: Chapter 04's conditions this module adds at the failing depth (the map runs the other three).
 CONDITIONS = ("trained_guide_init", "trained_guide_init_long", "small_cnn_guide")
+#: Every condition shown at the failing depth, the map's three first, and each one's contrast with the control.
+SHOWN = ("no_guide", "trained_guide", "untrained_guide", *CONDITIONS)
+CONTRASTS = tuple((c, "no_guide") for c in SHOWN[1:])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +126,13 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     lr = DM.learning_rates(DM.preset(profile, smoke), pilots)[DM.Cell(d)]
     return ig.run_targets(profile, configs(profile, lr, conditions, smoke), _seeds(profile, seeds, smoke), device,
                           force=force, train_missing=train_missing, experiment=EXPERIMENT, name=DM.run_name)
+
+
+def with_map(profile: str, map_records: Iterable[dict[str, Any]], rows: Iterable[dict[str, Any]]
+             ) -> list[dict[str, Any]]:
+    """Every net at the rows' depth: the map's runs there (its control and its two guides), then the rows."""
+    at = depth(profile)
+    return [r for r in map_records if r["config"]["fcn_depth"] == at] + list(rows)
 
 
 def estimate(profile: str, seeds: Iterable[int] | None = None, steps: int = 5) -> list[dict[str, Any]]:
