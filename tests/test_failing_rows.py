@@ -76,7 +76,8 @@ def test_the_shell_entry_estimates_without_training_and_refuses_unknown_conditio
 
 
 def test_the_nets_shown_at_the_depth_are_the_maps_there_and_the_rows():
-    map_records = [{"name": f"fcn{d}-no_guide", "config": {"fcn_depth": d}} for d in (3, 24, 48)]
+    map_records = [{"name": f"fcn{d}-no_guide", "config": {"fcn_depth": d}} for d in (3, 24, 48)] + [
+        {"name": "fcn24-nobn-no_guide", "config": {"fcn_depth": 24, "fcn_batch_norm": False}}]  # quick maps it too
     rows = [{"name": "fcn24-small_cnn_guide", "config": {"fcn_depth": 24}}]
     assert [r["name"] for r in fr.with_map("full", map_records, rows)] == ["fcn24-no_guide", "fcn24-small_cnn_guide"]
     assert fr.SHOWN[:3] == dm.CONDITIONS and fr.CONTRASTS[0] == ("trained_guide", "no_guide")

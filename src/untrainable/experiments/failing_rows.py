@@ -130,9 +130,11 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
 
 def with_map(profile: str, map_records: Iterable[dict[str, Any]], rows: Iterable[dict[str, Any]]
              ) -> list[dict[str, Any]]:
-    """Every net at the rows' depth: the map's runs there (its control and its two guides), then the rows."""
-    at = depth(profile)
-    return [r for r in map_records if r["config"]["fcn_depth"] == at] + list(rows)
+    """Every net of the rows' cell: the map's runs at their depth with BatchNorm (its control and its two guides;
+    not a cell without BatchNorm of the same depth, which ``quick`` maps too), then the rows."""
+    cell = DM.Cell(depth(profile))
+    return [r for r in map_records if DM.Cell(r["config"]["fcn_depth"], r["config"].get("fcn_batch_norm", True)) == cell
+            ] + list(rows)
 
 
 def estimate(profile: str, seeds: Iterable[int] | None = None, steps: int = 5) -> list[dict[str, Any]]:
