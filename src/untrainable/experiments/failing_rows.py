@@ -45,7 +45,7 @@ NAME = "untrainable.experiments.failing_rows"
 #: Chapter 04's conditions this module adds at the failing depth (the map runs the other three).
 CONDITIONS = ("trained_guide_init", "trained_guide_init_long", "small_cnn_guide")
 #: Every condition shown at the failing depth, the map's three first, and each one's contrast with the control.
-SHOWN = ("no_guide", "trained_guide", "untrained_guide", *CONDITIONS)
+SHOWN = (*DM.CONDITIONS, *CONDITIONS)
 CONTRASTS = tuple((c, "no_guide") for c in SHOWN[1:])
 
 
