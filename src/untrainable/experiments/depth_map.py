@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -61,10 +61,11 @@ from untrainable.profiles import check_profile, check_seeds, default_seeds, pres
 from untrainable.results import find_record
 from untrainable.train import cross_entropy_loss
 
-__all__ = ["EXPERIMENT", "REQUIRED_METRICS", "PILOT_EXPERIMENT", "PILOT_SEED", "SELECTION", "NAME", "DEPTHS", "CONDITIONS", "STAGES",
-           "SHALLOW", "MIN_GAP", "Cell", "DepthMapPreset", "PRESETS", "shrink", "preset", "cells", "pilot_name",
-           "run_name", "cell_configs", "run_seeds", "pilot_configs", "run_configs", "chosen_lrs", "learning_rates", "planned_runs", "run_pilots",
-           "run", "control_fails", "preconditions", "failing_depths", "pilot_cells", "step_seconds", "run_seconds", "estimate", "main"]
+__all__ = ["EXPERIMENT", "REQUIRED_METRICS", "PILOT_EXPERIMENT", "PILOT_SEED", "SELECTION", "NAME", "DEPTHS",
+           "CONDITIONS", "STAGES", "SHALLOW", "MIN_GAP", "Cell", "DepthMapPreset", "PRESETS", "shrink", "preset",
+           "cells", "pilot_name", "run_name", "cell_configs", "run_seeds", "pilot_configs", "run_configs",
+           "chosen_lrs", "learning_rates", "planned_runs", "run_pilots", "run", "control_fails", "preconditions",
+           "failing_depths", "pilot_cells", "step_seconds", "run_seconds", "timed_runs", "estimate", "main"]
 
 EXPERIMENT = "depth_map"
 #: What the map's pages read of a run: chapter 04's metrics (:func:`~.image_guidance.required_metrics`).
@@ -386,16 +387,23 @@ def estimate(profile: str, stage: str, depths: Iterable[int] | None = None, seed
     else:
         lrs = {cell: p.chosen_lrs.get(cell, p.pilot_lrs[0]) for cell in cells(p, depths)}
         planned = _planned(p, profile, run_configs(p, lrs, depths), seeds)
-    timings: dict[tuple[Cell, bool], dict[str, float]] = {}
+    return timed_runs(planned, profile, lambda c: stage == "pilots" or _cell(c) in p.chosen_lrs,
+                      lambda c: (_cell(c), c.guide is not None), steps)
+
+
+def timed_runs(planned: Iterable[PlannedRun], profile: str, lr_chosen: Callable[[ig.Config], bool],
+               shape: Callable[[ig.Config], Hashable], steps: int = 5) -> list[dict[str, Any]]:
+    """Each planned run, whether it is stored and its estimated seconds here (:func:`step_seconds`, measured once
+    per ``shape``: runs of one cost share it); ``lr_chosen`` says whether a config's rate is the chosen one."""
+    timings: dict[Hashable, dict[str, float]] = {}
     rows = []
     for r in planned:
-        shape = (_cell(r.config), r.config.guide is not None)
-        if shape not in timings:
-            timings[shape] = step_seconds(r.config, steps)
-        rows.append({"experiment": r.experiment, "name": r.name, "seed": r.seed,
-                     "lr chosen": stage == "pilots" or _cell(r.config) in p.chosen_lrs,
-                     "stored": find_record(r.path(profile)) is not None, **timings[shape],
-                     "estimated_s": run_seconds(r.config, timings[shape])})
+        key = shape(r.config)
+        if key not in timings:
+            timings[key] = step_seconds(r.config, steps)
+        rows.append({"experiment": r.experiment, "name": r.name, "seed": r.seed, "lr chosen": lr_chosen(r.config),
+                     "stored": find_record(r.path(profile)) is not None, **timings[key],
+                     "estimated_s": run_seconds(r.config, timings[key])})
     return rows
 
 

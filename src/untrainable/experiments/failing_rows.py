@@ -34,7 +34,6 @@ from untrainable.experiments import PlannedRun, print_estimate, shell_parser, sh
 from untrainable.experiments import depth_map as DM
 from untrainable.experiments import image_guidance as ig
 from untrainable.profiles import check_profile, preset_table
-from untrainable.results import find_record
 
 __all__ = ["EXPERIMENT", "REQUIRED_METRICS", "NAME", "CONDITIONS", "SHOWN", "CONTRASTS", "FailingRowsPreset", "PRESETS",
            "preset", "depth", "configs", "planned_runs", "run", "with_map", "estimate", "main"]
@@ -139,20 +138,13 @@ def with_map(profile: str, map_records: Iterable[dict[str, Any]], rows: Iterable
 
 def estimate(profile: str, seeds: Iterable[int] | None = None, steps: int = 5) -> list[dict[str, Any]]:
     """The planned rows, each with whether it is stored and its estimated seconds on this machine (the map's
-    :func:`~untrainable.experiments.depth_map.step_seconds`, once per condition; a first-steps-only row is
+    :func:`~untrainable.experiments.depth_map.timed_runs`, measured once per condition; a first-steps-only row is
     timed as guided throughout, an upper bound)."""
     p = DM.preset(profile)
     lr = p.chosen_lrs.get(DM.Cell(depth(profile)), p.pilot_lrs[0])
-    timings: dict[str, dict[str, float]] = {}
-    rows = []
-    for c in configs(profile, lr):
-        timings.setdefault(c.condition, DM.step_seconds(c, steps))
-        for s in _seeds(profile, seeds):
-            path = PlannedRun(EXPERIMENT, DM.run_name(c), c, s).path(profile)
-            rows.append({"experiment": EXPERIMENT, "name": DM.run_name(c), "seed": s,
-                         "lr chosen": DM.Cell(c.fcn_depth) in p.chosen_lrs, "stored": find_record(path) is not None,
-                         **timings[c.condition], "estimated_s": DM.run_seconds(c, timings[c.condition])})
-    return rows
+    planned = [PlannedRun(EXPERIMENT, DM.run_name(c), c, s) for c in configs(profile, lr)
+               for s in _seeds(profile, seeds)]
+    return DM.timed_runs(planned, profile, lambda c: DM.Cell(c.fcn_depth) in p.chosen_lrs, lambda c: c.condition, steps)
 
 
 def main(argv: list[str] | None = None) -> None:
