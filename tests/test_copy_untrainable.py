@@ -65,7 +65,8 @@ def test_the_full_pilots_are_appendix_93s_committed_10_to_20_digit_cell_and_show
 
 
 def test_the_full_plan_names_pilots_sweep_and_guides_and_each_rows_runs_once_its_rate_is_chosen(monkeypatch):
-    full = cu.PRESETS["full"]
+    full = replace_preset(cu.NAME, cu.PRESETS["full"], chosen_lrs={})
+    monkeypatch.setitem(cu.PRESETS, "full", full)
     planned = cu.planned_runs("full")
     sweep = [r for r in planned if r.experiment == cu.SWEEP_EXPERIMENT]
     assert len(sweep) == 1 + len(cu.ROWS) * len(full.sweep_lrs) and {r.seed for r in sweep} == {cu.SWEEP_SEED}
@@ -87,6 +88,13 @@ def _record(condition: str, lr: float = 1e-3, valid_acc: float = 0.1, test_acc: 
     return {"seed": seed, "config": {"condition": condition, "tokens": tokens, "lr": lr},
             "metrics": {"test_acc": test_acc, "best_valid_acc": best},
             "history": [{"valid_acc": valid_acc, "valid_loss": 1.0}]}
+
+
+def test_the_full_presets_learning_rates_are_what_the_committed_sweep_chooses(committed_store):
+    sweep = cu.run_sweep("full", train_missing=False)
+    assert len(sweep) == 1 + len(cu.ROWS) * len(cu.PRESETS["full"].sweep_lrs)
+    assert cu.learning_rates(cu.PRESETS["full"], sweep) == dict(cu.PRESETS["full"].chosen_lrs)
+    assert set(cu.PRESETS["full"].chosen_lrs) == set(cu.ROWS)
 
 
 def test_the_sweep_chooses_each_rows_learning_rate_by_validation_accuracy():
@@ -143,6 +151,7 @@ def test_a_runs_cost_is_its_steps_and_evaluations_and_a_step_is_timed_on_one_thr
 def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkeypatch, capsys):
     monkeypatch.setattr(cu, "step_seconds", lambda c, steps=5: {"step_s": 0.1, "eval_batch_s": 0.2})
     monkeypatch.setattr(cu, "_record", lambda *a, **k: pytest.fail("an estimate trained something"))
+    monkeypatch.setitem(cu.PRESETS, "full", replace_preset(cu.NAME, cu.PRESETS["full"], chosen_lrs={}))
     cu.main(["--stage", "runs", "--rows", "no_guide", "trained_guide-flatten", "--seeds", "0", "1", "--estimate"])
     out = capsys.readouterr().out
     assert "copy_untrainable/copy-trained_guide-flatten seed 1: missing" in out and "(lr not chosen yet)" in out
