@@ -41,6 +41,7 @@ from untrainable.experiments import image_guidance as ig
 from untrainable.experiments.image_guides import scored_as, trained_guide, untrained_guide
 from untrainable.models import build_target, count_parameters
 from untrainable.profiles import check_profile, check_seeds, default_seeds, preset_table, replace_preset
+from untrainable.record_keys import added_field
 from untrainable.results import run_or_load_resolved
 from untrainable.runtime import seed_everything
 from untrainable.train import FitSettings, best_epoch, fit
@@ -48,7 +49,7 @@ from untrainable.train import FitSettings, best_epoch, fit
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "SWEEP_METRICS", "REQUIRED_METRICS", "STAGES",
            "Config", "TransferSettings", "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name",
            "sweep_configs", "max_valid_acc", "chosen_settings", "run_seeds", "planned_runs", "train_student", "run", "run_sweep",
-           "teacher_record", "preconditions", "sweep_table", "main"]
+           "records_of", "teacher_record", "preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
@@ -73,12 +74,18 @@ class Config:
     weight: float = 1.0  # the method's weight beside the labels' cross-entropy (none for "labels")
     temperature: float = 4.0  # kd
     distance: str = "linear_cka"  # guidance
+    #: whether the labels' cross-entropy is a term (False: the method alone, e.g. KD without the label
+    #: term, the paper's "distillation failed completely" case; added after records were stored)
+    with_labels: bool = added_field(True)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
         check_fields(self, positive=("temperature",), non_negative=("weight",),
                      choices={"distance": G.GUIDANCE_DISTANCES})
+        if self.method == "labels" and not self.with_labels:
+            raise ValueError("the labels alone without the labels' term is no loss: with_labels=False needs a "
+                             "method that reads the teacher")
 
     @property
     def precision(self) -> str:
@@ -89,7 +96,7 @@ class Config:
     def methods(self) -> list[T.Method]:
         """The transfer loss's terms: the labels, and the method at its weight."""
         own = [] if self.method == "labels" else [T.Method(self.method, self.weight, self.temperature, self.distance)]
-        return [T.Method("labels"), *own]
+        return [T.Method("labels"), *own] if self.with_labels else own
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,7 @@ def run_name(c: Config) -> str:
     """``labels``, or the method (guidance with another distance: ``guidance-<distance>``) and the teacher;
     prefixed ``plain_cnn-`` for the plain ConvNet student."""
     method = c.method if c.distance == "linear_cka" or c.method != "guidance" else f"guidance-{c.distance}"
+    method = method if c.with_labels else f"{method}_only"
     name = f"{method}-{_kind(c.teacher_trained)}" if c.method != "labels" else "labels"
     return name if c.student.target == "deep_fcn" else f"{c.student.target}-{name}"
 
@@ -331,9 +339,11 @@ def _teacher(profile: str, c: Config, seed: int, device: str, train_missing: boo
         untrained_guide(g, seed)
 
 
-def _records(profile: str, cfgs: list[Config], seeds: Iterable[int], device: str, force: bool,
+def records_of(profile: str, cfgs: list[Config], seeds: Iterable[int], device: str, force: bool,
              train_missing: bool | None, experiment: str, name: Callable[[Config], str],
              required: Sequence[str]) -> list[dict[str, Any]]:
+    """The record of every config in ``cfgs`` for every seed (named by ``name``, checked for ``required``
+    metrics), each with its teacher (the trained guide, or the seed's untrained one): loaded, or trained."""
     return [run_or_load_resolved(experiment, profile, name(c), c, seed, train_student,
                                  lambda c=c, seed=seed: {"teacher": _teacher(profile, c, seed, device, train_missing)},
                                  device=device, force=force, train_missing=train_missing, required_metrics=required)
@@ -357,7 +367,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     """The record of every run (or of the runs ``names``) for every seed: stored ones loaded, missing ones
     trained when allowed."""
     return [r for c in _named(configs(profile, smoke), names)
-            for r in _records(profile, [c], run_seeds(profile, c, seeds), device, force, train_missing, EXPERIMENT,
+            for r in records_of(profile, [c], run_seeds(profile, c, seeds), device, force, train_missing, EXPERIMENT,
                               run_name, REQUIRED_METRICS)]
 
 
@@ -366,7 +376,7 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
               ) -> list[dict[str, Any]]:
     """The record of every sweep run (seed :data:`SWEEP_SEED`; ``stage`` and ``names`` as in
     :func:`sweep_configs` and :func:`run`)."""
-    return _records(profile, _named(sweep_configs(profile, smoke, stage), names), (SWEEP_SEED,), device, force,
+    return records_of(profile, _named(sweep_configs(profile, smoke, stage), names), (SWEEP_SEED,), device, force,
                     train_missing, SWEEP_EXPERIMENT, sweep_name, SWEEP_METRICS)
 
 
