@@ -99,7 +99,7 @@ def test_a_precondition_that_cannot_be_read_at_the_rule_is_said_apart_from_one_t
     unread = CheckedPrecondition("the nets agree", False, "rule not available", unread=A.RuleNotAvailable("no string"))
     failed = CheckedPrecondition("the control overfits", False, "rise 0.01", {"rise": 0.01})
     held = CheckedPrecondition("the guide is ahead", True, "", {"margin": 0.2})
-    assert unread.status == A.RULE_NOT_AVAILABLE and failed.status == "fails"
+    assert unread.status == A.RULE_NOT_AVAILABLE and failed.status == "does not hold"
     text = A.precondition_summary([unread, failed, held])
     assert text.startswith("1 of 3 preconditions fail (the control overfits)")
     assert "1 of 3 cannot be read at the book's estimate (the nets agree)" in text

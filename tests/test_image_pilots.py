@@ -37,7 +37,7 @@ def test_overfits_needs_both_a_loss_rise_and_an_accuracy_gap():
     assert P.overfits([_record(history=rising)]).holds
     flat = _history(0.9, 0.3, [2.0, 1.8, 1.9])  # rise 0.1
     check = P.overfits([_record(history=flat)])
-    assert not check.holds and check.numbers["valid_rise"] == pytest.approx(0.1) and check.status == "fails"
+    assert not check.holds and check.numbers["valid_rise"] == pytest.approx(0.1) and check.status == "does not hold"
     small_gap = _history(0.4, 0.3, [2.0, 1.8, 2.1])  # gap 10 points
     assert not P.overfits([_record(history=small_gap)]).holds
     test_only = _history(0.9, 0.3, [2.0, 1.8, 1.8], test_loss=[2.0, 1.7, 2.0])  # the test curve rises 0.3

@@ -13,7 +13,8 @@ of the same setting), tested by :func:`untrainable.analysis.verdict`, the book's
 paper's direction is the sign of its own difference, or ``paper_direction`` ("higher"/"lower") where
 the paper gives no number. A row may name a ``precondition`` the claim needs from our records
 (``overfits:<record>``: that run overfits, :func:`untrainable.analysis.preconditions.overfits`;
-``above_chance:<record>@0.1``; ``guides_reach:<guide record>@0.95``; ``guide_beats:<guide>><target>``,
+``above_chance:<record>@0.1``; ``at_chance:<record>@0.1``: every seed of that run within 5 points of chance,
+the failure a rescue needs (:func:`untrainable.analysis.preconditions.stays_at_chance`); ``guides_reach:<guide record>@0.95``; ``guide_beats:<guide>><target>``,
 the guide's record among the trained guides or, for a sequence guide, in the row's experiment;
 ``fails_to_train:<control>><shallow control>@0.2``: the control fails to train where the shallow one trains,
 :func:`untrainable.analysis.preconditions.fails_to_train`);
@@ -182,6 +183,9 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
     if kind == "above_chance":
         name, _, chance = args.partition("@")
         return A.preconditions.above_chance(at_rule(store.named(experiment, name)), float(chance), name, metric)
+    if kind == "at_chance":
+        name, _, chance = args.partition("@")
+        return A.preconditions.stays_at_chance(at_rule(store.named(experiment, name)), float(chance), name, metric)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
         return A.preconditions.falls_short_of_twin(at_rule(store.named(experiment, plain)),
@@ -193,6 +197,7 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
 PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><target record>[@<min gap>]",
                       "falls_short": "<plain record>><residual twin guide record>", "above_chance": "<record>@<chance>",
+                      "at_chance": "<record>@<chance> (every seed within 5 points of it)",
                       "guides_reach": "<guide record>@<validation accuracy every used guide reaches>",
                       "fails_to_train": "<control record>><shallow control record>[@<min gap below it>]"}
 

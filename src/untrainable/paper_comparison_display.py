@@ -87,8 +87,8 @@ def _other_rules(r: pd.Series) -> str:
 
 
 def _status(holds: bool | None) -> str:
-    """'holds', 'fails' or '' (the row names no precondition); the numbers are in the row's "why"."""
-    return "" if holds is None or holds != holds else ("holds" if holds else "fails")
+    """'holds', 'does not hold' or '' (the row names no precondition); the numbers are in the row's "why"."""
+    return "" if holds is None or holds != holds else ("holds" if holds else "does not hold")
 
 
 def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
@@ -120,8 +120,7 @@ def comparison(profile: str = "full", path: Path | None = None) -> pd.DataFrame:
                      "our effect": _fmt_effect(r, digits, unit),
                      "paper's effect": _fmt_paper_effect(r, row["paper_direction"], digits, unit),
                      "baseline seeds": f"{r['baseline_seeds']}", "precondition numbers": r["precondition"],
-                     "untrainable": is_set(row["precondition"]) and UNTRAINABLE in row["precondition"]
-                     and row["our_metric"] == "test_acc"})
+                     "untrainable": is_rescue(row, paper)})
     return pd.DataFrame(rows).set_index("row")
 
 
@@ -181,9 +180,20 @@ UNITS = {**dict.fromkeys((*ACCURACIES, "guide_acc", "teacher_test_acc"), "pts"),
          "perplexity": "ppl", "kappa": "κ"}
 #: The columns of :func:`compact` (its index is the claim): what a reader needs to see of each claim at a glance.
 COMPACT = ["verdict", "our effect [95 % CI]", "paper's effect", "p", "seeds"]
-#: The precondition kind that marks a row as a rescue claim: its control fails to train (the landing page asks
-#: "does guidance train the untrainable?" of these rows alone).
-UNTRAINABLE = "fails_to_train"
+#: The precondition kinds that mark a row as a rescue claim: its control fails to train, or stays at chance (the
+#: landing page asks "does guidance train the untrainable?" of these rows alone).
+UNTRAINABLE = ("fails_to_train", "at_chance")
+
+
+def is_rescue(row: pd.Series, paper: pd.DataFrame) -> bool:
+    """Whether a row of the data file is a rescue claim: an accuracy judged against a control (a baseline row
+    with no baseline of its own: not, say, guidance against distillation) whose precondition says that control
+    fails (:data:`UNTRAINABLE`)."""
+    kinds = {part.strip().partition(":")[0] for part in str(row["precondition"]).split(";")} \
+        if is_set(row["precondition"]) else set()
+    base = row["baseline_row"]
+    return (bool(kinds & set(UNTRAINABLE)) and row["our_metric"] == "test_acc" and is_set(base)
+            and not is_set(paper.loc[base, "baseline_row"]))
 #: The chapters whose rows the landing page's answer (:func:`answer`) counts as guidance, and as mimicry.
 GUIDANCE_CHAPTERS = ("04", "05", "06", "08")
 MIMICRY_CHAPTERS = ("07",)

@@ -40,7 +40,7 @@ from untrainable.analysis.estimates import (PRIMARY_RULE, RULE_WORDS, Rule, Rule
 
 __all__ = ["CHANCE", "LOWER_IS_BETTER", "CheckedPrecondition", "loss_rise", "train_test_gap", "overfits",
            "best_train_acc", "fails_to_train", "plateau_drop", "falls_short_of_twin", "beats", "guide_beats_target", "above_chance",
-           "every_guide_reaches", "teacher_beats_best_student", "plateau_rise", "trained_to_plateau"]
+           "stays_at_chance", "every_guide_reaches", "teacher_beats_best_student", "plateau_rise", "trained_to_plateau"]
 
 #: Chance accuracy on CIFAR-10's ten balanced classes.
 CHANCE = 0.1
@@ -70,12 +70,12 @@ class CheckedPrecondition(Precondition):
 
     @property
     def status(self) -> str:
-        """"holds", "fails", "rule not available", or "no records"."""
+        """"holds", "does not hold", "rule not available", or "no records"."""
         if self.unread is not None:
             return "rule not available"
         if not self.numbers:
             return "no records"
-        return "holds" if self.holds else "fails"
+        return "holds" if self.holds else "does not hold"
 
 
 def _no_records(name: str, what: str) -> CheckedPrecondition:
@@ -247,6 +247,22 @@ def above_chance(records: list[dict[str, Any]], chance: float, name: str = "the 
                                f"{_named(metric)} {100 * value:.1f}% against chance {100 * chance:.0f}% (needs ≥ "
                                f"{100 * (chance + margin):.0f}%); {len(records)} seed(s)",
                                {metric: value, "chance": chance, "seeds": float(len(records))})
+
+
+def stays_at_chance(records: list[dict[str, Any]], chance: float, name: str = "the control",
+                    metric: str = "test_acc", margin: float = 0.05) -> CheckedPrecondition:
+    """Does the control fail, so that a guided gain is a rescue? Every record's ``metric`` (each seed, or
+    each pilot learning rate) is at most ``margin`` above ``chance``: one control that learns is no failure."""
+    what = f"{name} stays at chance"
+    if not records:
+        return _no_records(what, name)
+    values = [r["metrics"][metric] for r in records]
+    shown = ", ".join(f"{100 * v:.1f}%" for v in values)
+    return CheckedPrecondition(what, bool(max(values) <= chance + margin),
+                               f"{_named(metric)} {shown} against chance {100 * chance:.0f}% (each needs ≤ "
+                               f"{100 * (chance + margin):.0f}%); {len(records)} record(s)",
+                               {"highest": max(values), "mean": float(np.mean(values)), "chance": chance,
+                                "records": float(len(records))})
 
 
 def every_guide_reaches(guides: list[dict[str, Any]], bar: float, name: str = "every trained guide",

@@ -33,8 +33,8 @@ Stages (:data:`STAGES`):
 
 :func:`preconditions` says whether the regime holds in the runs: the control fails (every seed's token
 accuracy within :data:`MARGIN` of chance, :func:`control_fails`) and every trained guide reaches
-:data:`GUIDE_BAR`. The module is not a chapter of the book yet (no ``full`` records): it is absent from
-:data:`untrainable.experiments.CHAPTERS`.
+:data:`GUIDE_BAR`. It is a section of chapter 06 (:data:`untrainable.experiments.SECTIONS`), beside the
+chapter's 5-10 digit regime, where the RNN learns; page 98 judges its rows (``seq-copyfail-*``).
 
 What it costs (:func:`estimate`, ``--estimate``): the fastest of five steps on one thread of the shared 2-core
 CPU (6 Dec 2026) was 41-81 ms for the RNN, 121-185 ms guided (per token or flattened), 128-171 ms for the
@@ -58,11 +58,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from untrainable import guidance as G
-from untrainable.analysis.preconditions import METRIC_WORDS, CheckedPrecondition, every_guide_reaches
+from untrainable.analysis.preconditions import CheckedPrecondition, every_guide_reaches, stays_at_chance
 from untrainable.experiments import PlannedRun, print_estimate, shell_parser, shell_seeds
 from untrainable.experiments import sequence_configs as S
 from untrainable.experiments import sequence_pilots as sp
@@ -83,7 +82,7 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "SELECTION", "NAME", 
            "ROWS", "CONTROL", "REQUIRED_METRICS", "MARGIN", "GUIDE_BAR", "CopyPreset", "PRESETS", "shrink", "preset",
            "rows", "row_config", "guide_config", "run_name", "sweep_name", "pilot_configs", "sweep_configs",
            "run_configs", "chosen_lrs", "learning_rates", "run_pilots", "run_sweep", "run", "planned_runs",
-           "control_fails", "preconditions", "pilot_preconditions", "EVAL_BATCH", "step_seconds", "run_seconds",
+           "control_fails", "preconditions", "pilot_preconditions", "LABELS", "CONTRASTS", "shown", "sweep_choices", "EVAL_BATCH", "step_seconds", "run_seconds",
            "estimate", "main"]
 
 #: The control fails when every seed's token accuracy is at most this far above chance (chapter 06's
@@ -156,18 +155,9 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
 def control_fails(records: list[dict[str, Any]], name: str = "the control", chance: float = CHANCE["copy"],
                   margin: float = MARGIN, metric: str = "test_acc") -> CheckedPrecondition:
     """Does the control fail, so that a guided gain is a rescue? Every record's ``metric`` (each seed, or
-    each pilot learning rate) is at most ``margin`` above ``chance``: one control that learns is no failure."""
-    what = f"{name} stays at chance"
-    if not records:
-        return CheckedPrecondition(what, False, f"no records of {name}")
-    values = [r["metrics"][metric] for r in records]
-    shown = ", ".join(f"{100 * v:.1f}%" for v in values)
-    words = METRIC_WORDS.get(metric, metric.replace("_", " "))
-    return CheckedPrecondition(what, bool(max(values) <= chance + margin),
-                               f"{words} {shown} against chance {100 * chance:.0f}% (each needs ≤ "
-                               f"{100 * (chance + margin):.0f}%); {len(records)} record(s)",
-                               {"highest": max(values), "mean": float(np.mean(values)), "chance": chance,
-                                "records": float(len(records))})
+    each pilot learning rate) is at most ``margin`` above ``chance``
+    (:func:`untrainable.analysis.preconditions.stays_at_chance`, which page 98's ``at_chance`` rows read too)."""
+    return stays_at_chance(records, chance, name, metric, margin)
 
 
 def preconditions(records: list[dict[str, Any]]) -> list[CheckedPrecondition]:
@@ -188,6 +178,28 @@ def pilot_preconditions(records: list[dict[str, Any]]) -> list[CheckedPreconditi
     tf = [r for r in records if r["config"]["net"]["family"] != target]
     return [control_fails(rnn, "the RNN alone at every pilot learning rate"),
             every_guide_reaches(tf, GUIDE_BAR, "the Transformer alone")]
+
+
+# ----------------------------------------------------------------------------- what the chapter shows
+
+#: Each record name as the chapter labels it, in the order it shows them.
+LABELS = {"copy-no_guide": "no guide", "copy-trained_guide-per_token": "trained guide (CKA per token)",
+          "copy-untrained_guide-per_token": "untrained guide (CKA per token)",
+          "copy-trained_guide-flatten": "trained guide (flattened CKA)",
+          "copy-untrained_guide-flatten": "untrained guide (flattened CKA)", "copy-guide_alone": "guide alone"}
+#: Each guided row against the control (record names, as :func:`untrainable.analysis.contrasts_table` reads them).
+CONTRASTS = tuple((name, "copy-no_guide") for name in list(LABELS)[1:5])
+
+
+def shown(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of the rows the chapter shows (:data:`LABELS`), in that order."""
+    return [r for name in LABELS for r in records if r["name"] == name]
+
+
+def sweep_choices(lrs: Mapping[Row, float]) -> dict[tuple[str, str], dict[str, float]]:
+    """The rows' chosen learning rates keyed as :func:`untrainable.analysis.sweep_table` reads them with
+    ``group="tokens"``: ``(tokens, condition) -> {"lr": ...}``."""
+    return {(r.tokens, r.condition): {"lr": lr} for r, lr in lrs.items()}
 
 
 # ----------------------------------------------------------------------------- what it costs

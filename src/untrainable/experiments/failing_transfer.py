@@ -39,8 +39,8 @@ from untrainable.experiments import transfer_comparison as TC
 from untrainable.profiles import check_profile, preset_table
 
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "NAME", "SELECTION", "STAGES", "RUNS",
-           "FailingTransferPreset", "PRESETS", "student", "sweep_configs", "configs", "chosen_weight",
-           "planned_runs", "run_sweep", "run", "main"]
+           "FailingTransferPreset", "PRESETS", "student", "sweep_configs", "configs", "chosen_weight", "sweep_choice", "depth",
+           "planned_runs", "run_sweep", "run", "MAP_CONDITIONS", "shown", "contrasts", "with_map", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT = "failing_transfer", "failing_transfer_sweeps"
 #: The seed of every sweep run: no reported run uses it.
@@ -96,6 +96,17 @@ def sweep_configs(profile: str, lr: float, smoke: bool = False) -> list[TC.Confi
 def chosen_weight(records: list[dict[str, Any]]) -> float:
     """KD's weight of the sweep's ``records``, chosen on validation by :data:`SELECTION`."""
     return choose(records, lambda r: r["config"]["weight"], SELECTION)
+
+
+def sweep_choice(records: list[dict[str, Any]]) -> dict[str, TC.TransferSettings]:
+    """The sweep's choice as chapter 08's :func:`~untrainable.experiments.transfer_comparison.sweep_table` marks
+    it: KD's weight, at the control's learning rate (not swept)."""
+    return {"kd-untrained": TC.TransferSettings(chosen_weight(records), records[0]["config"]["student"]["lr"])}
+
+
+def depth(profile: str) -> int:
+    """The depth of the student: the depth map's failing depth (:func:`untrainable.experiments.failing_rows.depth`)."""
+    return FR.depth(profile)
 
 
 def configs(profile: str, lr: float, weight: float, smoke: bool = False) -> list[TC.Config]:
@@ -157,6 +168,32 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     lr = _lr(profile, smoke, device, train_missing)
     return _records(profile, _named(configs(profile, lr, weight, smoke), names), _seeds(profile, seeds, smoke),
                     device, force, train_missing, EXPERIMENT, sweep=False)
+
+
+#: The conditions the section shows, by record name: the map's control and untrained guide at the failing
+#: depth, then the two KD runs (the map's names carry the depth, ``fcn24-``: :func:`shown`).
+MAP_CONDITIONS = ("no_guide", "untrained_guide")
+
+
+def shown(profile: str) -> dict[str, str]:
+    """Each record name the section shows, with its label, in order."""
+    d = FR.depth(profile)
+    return {f"fcn{d}-no_guide": "labels alone (no teacher)", f"fcn{d}-untrained_guide": "guidance by the untrained teacher",
+            "kd-untrained": "KD from the untrained teacher, beside the labels",
+            "kd_only-untrained": "KD alone from the untrained teacher (no label term)"}
+
+
+def contrasts(profile: str) -> list[tuple[str, str]]:
+    """Each KD run and guidance against the control, then guidance against each KD run (record names)."""
+    control, guided, kd, kd_only = shown(profile)
+    return [(kd, control), (kd_only, control), (guided, control), (guided, kd), (guided, kd_only)]
+
+
+def with_map(profile: str, map_records: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The map's control and untrained-guide runs at the failing depth (with BatchNorm, of the runs' seeds for
+    the guide; every seed of the control), then the KD runs: what the section compares."""
+    cell = FR.with_map(profile, map_records, [])
+    return [r for r in cell if r["config"]["condition"] in MAP_CONDITIONS] + list(records)
 
 
 def main(argv: list[str] | None = None) -> None:
