@@ -64,7 +64,8 @@ class FailingTransferPreset:
 
 PRESETS: dict[str, FailingTransferPreset] = preset_table(NAME, {
     "quick": FailingTransferPreset(weights=(1.0,)),
-    "full": FailingTransferPreset(weights=TC.PRESETS["full"].weights),
+    # the committed sweep (seed 100): highest validation accuracy 30.3 % at 0.1, 28.6 % at 1, 14.6 % at 10
+    "full": FailingTransferPreset(weights=TC.PRESETS["full"].weights, chosen_weight=0.1),
     "paper": FailingTransferPreset(weights=TC.PRESETS["paper"].weights),
 })
 
