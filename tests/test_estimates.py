@@ -139,3 +139,20 @@ def test_a_language_models_perplexity_is_read_at_the_rules_epoch_from_its_test_l
     record = {"name": "lm", "seed": 0, "history": history, "metrics": {"perplexity": math.exp(1.8)}}
     assert estimate(record, "perplexity", "min_valid_loss") == pytest.approx(math.exp(1.6))
     assert estimate(record, "perplexity", "final_epoch") == pytest.approx(math.exp(1.8))
+
+
+def test_regimes_side_by_side_show_which_failure_by_best_train_accuracy_and_the_books_estimate():
+    def run(name, train, valid, test):
+        history = [{"epoch": i + 1, "train_acc": t, "valid_acc": v, "valid_loss": 1.0, "test_acc": s}
+                   for i, (t, v, s) in enumerate(zip(train, valid, test))]
+        return {"name": name, "history": history, "metrics": {"test_acc": test[-1]}}
+
+    overfits = [run("no_guide", (0.5, 1.0), (0.40, 0.30), (0.41, 0.31)), run("no_guide", (0.6, 0.98), (0.42, 0.3),
+                                                                               (0.43, 0.29))]
+    fails = [run("no_guide", (0.11, 0.12), (0.10, 0.11), (0.10, 0.12)) for _ in range(3)]
+    table = A.regimes_table({"overfits": overfits, "fails": fails}, {"no_guide": "no guide"})
+    assert list(table.index) == [("overfits", "no guide"), ("fails", "no guide")]
+    assert table.loc[("overfits", "no guide"), "best train acc (%)"] == "99.0 ± 1.4"
+    estimate = table.columns[-1]
+    assert table.loc[("overfits", "no guide"), estimate] == "42.0 ± 1.4"  # the epoch of highest validation accuracy
+    assert table.loc[("fails", "no guide"), "seeds"] == 3 and table.loc[("fails", "no guide"), estimate] == "12.0 ± 0.0"

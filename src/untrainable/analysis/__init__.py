@@ -36,7 +36,7 @@ from untrainable.analysis.kappa import (CONTROL_PAIRS, GUIDED_BY, agreement_prec
                                         disjoint_pairs, error_consistency, kappa_contrast, kappa_summary, kappa_table,
                                         kappa_values)
 from untrainable.analysis.chapter_tables import (REPORTED_RULES, cell_change_text, chosen_table, estimate_heading,
-                                                 estimate_table, precondition_summary, precondition_table,
+                                                 estimate_table, precondition_summary, precondition_table, regimes_table,
                                                  rule_change_text, selection_change_text, selection_changes,
                                                  sweep_table, verdict_narrative)
 from untrainable.analysis.overfitting import overfit_gap, overfitting_summary, overfitting_table
@@ -51,7 +51,7 @@ from untrainable.analysis.runs import (config_table, find, guide_table, mean_min
 __all__ = [
     "SIGNIFICANCE", "POWER", "MIN_SEEDS", "VERDICTS", "REPRODUCED", "OPPOSITE", "INCONCLUSIVE", "NO_EFFECT",
     "NOT_TESTABLE", "RULE_NOT_AVAILABLE", "NOT_COMPARABLE", "NOT_RUN", "TOO_FEW_SEEDS", "Effect", "Precondition",
-    "Verdict", "welch_effect", "verdict", "minimum_detectable_effect", "escape_p", "escapes_chance",
+    "Verdict", "regimes_table", "welch_effect", "verdict", "minimum_detectable_effect", "escape_p", "escapes_chance",
     "splits_at_chance",
     "Rule", "RULES", "RULE_WORDS", "PRIMARY_RULE", "LOSS_RULE", "FINAL_EPOCH", "RuleNotAvailable", "has_validation",
     "estimate", "estimate_key", "estimated", "correct_at", "rule_epoch", "row_rule",

@@ -18,11 +18,11 @@ import numpy as np
 from untrainable.analysis.effects import INCONCLUSIVE, NO_EFFECT, NOT_TESTABLE, OPPOSITE, REPRODUCED, RULE_NOT_AVAILABLE
 from untrainable.analysis.estimates import (FINAL_EPOCH, LOSS_RULE, PRIMARY_RULE, RULE_WORDS, RuleNotAvailable,
                                             estimate, rule_epoch)
-from untrainable.analysis.preconditions import CheckedPrecondition
+from untrainable.analysis.preconditions import CheckedPrecondition, best_train_acc
 from untrainable.analysis.selection import CRITERION_WORDS, max_valid_acc
 
 __all__ = ["precondition_table", "precondition_summary", "sweep_table", "chosen_table", "verdict_narrative",
-           "REPORTED_RULES", "estimate_heading", "estimate_table", "selection_changes", "selection_change_text",
+           "REPORTED_RULES", "estimate_heading", "estimate_table", "regimes_table", "selection_changes", "selection_change_text",
            "cell_change_text", "rule_change_text"]
 
 #: The rules a chapter's accuracy table shows: the book's estimate first, then its reported sensitivities (the
@@ -137,6 +137,26 @@ def _cell(records: list[dict[str, Any]], rule: str, scale: float, digits: int) -
     except RuleNotAvailable:
         return RULE_NOT_AVAILABLE
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+
+
+def regimes_table(regimes: Mapping[str, Iterable[dict[str, Any]]], labels: Mapping[str, str] | None = None,
+                  scale: float = 100.0, digits: int = 1) -> pd.DataFrame:
+    """Regimes side by side (``regimes``: a regime's words -> its records): per regime and condition (record
+    name), the seeds, the best training accuracy (which failure: a net that overfits fits its training set, one
+    that fails to train does not) and the book's estimate of test accuracy, each mean ± sd over seeds."""
+    def cell(values: list[float]) -> str:
+        v = scale * np.array(values)
+        return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+
+    rows = []
+    for regime, records in regimes.items():
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            groups.setdefault(r["name"], []).append(r)
+        rows += [{"regime": regime, "condition": (labels or {}).get(name, name), "seeds": len(rs),
+                  "best train acc (%)": cell([best_train_acc(r) for r in rs]),
+                  estimate_heading(PRIMARY_RULE): _cell(rs, PRIMARY_RULE, scale, digits)} for name, rs in groups.items()]
+    return pd.DataFrame(rows).set_index(["regime", "condition"])
 
 
 def estimate_table(records: Iterable[dict[str, Any]], labels: Mapping[str, str] | None = None,

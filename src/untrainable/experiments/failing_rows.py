@@ -15,8 +15,9 @@ the rest of chapter 04's conditions (:data:`CONDITIONS`, from
 
 Its records join the map's (``results/<profile>/depth_map``, named ``fcn24-trained_guide_init`` and so on),
 so the control a row is judged against is the map's own run of the same seed. Nothing here is tuned: the
-rows take the control's learning rate, chosen by the map's pilots. Until every ``full`` record is stored
-the module is not a section of the book (:data:`untrainable.experiments.SECTIONS`).
+rows take the control's learning rate, chosen by the map's pilots. The module is a section of chapter 04
+(:data:`untrainable.experiments.SECTIONS`); distillation at the same depth is chapter 08's
+(:mod:`untrainable.experiments.failing_transfer`).
 
 From a shell (``UNTRAINABLE_THREADS=1``; ``--conditions`` and ``--seeds`` split it over processes)::
 
