@@ -21,7 +21,8 @@ def test_every_profile_has_a_map_and_the_full_one_spans_depth_3_to_48_with_batch
     assert full.depths == (3, 6, 12, 24, 48) and full.batch_norm == (True,)
     assert [str(c) for c in dm.cells(full, (24, 48))] == ["fcn24", "fcn48"]
     assert [str(c) for c in dm.pilot_cells(full, (24, 48))] == ["fcn24", "fcn48", "fcn24-nobn"]
-    assert [str(c) for c in dm.cells(dm.PRESETS["quick"], (24,))] == ["fcn24", "fcn24-nobn"]
+    assert [str(c) for c in dm.cells(dm.PRESETS["quick"], (24,))] == ["fcn24"]
+    assert [str(c) for c in dm.pilot_cells(dm.PRESETS["quick"])] == ["fcn3", "fcn24", "fcn24-nobn"]
     with pytest.raises(ValueError, match=r"depths \[7\] are not in the preset's map"):
         dm.cells(full, (7,))
     with pytest.raises(PresetError, match="unknown preset key.*'widht'"):
