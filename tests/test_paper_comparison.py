@@ -526,3 +526,16 @@ def test_a_rescue_row_may_need_a_control_at_chance_and_one_judged_against_anothe
     assert table.loc["c-up", "untrainable"] and not table.loc["c-vs-kd", "untrainable"]
     assert table.loc["c-up", "precondition"] == ("holds" if holds else "does not hold")
     assert ("in 1 of 1 judged row" in PD.answer(table)) is holds
+
+
+def test_a_precondition_may_name_a_record_of_another_experiment(tmp_path, plan):
+    """A row of one experiment whose control is stored in another: ``<experiment>/<record>``."""
+    _write([_record("k-none", s, 0.10 + 0.01 * s) for s in range(3)], plan)
+    _write([_record("k-kd", s, 0.2 + 0.01 * s) for s in range(3)], plan, experiment="other")
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "k-none,08,K,no guide,acc,,,,,,exp,k-none,test_acc,paper,\n"
+                    "k-kd,08,K,kd,acc,,,higher,k-none,at_chance:exp/k-none@0.1,other,k-kd,test_acc,paper,\n"
+                    "k-own,08,K,kd,acc,,,higher,k-none,at_chance:k-none@0.1,other,k-kd,test_acc,paper,\n")
+    v = PC.verdicts("full", path)
+    assert v.loc["k-kd", "precondition_holds"] and v.loc["k-kd", "verdict"] == A.REPRODUCED
+    assert not v.loc["k-own", "precondition_holds"] and "no records" in v.loc["k-own", "precondition"]

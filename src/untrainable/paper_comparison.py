@@ -18,6 +18,7 @@ the failure a rescue needs (:func:`untrainable.analysis.preconditions.stays_at_c
 the guide's record among the trained guides or, for a sequence guide, in the row's experiment;
 ``fails_to_train:<control>><shallow control>@0.2``: the control fails to train where the shallow one trains,
 :func:`untrainable.analysis.preconditions.fails_to_train`);
+a record of another experiment is named ``<experiment>/<record>``;
 when one fails the row is "not testable". A row may name several, ``;``-separated
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
 comparable"); rows without records are "not run".
@@ -157,8 +158,13 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
     perplexity at the row's estimate (:func:`estimate_rule`; a guide at its kept checkpoint)."""
     kind, _, args = spec.partition(":")
     experiment, measured = row["experiment"], row["our_metric"]
+
+    def named(name: str) -> list[dict[str, Any]]:
+        """A record name of the row's experiment, or ``<experiment>/<name>`` of another (a control stored elsewhere)."""
+        other, _, own = name.rpartition("/")
+        return store.named(other or experiment, own)
     if kind == "overfits":
-        return A.preconditions.overfits(store.named(experiment, args), args)
+        return A.preconditions.overfits(named(args), args)
     if kind == "guides_reach":
         name, _, bar = args.partition("@")
         return A.preconditions.every_guide_reaches(_used(store, experiment, name), float(bar), name)
@@ -173,22 +179,22 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
         guide, _, target = pair.partition(">")
         guides = (scored_as(store.named("guides", guide), metric) if store.plans("guides", guide)
                   else at_rule(_used(store, experiment, guide)))  # a sequence guide is a run of the row's experiment
-        return A.preconditions.guide_beats_target(guides, at_rule(store.named(experiment, target)),
+        return A.preconditions.guide_beats_target(guides, at_rule(named(target)),
                                                   f"the guide {guide}", metric, min_gap=float(gap or 0))
     if kind == "fails_to_train":
         pair, _, gap = args.partition("@")
         control, _, shallow = pair.partition(">")
-        return A.preconditions.fails_to_train(store.named(experiment, control), store.named(experiment, shallow),
+        return A.preconditions.fails_to_train(named(control), named(shallow),
                                               control, min_gap=float(gap) if gap else None)
     if kind == "above_chance":
         name, _, chance = args.partition("@")
-        return A.preconditions.above_chance(at_rule(store.named(experiment, name)), float(chance), name, metric)
+        return A.preconditions.above_chance(at_rule(named(name)), float(chance), name, metric)
     if kind == "at_chance":
         name, _, chance = args.partition("@")
-        return A.preconditions.stays_at_chance(at_rule(store.named(experiment, name)), float(chance), name, metric)
+        return A.preconditions.stays_at_chance(at_rule(named(name)), float(chance), name, metric)
     if kind == "falls_short":
         plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
-        return A.preconditions.falls_short_of_twin(at_rule(store.named(experiment, plain)),
+        return A.preconditions.falls_short_of_twin(at_rule(named(plain)),
                                                    scored_as(store.named("guides", twin), metric), plain, metric=metric)
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
