@@ -539,3 +539,13 @@ def test_a_precondition_may_name_a_record_of_another_experiment(tmp_path, plan):
     v = PC.verdicts("full", path)
     assert v.loc["k-kd", "precondition_holds"] and v.loc["k-kd", "verdict"] == A.REPRODUCED
     assert not v.loc["k-own", "precondition_holds"] and "no records" in v.loc["k-own", "precondition"]
+
+
+def test_the_sources_table_shows_each_numbers_source_and_note():
+    """Every row of the book's data file, by its claim, with the paper's number, its source and the note."""
+    paper = PC.paper_numbers()
+    table = PD.sources_table(paper)
+    assert len(table) == len(paper) and table["source"].notna().all() and table["note"].notna().all()
+    row = table.loc[PD.claim(paper.loc["img-deep-untrained"])]
+    assert row["paper's number"] == "13.1 ± 0.72 (ImageNet top-5 acc (%))"
+    assert row["source"] == paper.loc["img-deep-untrained", "source"] and "v1" in row["source"]

@@ -41,8 +41,9 @@ def sources_table(paper: pd.DataFrame) -> pd.DataFrame:
     by its :func:`claim`: the number with its spread and metric, its source and the data file's note in full."""
     spread = paper["paper_spread"].map(lambda v: "" if pd.isna(v) else f" ± {v:g}")
     number = paper["paper_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:g}") + spread
-    return pd.DataFrame({"paper's number": number + " (" + paper["paper_metric"].fillna("") + ")",
-                         "source": paper["source"].fillna("—"), "note": paper["note"].fillna("")},
+    # the columns' values, not the Series: indexed by row id, they would be aligned to the claims (all missing)
+    return pd.DataFrame({"paper's number": (number + " (" + paper["paper_metric"].fillna("") + ")").to_numpy(),
+                         "source": paper["source"].fillna("—").to_numpy(), "note": paper["note"].fillna("").to_numpy()},
                         index=pd.Index([claim(row) for _, row in paper.iterrows()], name="claim"))
 
 

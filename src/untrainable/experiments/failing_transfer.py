@@ -179,9 +179,8 @@ MAP_CONDITIONS = ("no_guide", "untrained_guide")
 def shown(profile: str) -> dict[str, str]:
     """Each record name the section shows, with its label, in order."""
     d = FR.depth(profile)
-    return {f"fcn{d}-no_guide": "labels alone (no teacher)", f"fcn{d}-untrained_guide": "guidance by the untrained teacher",
-            "kd-untrained": "KD from the untrained teacher, beside the labels",
-            "kd_only-untrained": "KD alone from the untrained teacher (no label term)"}
+    return {f"fcn{d}-no_guide": "labels alone (no teacher)", f"fcn{d}-untrained_guide": "guidance + labels",
+            "kd-untrained": "KD + labels", "kd_only-untrained": "KD alone (no labels)"}
 
 
 def contrasts(profile: str) -> list[tuple[str, str]]:
