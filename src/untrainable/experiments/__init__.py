@@ -52,10 +52,11 @@ CHAPTERS: dict[str, str] = {
 
 #: Notebook prefix -> further modules whose records that chapter also shows, each a section of its notebook on
 #: the same contract (``planned_runs``, ``run``): chapter 04's depth map, where its FCN fails to train, and the
-#: other untrainable rows at its failing depth; chapter 08's distillation from the untrained teacher at the
-#: FCN's failing depth. (Chapter 06's copy-paste where the RNN fails joins once its five seeds are stored.)
+#: other untrainable rows at its failing depth; chapter 06's copy-paste where the RNN fails; chapter 08's
+#: distillation from the untrained teacher at the FCN's failing depth.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "04": ("untrainable.experiments.depth_map", "untrainable.experiments.failing_rows"),
+    "06": ("untrainable.experiments.copy_untrainable",),
     "08": ("untrainable.experiments.failing_transfer",),
 }
 

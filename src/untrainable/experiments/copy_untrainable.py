@@ -33,8 +33,8 @@ Stages (:data:`STAGES`):
 
 :func:`preconditions` says whether the regime holds in the runs: the control fails (every seed's token
 accuracy within :data:`MARGIN` of chance, :func:`control_fails`) and every trained guide reaches
-:data:`GUIDE_BAR`. It becomes a section of chapter 06 (:data:`untrainable.experiments.SECTIONS`), beside the
-chapter's 5-10 digit regime, where the RNN learns, once every ``full`` run is stored.
+:data:`GUIDE_BAR`. It is a section of chapter 06 (:data:`untrainable.experiments.SECTIONS`), beside the
+chapter's 5-10 digit regime, where the RNN learns; page 98 judges its rows (``seq-copyfail-*``).
 
 What it costs (:func:`estimate`, ``--estimate``): the fastest of five steps on one thread of the shared 2-core
 CPU (6 Dec 2026) was 41-81 ms for the RNN, 121-185 ms guided (per token or flattened), 128-171 ms for the
