@@ -26,9 +26,8 @@ shallowest depth where the pilots say so (a test holds it); page 98's untrainabl
 A deep BatchNorm FCN at initialisation has layers that are constant over a batch in eval mode (its
 running statistics are the initial ones); the alignment probes record such pairs as null with a reason
 (:class:`untrainable.guidance.SimilarityProbe`), and the guidance loss counts them as unrelated for that
-step (:class:`untrainable.guidance.GuidanceLoss`), so nothing stops a run. The map joins chapter 04 (and
-page 98) once every cell's ``full`` records are stored; until then it is absent from
-:data:`untrainable.experiments.CHAPTERS`.
+step (:class:`untrainable.guidance.GuidanceLoss`), so nothing stops a run. The map is a section of chapter 04
+(:data:`untrainable.experiments.SECTIONS`).
 
 From a shell::
 
@@ -129,9 +128,8 @@ def _base(profile: str) -> ImagePreset:
 
 
 PRESETS: dict[str, DepthMapPreset] = preset_table(NAME, {
-    # CI's slice: a net that trains and one that fails, with BatchNorm; the 24-layer net without it piloted only
     "quick": DepthMapPreset(base=_base("quick"), depths=(3, 24), width=64, first_width=None, pilot_lrs=(1e-3, 3e-4),
-                            batch_norm=(True,), extra_pilots=(Cell(24, False),)),
+                            batch_norm=(True,), extra_pilots=(Cell(24, False),)),  # a net that trains, one that fails
     # The paper's block (with BatchNorm) already fails to train at 24 layers (the pilots), so the map runs it
     # alone; the issue adds nets without BatchNorm only where the BatchNorm net still trains at 48 layers.
     # Their pilots at 3 and 24 layers stay as the evidence that without BatchNorm the 24-layer net sits at chance
