@@ -355,7 +355,7 @@ def test_a_fragile_or_inconclusive_row_is_flagged():
 def test_the_answer_is_written_from_the_records_and_names_every_verdict(data_file):
     table = PD.comparison("full", data_file)
     text = PD.answer(table)
-    assert text.count(". ") == 3 and text.startswith("**Guidance** reproduced")  # four sentences
+    assert text.count("\n* ") == 3 and text.startswith("* **Guidance** reproduced")  # four sentences, a bullet each
     assert "No judged row has a control that fails to train yet" in text
     judged = set(table["verdict"]) - {A.NOT_COMPARABLE}
     assert {A.REPRODUCED, A.OPPOSITE, A.NO_EFFECT, A.TOO_FEW_SEEDS, A.NOT_TESTABLE, A.NOT_RUN} <= judged

@@ -318,7 +318,7 @@ def _share(rows: pd.DataFrame, label: str) -> str:
 
 
 def answer(table: pd.DataFrame) -> str:
-    """The landing page's answer in four sentences, from a :func:`comparison` table: where guidance (the
+    """The landing page's answer in four sentences, a bullet each, from a :func:`comparison` table: where guidance (the
     chapters of :data:`GUIDANCE_CHAPTERS`) reproduced the paper's direction with a trained guide and with an
     untrained one (a row whose setting or condition says "untrained"), where it did for a control that fails
     to train (an accuracy row whose precondition names :data:`UNTRAINABLE`: error consistency there is not
@@ -339,7 +339,9 @@ def answer(table: pd.DataFrame) -> str:
               f"reproduced the paper's direction {_share(failing, 'claim')}. " if not failing.empty else
               "**Does guidance train a net that fails to train?** No judged row has a control that fails to train "
               "yet. ")
-    return (f"**Guidance** reproduced the paper's direction (p < 0.05; our effects with 95 % intervals) with a trained "
-            f"guide {_share(guidance[~untrained], 'short')}, and with an untrained guide "
-            f"{_share(guidance[untrained], 'short')}. " + rescue + f"**Mimicry** reproduced it {_share(mimicry, 'claim')}. "
-            + (f"**Did not reproduce**: {missed}." if missed else "Every judged row reproduced.") + "\n")
+    sentences = [f"**Guidance** reproduced the paper's direction (p < 0.05; our effects with 95 % intervals) with a "
+                 f"trained guide {_share(guidance[~untrained], 'short')}, and with an untrained guide "
+                 f"{_share(guidance[untrained], 'short')}.", rescue.strip(),
+                 f"**Mimicry** reproduced it {_share(mimicry, 'claim')}.",
+                 f"**Did not reproduce**: {missed}." if missed else "Every judged row reproduced."]
+    return "".join(f"* {s}\n" for s in sentences)  # a list: four long sentences read badly as one paragraph
