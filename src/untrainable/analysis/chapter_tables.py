@@ -130,13 +130,18 @@ def estimate_heading(rule: str, what: str = "test acc (%)") -> str:
     return f"{what} at {RULE_WORDS[rule]} ({_ROLE.get(rule, 'a sensitivity')})"
 
 
+def _mean_sd(values: Sequence[float], scale: float, digits: int) -> str:
+    """'41.0 ± 1.0' of ``values`` times ``scale`` (the sd of one value: 0)."""
+    v = scale * np.array(values)
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+
+
 def _cell(records: list[dict[str, Any]], rule: str, scale: float, digits: int) -> str:
     """'41.0 ± 1.0' of the records' estimates under ``rule``, or "rule not available" where a run has none."""
     try:
-        v = np.array([scale * estimate(r, "test_acc", rule) for r in records])
+        return _mean_sd([estimate(r, "test_acc", rule) for r in records], scale, digits)
     except RuleNotAvailable:
         return RULE_NOT_AVAILABLE
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
 
 
 def regimes_table(regimes: Mapping[str, Iterable[dict[str, Any]]], labels: Mapping[str, str] | None = None,
@@ -144,17 +149,13 @@ def regimes_table(regimes: Mapping[str, Iterable[dict[str, Any]]], labels: Mappi
     """Regimes side by side (``regimes``: a regime's words -> its records): per regime and condition (record
     name), the seeds, the best training accuracy (which failure: a net that overfits fits its training set, one
     that fails to train does not) and the book's estimate of test accuracy, each mean ± sd over seeds."""
-    def cell(values: list[float]) -> str:
-        v = scale * np.array(values)
-        return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
-
     rows = []
     for regime, records in regimes.items():
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in records:
             groups.setdefault(r["name"], []).append(r)
         rows += [{"regime": regime, "condition": (labels or {}).get(name, name), "seeds": len(rs),
-                  "best train acc (%)": cell([best_train_acc(r) for r in rs]),
+                  "best train acc (%)": _mean_sd([best_train_acc(r) for r in rs], scale, digits),
                   estimate_heading(PRIMARY_RULE): _cell(rs, PRIMARY_RULE, scale, digits)} for name, rs in groups.items()]
     return pd.DataFrame(rows).set_index(["regime", "condition"])
 

@@ -25,9 +25,8 @@ From a shell (``UNTRAINABLE_THREADS=1``; ``--runs`` and ``--seeds`` split a stag
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from untrainable.analysis.selection import BOOK_CRITERION, choose
@@ -121,10 +120,6 @@ def _seeds(profile: str, seeds: Iterable[int] | None, smoke: bool = False) -> tu
     return DM.run_seeds(DM.preset(profile, smoke), profile, seeds, FR.depth(profile, smoke), "untrained_guide")
 
 
-def _named(cfgs: list[TC.Config], names: Iterable[str] | None) -> list[TC.Config]:
-    return cfgs if names is None else [c for c in cfgs if TC.run_name(c) in set(names)]
-
-
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     """The sweep and the runs, once the map's preset holds the failing depth's learning rate (and the runs
     once this preset holds the chosen weight)."""
@@ -167,7 +162,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     where allowed), then each run at the weight it chose."""
     weight = _weight(profile, run_sweep(profile, device, train_missing=train_missing, smoke=smoke), smoke)
     lr = _lr(profile, smoke, device, train_missing)
-    return _records(profile, _named(configs(profile, lr, weight, smoke), names), _seeds(profile, seeds, smoke),
+    return _records(profile, TC.named_configs(configs(profile, lr, weight, smoke), names), _seeds(profile, seeds, smoke),
                     device, force, train_missing, EXPERIMENT, sweep=False)
 
 
@@ -213,11 +208,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _train_runs(profile: str, seeds: tuple[int, ...] | None, device: str, names: list[str] | None) -> None:
-    """The runs stage: the stored sweep's choice, then every missing run trained."""
-    weight = _weight(profile, run_sweep(profile, device, train_missing=False), False)
-    lr = _lr(profile, False, device, False)
-    _records(profile, _named(configs(profile, lr, weight), names), _seeds(profile, seeds), device, False, True,
-             EXPERIMENT, sweep=False)
+    """The runs stage: the sweep must be stored (an error names a missing one), then every missing run trained."""
+    run_sweep(profile, device, train_missing=False)
+    run(profile, seeds, device, train_missing=True, names=names)
 
 
 if __name__ == "__main__":

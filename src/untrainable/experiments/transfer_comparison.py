@@ -49,7 +49,7 @@ from untrainable.train import FitSettings, best_epoch, fit
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "SWEEP_SEED", "METHODS", "SWEEP_METRICS", "REQUIRED_METRICS", "STAGES",
            "Config", "TransferSettings", "TransferPreset", "PRESETS", "configs", "run_name", "sweep_name",
            "sweep_configs", "max_valid_acc", "chosen_settings", "run_seeds", "planned_runs", "train_student", "run", "run_sweep",
-           "records_of", "teacher_record", "preconditions", "sweep_table", "main"]
+           "records_of", "named_configs", "teacher_record", "preconditions", "sweep_table", "main"]
 
 EXPERIMENT, SWEEP_EXPERIMENT, SWEEP_SEED = "transfer_comparison", "transfer_sweeps", 100
 #: The methods beside the labels (``labels`` alone is the baseline).
@@ -350,7 +350,7 @@ def records_of(profile: str, cfgs: list[Config], seeds: Iterable[int], device: s
             for c in cfgs for seed in seeds]
 
 
-def _named(cfgs: list[Config], names: Iterable[str] | None) -> list[Config]:
+def named_configs(cfgs: list[Config], names: Iterable[str] | None) -> list[Config]:
     """The configs whose run name is in ``names`` (None: all); an unknown name is an error listing them."""
     if names is None:
         return cfgs
@@ -366,7 +366,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
         ) -> list[dict[str, Any]]:
     """The record of every run (or of the runs ``names``) for every seed: stored ones loaded, missing ones
     trained when allowed."""
-    return [r for c in _named(configs(profile, smoke), names)
+    return [r for c in named_configs(configs(profile, smoke), names)
             for r in records_of(profile, [c], run_seeds(profile, c, seeds), device, force, train_missing, EXPERIMENT,
                               run_name, REQUIRED_METRICS)]
 
@@ -376,7 +376,7 @@ def run_sweep(profile: str = "quick", device: str = "auto", force: bool = False,
               ) -> list[dict[str, Any]]:
     """The record of every sweep run (seed :data:`SWEEP_SEED`; ``stage`` and ``names`` as in
     :func:`sweep_configs` and :func:`run`)."""
-    return records_of(profile, _named(sweep_configs(profile, smoke, stage), names), (SWEEP_SEED,), device, force,
+    return records_of(profile, named_configs(sweep_configs(profile, smoke, stage), names), (SWEEP_SEED,), device, force,
                     train_missing, SWEEP_EXPERIMENT, sweep_name, SWEEP_METRICS)
 
 
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     seeds = shell_seeds(parser, args.seeds)
     try:
-        _named(_methods(args.profile), args.runs)
+        named_configs(_methods(args.profile), args.runs)
     except ValueError as err:
         parser.error(str(err))
     if args.stage == "runs":
