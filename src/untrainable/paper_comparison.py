@@ -63,7 +63,7 @@ import pandas as pd
 from untrainable import analysis as A
 from untrainable.experiments.image_guides import guide_accuracy, scored_as
 from untrainable.paper_comparison_records import (DATA_FILE, PlannedStore, is_set, names_a_record, paper_numbers,
-                                                  row_records, unplanned_records)
+                                                  precondition_specs, row_records, unplanned_records)
 
 __all__ = ["DATA_FILE", "PRECONDITION_KINDS", "VERDICT_COLUMNS", "ESCAPE_MARGIN", "SPLIT_BASELINES", "RULE_FREE", "ACCURACIES",
            "verdicts_csv", "paper_numbers", "unplanned_records", "our_values", "estimate_rule", "paper_direction",
@@ -215,7 +215,7 @@ def _precondition(row: pd.Series, store: PlannedStore) -> A.Precondition | A.Rul
     if not is_set(spec):
         return None
     try:
-        checks = [_one_precondition(part.strip(), row, store) for part in spec.split(";") if part.strip()]
+        checks = [_one_precondition(part, row, store) for part in precondition_specs(row)]
     except A.RuleNotAvailable as e:  # a check at the row's rule, where a run did not test that epoch
         return e
     unread = next((c.unread for c in checks if getattr(c, "unread", None) is not None), None)
@@ -329,8 +329,7 @@ def _scaled(rid: str, row: pd.Series, paper: pd.DataFrame, ours: Ours, rule: str
 def _escape(row: pd.Series, vals: Values, base_vals: Values) -> float:
     """Fisher's p for the shares of seeds escaping chance, for a row naming ``above_chance:<record>@<chance>`` or
     listed in :data:`SPLIT_BASELINES`."""
-    spec = next((p.strip() for p in str(row.get("precondition") or "").split(";")
-                 if p.strip().startswith("above_chance:")), None)
+    spec = next((p for p in precondition_specs(row) if p.startswith("above_chance:")), None)
     chance = float(spec.partition("@")[2]) if spec is not None else SPLIT_BASELINES.get(str(row.name))
     if chance is None or not isinstance(vals, list) or not isinstance(base_vals, list) or not vals or not base_vals:
         return float("nan")

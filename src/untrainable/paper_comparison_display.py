@@ -23,7 +23,7 @@ import pandas as pd
 from untrainable import analysis as A
 from untrainable.pages import NA_NOTE_ATTR, table_html
 from untrainable.paper_comparison import ACCURACIES, paper_numbers, verdicts
-from untrainable.paper_comparison_records import PlannedStore, is_set, names_a_record
+from untrainable.paper_comparison_records import PlannedStore, is_set, names_a_record, precondition_specs
 
 __all__ = ["SHOWN", "UNITS", "COMPACT", "NOTES", "UNTRAINABLE", "chapter_rows", "verdict_html", "GUIDANCE_CHAPTERS", "MIMICRY_CHAPTERS", "sources_table", "comparison",
            "verdict_counts", "headline", "transfer_paragraph", "claim", "compact", "notes_html", "answer"]
@@ -190,8 +190,7 @@ def is_rescue(row: pd.Series, paper: pd.DataFrame) -> bool:
     """Whether a row of the data file is a rescue claim: an accuracy judged against a control (a baseline row
     with no baseline of its own: not, say, guidance against distillation) whose precondition says that control
     fails (:data:`UNTRAINABLE`)."""
-    kinds = {part.strip().partition(":")[0] for part in str(row["precondition"]).split(";")} \
-        if is_set(row["precondition"]) else set()
+    kinds = {part.partition(":")[0] for part in precondition_specs(row)}
     base = row["baseline_row"]
     return (bool(kinds & set(UNTRAINABLE)) and row["our_metric"] == "test_acc" and is_set(base)
             and not is_set(paper.loc[base, "baseline_row"]))

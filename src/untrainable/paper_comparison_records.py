@@ -21,7 +21,7 @@ from untrainable.experiments import PlannedRun, planned_runs
 from untrainable.paths import repo_root
 from untrainable.results import MissingRecordError, run_key
 
-__all__ = ["DATA_FILE", "paper_numbers", "PlannedStore", "is_set", "names_a_record", "row_records",
+__all__ = ["DATA_FILE", "paper_numbers", "PlannedStore", "is_set", "names_a_record", "precondition_specs", "row_records",
            "unplanned_records"]
 
 #: The papers' numbers with their sources, one row per number.
@@ -95,6 +95,12 @@ class PlannedStore:
 def is_set(value: Any) -> bool:
     """Whether a cell of the data file holds something (a non-empty string, not NaN)."""
     return isinstance(value, str) and value != ""
+
+
+def precondition_specs(row: pd.Series) -> list[str]:
+    """The row's preconditions as written (``kind:args``, ``;``-separated in the data file); none when unset."""
+    spec = row.get("precondition")
+    return [part.strip() for part in spec.split(";") if part.strip()] if is_set(spec) else []
 
 
 def names_a_record(row: pd.Series) -> bool:
