@@ -65,7 +65,8 @@ def test_the_full_plan_awaits_the_sweep_and_then_gives_every_cell_its_seeds(monk
     full = ms.PRESETS["full"]
     planned = ms.planned_runs("full")
     sweep = [r for r in planned if r.experiment == ms.SWEEP_EXPERIMENT]
-    assert len(sweep) == len(full.widths) * 2 * len(full.sweep_lrs) == len(planned) - 3
+    assert len(sweep) == len(full.sweep_widths) * 2 * len(full.sweep_lrs) == len(planned) - 3
+    assert {r.config.hidden for r in sweep} == {max(full.widths)} == set(full.sweep_widths)
     assert {r.seed for r in sweep} == {ms.SWEEP_SEED} and all(r.required_metrics for r in planned)
     with pytest.raises(ValueError, match=r"no learning rate chosen for cells \['labels-h256'.*--stage sweep"):
         ms.run_configs(full, {}, (256,))
@@ -94,6 +95,20 @@ def test_each_cell_chooses_its_learning_rate_by_validation_accuracy_and_the_pres
     wrong = dataclasses.replace(ms.PRESETS["full"], chosen_lrs={ms.Cell("labels", 256): 1e-3})
     with pytest.raises(ValueError, match=r"disagree.*'labels-h256': \(0.001, 0.0003\)"):
         ms.learning_rates(wrong, records)
+
+
+def test_a_width_the_sweep_skips_takes_its_losss_choice_at_the_nearest_swept_width():
+    records = [_student("labels", 4096, 1e-3, [0.5, 0.6]), _student("labels", 4096, 3e-4, [0.5, 0.7]),
+               _student("logits", 4096, 1e-3, [0.5, 0.8]), _student("logits", 4096, 3e-4, [0.5, 0.7]),
+               _student("logits", 256, 3e-4, [0.5, 0.9]), _student("logits", 256, 1e-3, [0.5, 0.6])]
+    lrs = ms.chosen_lrs(records, (256, 1024, 4096))
+    assert lrs[ms.Cell("labels", 256)] == lrs[ms.Cell("labels", 1024)] == 3e-4  # only 4096 swept
+    assert lrs[ms.Cell("logits", 256)] == 3e-4 and lrs[ms.Cell("logits", 1024)] == lrs[ms.Cell("logits", 4096)] == 1e-3
+    full = ms.PRESETS["full"]
+    assert ms.sweep_widths_for(full, (256,)) is None  # runs at 256 need the sweep at 4096
+    assert ms.sweep_configs(full, (256,)) == [] and len(ms.sweep_configs(full, (4096,))) == 4
+    with pytest.raises(ValueError, match="sweep_widths"):
+        dataclasses.replace(full, sweep_widths=(512,))
 
 
 def test_the_teacher_gap_holds_at_8_points_over_the_best_label_width_and_fails_below():
@@ -146,11 +161,11 @@ def test_a_tiny_comparison_trains_end_to_end_with_the_ensembles_logits_computed_
     records = ms.run("quick", device="cpu", smoke=True)
     p = ms.preset("quick", smoke=True)
     stages = [r["stage"] for r in records]
-    assert stages.count("teachers") == 2 and stages.count("sweep") == 2 * 2 * 2
+    assert stages.count("teachers") == 2 and stages.count("sweep") == 2 * 2  # both losses, two rates, widest only
     runs = [r for r in records if r["stage"] == "runs"]
     assert sorted((r["name"], r["seed"]) for r in runs) == [("labels-h16", 0), ("labels-h16", 1), ("labels-h8", 0),
                                                             ("mimic-h16", 0), ("mimic-h16", 1), ("mimic-h8", 0)]
-    # one pass over the transfer set (128 images and a view) and one over the test split, for 7 mimic students
+    # one pass over the transfer set (128 images and a view) and one over the test split, for 5 mimic students
     assert calls == [128 * 2, 64]
     assert all(set(ms.REQUIRED_METRICS) <= set(r["metrics"]) for r in runs)
     assert len({r["metrics"]["teacher_test_acc"] for r in runs if r["config"]["loss"] == "logits"}) == 1
@@ -173,11 +188,11 @@ def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkey
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 * 5 + 1 and "mimic_strong/labels-h4096 seed 4: missing" in lines[4]
     assert "(lr not chosen yet)" in lines[0] and lines[-1].startswith("10 rows, 10 missing")
-    # 30 epochs x (ceil(36,000 / 128) steps x 0.05 s + 11 evaluation batches x 0.2 s)
-    assert f"about {30 * (282 * 0.05 + 11 * 0.2) / 60:.1f} min" in lines[0]
+    # 30 epochs x (ceil(20,000 / 128) steps x 0.05 s + 11 evaluation batches x 0.2 s)
+    assert f"about {30 * (157 * 0.05 + 11 * 0.2) / 60:.1f} min" in lines[0]
     ms.main(["--stage", "sweep", "--estimate"])
     out = capsys.readouterr().out
-    assert "the ensemble's logits (3 teachers, computed once)" in out and "13 rows, 13 missing" in out
+    assert "the ensemble's logits (3 teachers, computed once)" in out and "5 rows, 5 missing" in out
 
 
 def test_the_whole_plans_estimate_times_each_network_once(monkeypatch, capsys):
@@ -189,7 +204,7 @@ def test_the_whole_plans_estimate_times_each_network_once(monkeypatch, capsys):
     ms.main(["--estimate"])
     out = capsys.readouterr().out.splitlines()
     assert sorted(timed) == sorted(["teacher"] + [str(c) for c in ms.cells(ms.PRESETS["full"])])
-    assert out[-1].startswith(f"{3 + 1 + 12 + 22} rows") and out[0].startswith("guides/resnet18-every-image seed 0")
+    assert out[-1].startswith(f"{3 + 1 + 4 + 22} rows") and out[0].startswith("guides/resnet18-every-image seed 0")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -211,5 +226,5 @@ def test_the_shell_entry_refuses_wrong_arguments_by_name(argv, message, capsys, 
 
 def test_the_shell_runs_stage_needs_the_stored_sweep_in_full(monkeypatch):
     monkeypatch.delenv("UNTRAINABLE_TRAIN_MISSING", raising=False)
-    with pytest.raises(MissingRecordError, match="mimic_strong_sweeps/labels-h256-lr0.001"):
+    with pytest.raises(MissingRecordError, match="mimic_strong_sweeps/labels-h4096-lr0.001"):
         ms.main(["--stage", "runs", "--widths", "256"])

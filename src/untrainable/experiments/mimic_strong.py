@@ -21,9 +21,10 @@ cached (:func:`untrainable.mimic.transfer_set`, under a lock: parallel students 
 Stages (:data:`STAGES`):
 
 1. **teachers**: every seed of the ensemble (each one's accuracy and cost are in its record);
-2. **sweep**: every (loss, width) cell at each of ``sweep_lrs``, seed :data:`SWEEP_SEED` (no reported run
-   uses it); each cell's learning rate is chosen on validation by
-   :func:`untrainable.analysis.selection.choose` with the book's criterion :data:`SELECTION`;
+2. **sweep**: each loss at the swept widths (``sweep_widths``; in ``full`` the widest only) at each of
+   ``sweep_lrs``, seed :data:`SWEEP_SEED` (no reported run uses it); each loss's learning rate is chosen on
+   validation by :func:`untrainable.analysis.selection.choose` with the book's criterion :data:`SELECTION`
+   and used at every width;
 3. **runs**: every cell at its chosen learning rate, for ``seeds`` (the widest width: ``widest_seeds``, the
    headline "mimic vs labels at the widest student").
 
@@ -66,7 +67,7 @@ from untrainable.experiments.mimic_strong_configs import (EXPERIMENT, LOSSES, NA
                                                           Ensemble, StrongPreset, StudentConfig, cell_of, cells,
                                                           chosen_lrs, learning_rates, preset, run_configs, run_name,
                                                           run_seeds, shrink, student_config, student_metrics,
-                                                          sweep_configs, sweep_name, teacher_config)
+                                                          sweep_configs, sweep_name, sweep_widths_for, teacher_config)
 from untrainable.experiments.mimic_strong_costs import (EVAL_BATCH, estimate, step_seconds, student_seconds,
                                                         teacher_step_seconds)
 from untrainable.files import load_torch
@@ -81,7 +82,7 @@ from untrainable.train import FitSettings, fit
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED", "TRANSFER_SEED", "SELECTION", "NAME",
            "STAGES", "LOSSES", "REQUIRED_METRICS", "TEACHER_METRICS", "MIN_TEACHER_GAP", "PLATEAU_FRACTION",
            "PLATEAU_POINTS", "Ensemble", "StudentConfig", "Cell", "StrongPreset", "teacher_config", "PRESETS",
-           "shrink", "preset", "cells", "student_config", "sweep_name", "run_name", "sweep_configs", "run_configs",
+           "shrink", "preset", "cells", "student_config", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs",
            "run_seeds", "chosen_lrs", "learning_rates", "teacher_weights", "run_teachers", "teacher_records",
            "resolve_teachers", "train_student", "run_sweep", "run", "planned_runs", "ensemble_accuracy",
            "preconditions", "EVAL_BATCH", "step_seconds", "teacher_step_seconds", "student_seconds", "estimate", "main"]
@@ -223,7 +224,7 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
     p = preset(profile, smoke)
     teachers = [{**r, "stage": "teachers"} for r in teacher_records(profile, device, train_missing=train_missing,
                                                                       smoke=smoke)]
-    sweep = run_sweep(profile, widths, device, train_missing=train_missing, smoke=smoke)
+    sweep = run_sweep(profile, sweep_widths_for(p, widths), device, train_missing=train_missing, smoke=smoke)
     resolved: dict[Ensemble, list[nn.Module]] = {}
     runs = [_record(profile, EXPERIMENT, run_name(c), c, s, device, train_missing, resolved)
             for c in run_configs(p, learning_rates(p, sweep), widths) for s in run_seeds(p, c, seeds)]
@@ -324,7 +325,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, 
 def _shell_runs(profile: str, widths: list[int] | None, seeds: tuple[int, ...] | None, device: str) -> None:
     """The runs stage: every cell (of ``widths``) at the learning rate the stored sweep chose, trained."""
     p = preset(profile)
-    lrs = learning_rates(p, run_sweep(profile, widths, device, train_missing=False))
+    lrs = learning_rates(p, run_sweep(profile, sweep_widths_for(p, widths), device, train_missing=False))
     resolved: dict[Ensemble, list[nn.Module]] = {}
     for c in run_configs(p, lrs, widths):
         for s in run_seeds(p, c, seeds):

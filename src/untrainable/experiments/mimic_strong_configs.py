@@ -6,6 +6,7 @@ seeds and learning rate, as the sweep chooses it. How a run trains is the chapte
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -21,8 +22,8 @@ from untrainable.profiles import check_profile, check_seeds, preset_table, repla
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED", "TRANSFER_SEED", "SELECTION", "NAME",
            "STAGES", "LOSSES", "REQUIRED_METRICS", "TEACHER_METRICS", "Ensemble", "StudentConfig", "Cell",
            "StrongPreset", "teacher_config", "PRESETS", "shrink", "preset", "cells", "student_config", "cell_of",
-           "student_metrics", "sweep_name", "run_name", "sweep_configs", "run_configs", "run_seeds", "chosen_lrs",
-           "learning_rates"]
+           "student_metrics", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs", "run_seeds",
+           "chosen_lrs", "learning_rates"]
 
 EXPERIMENT = "mimic_strong"
 SWEEP_EXPERIMENT = "mimic_strong_sweeps"
@@ -114,7 +115,8 @@ class StrongPreset:
     """What the comparison sets in one profile. ``teacher``: chapter 04's every-image ResNet guide of the
     profile; ``ensemble``: its seeds. ``n_train``/``views``: the transfer set (``n_train`` of the teachers'
     training images, None: all). ``seeds``: each cell's, but the widest width's (``widest_seeds``).
-    ``chosen_lrs``: each cell's learning rate as the sweep chose it, written in once the sweep is stored
+    ``sweep_widths``: the widths the sweep trains (None: every width); a width outside them takes the
+    learning rate its loss chose at the nearest swept width (:func:`chosen_lrs`). ``chosen_lrs``: each cell's learning rate as the sweep chose it, written in once the sweep is stored
     (:func:`run` refuses a preset that disagrees)."""
 
     teacher: guides.GuideConfig
@@ -131,7 +133,12 @@ class StrongPreset:
     widest_seeds: tuple[int, ...]
     precision: str
     label_dropout: float = 0.5
+    sweep_widths: tuple[int, ...] | None = None
     chosen_lrs: Mapping[Cell, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sweep_widths is not None and not set(self.sweep_widths) <= set(self.widths):
+            raise ValueError(f"{NAME}: sweep_widths {self.sweep_widths} are not all in the widths {self.widths}")
 
 
 def teacher_config(profile: str) -> guides.GuideConfig:
@@ -143,13 +150,16 @@ def teacher_config(profile: str) -> guides.GuideConfig:
 PRESETS: dict[str, StrongPreset] = preset_table(NAME, {
     "quick": StrongPreset(teacher=teacher_config("quick"), ensemble=(0, 1), n_train=512, n_test=512, views=1,
                           epochs=4, widths=(64, 256), bottleneck=32, conv_channels=8, sweep_lrs=(1e-3, 3e-4),
-                          seeds=(0,), widest_seeds=(0, 1), precision="auto"),
-    # Sized to the issue's budget, about 4 hours of the 2-core machine (8 one-thread hours; --estimate):
-    # the transfer set is 12,000 of the teachers' 49,000 training images and two views (36,000 an epoch),
-    # 30 epochs; two learning rates a cell (3e-4 and 1e-3, chapter 07's constant Adam rate and a lower one).
-    "full": StrongPreset(teacher=teacher_config("full"), ensemble=(0, 1, 2), n_train=12_000, n_test=None, views=2,
+                          sweep_widths=(256,), seeds=(0,), widest_seeds=(0, 1), precision="auto"),
+    # Sized to the issue's budget, about 4 hours of the 2-core machine (8 one-thread hours; --estimate), of
+    # which the three ResNet-18 teachers take about 1.8: the transfer set is 10,000 of the teachers' 49,000
+    # training images and one augmented view of each (20,000 an epoch), 30 epochs. Each loss's learning rate
+    # is chosen at the widest student (3e-4 or 1e-3: chapter 07's constant Adam rate and a lower one) and
+    # used at every width.
+    "full": StrongPreset(teacher=teacher_config("full"), ensemble=(0, 1, 2), n_train=10_000, n_test=None, views=1,
                          epochs=30, widths=(256, 1024, 4096), bottleneck=256, conv_channels=32,
-                         sweep_lrs=(1e-3, 3e-4), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4), precision="bf16"),
+                         sweep_lrs=(1e-3, 3e-4), sweep_widths=(4096,), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4),
+                         precision="bf16"),
     "paper": StrongPreset(teacher=teacher_config("paper"), ensemble=(0, 1, 2, 3), n_train=None, n_test=None, views=4,
                           epochs=100, widths=(1000, 4000, 10000, 30000), bottleneck=1200, conv_channels=128,
                           sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4),
@@ -164,7 +174,8 @@ def shrink(p: StrongPreset) -> StrongPreset:
                                   n_test_curve=None, precision="fp32")
     return replace_preset(NAME, p, teacher=teacher, ensemble=p.ensemble[:2], n_train=128, n_test=64, views=1,
                           epochs=2, widths=(8, 16), bottleneck=8, conv_channels=4, sweep_lrs=(1e-3, 3e-4),
-                          seeds=(0,), widest_seeds=(0, 1), precision="fp32", chosen_lrs={})
+                          sweep_widths=None if p.sweep_widths is None else (16,), seeds=(0,), widest_seeds=(0, 1),
+                          precision="fp32", chosen_lrs={})
 
 
 def preset(profile: str, smoke: bool = False) -> StrongPreset:
@@ -210,8 +221,17 @@ def run_name(c: StudentConfig) -> str:
 
 
 def sweep_configs(p: StrongPreset, widths: Iterable[int] | None = None) -> list[StudentConfig]:
-    """Every sweep run: each cell at each of ``sweep_lrs``."""
-    return [student_config(p, cell, lr) for cell in cells(p, widths) for lr in p.sweep_lrs]
+    """Every sweep run: each cell of the swept widths (``sweep_widths``; of those, ``widths``) at each of
+    ``sweep_lrs``."""
+    swept = p.widths if p.sweep_widths is None else p.sweep_widths
+    wanted = swept if widths is None else {c.hidden for c in cells(p, widths)} & set(swept)
+    return [student_config(p, cell, lr) for cell in cells(p, wanted) for lr in p.sweep_lrs]
+
+
+def sweep_widths_for(p: StrongPreset, widths: Iterable[int] | None) -> tuple[int, ...] | None:
+    """The widths whose sweep the runs of ``widths`` need: their own, or all the swept ones when the sweep
+    trains only some widths (``sweep_widths``) and the others borrow their choices."""
+    return None if widths is None or p.sweep_widths is not None else tuple(widths)
 
 
 def run_configs(p: StrongPreset, lrs: Mapping[Cell, float], widths: Iterable[int] | None = None
@@ -230,15 +250,24 @@ def run_seeds(p: StrongPreset, c: StudentConfig, seeds: Iterable[int] | None = N
     return p.widest_seeds if c.hidden == max(p.widths) else p.seeds
 
 
-def chosen_lrs(records: list[dict[str, Any]]) -> dict[Cell, float]:
-    """Each cell's learning rate, chosen from its sweep records on validation (:data:`SELECTION`)."""
+def chosen_lrs(records: list[dict[str, Any]], widths: Iterable[int] = ()) -> dict[Cell, float]:
+    """Each cell's learning rate, chosen from its sweep records on validation (:data:`SELECTION`); each of
+    ``widths`` the sweep did not train takes its loss's choice at the nearest swept width (by ratio; the wider
+    on a tie)."""
     by_cell = group_by(records, lambda r: cell_of(r["config"]))
-    return {cell: choose(rs, lambda r: r["config"]["lr"], SELECTION) for cell, rs in by_cell.items()}
+    chosen = {cell: choose(rs, lambda r: r["config"]["lr"], SELECTION) for cell, rs in by_cell.items()}
+    for loss in {cell.loss for cell in chosen}:
+        swept = [cell.hidden for cell in chosen if cell.loss == loss]
+        for h in widths:
+            nearest = min(swept, key=lambda s: (abs(math.log(s / h)), -s))
+            chosen.setdefault(Cell(loss, h), chosen[Cell(loss, nearest)])
+    return chosen
 
 
 def learning_rates(p: StrongPreset, sweep: list[dict[str, Any]]) -> dict[Cell, float]:
-    """The sweep's choice per cell, checked against the values written into the preset (``chosen_lrs``)."""
-    return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(sweep))
+    """The sweep's choice per cell (every width), checked against the values written into the preset
+    (``chosen_lrs``)."""
+    return checked_lrs(NAME, p.chosen_lrs, chosen_lrs(sweep, p.widths))
 
 
 def student_metrics(c: StudentConfig) -> tuple[str, ...]:
