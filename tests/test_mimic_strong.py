@@ -73,9 +73,12 @@ def test_the_full_plan_awaits_the_sweep_and_then_gives_every_cell_its_seeds(monk
     chosen = dataclasses.replace(full, chosen_lrs={c: 1e-3 for c in ms.cells(full)})
     monkeypatch.setitem(ms.PRESETS, "full", chosen)
     runs = [r for r in ms.planned_runs("full") if r.experiment == ms.EXPERIMENT]
-    assert len(runs) == 2 * (len(full.seeds) * (len(full.widths) - 1) + len(full.widest_seeds)) == 22
+    assert len(runs) == 2 * (len(full.seeds) * (len(full.widths) - 1) + len(full.widest_seeds)) + 3 == 25
+    one = [r for r in runs if r.name == "mimic_one-h4096"]  # the widest student of the first teacher alone
+    assert [r.seed for r in one] == [0, 1, 2] and {r.config.teachers.seeds for r in one} == {(0,)}
     assert {r.seed for r in runs if r.name.endswith("h4096")} == {0, 1, 2, 3, 4}
-    assert {r.name for r in runs if r.config.loss == "logits"} == {"mimic-h256", "mimic-h1024", "mimic-h4096"}
+    assert {r.name for r in runs if r.config.loss == "logits"} == {"mimic-h256", "mimic-h1024", "mimic-h4096",
+                                                                     "mimic_one-h4096"}
 
 
 def _student(loss: str, hidden: int, lr: float, valid: list[float], seed: int = 0, test: float = 0.6,
@@ -164,11 +167,14 @@ def test_a_tiny_comparison_trains_end_to_end_with_the_ensembles_logits_computed_
     assert stages.count("teachers") == 2 and stages.count("sweep") == 2 * 2  # both losses, two rates, widest only
     runs = [r for r in records if r["stage"] == "runs"]
     assert sorted((r["name"], r["seed"]) for r in runs) == [("labels-h16", 0), ("labels-h16", 1), ("labels-h8", 0),
-                                                            ("mimic-h16", 0), ("mimic-h16", 1), ("mimic-h8", 0)]
+                                                            ("mimic-h16", 0), ("mimic-h16", 1), ("mimic-h8", 0),
+                                                            ("mimic_one-h16", 0)]
     # one pass over the transfer set (128 images and a view) and one over the test split, for 5 mimic students
-    assert calls == [128 * 2, 64]
+    # of the ensemble, and the same for the student of the first teacher alone
+    assert calls == [128 * 2, 64, 128 * 2, 64]
     assert all(set(ms.REQUIRED_METRICS) <= set(r["metrics"]) for r in runs)
-    assert len({r["metrics"]["teacher_test_acc"] for r in runs if r["config"]["loss"] == "logits"}) == 1
+    ensemble = {r["metrics"]["teacher_test_acc"] for r in runs if r["name"].startswith("mimic-")}
+    assert len(ensemble) == 1 and ms.ensemble_accuracy(runs) == ensemble.pop()  # the one-teacher student's is not it
     assert all(r["config"]["epochs"] == p.epochs for r in runs)
     assert [c.name for c in ms.preconditions(runs)][0].startswith("the teacher ensemble beats")
     for s in p.ensemble:  # a fresh clone: records stored, weights not
@@ -186,8 +192,8 @@ def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkey
     monkeypatch.setattr(ms, "_record", lambda *a, **k: pytest.fail("an estimate trained something"))
     ms.main(["--stage", "runs", "--widths", "4096", "--estimate"])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 * 5 + 1 and "mimic_strong/labels-h4096 seed 4: missing" in lines[4]
-    assert "(lr not chosen yet)" in lines[0] and lines[-1].startswith("10 rows, 10 missing")
+    assert len(lines) == 2 * 5 + 3 + 1 and "mimic_strong/labels-h4096 seed 4: missing" in lines[4]
+    assert "(lr not chosen yet)" in lines[0] and lines[-1].startswith("13 rows, 13 missing")
     # 30 epochs x (ceil(20,000 / 128) steps x 0.05 s + 11 evaluation batches x 0.2 s)
     assert f"about {30 * (157 * 0.05 + 11 * 0.2) / 60:.1f} min" in lines[0]
     ms.main(["--stage", "sweep", "--estimate"])
@@ -204,7 +210,7 @@ def test_the_whole_plans_estimate_times_each_network_once(monkeypatch, capsys):
     ms.main(["--estimate"])
     out = capsys.readouterr().out.splitlines()
     assert sorted(timed) == sorted(["teacher"] + [str(c) for c in ms.cells(ms.PRESETS["full"])])
-    assert out[-1].startswith(f"{3 + 1 + 4 + 22} rows") and out[0].startswith("guides/resnet18-every-image seed 0")
+    assert out[-1].startswith(f"{3 + 1 + 4 + 25} rows") and out[0].startswith("guides/resnet18-every-image seed 0")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -549,3 +549,33 @@ def test_the_sources_table_shows_each_numbers_source_and_note():
     row = table.loc[PD.claim(paper.loc["img-deep-untrained"])]
     assert row["paper's number"] == "13.1 ± 0.72 (ImageNet top-5 acc (%))"
     assert row["source"] == paper.loc["img-deep-untrained", "source"] and "v1" in row["source"]
+
+
+def _student(name, seed, test, valid, teacher=None):
+    """A student record whose best validation accuracy follows ``valid`` over its epochs."""
+    history = [{"epoch": i + 1, "valid_acc": v, "valid_loss": 1.0 - v, "test_acc": test, "train_acc": 0.9}
+               for i, v in enumerate(valid)]
+    metrics = {"test_acc": test, **({"teacher_test_acc": teacher} if teacher else {})}
+    return {**_record(name, seed, test), "history": history, "metrics": metrics}
+
+
+@pytest.mark.parametrize("teacher, last, holds", [(0.80, 0.602, True), (0.70, 0.602, False), (0.80, 0.62, False)])
+def test_a_mimic_row_needs_a_teacher_with_headroom_and_students_at_a_plateau(tmp_path, plan, teacher, last, holds):
+    """``teacher_gap``: the mimic students' teacher beats the best label-trained width (65 %) by 8 points;
+    ``plateau``: no student's best validation accuracy rose by 0.5 points over its last 20 % of epochs."""
+    flat = [0.5, 0.55, 0.58, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, last]
+    _write([_student("labels-h8", s, 0.60 + 0.01 * s, flat) for s in range(3)]
+           + [_student("labels-h16", s, 0.64 + 0.01 * s, flat) for s in range(3)]
+           + [_student("mimic-h16", s, 0.70 + 0.01 * s, flat, teacher) for s in range(3)], plan)
+    path = tmp_path / "numbers.csv"
+    path.write_text(HEADER + "m-labels,07,M,labels,acc,78.2,,,,,exp,labels-h16,test_acc,paper,\n"
+                    "m-mimic,07,M,mimic,acc,85.8,,,m-labels,teacher_gap:mimic-h16>labels-h@8;plateau:,exp,mimic-h16,"
+                    "test_acc,paper,\n")
+    v = PC.verdicts("full", path)
+    assert v.loc["m-mimic", "precondition_holds"] == holds
+    assert v.loc["m-mimic", "verdict"] == (A.REPRODUCED if holds else A.NOT_TESTABLE)
+    if teacher == 0.70:
+        assert "the best label-trained student (labels-h16, 3 seed(s)) 65.0%" in v.loc["m-mimic", "precondition"]
+        assert "5.0 points (needs ≥ 8)" in v.loc["m-mimic", "precondition"]
+    if last == 0.62:
+        assert "rose by at most 2.00 points" in v.loc["m-mimic", "precondition"]

@@ -17,7 +17,10 @@ the paper gives no number. A row may name a ``precondition`` the claim needs fro
 the failure a rescue needs (:func:`untrainable.analysis.preconditions.stays_at_chance`); ``guides_reach:<guide record>@0.95``; ``guide_beats:<guide>><target>``,
 the guide's record among the trained guides or, for a sequence guide, in the row's experiment;
 ``fails_to_train:<control>><shallow control>@0.2``: the control fails to train where the shallow one trains,
-:func:`untrainable.analysis.preconditions.fails_to_train`);
+:func:`untrainable.analysis.preconditions.fails_to_train`; ``teacher_gap:mimic-h4096>labels-h@8``: the
+teacher a mimic record learnt from beats the best label-trained width by 8 points,
+:func:`untrainable.analysis.preconditions.teacher_beats_best_student`; ``plateau:labels-h``: every run of that
+name prefix is trained to a plateau, :func:`untrainable.analysis.preconditions.trained_to_plateau`);
 a record of another experiment is named ``<experiment>/<record>``;
 when one fails the row is "not testable". A row may name several, ``;``-separated
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
@@ -196,8 +199,32 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
         plain, _, twin = args.partition(">")  # the twin is a trained guide: its record is in "guides"
         return A.preconditions.falls_short_of_twin(at_rule(named(plain)),
                                                    scored_as(store.named("guides", twin), metric), plain, metric=metric)
+    if kind == "teacher_gap":
+        pair, _, gap = args.partition("@")
+        student, _, prefix = pair.partition(">")
+        return A.preconditions.teacher_beats_best_student(
+            _teacher_acc(named(student), row), _by_name(store, experiment, prefix), f"the teacher of {student}",
+            float(gap), rule=rule if rule in A.RULES else A.PRIMARY_RULE)
+    if kind == "plateau":
+        return A.preconditions.trained_to_plateau(
+            [r for rs in _by_name(store, experiment, args).values() for r in rs], f"the {args}* runs")
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
+
+
+def _teacher_acc(students: list[dict[str, Any]], row: pd.Series) -> float:
+    """The test accuracy of the teacher (or ensemble) a mimic student learnt from, as its records measured it
+    (NaN when none is stored: the check then has no records to read)."""
+    return _metric(students[0], "teacher_test_acc", row.name) if students else math.nan
+
+
+def _by_name(store: PlannedStore, experiment: str, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    """The planned records of ``experiment`` whose name starts with ``prefix``, by name (each name's seeds)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for r in store.records(experiment):
+        if r["name"].startswith(prefix):
+            found.setdefault(r["name"], []).append(r)
+    return found
 
 
 #: The preconditions a row of the data file may name, ``;``-separated (all must hold).
@@ -205,7 +232,10 @@ PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><ta
                       "falls_short": "<plain record>><residual twin guide record>", "above_chance": "<record>@<chance>",
                       "at_chance": "<record>@<chance> (every seed within 5 points of it)",
                       "guides_reach": "<guide record>@<validation accuracy every used guide reaches>",
-                      "fails_to_train": "<control record>><shallow control record>[@<min gap below it>]"}
+                      "fails_to_train": "<control record>><shallow control record>[@<min gap below it>]",
+                      "teacher_gap": "<mimic record>><label-trained records' name prefix>@<min gap in points>",
+                      "plateau": "<records' name prefix> (every run's best validation accuracy rose < 0.5 points "
+                                 "over its last 20 % of epochs)"}
 
 
 def _precondition(row: pd.Series, store: PlannedStore) -> A.Precondition | A.RuleNotAvailable | None:

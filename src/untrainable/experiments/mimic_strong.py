@@ -67,6 +67,7 @@ from untrainable.experiments.mimic_strong_configs import (EXPERIMENT, LOSSES, NA
                                                           Ensemble, StrongPreset, StudentConfig, cell_of, cells,
                                                           chosen_lrs, learning_rates, preset, run_configs, run_name,
                                                           run_seeds, shrink, student_config, student_metrics,
+                                                          one_teacher_configs, is_one_teacher,
                                                           sweep_configs, sweep_name, sweep_widths_for, teacher_config)
 from untrainable.experiments.mimic_strong_costs import (EVAL_BATCH, estimate, step_seconds, student_seconds,
                                                         teacher_step_seconds)
@@ -239,7 +240,8 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
                 for s in p.ensemble]
     sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, student_metrics(c))
              for c in sweep_configs(p)]
-    chosen = [student_config(p, cell, p.chosen_lrs[cell]) for cell in cells(p) if cell in p.chosen_lrs]
+    chosen = ([student_config(p, cell, p.chosen_lrs[cell]) for cell in cells(p) if cell in p.chosen_lrs]
+              + one_teacher_configs(p, p.chosen_lrs))
     return teachers + sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, student_metrics(c))
                                for c in chosen for s in run_seeds(p, c, seeds)]
 
@@ -250,7 +252,8 @@ def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[Plann
 def ensemble_accuracy(records: list[dict[str, Any]]) -> float:
     """The teacher ensemble's test accuracy (mean logits), as every mimic student measured it when it trained;
     students that disagree (two ensembles among the records) are an error."""
-    found = {r["metrics"]["teacher_test_acc"] for r in records if r["config"]["loss"] == "logits"}
+    found = {r["metrics"]["teacher_test_acc"] for r in records
+             if r["config"]["loss"] == "logits" and not is_one_teacher(r["config"])}
     if not found:
         raise ValueError(f"{NAME}: no mimic student among the records: the ensemble's accuracy is read from them")
     if max(found) - min(found) > 1e-6:

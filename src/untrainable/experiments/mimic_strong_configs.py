@@ -22,7 +22,8 @@ from untrainable.profiles import check_profile, check_seeds, preset_table, repla
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED", "TRANSFER_SEED", "SELECTION", "NAME",
            "STAGES", "LOSSES", "REQUIRED_METRICS", "TEACHER_METRICS", "Ensemble", "StudentConfig", "Cell",
            "StrongPreset", "teacher_config", "PRESETS", "shrink", "preset", "cells", "student_config", "cell_of",
-           "student_metrics", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs", "run_seeds",
+           "student_metrics", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs", "one_teacher_configs",
+           "is_one_teacher", "run_seeds",
            "chosen_lrs", "learning_rates"]
 
 EXPERIMENT = "mimic_strong"
@@ -116,7 +117,9 @@ class StrongPreset:
     profile; ``ensemble``: its seeds. ``n_train``/``views``: the transfer set (``n_train`` of the teachers'
     training images, None: all). ``seeds``: each cell's, but the widest width's (``widest_seeds``).
     ``sweep_widths``: the widths the sweep trains (None: every width); a width outside them takes the
-    learning rate its loss chose at the nearest swept width (:func:`chosen_lrs`). ``chosen_lrs``: each cell's learning rate as the sweep chose it, written in once the sweep is stored
+    learning rate its loss chose at the nearest swept width (:func:`chosen_lrs`). ``one_teacher_seeds``: the
+    seeds of the widest mimic student regressing the first teacher alone (Ba & Caruana's one-teacher
+    student, :func:`one_teacher_configs`). ``chosen_lrs``: each cell's learning rate as the sweep chose it, written in once the sweep is stored
     (:func:`run` refuses a preset that disagrees)."""
 
     teacher: guides.GuideConfig
@@ -134,6 +137,7 @@ class StrongPreset:
     precision: str
     label_dropout: float = 0.5
     sweep_widths: tuple[int, ...] | None = None
+    one_teacher_seeds: tuple[int, ...] = ()
     chosen_lrs: Mapping[Cell, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,7 +154,7 @@ def teacher_config(profile: str) -> guides.GuideConfig:
 PRESETS: dict[str, StrongPreset] = preset_table(NAME, {
     "quick": StrongPreset(teacher=teacher_config("quick"), ensemble=(0, 1), n_train=512, n_test=512, views=1,
                           epochs=4, widths=(64, 256), bottleneck=32, conv_channels=8, sweep_lrs=(1e-3, 3e-4),
-                          sweep_widths=(256,), seeds=(0,), widest_seeds=(0, 1), precision="auto"),
+                          sweep_widths=(256,), seeds=(0,), widest_seeds=(0, 1), one_teacher_seeds=(0,), precision="auto"),
     # Sized to the issue's budget, about 4 hours of the 2-core machine (8 one-thread hours; --estimate), of
     # which the three ResNet-18 teachers take about 1.8: the transfer set is 10,000 of the teachers' 49,000
     # training images and one augmented view of each (20,000 an epoch), 30 epochs. Each loss's learning rate
@@ -159,11 +163,11 @@ PRESETS: dict[str, StrongPreset] = preset_table(NAME, {
     "full": StrongPreset(teacher=teacher_config("full"), ensemble=(0, 1, 2), n_train=10_000, n_test=None, views=1,
                          epochs=30, widths=(256, 1024, 4096), bottleneck=256, conv_channels=32,
                          sweep_lrs=(1e-3, 3e-4), sweep_widths=(4096,), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4),
-                         precision="bf16"),
+                         one_teacher_seeds=(0, 1, 2), precision="bf16"),
     "paper": StrongPreset(teacher=teacher_config("paper"), ensemble=(0, 1, 2, 3), n_train=None, n_test=None, views=4,
                           epochs=100, widths=(1000, 4000, 10000, 30000), bottleneck=1200, conv_channels=128,
                           sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4),
-                          precision="auto"),
+                          one_teacher_seeds=(0, 1, 2), precision="auto"),
 })
 
 
@@ -175,7 +179,7 @@ def shrink(p: StrongPreset) -> StrongPreset:
     return replace_preset(NAME, p, teacher=teacher, ensemble=p.ensemble[:2], n_train=128, n_test=64, views=1,
                           epochs=2, widths=(8, 16), bottleneck=8, conv_channels=4, sweep_lrs=(1e-3, 3e-4),
                           sweep_widths=None if p.sweep_widths is None else (16,), seeds=(0,), widest_seeds=(0, 1),
-                          precision="fp32", chosen_lrs={})
+                          one_teacher_seeds=p.one_teacher_seeds[:1], precision="fp32", chosen_lrs={})
 
 
 def preset(profile: str, smoke: bool = False) -> StrongPreset:
@@ -216,8 +220,15 @@ def sweep_name(c: StudentConfig) -> str:
 
 
 def run_name(c: StudentConfig) -> str:
-    """A run's record name: its cell (``labels-h256``)."""
-    return str(cell_of(c))
+    """A run's record name: its cell (``labels-h256``); a student of one teacher ``mimic_one-h4096``."""
+    return f"mimic_one-h{c.hidden}" if is_one_teacher(c) else str(cell_of(c))
+
+
+def is_one_teacher(c: StudentConfig | Mapping[str, Any]) -> bool:
+    """Whether a mimic student (config, or a record's config dict) regresses a single teacher."""
+    teachers = c.get("teachers") if isinstance(c, Mapping) else c.teachers
+    seeds = (teachers.get("seeds") if isinstance(teachers, Mapping) else teachers.seeds) if teachers else ()
+    return len(seeds) == 1
 
 
 def sweep_configs(p: StrongPreset, widths: Iterable[int] | None = None) -> list[StudentConfig]:
@@ -240,13 +251,26 @@ def run_configs(p: StrongPreset, lrs: Mapping[Cell, float], widths: Iterable[int
     missing = [str(c) for c in cells(p, widths) if c not in lrs]
     if missing:
         raise ValueError(f"{NAME}: no learning rate chosen for cells {missing}: run the sweep first (--stage sweep)")
-    return [student_config(p, cell, lrs[cell]) for cell in cells(p, widths)]
+    return [student_config(p, cell, lrs[cell]) for cell in cells(p, widths)] + one_teacher_configs(p, lrs, widths)
+
+
+def one_teacher_configs(p: StrongPreset, lrs: Mapping[Cell, float], widths: Iterable[int] | None = None
+                        ) -> list[StudentConfig]:
+    """The widest mimic student regressing the first teacher alone, at the ensemble's mimic rate (none when
+    the preset has no ``one_teacher_seeds``, the widest width is not among ``widths`` or its rate is not in
+    ``lrs``): the teacher-quality comparison's weaker teacher."""
+    cell = Cell("logits", max(p.widths))
+    if not p.one_teacher_seeds or cell not in lrs or (widths is not None and cell.hidden not in set(widths)):
+        return []
+    return [dataclasses.replace(student_config(p, cell, lrs[cell]), teachers=Ensemble(p.teacher, p.ensemble[:1]))]
 
 
 def run_seeds(p: StrongPreset, c: StudentConfig, seeds: Iterable[int] | None = None) -> tuple[int, ...]:
     """The seeds of run ``c``: ``seeds`` when given (checked), else the widest width's or the others'."""
     if seeds is not None:
         return check_seeds(tuple(seeds))
+    if is_one_teacher(c):
+        return p.one_teacher_seeds
     return p.widest_seeds if c.hidden == max(p.widths) else p.seeds
 
 
