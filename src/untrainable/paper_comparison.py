@@ -207,7 +207,8 @@ def _one_precondition(spec: str, row: pd.Series, store: PlannedStore) -> A.Preco
             float(gap), rule=rule if rule in A.RULES else A.PRIMARY_RULE)
     if kind == "plateau":
         return A.preconditions.trained_to_plateau(
-            [r for rs in _by_name(store, experiment, args).values() for r in rs], f"the {args}* runs")
+            [r for rs in _by_name(store, experiment, args).values() for r in rs],
+            f"the {args}* runs" if args else f"the {experiment} runs")
     raise ValueError(f"row {row.name}: unknown precondition {spec!r} (known: "
                      f"{', '.join(k + ':' + v for k, v in PRECONDITION_KINDS.items())})")
 

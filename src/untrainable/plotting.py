@@ -34,6 +34,7 @@ COLORS: dict[str, str] = {
     # mimic: labels green, mimic purple, no convolution pink, deeper MLPs grey and olive
     "labels": "#2ca02c", "mimic": "#9467bd", "teacher": "#444444", "mimic_noconv": "#e377c2",
     "deep_mlp_labels": "#7f7f7f", "deep_mlp_mimic": "#bcbd22", "bottleneck": "#9467bd", "no_bottleneck": "#8c564b",
+    "mimic_one": "#c5b0d5",
 }
 #: Dashed lines for the conditions that are controls of another family (the deeper MLPs of chapter 07).
 LINESTYLES: dict[str, str] = {"deep_mlp_labels": "--", "deep_mlp_mimic": "--"}
@@ -163,10 +164,17 @@ def mapping_figure(guide_layers: list[str], target_layers: list[str], pairs: lis
 
 
 def accuracy_vs_size(size: pd.DataFrame, teacher_acc: float, ensemble_acc: float, labels: dict[str, str],
-                     title: str) -> plt.Figure:
+                     title: str, deep_parameters: int | None = None) -> plt.Figure:
     """Test accuracy against parameters (log scale), one line per family: mean over seeds, bars min to max;
-    the teacher and the ensemble as horizontal lines. ``size`` as :func:`untrainable.analysis.size_frame`."""
+    the teacher and the ensemble as horizontal lines, and where ``deep_parameters`` is given the teacher also
+    as a point at its own size (the deep net at equal parameters). ``size`` as
+    :func:`untrainable.analysis.size_frame`."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    sizes = size["parameters"]
+    if deep_parameters is not None:
+        ax.plot([deep_parameters], [teacher_acc], marker="*", ms=14, ls="", color=COLORS["teacher"],
+                label=f"deep teacher at its own size ({deep_parameters / 1e6:.2f} M parameters)")
+        sizes = pd.concat([sizes, pd.Series([deep_parameters])])
     for family, g in size.groupby("family", sort=False):
         s = g.groupby("parameters")["test_acc"].agg(["mean", "min", "max"])
         ax.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]], marker="o", capsize=3,
@@ -174,7 +182,7 @@ def accuracy_vs_size(size: pd.DataFrame, teacher_acc: float, ensemble_acc: float
     ax.axhline(teacher_acc, color=COLORS["teacher"], ls="--", label=f"deep teacher ({teacher_acc:.1f}%)")
     ax.axhline(ensemble_acc, color=COLORS["teacher"], ls=":", label=f"teacher ensemble ({ensemble_acc:.1f}%)")
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)", title=title)
-    _log_ticks(ax.xaxis, size["parameters"])
+    _log_ticks(ax.xaxis, sizes)
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: never on a line
     return fig
 

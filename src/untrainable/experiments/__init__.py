@@ -57,6 +57,7 @@ CHAPTERS: dict[str, str] = {
 SECTIONS: dict[str, tuple[str, ...]] = {
     "04": ("untrainable.experiments.depth_map", "untrainable.experiments.failing_rows"),
     "06": ("untrainable.experiments.copy_untrainable",),
+    "07": ("untrainable.experiments.mimic_strong",),
     "08": ("untrainable.experiments.failing_transfer",),
 }
 

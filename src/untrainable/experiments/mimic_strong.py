@@ -31,8 +31,8 @@ Stages (:data:`STAGES`):
 :func:`preconditions` says whether the comparison can be read: the ensemble beats the best label-trained
 student by at least :data:`MIN_TEACHER_GAP` points, and every student is trained to a plateau (its best
 validation accuracy rose by less than :data:`PLATEAU_POINTS` over its last :data:`PLATEAU_FRACTION` of
-epochs). The module is not a chapter of the book yet (no ``full`` records): it is absent from
-:data:`untrainable.experiments.CHAPTERS`.
+epochs). It is a section of chapter 07 (:data:`untrainable.experiments.SECTIONS`), the strong-teacher regime
+beside the chapter's weak one; what the section shows is :mod:`untrainable.experiments.mimic_strong_tables`.
 
 What it costs in ``full`` (:func:`estimate`, ``--estimate``): :mod:`untrainable.experiments.mimic_strong_costs`.
 The configs and presets are :mod:`untrainable.experiments.mimic_strong_configs` (both re-exported here).
@@ -83,10 +83,11 @@ from untrainable.train import FitSettings, fit
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED", "TRANSFER_SEED", "SELECTION", "NAME",
            "STAGES", "LOSSES", "REQUIRED_METRICS", "TEACHER_METRICS", "MIN_TEACHER_GAP", "PLATEAU_FRACTION",
            "PLATEAU_POINTS", "Ensemble", "StudentConfig", "Cell", "StrongPreset", "teacher_config", "PRESETS",
-           "shrink", "preset", "cells", "student_config", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs",
-           "run_seeds", "chosen_lrs", "learning_rates", "teacher_weights", "run_teachers", "teacher_records",
-           "resolve_teachers", "train_student", "run_sweep", "run", "planned_runs", "ensemble_accuracy",
-           "preconditions", "EVAL_BATCH", "step_seconds", "teacher_step_seconds", "student_seconds", "estimate", "main"]
+           "shrink", "preset", "cells", "student_config", "sweep_name", "run_name", "sweep_configs",
+           "sweep_widths_for", "run_configs", "run_seeds", "chosen_lrs", "learning_rates", "teacher_weights",
+           "run_teachers", "teacher_records", "resolve_teachers", "train_student", "run_sweep", "run", "planned_runs",
+           "ensemble_accuracy", "preconditions", "EVAL_BATCH", "step_seconds", "teacher_step_seconds",
+           "student_seconds", "estimate", "main"]
 
 #: The ensemble must beat the best label-trained student by this many points (issue #32).
 MIN_TEACHER_GAP = 8.0

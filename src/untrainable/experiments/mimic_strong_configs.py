@@ -22,8 +22,8 @@ from untrainable.profiles import check_profile, check_seeds, preset_table, repla
 __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED", "TRANSFER_SEED", "SELECTION", "NAME",
            "STAGES", "LOSSES", "REQUIRED_METRICS", "TEACHER_METRICS", "Ensemble", "StudentConfig", "Cell",
            "StrongPreset", "teacher_config", "PRESETS", "shrink", "preset", "cells", "student_config", "cell_of",
-           "student_metrics", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs", "one_teacher_configs",
-           "is_one_teacher", "run_seeds",
+           "student_metrics", "sweep_name", "run_name", "sweep_configs", "sweep_widths_for", "run_configs",
+           "one_teacher_configs", "is_one_teacher", "run_seeds",
            "chosen_lrs", "learning_rates"]
 
 EXPERIMENT = "mimic_strong"
@@ -119,8 +119,8 @@ class StrongPreset:
     ``sweep_widths``: the widths the sweep trains (None: every width); a width outside them takes the
     learning rate its loss chose at the nearest swept width (:func:`chosen_lrs`). ``one_teacher_seeds``: the
     seeds of the widest mimic student regressing the first teacher alone (Ba & Caruana's one-teacher
-    student, :func:`one_teacher_configs`). ``chosen_lrs``: each cell's learning rate as the sweep chose it, written in once the sweep is stored
-    (:func:`run` refuses a preset that disagrees)."""
+    student, :func:`one_teacher_configs`). ``chosen_lrs``: each cell's learning rate as the sweep chose it,
+    written in once the sweep is stored (:func:`run` refuses a preset that disagrees)."""
 
     teacher: guides.GuideConfig
     ensemble: tuple[int, ...]
@@ -154,7 +154,8 @@ def teacher_config(profile: str) -> guides.GuideConfig:
 PRESETS: dict[str, StrongPreset] = preset_table(NAME, {
     "quick": StrongPreset(teacher=teacher_config("quick"), ensemble=(0, 1), n_train=512, n_test=512, views=1,
                           epochs=4, widths=(64, 256), bottleneck=32, conv_channels=8, sweep_lrs=(1e-3, 3e-4),
-                          sweep_widths=(256,), seeds=(0,), widest_seeds=(0, 1), one_teacher_seeds=(0,), precision="auto"),
+                          sweep_widths=(256,), seeds=(0,), widest_seeds=(0, 1), one_teacher_seeds=(0,),
+                          precision="auto"),
     # Sized to the issue's budget, about 4 hours of the 2-core machine (8 one-thread hours; --estimate), of
     # which the three ResNet-18 teachers take about 1.8: the transfer set is 10,000 of the teachers' 49,000
     # training images and one augmented view of each (20,000 an epoch), 30 epochs. Each loss's learning rate
