@@ -62,7 +62,8 @@ def test_students_share_the_teachers_validation_split_and_a_mimic_student_needs_
 
 
 def test_the_full_plan_awaits_the_sweep_and_then_gives_every_cell_its_seeds(monkeypatch):
-    full = ms.PRESETS["full"]
+    full = dataclasses.replace(ms.PRESETS["full"], chosen_lrs={})  # before the sweep
+    monkeypatch.setitem(ms.PRESETS, "full", full)
     planned = ms.planned_runs("full")
     sweep = [r for r in planned if r.experiment == ms.SWEEP_EXPERIMENT]
     assert len(sweep) == len(full.sweep_widths) * 2 * len(full.sweep_lrs) == len(planned) - 3
@@ -190,6 +191,7 @@ def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkey
     monkeypatch.setattr(costs, "step_seconds", lambda c, steps=5: {"step_s": 0.05, "eval_batch_s": 0.2})
     monkeypatch.setattr(costs, "teacher_step_seconds", lambda g, steps=3: {"step_s": 0.3, "eval_batch_s": 1.0})
     monkeypatch.setattr(ms, "_record", lambda *a, **k: pytest.fail("an estimate trained something"))
+    monkeypatch.setitem(ms.PRESETS, "full", dataclasses.replace(ms.PRESETS["full"], chosen_lrs={}))  # before the sweep
     ms.main(["--stage", "runs", "--widths", "4096", "--estimate"])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 * 5 + 3 + 1 and "mimic_strong/labels-h4096 seed 4: missing" in lines[4]
