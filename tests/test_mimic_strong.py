@@ -185,6 +185,8 @@ def test_a_tiny_comparison_trains_end_to_end_with_the_ensembles_logits_computed_
     monkeypatch.setattr(ms, "resolve_teachers", lambda *a, **k: pytest.fail("resolved teachers for stored records"))
     again = ms.run("quick", device="cpu", smoke=True)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in records]
+    with pytest.raises(pytest.fail.Exception, match="retrained a stored student"):  # force retrains the students
+        ms.run("quick", device="cpu", smoke=True, force=True)
 
 
 def test_the_shell_estimate_lists_the_stage_and_its_cost_without_training(monkeypatch, capsys):

@@ -198,37 +198,40 @@ def train_student(c: StudentConfig, seed: int, device: torch.device, checkpoint:
 
 
 def _record(profile: str, experiment: str, name: str, c: StudentConfig, seed: int, device: str,
-            train_missing: bool | None, resolved: dict[Ensemble, list[nn.Module]]) -> dict[str, Any]:
-    """One student's record: loaded when stored, else trained, its teachers resolved first (once per
-    ensemble, kept in ``resolved``) and only when it must train."""
+            train_missing: bool | None, resolved: dict[Ensemble, list[nn.Module]], force: bool = False
+            ) -> dict[str, Any]:
+    """One student's record: loaded when stored (unless ``force``), else trained, its teachers resolved first
+    (once per ensemble, kept in ``resolved``) and only when it must train."""
     log(f"{experiment}/{name} seed {seed} ({profile})")
-    if c.teachers is not None and c.teachers not in resolved and will_train(experiment, profile, name, c, seed,
+    if c.teachers is not None and c.teachers not in resolved and will_train(experiment, profile, name, c, seed, force,
                                                                              train_missing=train_missing):
         resolved[c.teachers] = resolve_teachers(profile, c.teachers, device, train_missing)
     train = functools.partial(train_student, teachers=resolved.get(c.teachers) if c.teachers else None)
-    return run_or_load(experiment, profile, name, c, seed, train, device=device, train_missing=train_missing,
-                       required_metrics=student_metrics(c))
+    return run_or_load(experiment, profile, name, c, seed, train, device=device, force=force,
+                       train_missing=train_missing, required_metrics=student_metrics(c))
 
 
-def run_sweep(profile: str, widths: Iterable[int] | None = None, device: str = "auto", *,
+def run_sweep(profile: str, widths: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
               train_missing: bool | None = None, smoke: bool = False) -> list[dict[str, Any]]:
-    """The record of every sweep run (of ``widths``; seed :data:`SWEEP_SEED`): loaded, or trained."""
+    """The record of every sweep run (of ``widths``; seed :data:`SWEEP_SEED`): loaded, or trained (``force``:
+    retrained)."""
     resolved: dict[Ensemble, list[nn.Module]] = {}
-    return [_record(profile, SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, device, train_missing, resolved)
+    return [_record(profile, SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, device, train_missing, resolved, force)
             for c in sweep_configs(preset(profile, smoke), widths)]
 
 
-def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", *,
+def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str = "auto", force: bool = False, *,
         widths: Iterable[int] | None = None, train_missing: bool | None = None,
         smoke: bool = False) -> list[dict[str, Any]]:
     """The records of the teachers and of every run (of ``widths``) for its seeds: the sweep first (loaded,
-    or trained where allowed), then each cell at the learning rate it chose. Each record carries ``stage``."""
+    or trained where allowed), then each cell at the learning rate it chose. Each record carries ``stage``.
+    ``force`` retrains the students; the teachers are chapter 04's guides, forced from that chapter."""
     p = preset(profile, smoke)
     teachers = [{**r, "stage": "teachers"} for r in teacher_records(profile, device, train_missing=train_missing,
                                                                       smoke=smoke)]
-    sweep = run_sweep(profile, sweep_widths_for(p, widths), device, train_missing=train_missing, smoke=smoke)
+    sweep = run_sweep(profile, sweep_widths_for(p, widths), device, force, train_missing=train_missing, smoke=smoke)
     resolved: dict[Ensemble, list[nn.Module]] = {}
-    runs = [_record(profile, EXPERIMENT, run_name(c), c, s, device, train_missing, resolved)
+    runs = [_record(profile, EXPERIMENT, run_name(c), c, s, device, train_missing, resolved, force)
             for c in run_configs(p, learning_rates(p, sweep), widths) for s in run_seeds(p, c, seeds)]
     return teachers + [{**r, "stage": "sweep"} for r in sweep] + [{**r, "stage": "runs"} for r in runs]
 
