@@ -165,7 +165,7 @@ PRESETS: dict[str, StrongPreset] = preset_table(NAME, {
                          epochs=30, widths=(256, 1024, 4096), bottleneck=256, conv_channels=32,
                          sweep_lrs=(1e-3, 3e-4), sweep_widths=(4096,), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4),
                          one_teacher_seeds=(0, 1, 2), precision="bf16",
-                         chosen_lrs={Cell("labels", 256): 1e-3, Cell("labels", 1024): 1e-3, Cell("labels", 4096): 1e-3}),
+                         chosen_lrs={Cell(loss, h): 1e-3 for loss in LOSSES for h in (256, 1024, 4096)}),
     "paper": StrongPreset(teacher=teacher_config("paper"), ensemble=(0, 1, 2, 3), n_train=None, n_test=None, views=4,
                           epochs=100, widths=(1000, 4000, 10000, 30000), bottleneck=1200, conv_channels=128,
                           sweep_lrs=(3e-3, 1e-3, 3e-4, 1e-4), seeds=(0, 1, 2), widest_seeds=(0, 1, 2, 3, 4),
