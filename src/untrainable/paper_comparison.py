@@ -19,8 +19,9 @@ the guide's record among the trained guides or, for a sequence guide, in the row
 ``fails_to_train:<control>><shallow control>@0.2``: the control fails to train where the shallow one trains,
 :func:`untrainable.analysis.preconditions.fails_to_train`; ``teacher_gap:mimic-h4096>labels-h@8``: the
 teacher a mimic record learnt from beats the best label-trained width by 8 points,
-:func:`untrainable.analysis.preconditions.teacher_beats_best_student`; ``plateau:labels-h``: every run of that
-name prefix is trained to a plateau, :func:`untrainable.analysis.preconditions.trained_to_plateau`);
+:func:`untrainable.analysis.preconditions.teacher_beats_best_student`; ``plateau:labels-h``: the runs of that
+name prefix are trained to a plateau, each name's seeds averaged,
+:func:`untrainable.analysis.preconditions.trained_to_plateau`);
 a record of another experiment is named ``<experiment>/<record>``;
 when one fails the row is "not testable". A row may name several, ``;``-separated
 (:data:`PRECONDITION_KINDS`). Rows without a baseline are reference numbers ("not
@@ -235,8 +236,8 @@ PRECONDITION_KINDS = {"overfits": "<record>", "guide_beats": "<guide record>><ta
                       "guides_reach": "<guide record>@<validation accuracy every used guide reaches>",
                       "fails_to_train": "<control record>><shallow control record>[@<min gap below it>]",
                       "teacher_gap": "<mimic record>><label-trained records' name prefix>@<min gap in points>",
-                      "plateau": "<records' name prefix> (every run's best validation accuracy rose < 0.5 points "
-                                 "over its last 20 % of epochs)"}
+                      "plateau": "<records' name prefix> (each name's validation accuracy, mean over its seeds, rose "
+                                 "at its best by < 0.5 points over the last 20 % of epochs)"}
 
 
 def _precondition(row: pd.Series, store: PlannedStore) -> A.Precondition | A.RuleNotAvailable | None:

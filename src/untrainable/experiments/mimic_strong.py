@@ -29,10 +29,11 @@ Stages (:data:`STAGES`):
    headline "mimic vs labels at the widest student").
 
 :func:`preconditions` says whether the comparison can be read: the ensemble beats the best label-trained
-student by at least :data:`MIN_TEACHER_GAP` points, and every student is trained to a plateau (its best
-validation accuracy rose by less than :data:`PLATEAU_POINTS` over its last :data:`PLATEAU_FRACTION` of
-epochs). It is a section of chapter 07 (:data:`untrainable.experiments.SECTIONS`), the strong-teacher regime
-beside the chapter's weak one; what the section shows is :mod:`untrainable.experiments.mimic_strong_tables`.
+student by at least :data:`MIN_TEACHER_GAP` points, and every setting's students are trained to a plateau (the
+best of their validation accuracy, averaged over seeds epoch by epoch, rose by less than :data:`PLATEAU_POINTS`
+over the last :data:`PLATEAU_FRACTION` of epochs). It is a section of chapter 07
+(:data:`untrainable.experiments.SECTIONS`), the strong-teacher regime beside the chapter's weak one; what the
+section shows is :mod:`untrainable.experiments.mimic_strong_tables`.
 
 What it costs in ``full`` (:func:`estimate`, ``--estimate``): :mod:`untrainable.experiments.mimic_strong_costs`.
 The configs and presets are :mod:`untrainable.experiments.mimic_strong_configs` (both re-exported here).
@@ -91,8 +92,9 @@ __all__ = ["EXPERIMENT", "SWEEP_EXPERIMENT", "TEACHER_EXPERIMENT", "SWEEP_SEED",
 
 #: The ensemble must beat the best label-trained student by this many points (issue #32).
 MIN_TEACHER_GAP = 8.0
-#: A student is at a plateau when its best validation accuracy rose by less than PLATEAU_POINTS over its
-#: last PLATEAU_FRACTION of epochs.
+#: A setting's students are at a plateau when the best of their validation accuracy, averaged over seeds, rose by
+#: less than PLATEAU_POINTS over the last PLATEAU_FRACTION of epochs
+#: (:func:`untrainable.analysis.preconditions.trained_to_plateau`).
 PLATEAU_FRACTION = 0.2
 PLATEAU_POINTS = 0.5
 
