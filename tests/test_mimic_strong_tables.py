@@ -38,7 +38,7 @@ def test_a_regime_without_headroom_says_mimicry_gains_nothing_and_one_with_it_do
     text = mt.regimes_summary({"Strong": (_regime(0.60, 0.70, 0.88), 0.88),
                                "Weak": (_regime(0.645, 0.644, 0.67, valid=False), 0.67)}).splitlines()
     assert text[0].startswith("* **Strong**: the teacher ensemble 88.0%") and "+10.0 points" in text[0]
-    assert "better" in text[0] and "no headroom" not in text[0]
+    assert "better" in text[0] and "no headroom" not in text[0] and "not testable" not in text[0]
     assert "2.3 points (needs ≥ 8)" in text[1] and text[1].endswith("Mimicry gains nothing when the teacher has no "
                                                                       "headroom.")
 
@@ -49,3 +49,12 @@ def test_the_ensemble_is_read_from_its_students_not_from_the_one_teachers():
     assert [r["name"] for r in mt.mimic_students(runs)].count("mimic_one-h64") == 3
     assert mt.contrasts(ms.preset("full"))[-1] == ("mimic-h4096", "mimic_one-h4096")
     assert mt.name_labels(ms.preset("full"))["mimic_one-h4096"] == "shallow mimic of one teacher, 4,096 units"
+
+
+def test_a_regime_whose_students_still_rise_says_page_98_cannot_test_it():
+    rising = _regime(0.60, 0.70, 0.88)
+    for r in rising:
+        r["history"][-1]["valid_acc"] = 0.6  # a new best in the last epoch: 10 points above the plateau
+    text = mt.regimes_summary({"Strong": (rising, 0.88)})
+    assert text.endswith("so page 98 calls the comparison not testable.")
+    assert "rose by at most 10.00 points" in text

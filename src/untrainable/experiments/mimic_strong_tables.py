@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from untrainable.analysis.contrasts import contrasts_table
-from untrainable.analysis.estimates import RULE_WORDS, estimate, row_rule
-from untrainable.analysis.preconditions import CheckedPrecondition, teacher_beats_best_student
+from untrainable.analysis.estimates import FINAL_EPOCH, RULE_WORDS, estimate, row_rule
+from untrainable.analysis.preconditions import CheckedPrecondition, teacher_beats_best_student, trained_to_plateau
 from untrainable.experiments import image_guides as guides
 from untrainable.experiments.mimic_strong import MIN_TEACHER_GAP, STAGES, cell_of, ensemble_accuracy, preset
 from untrainable.experiments.mimic_strong_configs import Cell, StrongPreset
@@ -134,11 +134,13 @@ def _mean_sd(values: list[float]) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f} (n={len(v)})" if len(v) else ""
 
 
-def regime_summary(regime: str, gap: CheckedPrecondition, widest: pd.Series) -> str:
+def regime_summary(regime: str, gap: CheckedPrecondition, widest: pd.Series,
+                   plateau: CheckedPrecondition | None = None) -> str:
     """One regime in words, from its records: the teacher's headroom (``gap``,
     :func:`~untrainable.analysis.preconditions.teacher_beats_best_student`) and mimicry against labels at the
     widest student (``widest``, a row of :func:`untrainable.analysis.contrasts_table`). Where the teacher has no headroom and mimicry shows no gain,
-    it says so in those words."""
+    it says so in those words; where the students are not at a plateau (``plateau``), that page 98 calls the
+    comparison not testable."""
     if "gap" not in gap.numbers or pd.isna(widest.get("effect", np.nan)):
         return f"* **{regime}**: too few records to read the regime ({gap.detail})."
     text = (f"* **{regime}**: {gap.detail}. Mimicry against labels at the widest student: {widest['effect']:+.1f} "
@@ -146,6 +148,9 @@ def regime_summary(regime: str, gap: CheckedPrecondition, widest: pd.Series) -> 
             f"{widest['seeds']} seeds): {widest['reading']}.")
     if not gap.holds and widest["reading"] != "better":
         text += " Mimicry gains nothing when the teacher has no headroom."
+    if plateau is not None and not plateau.holds:
+        text += (f" But not every setting is trained to a plateau ({plateau.detail}), so page 98 calls the "
+                 "comparison not testable.")
     return text
 
 
@@ -163,5 +168,6 @@ def regimes_summary(regimes: dict[str, tuple[list[dict[str, Any]], float]]) -> s
         widest = max(r["config"]["hidden"] for r in records if r["name"].startswith("mimic-h"))
         row = contrasts_table({regime: records}, [(f"mimic-h{widest}", f"labels-h{widest}")], "test_acc",
                               rule=rule).iloc[0]
-        lines.append(regime_summary(regime, gap, row))
+        plateau = trained_to_plateau(records) if rule != FINAL_EPOCH else None  # none without validation
+        lines.append(regime_summary(regime, gap, row, plateau))
     return "\n".join(lines)
