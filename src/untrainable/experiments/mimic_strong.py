@@ -239,16 +239,17 @@ def run(profile: str = "quick", seeds: Iterable[int] | None = None, device: str 
 
 
 def planned_runs(profile: str, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
-    """Every record the comparison needs that can be named now: the teachers, the sweep, and the runs of
-    the cells whose learning rate the preset holds (the others await the sweep)."""
+    """Every record the comparison needs that can be named now: the sweep, and the runs of the cells whose
+    learning rate the preset holds (the others await the sweep). The teachers are not listed: they are guides,
+    and chapter 04 plans the first; listing the others would make page 98's rows of chapter 04's every-image
+    guide pool them, and wait for this chapter to train them. :func:`run` reads them as it reads any record
+    (loaded, never retrained silently in ``full``)."""
     p = preset(profile)
-    teachers = [PlannedRun(TEACHER_EXPERIMENT, guides.guide_name(p.teacher), p.teacher, s, TEACHER_METRICS)
-                for s in p.ensemble]
     sweep = [PlannedRun(SWEEP_EXPERIMENT, sweep_name(c), c, SWEEP_SEED, student_metrics(c))
              for c in sweep_configs(p)]
     chosen = ([student_config(p, cell, p.chosen_lrs[cell]) for cell in cells(p) if cell in p.chosen_lrs]
               + one_teacher_configs(p, p.chosen_lrs))
-    return teachers + sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, student_metrics(c))
+    return sweep + [PlannedRun(EXPERIMENT, run_name(c), c, s, student_metrics(c))
                                for c in chosen for s in run_seeds(p, c, seeds)]
 
 
